@@ -1,0 +1,1 @@
+"""The biller: customers, service lines, bills, invoices, payment orders, payments, receipts."""

@@ -1,0 +1,226 @@
+"""The biller's records, after the guide's sample bill: customers hold service lines; a monthly bill groups
+one invoice per line; an invoice has its priced lines; a payment order asks the gateway to collect some
+invoices; a payment records what was settled and its receipt."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Customer(models.Model):
+    client_number = models.CharField(_("N° client"), max_length=20, unique=True)
+    name = models.CharField(_("nom"), max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("client")
+        ordering = ["client_number"]
+
+    def __str__(self) -> str:
+        return f"{self.client_number} {self.name}"
+
+
+class ServiceLine(models.Model):
+    """A mobile number, a fixed number with its payment code, or an internet payment identifier."""
+
+    class Kind(models.TextChoices):
+        MOBILE = "mobile", _("Mobile")
+        FIXED = "fixed", _("Fixe")
+        INTERNET = "internet", _("Internet")
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="lines")
+    kind = models.CharField(_("catégorie"), max_length=8, choices=Kind.choices)
+    # E.164 ("+212612345678") for mobile and fixed lines.
+    number = models.CharField(_("numéro"), max_length=16, null=True, blank=True)
+    # Internet: the "identifiant de paiement" printed on the bill, digits only ("12345678" for "12 345 678").
+    payment_identifier = models.CharField(_("identifiant de paiement"), max_length=16, null=True, blank=True)
+    # Fixed: keyed hash of the "code de paiement fixe" printed on the bill (tasdid.core.codes).
+    payment_code_digest = models.CharField(max_length=64, blank=True, default="")
+    label = models.CharField(_("offre"), max_length=200, blank=True, default="")
+    # Wrong codes in a row, and the lock they lead to (fidelio and payment codes alike).
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("ligne")
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "number"], condition=Q(number__isnull=False),
+                                    name="line_unique_number"),
+            models.UniqueConstraint(fields=["payment_identifier"], condition=Q(payment_identifier__isnull=False),
+                                    name="line_unique_payment_identifier"),
+            models.CheckConstraint(
+                condition=(Q(kind="mobile", number__isnull=False, payment_identifier__isnull=True)
+                           | Q(kind="fixed", number__isnull=False, payment_identifier__isnull=True)
+                           | Q(kind="internet", number__isnull=True, payment_identifier__isnull=False)),
+                name="line_kind_fields",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.number or self.payment_identifier}"
+
+
+class FidelioCode(models.Model):
+    """A code sent by SMS to a mobile line on request ("code" to 1111); hashed, expires, used once."""
+
+    line = models.ForeignKey(ServiceLine, on_delete=models.CASCADE, related_name="fidelio_codes")
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("code fidelio")
+        indexes = [models.Index(fields=["line", "expires_at"])]
+
+
+class IdentificationAttempt(models.Model):
+    """Every try to reach a line's invoices, for rate limits per client address and per line, and audit."""
+
+    at = models.DateTimeField(db_index=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    kind = models.CharField(max_length=8, choices=ServiceLine.Kind.choices)
+    line = models.ForeignKey(ServiceLine, on_delete=models.SET_NULL, null=True, blank=True)
+    succeeded = models.BooleanField(default=False)
+    reason = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["client_ip", "at"])]
+
+
+class Bill(models.Model):
+    """The monthly statement: "Facture du mois de …", its due date, totals and loyalty points."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="bills")
+    month = models.DateField(_("mois"), help_text=_("Premier jour du mois facturé."))
+    due_date = models.DateField(_("date limite de paiement"))
+    total_ht = models.DecimalField(_("total HT"), max_digits=12, decimal_places=2)
+    total_vat = models.DecimalField(_("dont TVA (20 %)"), max_digits=12, decimal_places=2)
+    total_ttc = models.DecimalField(_("total TTC"), max_digits=12, decimal_places=2)
+    loyalty_points = models.PositiveIntegerField(_("points convertibles"), default=0)
+    loyalty_balance = models.PositiveIntegerField(_("solde du compte points"), default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("facture mensuelle")
+        verbose_name_plural = _("factures mensuelles")
+        constraints = [models.UniqueConstraint(fields=["customer", "month"], name="bill_unique_month")]
+        ordering = ["-month"]
+
+    def __str__(self) -> str:
+        return f"{self.customer.client_number} {self.month:%m/%Y}"
+
+
+class Invoice(models.Model):
+    """One service's invoice on a bill ("Réf Facture Fixe n° …"), paid once."""
+
+    class Status(models.TextChoices):
+        UNPAID = "unpaid", _("à payer")
+        PAID = "paid", _("payée")
+
+    reference = models.CharField(_("référence"), max_length=20, unique=True)
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="invoices")
+    line = models.ForeignKey(ServiceLine, on_delete=models.PROTECT, related_name="invoices")
+    amount_ht = models.DecimalField(_("montant HT"), max_digits=12, decimal_places=2)
+    amount_vat = models.DecimalField(_("TVA"), max_digits=12, decimal_places=2)
+    amount_ttc = models.DecimalField(_("montant à payer TTC"), max_digits=12, decimal_places=2)
+    status = models.CharField(_("statut"), max_length=8, choices=Status.choices, default=Status.UNPAID)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    payment = models.ForeignKey("Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices")
+
+    class Meta:
+        verbose_name = _("facture")
+        indexes = [models.Index(fields=["line", "status"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(status="unpaid", payment__isnull=True, paid_at__isnull=True)
+                           | Q(status="paid", payment__isnull=False, paid_at__isnull=False)),
+                name="invoice_paid_has_payment",
+            ),
+            models.CheckConstraint(condition=Q(amount_ttc__gt=0), name="invoice_positive_amount"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class InvoiceLine(models.Model):
+    """A priced line of an invoice: subscription, option… with its period; HT, possibly free."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField()
+    section = models.CharField(_("rubrique"), max_length=100, blank=True, default="")
+    label = models.CharField(_("libellé"), max_length=200)
+    period_start = models.DateField(_("date début"), null=True, blank=True)
+    period_end = models.DateField(_("date fin"), null=True, blank=True)
+    amount_ht = models.DecimalField(_("montant DH HT"), max_digits=12, decimal_places=2)
+    free = models.BooleanField(_("gratuit"), default=False)
+
+    class Meta:
+        ordering = ["invoice", "position"]
+        constraints = [models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position")]
+
+
+class PaymentOrder(models.Model):
+    """What the biller asks the gateway to collect: some unpaid invoices of one line (the merchant's oid)."""
+
+    class State(models.TextChoices):
+        CREATED = "created", _("créé")
+        PAID = "paid", _("payé")
+        FAILED = "failed", _("échoué")
+
+    oid = models.CharField(max_length=64, unique=True)
+    line = models.ForeignKey(ServiceLine, on_delete=models.PROTECT, related_name="payment_orders")
+    email = models.EmailField()
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.CREATED)
+    failure_code = models.CharField(max_length=8, blank=True, default="")
+    failure_message = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("ordre de paiement")
+
+
+class PaymentOrderItem(models.Model):
+    order = models.ForeignKey(PaymentOrder, on_delete=models.CASCADE, related_name="items")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="order_items")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["order", "invoice"], name="order_item_unique")]
+
+
+class PaymentOrderEvent(models.Model):
+    """Append-only: every state change of an order, with its time and cause."""
+
+    order = models.ForeignKey(PaymentOrder, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    from_state = models.CharField(max_length=8, blank=True, default="")
+    to_state = models.CharField(max_length=8)
+    cause = models.CharField(max_length=255)
+
+
+class Payment(models.Model):
+    """A settled payment: which invoices, how much, the gateway's references, the receipt."""
+
+    order = models.OneToOneField(PaymentOrder, on_delete=models.PROTECT, related_name="payment")
+    receipt_number = models.CharField(_("n° de reçu"), max_length=32, unique=True)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    email = models.EmailField()
+    paid_at = models.DateTimeField()
+    trans_id = models.CharField(max_length=64)
+    auth_code = models.CharField(max_length=16)
+    host_ref = models.CharField(max_length=32, blank=True, default="")
+    masked_pan = models.CharField(max_length=19)
+    card_brand = models.CharField(max_length=16)
+    merchant_name = models.CharField(max_length=200)
+
+    class Meta:
+        verbose_name = _("paiement")
+        constraints = [models.UniqueConstraint(fields=["trans_id"], name="payment_unique_trans_id")]
+
+    def __str__(self) -> str:
+        return self.receipt_number

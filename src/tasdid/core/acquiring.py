@@ -1,0 +1,119 @@
+"""The gateway's view of the card rails: authorize, capture, void, with plain data in and out.
+
+An acquirer is whatever carries a card authorization to the card's bank: in the sandbox the bank in the same
+process, later the ISO 8583 client of the centre monétique. The gateway only ever sees this interface.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .cards import mask
+
+APPROVED = "00"
+
+
+@dataclass(frozen=True)
+class CardData:
+    """What the customer typed; lives in memory only, never stored or logged (its repr is masked)."""
+
+    pan: str
+    expiry_yymm: str
+    cvv: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"CardData(pan={mask(self.pan)!r}, expiry_yymm={self.expiry_yymm!r})"
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """A 3-D Secure outcome carried into the authorization (DE48 EC/AV/DS/TS)."""
+
+    eci: str
+    authentication_value: str
+    ds_trans_id: str
+    trans_status: str
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    card: CardData
+    amount_minor: int
+    currency: str
+    merchant_id: str
+    merchant_name: str
+    order_id: str
+    stan: str  # six digits, unique per message for the day (DE11)
+    transmitted_at: dt.datetime  # DE7
+    authentication: Authentication | None = None
+
+
+@dataclass(frozen=True)
+class AuthorizationResult:
+    response_code: str  # ISO 8583 DE39
+    auth_code: str = ""  # DE38, empty when declined
+    rrn: str = ""  # DE37 retrieval reference number (the callback's HostRefNum)
+
+    @property
+    def approved(self) -> bool:
+        return self.response_code == APPROVED
+
+
+@dataclass(frozen=True)
+class SettlementRequest:
+    """A capture (completion) or a void (reversal) of an earlier authorization."""
+
+    original_stan: str
+    original_transmitted_at: dt.datetime
+    amount_minor: int
+    currency: str
+    merchant_id: str
+    order_id: str
+    stan: str
+    transmitted_at: dt.datetime
+    rrn: str = ""  # empty when the authorization's answer never came
+    auth_code: str = ""
+
+
+@dataclass(frozen=True)
+class SettlementResult:
+    response_code: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.response_code == APPROVED
+
+
+class AcquirerUnavailable(Exception):
+    """The rails did not answer in time or at all: a fault to retry or reverse, not a refusal."""
+
+
+class Acquirer(Protocol):
+    def authorize(self, request: AuthorizationRequest) -> AuthorizationResult: ...
+
+    def capture(self, request: SettlementRequest) -> SettlementResult: ...
+
+    def void(self, request: SettlementRequest) -> SettlementResult: ...
+
+
+# ISO 8583 response codes the parties use (DESIGN.md §5), and N7 for a CVV2 mismatch (Visa's code).
+RESPONSE_CODES = {
+    "00": "Approved",
+    "05": "Do not honour",
+    "12": "Invalid transaction",
+    "13": "Invalid amount",
+    "14": "Invalid card number",
+    "30": "Format error",
+    "41": "Lost card",
+    "43": "Stolen card",
+    "51": "Insufficient funds",
+    "54": "Expired card",
+    "55": "Incorrect PIN",
+    "57": "Transaction not permitted to cardholder",
+    "61": "Exceeds withdrawal amount limit",
+    "62": "Restricted card",
+    "91": "Issuer unavailable",
+    "94": "Duplicate transmission",
+    "96": "System malfunction",
+    "N7": "CVV2 mismatch",
+}

@@ -1,0 +1,123 @@
+"""Card-number utilities: Luhn, brand by BIN table, masking, keyed fingerprints, expiry."""
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .keys import secret_key
+from .signing import keyed_digest
+
+# Brand -> BIN prefixes (or ranges "2221-2720"). The gateway reads its table from settings; this is the
+# default, which the sandbox bank's test cards follow. CMI is the Moroccan domestic scheme.
+DEFAULT_BIN_TABLE: Mapping[str, Sequence[str]] = {
+    "CMI": ["606100-606199"],
+    "MASTERCARD": ["51-55", "2221-2720"],
+    "VISA": ["4"],
+}
+BRAND_LABELS = {"CMI": "CMI", "MASTERCARD": "MasterCard", "VISA": "Visa"}
+
+_DIGITS = re.compile(r"^\d+$")
+
+
+def digits_only(text: str) -> str:
+    """Strip the spaces and dashes people type between groups of digits."""
+    return re.sub(r"[\s-]", "", text or "")
+
+
+def luhn_valid(number: str) -> bool:
+    if not _DIGITS.match(number or ""):
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def luhn_complete(partial: str) -> str:
+    """Append the check digit that makes ``partial`` Luhn-valid."""
+    for check in "0123456789":
+        if luhn_valid(partial + check):
+            return partial + check
+    raise AssertionError("unreachable")
+
+
+def _matches(number: str, spec: str) -> int:
+    """Length of the matched prefix (0 if no match) for a prefix "4" or a range "2221-2720"."""
+    if "-" in spec:
+        low, high = spec.split("-", 1)
+        width = len(low)
+        head = number[:width]
+        return width if len(head) == width and int(low) <= int(head) <= int(high) else 0
+    return len(spec) if number.startswith(spec) else 0
+
+
+def brand_of(number: str, table: Mapping[str, Sequence[str]] = DEFAULT_BIN_TABLE) -> str | None:
+    """The brand whose BIN prefix matches ``number`` the longest, or None."""
+    best, best_len = None, 0
+    for brand, specs in table.items():
+        for spec in specs:
+            n = _matches(number, spec)
+            if n > best_len:
+                best, best_len = brand, n
+    return best
+
+
+def mask(number: str) -> str:
+    """First 6 and last 4 digits at most (PCI DSS 3.3)."""
+    if len(number) < 13:
+        return "*" * len(number)
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]
+
+
+def fingerprint(number: str) -> str:
+    """A keyed hash that recognises a card without storing its number."""
+    return keyed_digest(secret_key("cards"), "pan", number)
+
+
+def cvv_digest(number: str, cvv: str) -> str:
+    """A keyed hash of the CVV bound to its card, for the issuer's sandbox records only."""
+    return keyed_digest(secret_key("cards"), "cvv", number, cvv)
+
+
+@dataclass(frozen=True)
+class Expiry:
+    month: int
+    year: int  # four digits
+
+    @property
+    def yymm(self) -> str:
+        return f"{self.year % 100:02d}{self.month:02d}"
+
+    def is_past(self, today: dt.date) -> bool:
+        """A card is valid through the last day of its expiry month."""
+        return (self.year, self.month) < (today.year, today.month)
+
+    def __str__(self) -> str:
+        return f"{self.month:02d}/{self.year % 100:02d}"
+
+
+def parse_expiry(month: str | int, year: str | int) -> Expiry:
+    """Month 1-12 and a year of two or four digits."""
+    m, y = int(month), int(year)
+    if not 1 <= m <= 12:
+        raise ValueError("month out of range")
+    if y < 100:
+        y += 2000
+    if not 2000 <= y <= 2099:
+        raise ValueError("year out of range")
+    return Expiry(m, y)
+
+
+# A "card number" in a text, for scans of logs and databases: 13-19 digits not part of a longer run.
+PAN_CANDIDATE = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+
+
+def find_card_numbers(text: str, table: Mapping[str, Sequence[str]] = DEFAULT_BIN_TABLE) -> list[str]:
+    """Luhn-valid digit runs of 13-19 digits that a card scheme of ``table`` would issue."""
+    return [m for m in PAN_CANDIDATE.findall(text) if luhn_valid(m) and brand_of(m, table)]

@@ -1,0 +1,116 @@
+"""HTTP plumbing every party uses: which party a request is for, its own session cookie, CSP for
+cross-party form posts, and the auto-submitted form that carries a browser from one party to another."""
+
+from collections.abc import Iterable, Mapping
+from http.cookies import Morsel
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+
+PARTY_ENVIRON_KEY = "tasdid.party"
+PARTIES = ("biller", "gateway", "bank")
+
+
+def party_of(request: HttpRequest) -> str:
+    return request.META.get(PARTY_ENVIRON_KEY, "biller")
+
+
+def party_cookie_name(party: str) -> str:
+    return f"tasdid_{party}_session"
+
+
+class PartyMiddleware:
+    """Route a request to its party's URLs and give each party its own session cookie.
+
+    The parties of the demo share a host (127.0.0.1) and browsers do not separate cookies by port, so each
+    party's session cookie carries the party's name; the session middleware behind this one sees it under
+    the standard name. Placed before SessionMiddleware.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        party = party_of(request)
+        request.party = party
+        request.urlconf = settings.PARTY_URLCONFS[party]
+        own = party_cookie_name(party)
+        standard = settings.SESSION_COOKIE_NAME
+        cookies = {k: v for k, v in request.COOKIES.items() if k != standard}
+        if own in cookies:
+            cookies[standard] = cookies.pop(own)
+        request.COOKIES = cookies
+        response = self.get_response(request)
+        if standard in response.cookies:
+            morsel = response.cookies.pop(standard)
+            renamed = Morsel()
+            renamed.set(own, morsel.value, morsel.coded_value)
+            renamed.update(morsel)
+            response.cookies[own] = renamed
+        return response
+
+
+def party_context(request: HttpRequest) -> dict:
+    return {"party": getattr(request, "party", party_of(request)), "sandbox": settings.SANDBOX}
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def allow_form_action(response: HttpResponse, urls: Iterable[str]) -> HttpResponse:
+    """Let this page post a form to other origins (CSP form-action), and to nothing else."""
+    origins = sorted({origin_of(u) for u in urls})
+    update = getattr(response, "_csp_update", None) or {}
+    update["form-action"] = [*update.get("form-action", []), *origins]
+    response._csp_update = update
+    return response
+
+
+def autosubmit(
+    request: HttpRequest,
+    *,
+    action: str,
+    fields: Mapping[str, str],
+    title: str,
+    message: str = "",
+    button: str = "",
+) -> HttpResponse:
+    """A page whose form posts ``fields`` to ``action`` by itself (a static script; a button without it)."""
+    response = render(
+        request,
+        "core/autosubmit.html",
+        {
+            "action": action,
+            "fields": list(fields.items()),
+            "title": title,
+            "message": message or _("Redirection en cours, veuillez patienter…"),
+            "button": button or _("Continuer"),
+        },
+    )
+    response["Cache-Control"] = "no-store"
+    return allow_form_action(response, [action])
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address; behind a proxy, the last hop that a trusted proxy added."""
+    trusted = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if trusted:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        if len(hops) >= trusted:
+            return hops[-trusted]
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """The form expired or came from elsewhere: say so in French, and offer a way back."""
+    return render(request, "core/csrf_failure.html", status=403)
+
+
+def no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-store"
+    return response

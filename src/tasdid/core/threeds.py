@@ -1,0 +1,72 @@
+"""EMV 3-D Secure 2.2 message shapes shared by the 3DS Server (gateway) and the ACS (bank), and their signatures.
+
+Server-to-server messages (AReq/ARes, RReq/RRes) are JSON bodies signed with HMAC-SHA256 under the "threeds"
+key, the signature in the ``X-Tasdid-Signature`` header. Browser-carried messages (CReq, CRes) are base64url
+JSON with a ``sig`` member: the browser can carry them but not forge them.
+"""
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .keys import secret_key
+from .signing import hmac_sign, hmac_verify
+
+MESSAGE_VERSION = "2.2.0"
+SIGNATURE_HEADER = "X-Tasdid-Signature"
+
+# transStatus values (EMV 3DS 2.2 table A.1)
+AUTHENTICATED = "Y"
+NOT_AUTHENTICATED = "N"
+UNABLE = "U"
+ATTEMPTED = "A"
+CHALLENGE = "C"
+REJECTED = "R"
+
+# ECI values by scheme for a full authentication / an attempt.
+ECI_AUTHENTICATED = {"VISA": "05", "MASTERCARD": "02", "CMI": "05"}
+ECI_ATTEMPTED = {"VISA": "06", "MASTERCARD": "01", "CMI": "06"}
+
+
+class MessageError(ValueError):
+    """A 3DS message that is malformed, of the wrong type or badly signed."""
+
+
+def sign_body(payload: Mapping[str, Any]) -> tuple[bytes, str]:
+    """The JSON body and its signature header value."""
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return body, hmac_sign(payload, secret_key("threeds"))
+
+
+def verify_body(body: bytes, signature: str | None, *, message_type: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MessageError("body is not JSON") from exc
+    if not isinstance(payload, dict) or payload.get("messageType") != message_type:
+        raise MessageError(f"expected a {message_type} message")
+    if not hmac_verify(payload, signature or "", secret_key("threeds")):
+        raise MessageError("bad signature")
+    return payload
+
+
+def encode_browser_message(payload: Mapping[str, Any]) -> str:
+    signed = {**payload, "sig": hmac_sign(payload, secret_key("threeds"))}
+    return base64.urlsafe_b64encode(json.dumps(signed, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+def decode_browser_message(text: str, *, message_type: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode((text or "") + "=" * (-len(text or "") % 4))
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MessageError("not a base64url JSON message") from exc
+    if not isinstance(payload, dict):
+        raise MessageError("not a JSON object")
+    sig = payload.pop("sig", "")
+    if payload.get("messageType") != message_type:
+        raise MessageError(f"expected a {message_type} message")
+    if not hmac_verify(payload, sig, secret_key("threeds")):
+        raise MessageError("bad signature")
+    return payload

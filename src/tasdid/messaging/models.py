@@ -1,0 +1,76 @@
+"""The SMS centre and the mail server as the parties see them: a durable outbox, inbound SMS, and, in sandbox
+mode, the handsets and the mailbox where the demo's messages arrive."""
+
+from django.db import models
+
+
+class Sms(models.Model):
+    """One SMS through the SMS centre, either way. Secrets in the text are redacted once delivered."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "in", "reçu par un service"
+        OUTBOUND = "out", "envoyé par un service"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "en attente"
+        DELIVERED = "delivered", "délivré"
+        FAILED = "failed", "échec"
+        HANDLED = "handled", "traité"
+
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    sender = models.CharField(max_length=20)  # E.164, a short number, or an alphanumeric sender name
+    recipient = models.CharField(max_length=20)
+    text = models.TextField()
+    secrets = models.JSONField(default=list, blank=True)  # substrings to redact after delivery
+    status = models.CharField(max_length=10, choices=Status.choices)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "SMS"
+        verbose_name_plural = "SMS"
+        indexes = [models.Index(fields=["recipient", "created_at"])]
+
+
+class Email(models.Model):
+    """One email in the outbox; sent by SMTP by a task after the transaction that wrote it commits."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "en attente"
+        SENT = "sent", "envoyé"
+        FAILED = "failed", "échec"
+
+    to = models.EmailField()
+    subject = models.CharField(max_length=255)
+    body_text = models.TextField()
+    body_html = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "email"
+
+
+class HandsetMessage(models.Model):
+    """Sandbox only: an SMS as it arrived on a phone (the sandbox phone reads these)."""
+
+    number = models.CharField(max_length=20, db_index=True)
+    sender = models.CharField(max_length=20)
+    text = models.TextField()
+    received_at = models.DateTimeField()
+    sms = models.OneToOneField(Sms, on_delete=models.CASCADE, related_name="handset_copy")
+
+
+class MailboxMessage(models.Model):
+    """Sandbox only: an email as the demo's SMTP sink received it (raw RFC 5322 message)."""
+
+    mail_from = models.CharField(max_length=255)
+    rcpt_to = models.TextField()  # comma-separated
+    subject = models.CharField(max_length=255, blank=True, default="")
+    raw = models.TextField()
+    received_at = models.DateTimeField(db_index=True)

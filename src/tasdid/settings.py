@@ -1,0 +1,232 @@
+"""Django settings for every party of Tasdid; configuration comes from environment variables only.
+
+Each party (biller, gateway, bank) is served by its own WSGI application (see ``tasdid.wsgi``); they share
+this settings module but not their tables, URLs, sessions or admin sites.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+
+def env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None:
+        raise ImproperlyConfigured(f"Set the environment variable {name}.")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}.")
+
+
+BASE_DIR = Path(__file__).resolve().parent
+VAR_DIR = Path(env("TASDID_VAR_DIR", str(Path.cwd() / "var")))
+
+# Sandbox mode: the demo's sandbox phone, mailbox and test cards. Never on in production.
+SANDBOX = env_bool("TASDID_SANDBOX", False)
+DEBUG = env_bool("TASDID_DEBUG", False)
+
+_DEV_SECRET = "tasdid-insecure-development-key-change-me-0123456789"
+SECRET_KEY = env("TASDID_SECRET_KEY", _DEV_SECRET if (SANDBOX or DEBUG) else None)
+
+# Separate keys per purpose, so that one leaking does not forge the others. Each defaults to a value
+# derived from SECRET_KEY (see tasdid.core.keys) unless set explicitly.
+TASDID_KEYS = {
+    "codes": os.environ.get("TASDID_CODES_KEY", ""),  # fidelio, payment codes, OTP hashes
+    "cards": os.environ.get("TASDID_CARDS_KEY", ""),  # keyed card fingerprints (PAN, CVV)
+    "receipts": os.environ.get("TASDID_RECEIPTS_KEY", ""),  # unguessable receipt links
+    "vault": os.environ.get("TASDID_VAULT_KEY", ""),  # card data in transit through 3-D Secure
+    "threeds": os.environ.get("TASDID_3DS_KEY", ""),  # gateway <-> directory/ACS message signatures
+}
+
+# Where each party answers. The defaults are the demo's loopback ports.
+BILLER_URL = env("TASDID_BILLER_URL", "http://127.0.0.1:8000").rstrip("/")
+GATEWAY_URL = env("TASDID_GATEWAY_URL", "http://127.0.0.1:8001").rstrip("/")
+BANK_URL = env("TASDID_BANK_URL", "http://127.0.0.1:8002").rstrip("/")
+
+# The biller as a merchant of the gateway (the gateway registers it with `tasdid merchant add`).
+BILLER_CLIENT_ID = env("TASDID_BILLER_CLIENT_ID", "600000001")
+BILLER_STORE_KEY = env("TASDID_BILLER_STORE_KEY", "TASDID-DEMO-STORE-KEY" if (SANDBOX or DEBUG) else None)
+BILLER_NAME = env("TASDID_BILLER_NAME", "Tasdid Télécom")
+
+# The gateway's acquirer (the card rails). In process to the sandbox bank until the switch exists.
+GATEWAY_ACQUIRER = env("TASDID_GATEWAY_ACQUIRER", "tasdid.bank.acquirer.InProcessAcquirer")
+# The 3-D Secure directory the gateway sends AReq messages to.
+GATEWAY_3DS_DIRECTORY_URL = env("TASDID_3DS_DIRECTORY_URL", BANK_URL + "/3ds/areq").rstrip("/")
+# Time allowed for a server-to-server call between parties, in seconds.
+PARTY_HTTP_TIMEOUT = float(env("TASDID_PARTY_HTTP_TIMEOUT", "10"))
+
+ALLOWED_HOSTS = [h.strip() for h in env("TASDID_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "tasdid.core",
+    "tasdid.messaging",
+    "tasdid.billing",
+    "tasdid.portal",
+    "tasdid.gateway",
+    "tasdid.bank",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "tasdid.core.http.PartyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+]
+
+# Which URLs each party serves; the WSGI application of a party sets environ["tasdid.party"].
+PARTY_URLCONFS = {
+    "biller": "tasdid.portal.urls",
+    "gateway": "tasdid.gateway.urls",
+    "bank": "tasdid.bank.urls",
+}
+ROOT_URLCONF = "tasdid.portal.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "tasdid.core.http.party_context",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "tasdid.wsgi.biller"
+
+DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tasdid.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web servers, worker, SMTP sink) share the file: WAL lets readers run beside a writer,
+    # IMMEDIATE takes the write lock at BEGIN so that select_for_update-style sections serialize cleanly.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français"), ("ar", "العربية"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env("TASDID_TIME_ZONE", "Africa/Casablanca")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
+
+# Sessions: each party has its own cookie name (see PartyMiddleware); the CSRF token lives in the session.
+SESSION_COOKIE_AGE = int(env("TASDID_SESSION_SECONDS", "1800"))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_SECURE = env_bool("TASDID_SECURE_COOKIES", True)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_USE_SESSIONS = True
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_FAILURE_VIEW = "tasdid.core.http.csrf_failure"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if env_bool("TASDID_HTTPS", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = 31536000
+
+# Strict Content-Security-Policy: nothing but our own static files; no inline script or style.
+# Pages that post a form to another party add that party's origin to form-action (tasdid.core.http).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+    }
+}
+
+TASKS = {
+    "default": {
+        "BACKEND": env("TASDID_TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+    }
+}
+
+# Email: real SMTP. The demo starts a local SMTP sink on port 8025.
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env("TASDID_EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = int(env("TASDID_EMAIL_PORT", "8025"))
+EMAIL_HOST_USER = env("TASDID_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env("TASDID_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("TASDID_EMAIL_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env("TASDID_EMAIL_FROM", "Tasdid <paiement@tasdid.example.ma>")
+
+LOG_DIR = Path(env("TASDID_LOG_DIR", str(VAR_DIR / "log")))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": env("TASDID_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+    },
+}
+
+# SMS: the channel that carries outbound SMS ("sandbox": the sandbox phones), and the services behind the
+# short numbers that receive SMS (number -> handler dotted path).
+SMS_CHANNEL = env("TASDID_SMS_CHANNEL", "sandbox")
+SMS_SERVICES = {"1111": "tasdid.billing.sms.fidelio_service"}

@@ -1,0 +1,26 @@
+"""One WSGI application per party: ``tasdid.wsgi:biller``, ``tasdid.wsgi:gateway``, ``tasdid.wsgi:bank``."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tasdid.settings")
+
+
+class PartyApplication:
+    """Tag every request with the party it is served for (see tasdid.core.http.PartyMiddleware)."""
+
+    def __init__(self, app, party: str):
+        self.app = app
+        self.party = party
+
+    def __call__(self, environ, start_response):
+        environ["tasdid.party"] = self.party
+        return self.app(environ, start_response)
+
+
+_django = get_wsgi_application()
+biller = PartyApplication(_django, "biller")
+gateway = PartyApplication(_django, "gateway")
+bank = PartyApplication(_django, "bank")
+application = biller
