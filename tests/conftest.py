@@ -3,46 +3,24 @@ background tasks, and Playwright on Debian's Chromium."""
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
-
-from tests.support.ports import free_port
-
-# Before Django reads its settings: every party, the SMTP sink and the logs on this run's own ports/dirs.
-_RUN_DIR = Path(tempfile.mkdtemp(prefix="tasdid-test-"))
-_PORTS = {"biller": free_port(), "gateway": free_port(), "bank": free_port(), "smtp": free_port()}
-os.environ.update(
-    {
-        "TASDID_SANDBOX": "1",
-        "TASDID_SECRET_KEY": "tasdid-tests-secret-key-not-for-production-000000",
-        "TASDID_BILLER_URL": f"http://127.0.0.1:{_PORTS['biller']}",
-        "TASDID_GATEWAY_URL": f"http://127.0.0.1:{_PORTS['gateway']}",
-        "TASDID_BANK_URL": f"http://127.0.0.1:{_PORTS['bank']}",
-        "TASDID_EMAIL_HOST": "127.0.0.1",
-        "TASDID_EMAIL_PORT": str(_PORTS["smtp"]),
-        "TASDID_VAR_DIR": str(_RUN_DIR),
-        "TASDID_LOG_DIR": str(_RUN_DIR / "log"),
-        "DJANGO_ALLOW_ASYNC_UNSAFE": "true",
-    }
-)
-if os.environ.get("TASDID_TEST_DATABASE_URL"):
-    os.environ["DATABASE_URL"] = os.environ["TASDID_TEST_DATABASE_URL"]
+from django.conf import settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="session")
 def run_dir() -> Path:
-    return _RUN_DIR
+    return Path(settings.TEST_RUN_DIR)
 
 
 @pytest.fixture(scope="session")
 def _party_threads(django_db_setup, django_db_blocker):
     from tests.support.servers import start_party_server
 
-    threads = {party: start_party_server(party, _PORTS[party]) for party in ("biller", "gateway", "bank")}
+    threads = {party: start_party_server(party, settings.TEST_PORTS[party]) for party in ("biller", "gateway", "bank")}
     yield threads
     for thread in threads.values():
         thread.terminate()
@@ -58,7 +36,7 @@ def parties(_party_threads, transactional_db):
 def _smtp_controller():
     from tasdid.messaging.smtp_sink import sink_controller
 
-    controller = sink_controller(port=_PORTS["smtp"])
+    controller = sink_controller(port=settings.TEST_PORTS["smtp"])
     controller.start()
     yield controller
     controller.stop()
@@ -68,6 +46,24 @@ def _smtp_controller():
 def smtp_sink(_smtp_controller, transactional_db):
     """A real SMTP server on loopback that keeps what it receives (tasdid.messaging.selectors.mailbox)."""
     return _smtp_controller
+
+
+@pytest.fixture
+def task_worker(transactional_db):
+    """django-tasks-db's worker loop in a background thread, as ``tasdid worker`` runs it in the demo."""
+    import threading
+
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    worker = Worker(
+        queue_names=["*"], interval=0.05, batch=False, backend_name="default", startup_delay=False,
+        max_tasks=None, worker_id="test-thread-worker", excluded_queue_names=[],
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    yield worker
+    worker.running = False
+    thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The ``tasdid`` command: Django's management commands under the names the README uses.
 
-``tasdid import-bills FILE`` runs the ``import_bills`` command, ``tasdid sandbox sms …`` the ``sandbox``
+``tasdid import-bills FILE`` runs the ``import_bills`` command, ``tasdid sandbox sms …`` the ``sandbox_sms``
 command, and so on; ``tasdid help`` lists them all.
 """
 
@@ -8,9 +8,15 @@ import os
 import sys
 
 
+# Commands grouped under one word: ``tasdid sandbox cards``, ``tasdid merchant add``.
+GROUPS = {"sandbox", "merchant"}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tasdid.settings")
+    if args and args[0] in GROUPS and len(args) > 1 and not args[1].startswith("-"):
+        args[0:2] = [f"{args[0]}_{args[1]}"]  # "sandbox sms" -> the sandbox_sms command
     if args and not args[0].startswith("-"):
         args[0] = args[0].replace("-", "_")
     from django.core.exceptions import ImproperlyConfigured

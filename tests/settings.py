@@ -1,0 +1,36 @@
+"""Settings for the test suite: sandbox mode, every party and the SMTP sink on this run's own free ports.
+
+pytest-django imports this before any conftest, so the environment is in place when tasdid.settings reads it.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from tests.support.ports import free_port
+
+_run_dir = Path(tempfile.mkdtemp(prefix="tasdid-test-"))
+_ports = {"biller": free_port(), "gateway": free_port(), "bank": free_port(), "smtp": free_port()}
+os.environ.update(
+    {
+        "TASDID_SANDBOX": "1",
+        "TASDID_SECRET_KEY": "tasdid-tests-secret-key-not-for-production-000000",
+        "TASDID_BILLER_URL": f"http://127.0.0.1:{_ports['biller']}",
+        "TASDID_GATEWAY_URL": f"http://127.0.0.1:{_ports['gateway']}",
+        "TASDID_BANK_URL": f"http://127.0.0.1:{_ports['bank']}",
+        "TASDID_EMAIL_HOST": "127.0.0.1",
+        "TASDID_EMAIL_PORT": str(_ports["smtp"]),
+        "TASDID_VAR_DIR": str(_run_dir),
+        "TASDID_LOG_DIR": str(_run_dir / "log"),
+        "DJANGO_ALLOW_ASYNC_UNSAFE": "true",
+    }
+)
+if os.environ.get("TASDID_TEST_DATABASE_URL"):
+    os.environ["DATABASE_URL"] = os.environ["TASDID_TEST_DATABASE_URL"]
+else:
+    os.environ.pop("DATABASE_URL", None)
+
+from tasdid.settings import *  # noqa: E402, F403
+
+TEST_RUN_DIR = _run_dir
+TEST_PORTS = _ports
