@@ -7,7 +7,6 @@ command, and so on; ``tasdid help`` lists them all.
 import os
 import sys
 
-
 # Commands grouped under one word: ``tasdid sandbox cards``, ``tasdid merchant add``.
 GROUPS = {"sandbox", "merchant"}
 

@@ -36,7 +36,7 @@ VAR_DIR = Path(env("TASDID_VAR_DIR", str(Path.cwd() / "var")))
 SANDBOX = env_bool("TASDID_SANDBOX", False)
 DEBUG = env_bool("TASDID_DEBUG", False)
 
-_DEV_SECRET = "tasdid-insecure-development-key-change-me-0123456789"
+_DEV_SECRET = "tasdid-insecure-development-key-change-me-0123456789"  # noqa: S105 - sandbox/debug only
 SECRET_KEY = env("TASDID_SECRET_KEY", _DEV_SECRET if (SANDBOX or DEBUG) else None)
 
 # Separate keys per purpose, so that one leaking does not forge the others. Each defaults to a value

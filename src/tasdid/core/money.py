@@ -21,7 +21,7 @@ def quantize(value: Decimal) -> Decimal:
 
 def parse_amount(text: str | int | Decimal, *, allow_zero: bool = False) -> Decimal:
     """Parse an amount as a merchant or a file writes it ("285.00", "99", 285); refuse floats and junk."""
-    if isinstance(text, bool) or isinstance(text, float):
+    if isinstance(text, bool | float):
         raise AmountError("amount must be written as text or an integer, not a float")
     if isinstance(text, Decimal):
         value = text

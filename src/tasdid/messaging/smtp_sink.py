@@ -7,7 +7,7 @@ from . import services
 
 
 class MailboxHandler:
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         await sync_to_async(services.mailbox_store, thread_sensitive=False)(
             mail_from=envelope.mail_from or "", rcpt_to=list(envelope.rcpt_tos), raw=envelope.original_content or b""
         )

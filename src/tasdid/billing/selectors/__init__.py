@@ -1,0 +1,1 @@
+"""The biller's reads, one module per concern."""

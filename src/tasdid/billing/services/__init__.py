@@ -1,0 +1,1 @@
+"""The biller's writes, one module per concern (identification, fidelio codes, payments, import)."""
