@@ -89,6 +89,7 @@ class Counterparty:
     callback_answer: str = "ACTION=POSTAUTH"  # or "timeout", "500"
     callback_delay: float = 0.0
     areqs: list[dict] = field(default_factory=list)
+    ares: list[dict] = field(default_factory=list)
     callbacks: list[dict[str, str]] = field(default_factory=list)
     acs_url: str = "http://127.0.0.1:9/acs/challenge"
     on_callback: Callable[[dict], None] | None = None
@@ -136,6 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(self.server.slow_seconds)
                 return self._send(500, b"late")
             ares = ares_for(areq, status, state.acs_url)
+            state.ares.append(ares)
             payload, signature = threeds.sign_body(ares)
             if status == "badsig":
                 ares["transStatus"] = "Y"

@@ -160,9 +160,9 @@ def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
 def authorize(*, attempt_id: int, card: CardData, authentication: Authentication | None, from_state: str,
               trans_status: str, eci: str, md_status: str) -> BrowserStep:
     stan = services.next_stan()
-    attempt = services.attempt_begin_authorization(attempt_id=attempt_id, from_state=from_state,
-                                                   trans_status=trans_status, eci=eci, md_status=md_status,
-                                                   stan=stan)
+    attempt = services.attempt_begin_authorization(
+        attempt_id=attempt_id, from_state=from_state, trans_status=trans_status, eci=eci, md_status=md_status,
+        stan=stan, ds_trans_id=authentication.ds_trans_id if authentication else None)
     if attempt is None:
         return _status(Attempt.objects.select_related("session").get(pk=attempt_id))
     _outside_transaction()

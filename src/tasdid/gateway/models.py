@@ -182,6 +182,11 @@ class Attempt(models.Model):
 class Event(models.Model):
     """An append-only record of one state move (or one message received) of a session or an attempt."""
 
+    class Subject(models.TextChoices):
+        SESSION = "session", _("session")
+        ATTEMPT = "attempt", _("tentative")
+
+    subject = models.CharField(max_length=7, choices=Subject.choices)
     session = models.ForeignKey(PaymentSession, on_delete=models.PROTECT, related_name="events")
     attempt = models.ForeignKey(Attempt, on_delete=models.PROTECT, related_name="events", null=True, blank=True)
     from_state = models.CharField(max_length=14, blank=True, default="")

@@ -67,14 +67,6 @@ class SelectionChanged(Exception):
     """The invoices changed (in another tab) since the page the customer paid from was shown."""
 
 
-class SessionClosed(Exception):
-    """A merchant posted an order whose session is no longer open."""
-
-    def __init__(self, session: PaymentSession):
-        super().__init__(session.state)
-        self.session = session
-
-
 # --- the only two functions that move a state --------------------------------------------------------
 
 
@@ -82,8 +74,8 @@ def _move_session(session: PaymentSession, to: str, cause: str, *, now: dt.datet
                   attempt: Attempt | None = None) -> None:
     if to not in SESSION_TRANSITIONS[session.state]:
         raise TransitionError(f"session {session.pk}: {session.state} -> {to} is not allowed")
-    Event.objects.create(session=session, attempt=attempt, from_state=session.state, to_state=to,
-                         cause=cause[:255], at=now)
+    Event.objects.create(subject=Event.Subject.SESSION, session=session, attempt=attempt,
+                         from_state=session.state, to_state=to, cause=cause[:255], at=now)
     session.state, session.updated_at = to, now
     session.save(update_fields=["state", "updated_at"])
 
@@ -91,8 +83,8 @@ def _move_session(session: PaymentSession, to: str, cause: str, *, now: dt.datet
 def _move_attempt(attempt: Attempt, to: str, cause: str, *, now: dt.datetime, **changes) -> None:
     if to not in ATTEMPT_TRANSITIONS[attempt.state]:
         raise TransitionError(f"attempt {attempt.pk}: {attempt.state} -> {to} is not allowed")
-    Event.objects.create(session_id=attempt.session_id, attempt=attempt, from_state=attempt.state, to_state=to,
-                         cause=cause[:255], at=now)
+    Event.objects.create(subject=Event.Subject.ATTEMPT, session_id=attempt.session_id, attempt=attempt,
+                         from_state=attempt.state, to_state=to, cause=cause[:255], at=now)
     for name, value in changes.items():
         setattr(attempt, name, value)
     attempt.state, attempt.updated_at = to, now
@@ -101,10 +93,16 @@ def _move_attempt(attempt: Attempt, to: str, cause: str, *, now: dt.datetime, **
         _watch(attempt)
 
 
+def _session_note(session: PaymentSession, cause: str, *, now: dt.datetime) -> None:
+    """Record a change of a session that does not move its state (an invoice deferred, a request re-sent)."""
+    Event.objects.create(subject=Event.Subject.SESSION, session=session, from_state=session.state,
+                         to_state=session.state, cause=cause[:255], at=now)
+
+
 def _note(attempt: Attempt, cause: str, *, now: dt.datetime, **changes) -> None:
     """Record a message received on an attempt that does not move its state."""
-    Event.objects.create(session_id=attempt.session_id, attempt=attempt, from_state=attempt.state,
-                         to_state=attempt.state, cause=cause[:255], at=now)
+    Event.objects.create(subject=Event.Subject.ATTEMPT, session_id=attempt.session_id, attempt=attempt,
+                         from_state=attempt.state, to_state=attempt.state, cause=cause[:255], at=now)
     if changes:
         for name, value in changes.items():
             setattr(attempt, name, value)
@@ -188,8 +186,8 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
                  now: dt.datetime | None = None) -> PaymentSession:
     """Start the payment of a merchant's order, or continue it when the same order is posted again.
 
-    Raises SessionClosed when that order is already paid, failed or expired, and RequestError when it is
-    still open with other fields."""
+    An order already paid, failed or expired comes back as it is (not open: nothing starts); one still
+    open with other fields is refused (RequestError)."""
     now = now or timezone.now()
     for _try in range(2):
         existing = PaymentSession.objects.select_for_update().filter(merchant=merchant, oid=request.oid).first()
@@ -197,13 +195,12 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
             if existing.state == SessionState.OPEN and existing.expires_at <= now:
                 _move_session(existing, SessionState.EXPIRED, "délai de la session dépassé", now=now)
             if existing.state != SessionState.OPEN:
-                raise SessionClosed(existing)
+                return existing
             if not _same_request(existing.request_fields, request.fields):
                 raise protocol.RequestError(_("Cette commande est déjà en cours de paiement avec d'autres données."))
             existing.browser_digest, existing.updated_at = browser_digest(browser_key), now
             existing.save(update_fields=["browser_digest", "updated_at"])
-            Event.objects.create(session=existing, from_state=existing.state, to_state=existing.state,
-                                 cause="commande envoyée à nouveau par le marchand : session reprise", at=now)
+            _session_note(existing, "commande envoyée à nouveau par le marchand : session reprise", now=now)
             return existing
         try:
             with transaction.atomic():
@@ -217,8 +214,8 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
                 )
         except IntegrityError:
             continue  # the same order posted at the same instant: continue the one that won
-        Event.objects.create(session=session, from_state="", to_state=SessionState.OPEN,
-                             cause=f"demande du marchand {merchant.client_id}", at=now)
+        Event.objects.create(subject=Event.Subject.SESSION, session=session, from_state="",
+                             to_state=SessionState.OPEN, cause=f"demande du marchand {merchant.client_id}", at=now)
         return session
     raise protocol.RequestError(_("Cette commande est déjà en cours de paiement."))  # pragma: no cover
 
@@ -248,8 +245,7 @@ def session_defer(*, session_id: int, ref: str, now: dt.datetime | None = None) 
     if deferred != session.deferred_refs:
         session.deferred_refs, session.updated_at = deferred, now
         session.save(update_fields=["deferred_refs", "updated_at"])
-        Event.objects.create(session=session, from_state=session.state, to_state=session.state,
-                             cause=f"facture {ref} reportée", at=now)
+        _session_note(session, f"facture {ref} reportée", now=now)
     return session
 
 
@@ -264,8 +260,7 @@ def session_restore(*, session_id: int, ref: str, now: dt.datetime | None = None
     if restored != session.deferred_refs:
         session.deferred_refs, session.updated_at = restored, now
         session.save(update_fields=["deferred_refs", "updated_at"])
-        Event.objects.create(session=session, from_state=session.state, to_state=session.state,
-                             cause=f"facture {ref} rétablie", at=now)
+        _session_note(session, f"facture {ref} rétablie", now=now)
     return session
 
 
@@ -299,8 +294,8 @@ def attempt_start(*, session_id: int, brand: str, masked_pan: str, pan_fingerpri
         pan_fingerprint=pan_fingerprint, threeds_server_trans_id=str(uuid.uuid4()), trans_id=_new_trans_id(now),
         deadline=now + _exchange_grace(), created_at=now, updated_at=now,
     )
-    Event.objects.create(session=session, attempt=attempt, from_state="", to_state=AttemptState.AUTHENTICATING,
-                         cause=f"carte {masked_pan} soumise pour {protocol.wire(amount)} DH", at=now)
+    Event.objects.create(subject=Event.Subject.ATTEMPT, session=session, attempt=attempt, from_state="",
+                         to_state=AttemptState.AUTHENTICATING, cause=f"carte {masked_pan} soumise pour {protocol.wire(amount)} DH", at=now)
     _move_session(session, SessionState.PROCESSING, f"tentative {attempt.trans_id} en cours", now=now,
                   attempt=attempt)
     _watch(attempt)
@@ -360,16 +355,18 @@ def next_stan(*, now: dt.datetime | None = None) -> str:
 
 @transaction.atomic
 def attempt_begin_authorization(*, attempt_id: int, from_state: str, trans_status: str, eci: str,
-                                md_status: str, stan: str, now: dt.datetime | None = None) -> Attempt | None:
+                                md_status: str, stan: str, ds_trans_id: str | None = None,
+                                now: dt.datetime | None = None) -> Attempt | None:
     """Committed before the acquirer is called: only the caller that moves the attempt here authorizes.
     None when the attempt already left ``from_state`` (a replayed CRes, a second tab, the sweeper)."""
     now = now or timezone.now()
     attempt = _lock_attempt(attempt_id)
     if attempt.state != from_state:
         return None
+    extra = {"ds_trans_id": ds_trans_id[:36]} if ds_trans_id else {}
     _move_attempt(attempt, AttemptState.AUTHORIZING, f"demande d'autorisation (STAN {stan})", now=now,
                   trans_status=trans_status, eci=eci, md_status=md_status, stan=stan, transmitted_at=now,
-                  deadline=now + _exchange_grace())
+                  deadline=now + _exchange_grace(), **extra)
     return attempt
 
 

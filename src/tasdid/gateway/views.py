@@ -68,8 +68,8 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
         session = services.session_open(merchant=merchant, request=checked, browser_key=key)
     except protocol.RequestError as exc:
         return _refuse(request, exc.message)
-    except services.SessionClosed as exc:
-        return _status_page(request, exc.session, status=409, offer_return=False)
+    if session.state != SessionState.OPEN:
+        return _status_page(request, session, status=409, offer_return=False)
     request.session[BROWSER_KEY] = key
     return _see_other(reverse("gateway_pay", args=[session.token]))
 
@@ -109,7 +109,8 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
     if session.state == SessionState.OPEN and session.expires_at <= timezone.now():
         session = services.session_expire(session_id=session.pk)
     if session.state != SessionState.OPEN:
-        return _status_page(request, session)
+        # A submit or a defer on an order already being paid or processed: nothing happens twice.
+        return _status_page(request, session, status=200 if request.method == "GET" else 409)
     if request.method == "GET":
         return _page(request, session, _card_form())
 
