@@ -110,7 +110,8 @@ def test_missing_hash(merchant, client):
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ({"okUrl": "https://evil.example.com/ok"}, "L'adresse « okUrl » n'est pas une adresse enregistrée pour ce marchand."),
+    ({"okUrl": "https://evil.example.com/ok"},
+     "L'adresse « okUrl » n'est pas une adresse enregistrée pour ce marchand."),
     ({"failUrl": "http://shop.example.ma:8080/fail"}, "L'adresse « failUrl » n'est pas une adresse enregistrée"),
     ({"callbackUrl": "http://127.0.0.1:9/cb"}, "L'adresse « callbackUrl » n'est pas une adresse enregistrée"),
     ({"shopurl": "https://evil.example.com/"}, "L'adresse « shopurl » n'est pas une adresse enregistrée"),

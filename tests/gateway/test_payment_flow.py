@@ -6,9 +6,11 @@ import html
 import re
 import threading
 from decimal import Decimal
+from io import StringIO
 
 import pytest
 from django.core import serializers
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -228,7 +230,7 @@ def cres_for(a: Attempt, status: str = "Y") -> str:
 
 
 def test_a_challenge_authorizes_on_the_rreq_result(shop, counterparty, rails):
-    browser, fields = challenge(shop, counterparty)
+    _browser, fields = challenge(shop, counterparty)
     a = attempt()
     assert a.state == AttemptState.CHALLENGE
     creq = threeds.decode_browser_message(fields["creq"], message_type="CReq")
@@ -254,7 +256,8 @@ def test_a_challenge_authorizes_on_the_rreq_result(shop, counterparty, rails):
 
     # the browser comes back; its cres says N but the RReq is what counts
     acs = gateway_client()  # posted from the bank's page: no gateway cookie needed
-    response = acs.post("/3ds/notification", {"cres": cres_for(a, "N"), "threeDSSessionData": fields["threeDSSessionData"]})
+    response = acs.post("/3ds/notification", {"cres": cres_for(a, "N"),
+                                              "threeDSSessionData": fields["threeDSSessionData"]})
     action, result = form_of(response)
     assert action.endswith("/shop/ok")
     (auth,) = rails.authorizations
@@ -274,7 +277,7 @@ def test_a_challenge_authorizes_on_the_rreq_result(shop, counterparty, rails):
 
 
 def test_a_cres_without_rreq_fails(shop, counterparty, rails):
-    browser, fields = challenge(shop, counterparty)
+    _browser, fields = challenge(shop, counterparty)
     a = attempt()
     response = gateway_client().post("/3ds/notification", {"cres": cres_for(a, "Y"),
                                                             "threeDSSessionData": fields["threeDSSessionData"]})
@@ -288,7 +291,7 @@ def test_a_cres_without_rreq_fails(shop, counterparty, rails):
 
 
 def test_a_failed_challenge_fails(shop, counterparty, rails):
-    browser, fields = challenge(shop, counterparty)
+    _browser, fields = challenge(shop, counterparty)
     a = attempt()
     assert post_rreq(gateway_client(), rreq_for(a, "N")).status_code == 200
     action, result = form_of(gateway_client().post("/3ds/notification", {
@@ -506,8 +509,6 @@ def test_the_sweeper_finishes_a_callback_that_never_completed(shop, counterparty
 
 
 def test_the_sweeper_closes_expired_sessions_and_the_command_reports(shop, counterparty, rails):
-    from django.core.management import call_command
-    from io import StringIO
     PaymentSession.objects.update(expires_at=timezone.now())
     out = StringIO()
     call_command("gateway_sweep", stdout=out)

@@ -295,7 +295,8 @@ def attempt_start(*, session_id: int, brand: str, masked_pan: str, pan_fingerpri
         deadline=now + _exchange_grace(), created_at=now, updated_at=now,
     )
     Event.objects.create(subject=Event.Subject.ATTEMPT, session=session, attempt=attempt, from_state="",
-                         to_state=AttemptState.AUTHENTICATING, cause=f"carte {masked_pan} soumise pour {protocol.wire(amount)} DH", at=now)
+                         to_state=AttemptState.AUTHENTICATING,
+                         cause=f"carte {masked_pan} soumise pour {protocol.wire(amount)} DH", at=now)
     _move_session(session, SessionState.PROCESSING, f"tentative {attempt.trans_id} en cours", now=now,
                   attempt=attempt)
     _watch(attempt)
