@@ -35,7 +35,7 @@ class CardForm(forms.Form):
         max_length=40,
         strip=True,
         widget=NoEchoInput(attrs={"autocomplete": "cc-number", "inputmode": "numeric", "spellcheck": "false",
-                                  "placeholder": "0000 0000 0000 0000", "maxlength": "23"}),
+                                  "placeholder": "0000 0000 0000 0000"}),
         error_messages={"required": _("Saisissez le numéro de votre carte."),
                         "max_length": _("Le numéro de carte doit comporter 16 chiffres.")},
     )
@@ -57,7 +57,7 @@ class CardForm(forms.Form):
         label=_("Code de vérification (CVV)"),
         max_length=8,
         strip=True,
-        widget=NoEchoInput(attrs={"autocomplete": "cc-csc", "inputmode": "numeric", "maxlength": "3",
+        widget=NoEchoInput(attrs={"autocomplete": "cc-csc", "inputmode": "numeric",
                                   "spellcheck": "false"}),
         error_messages={"required": _("Saisissez le code de vérification à 3 chiffres."),
                         "max_length": _("Le code de vérification doit comporter 3 chiffres.")},

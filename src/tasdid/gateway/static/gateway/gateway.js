@@ -19,7 +19,8 @@ document.addEventListener("DOMContentLoaded", function () {
     var form = event.target;
     if (!form.hasAttribute("data-invoice-action")) { return; }
     event.preventDefault();
-    fetch(form.action, {
+    // getAttribute: the form's hidden input named "action" shadows form.action
+    fetch(form.getAttribute("action"), {
       method: "POST",
       body: new FormData(form),
       credentials: "same-origin",
@@ -33,7 +34,7 @@ document.addEventListener("DOMContentLoaded", function () {
       var title = document.getElementById("invoices-title");
       if (title) { title.setAttribute("tabindex", "-1"); title.focus(); }
     }).catch(function () {
-      form.submit();  // the page's own post back
+      HTMLFormElement.prototype.submit.call(form);  // the page's own post back
     });
   });
 });
