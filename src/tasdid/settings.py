@@ -160,6 +160,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Sessions: each party has its own cookie name (see PartyMiddleware); the CSRF token lives in the session.
 SESSION_COOKIE_AGE = int(env("TASDID_SESSION_SECONDS", "1800"))
