@@ -10,6 +10,7 @@ from tasdid.billing.models import Invoice, Payment, PaymentOrder, PaymentOrderEv
 from tasdid.billing.services.payments import paid_references, payment_callback
 from tasdid.messaging.models import Email
 from tests.billing.payments_fixtures import EMAIL, MASKED, gateway_message, line_with_two_invoices, new_order, sign
+from tests.support.pci import card_data_findings
 
 pytestmark = pytest.mark.django_db
 
@@ -102,6 +103,7 @@ def test_a_full_card_number_from_the_gateway_is_kept_masked_only():
     result = payment_callback(fields=gateway_message(new_order(line), MaskedPan="4000000000000002"))
     assert result.answer == "ACTION=POSTAUTH"
     assert Payment.objects.get().masked_pan == "400000******0002"
+    assert card_data_findings() == []
 
 
 def _tamper(fields: dict, **changes) -> dict:

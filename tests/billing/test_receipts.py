@@ -144,6 +144,8 @@ def test_a_wrong_token_or_an_unknown_receipt_is_not_found(suffix):
     assert client.get(f"/recu/{number}/{receipt_token('R2026-00000002')}{suffix}").status_code == 404
     assert client.get(f"/recu/R1999-00000001/{receipt_token('R1999-00000001')}{suffix}").status_code == 404
     assert client.get(f"/recu/{number}/x%00y{suffix}").status_code == 404
+    assert client.get(f"/recu/R%00%FF/{token}{suffix}").status_code == 404
+    assert client.get(f"/recu/{'R' * 5000}/{token}{suffix}").status_code == 404
     assert client.post(f"/recu/{number}/{token}{suffix}").status_code == 405
 
 

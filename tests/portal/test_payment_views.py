@@ -139,16 +139,21 @@ def test_callback_with_a_bad_hash_answers_failure_and_changes_nothing():
     ("text/plain", b"ACTION=POSTAUTH"),
     ("application/json", b'{"oid": "x"}'),
 ])
-def test_callback_never_fails_on_junk(content_type, body):
+def test_callback_and_returns_never_fail_on_junk(content_type, body):
     line, *_ = line_with_two_invoices()
-    new_order(line)
+    order = new_order(line)
 
     response = Client().generic("POST", "/paiement/callback", body, content_type=content_type)
+    ok = Client().generic("POST", "/paiement/ok", body, content_type=content_type)
+    failed = Client().generic("POST", "/paiement/echec", body, content_type=content_type)
 
     assert response.status_code in {200, 400}
     if response.status_code == 200:
         assert response.content == b"FAILURE"
+    assert (ok.status_code, failed.status_code) == (400, 400)
     assert Payment.objects.count() == 0
+    order.refresh_from_db()
+    assert order.state == "created"
 
 
 def test_callback_is_post_only():
