@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
+from django.urls import resolve
 from django.utils import timezone
 
 from tasdid.billing.models import Payment, ReceiptSequence
@@ -25,6 +25,7 @@ from tasdid.billing.receipts import (
 from tasdid.billing.selectors.payments import receipt_for
 from tasdid.billing.services.payments import payment_callback
 from tasdid.core.cards import find_card_numbers
+from tasdid.portal import payment_views
 from tests.billing.payments_fixtures import EMAIL, MASKED, gateway_message, line_with_two_invoices, new_order
 
 
@@ -72,7 +73,9 @@ def test_receipt_link_is_absolute_on_the_biller_and_matches_the_route():
     number = "R2026-00000001"
     token = receipt_token(number)
     assert receipt_path(number) == f"/recu/{number}/{token}"
-    assert receipt_path(number) == reverse("receipt", kwargs={"receipt_number": number, "token": token})
+    match = resolve(receipt_path(number))
+    assert (match.func, match.kwargs) == (payment_views.receipt, {"receipt_number": number, "token": token})
+    assert resolve(receipt_path(number) + "/pdf").func == payment_views.receipt_pdf
     assert receipt_url(number) == f"{settings.BILLER_URL}/recu/{number}/{token}"
 
 

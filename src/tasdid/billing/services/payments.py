@@ -244,11 +244,12 @@ def _settle(message: GatewayMessage) -> CallbackResult:
     if Payment.objects.filter(trans_id=trans_id).exists():
         raise GatewayMessageRefused("trans_id_used")
 
-    amounts = dict(order.items.values_list("invoice__reference", "amount"))
+    items = list(order.items.values_list("invoice__reference", "invoice_id", "amount"))
+    amounts = {reference: amount for reference, _, amount in items}
     paid = paid_references(message, amounts)
+    paid_ids = [invoice_id for reference, invoice_id, _ in items if reference in paid]
     # Lock the invoices in one stable order, so two settlements sharing an invoice queue up, never deadlock.
-    invoices = list(Invoice.objects.select_for_update().filter(order_items__order=order, reference__in=paid)
-                    .order_by("pk"))
+    invoices = list(Invoice.objects.select_for_update().filter(pk__in=paid_ids).order_by("pk"))
     if len(invoices) != len(paid) or any(inv.status != Invoice.Status.UNPAID for inv in invoices):
         raise GatewayMessageRefused("invoice_already_paid")
 
