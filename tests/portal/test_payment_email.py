@@ -6,7 +6,6 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 
 import httpx
-import pytest
 from django.conf import settings
 from django.utils import timezone
 
@@ -30,14 +29,7 @@ def read_email(raw: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def real_smtp(settings, smtp_sink):
-    """The SMTP backend of production, towards the sink (Django's test setup swaps in the in-memory one)."""
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    return smtp_sink
-
-
-def test_receipt_email_arrives_by_smtp_with_a_link_that_works_without_a_session(parties, real_smtp, run_tasks):
+def test_receipt_email_arrives_by_smtp_with_a_link_that_works_without_a_session(parties, smtp_sink, run_tasks):
     line, june, july = line_with_two_invoices()
     order = new_order(line)
     with httpx.Client(base_url=parties["biller"], timeout=30) as gateway:
@@ -81,7 +73,7 @@ def test_receipt_email_arrives_by_smtp_with_a_link_that_works_without_a_session(
     assert link.startswith(settings.BILLER_URL + "/recu/")
 
 
-def test_a_refused_callback_sends_no_email(parties, real_smtp, run_tasks):
+def test_a_refused_callback_sends_no_email(parties, smtp_sink, run_tasks):
     line, *_ = line_with_two_invoices()
     order = new_order(line)
     with httpx.Client(base_url=parties["biller"], timeout=30) as gateway:
