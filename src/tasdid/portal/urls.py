@@ -1,4 +1,4 @@
-"""The biller's site: the customer pages, the staff admin and, in sandbox mode, the sandbox phone."""
+"""The biller's site: the customer pages, the staff admin and, in sandbox mode, the sandbox phone and mailbox."""
 
 from django.conf import settings
 from django.urls import include, path
@@ -11,6 +11,11 @@ app_name = "portal"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("mobile", views.mobile, name="mobile"),
+    path("fixe", views.fixed, name="fixed"),
+    path("internet", views.internet, name="internet"),
+    path("factures", views.invoices, name="invoices"),
+    path("conditions", views.conditions, name="terms"),
     path("admin/", biller_admin.urls),
 ]
 
