@@ -58,7 +58,8 @@ class MoroccanPhoneField(forms.CharField):
 
 
 def _without_spaces(text: str) -> str:
-    return re.sub(r"[\s.\-]", "", text or "")
+    """What was typed, without spaces, dots or dashes, any script's digits as ASCII ("٤٨٢١" -> "4821")."""
+    return "".join(str(int(c)) if c.isdecimal() else c for c in re.sub(r"[\s.\-]", "", text or ""))
 
 
 class IdentificationForm(forms.Form):
@@ -124,7 +125,7 @@ class MobileForm(IdentificationForm):
 
     def clean_fidelio_code(self) -> str:
         code = _without_spaces(self.cleaned_data["fidelio_code"])
-        if not re.fullmatch(r"\d{6}", code):
+        if not re.fullmatch(r"[0-9]{6}", code):
             raise forms.ValidationError(_("Le code fidelio est composé de 6 chiffres."), code="shape")
         return code
 
@@ -189,7 +190,7 @@ class InternetForm(IdentificationForm):
 
     def clean_payment_identifier(self) -> str:
         identifier = _without_spaces(self.cleaned_data["payment_identifier"])
-        if not re.fullmatch(r"\d{4,16}", identifier):
+        if not re.fullmatch(r"[0-9]{4,16}", identifier):
             raise forms.ValidationError(
                 _("L'identifiant de paiement est composé de chiffres (format xx xxx xxx), tel qu'il figure sur "
                   "votre facture."), code="shape")

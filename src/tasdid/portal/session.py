@@ -1,4 +1,8 @@
-"""What the portal keeps in the customer's session: the one line they identified, and for how long."""
+"""What the portal keeps in the customer's session: the one line they identified, and for how long.
+
+Keys: ``tasdid.line_id`` (ServiceLine id, int), ``tasdid.email`` (the notification email typed with it),
+``tasdid.line_kind`` and ``tasdid.identified_at`` (ISO 8601). The payment pages read the first two.
+"""
 
 import datetime as dt
 from dataclasses import dataclass
@@ -7,7 +11,11 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 
-SESSION_KEY = "portal.identified"
+LINE_KEY = "tasdid.line_id"
+EMAIL_KEY = "tasdid.email"
+KIND_KEY = "tasdid.line_kind"
+AT_KEY = "tasdid.identified_at"
+KEYS = (LINE_KEY, EMAIL_KEY, KIND_KEY, AT_KEY)
 
 
 @dataclass(frozen=True)
@@ -22,19 +30,19 @@ def remember_line(request: HttpRequest, *, line_id: int, kind: str, email: str,
                   now: dt.datetime | None = None) -> None:
     """After a successful identification: a new session key (no fixation), then the line, replacing any other."""
     request.session.cycle_key()
-    request.session[SESSION_KEY] = {"line_id": line_id, "kind": kind, "email": email,
-                                    "at": (now or timezone.now()).isoformat()}
+    request.session.update({LINE_KEY: line_id, EMAIL_KEY: email, KIND_KEY: kind,
+                            AT_KEY: (now or timezone.now()).isoformat()})
 
 
 def identified_line(request: HttpRequest, now: dt.datetime | None = None) -> IdentifiedLine | None:
     """The line this browser identified, unless that was longer ago than SESSION_COOKIE_AGE."""
-    data = request.session.get(SESSION_KEY)
-    if not isinstance(data, dict):
+    session = request.session
+    line_id, email, kind, at = (session.get(key) for key in KEYS)
+    if not isinstance(line_id, int) or isinstance(line_id, bool) or not isinstance(email, str) or not email:
         return None
     try:
-        line = IdentifiedLine(line_id=int(data["line_id"]), kind=str(data["kind"]), email=str(data["email"]),
-                              at=dt.datetime.fromisoformat(data["at"]))
-    except (KeyError, TypeError, ValueError):
+        line = IdentifiedLine(line_id=line_id, kind=str(kind), email=email, at=dt.datetime.fromisoformat(at))
+    except (TypeError, ValueError):
         return None
     if (now or timezone.now()) - line.at > dt.timedelta(seconds=settings.SESSION_COOKIE_AGE):
         forget_line(request)
@@ -43,4 +51,5 @@ def identified_line(request: HttpRequest, now: dt.datetime | None = None) -> Ide
 
 
 def forget_line(request: HttpRequest) -> None:
-    request.session.pop(SESSION_KEY, None)
+    for key in KEYS:
+        request.session.pop(key, None)
