@@ -147,3 +147,35 @@ def test_mobile_line_without_any_code_sent_refuses_every_code():
         Refused(Refusal.WRONG_CODE)
     line.refresh_from_db()
     assert line.failed_attempts == 1
+
+
+def test_two_tries_with_the_same_code_at_once_only_one_wins(transactional_db, run_tasks):
+    """Two browsers post the same code fidelio at the same moment: the line's row lock lets one through."""
+    import threading
+
+    from django.db import connection
+
+    from tasdid.billing.services.fidelio import fidelio_code_request
+    from tests.support.sms import code_in, last_sms_text
+
+    line = factories.mobile_line(number="+212661000001")
+    fidelio_code_request(number=line.number)
+    run_tasks()
+    code = code_in(last_sms_text(line.number))
+    barrier = threading.Barrier(2)
+    results = []
+
+    def attempt(ip: str) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results.append(identify_mobile(number=line.number, fidelio_code=code, client_ip=ip))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt, args=(f"10.0.0.{i}",)) for i in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results, key=repr) == [Identified(line_id=line.pk, kind="mobile"), Refused(Refusal.WRONG_CODE)]
+    assert IdentificationAttempt.objects.filter(succeeded=True).count() == 1
