@@ -9,7 +9,6 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.core import serializers
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
@@ -17,10 +16,10 @@ from django_tasks_db.models import DBTaskResult
 
 from tasdid.core import threeds
 from tasdid.core.acquiring import AuthorizationResult, SettlementResult
-from tasdid.core.cards import find_card_numbers
 from tasdid.core.signing import ver3_verify
 from tasdid.gateway import flow
 from tasdid.gateway.models import Attempt, AttemptState, Event, PaymentSession, SessionState
+from tests.support.pci import card_data_findings
 
 from . import fakes
 from .conftest import (
@@ -77,9 +76,7 @@ def attempt() -> Attempt:
 
 
 def assert_no_card_data_at_rest():
-    from django.apps import apps
-    dump = "".join(serializers.serialize("json", model.objects.all()) for model in apps.get_models())
-    assert find_card_numbers(dump) == []
+    assert card_data_findings(extra_secrets=(VISA,)) == []
 
 
 # --- without a challenge -------------------------------------------------------------------------------
