@@ -151,3 +151,9 @@ def test_admin_sessions_and_attempts_are_read_only(staff, merchant, rails, count
     assert attempt.trans_id in page and "411111******1111" in page
     assert "authentification refusée (ARes N)" in page  # its events
     assert 'name="_save"' not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gateway_sweep_through_the_cli(capsys):
+    tasdid(["gateway-sweep"])
+    assert capsys.readouterr().out == "Rien à traiter.\n"
