@@ -91,6 +91,7 @@ class Counterparty:
     areqs: list[dict] = field(default_factory=list)
     ares: list[dict] = field(default_factory=list)
     callbacks: list[dict[str, str]] = field(default_factory=list)
+    returns: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # the browser's (path, fields)
     acs_url: str = "http://127.0.0.1:9/acs/challenge"
     on_callback: Callable[[dict], None] | None = None
 
@@ -155,6 +156,12 @@ class _Handler(BaseHTTPRequestHandler):
             if state.callback_answer == "500":
                 return self._send(500, b"ACTION=POSTAUTH")
             return self._send(200, state.callback_answer.encode(), {"Content-Type": "text/plain"})
+        if self.path in ("/shop/ok", "/shop/fail"):
+            fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
+            state.returns.append((self.path, fields))
+            page = (f'<!doctype html><title>Boutique</title><h1 id="back">{self.path}</h1>'
+                    f'<p id="code">{fields.get("ProcReturnCode", "")}</p>')
+            return self._send(200, page.encode(), {"Content-Type": "text/html; charset=utf-8"})
         return self._send(404, b"not here")
 
 
