@@ -227,3 +227,17 @@ def test_an_expired_session_offers_the_way_back_to_the_merchant(client, token):
     # and nothing can be done on it any more
     assert client.post(f"/paiement/{token}", {"action": "defer", "ref": FIXE}).status_code == 409
     assert PaymentSession.objects.get().deferred_refs == []
+
+
+def test_arabic_and_english_requests_get_the_french_page_for_now(merchant, client):
+    token = open_session(client, signed(merchant_fields(lang="ar")))
+    response = client.get(f"/paiement/{token}", headers={"Accept-Language": "ar"})
+    assert '<html lang="fr" dir="ltr">' in response.content.decode()
+    assert "Valider pour payer" in text(response)
+    assert PaymentSession.objects.get().lang == "ar"
+
+
+def test_the_terms_page(client):
+    response = client.get("/conditions")
+    assert response.status_code == 200
+    assert "Conditions générales d'utilisation" in text(response)

@@ -150,15 +150,17 @@ def test_mastercard_not_enrolled_has_eci_00(shop, counterparty, rails):
     assert counterparty.state.callbacks[0]["EXTRA.CARDBRAND"] == "MASTERCARD"
 
 
-def test_frictionless_authentication_travels_into_the_authorization(shop, counterparty, rails):
-    counterparty.state.ares_by_pan[VISA] = "Y"
+@pytest.mark.parametrize(("status", "eci", "md_status"), [("Y", "05", "1"), ("A", "06", "4")])
+def test_frictionless_authentication_travels_into_the_authorization(shop, counterparty, rails, status, eci,
+                                                                     md_status):
+    counterparty.state.ares_by_pan[VISA] = status
     browser, token = shop
     action, fields = form_of(pay(browser, token))
     assert action.endswith("/shop/ok")
     auth = rails.authorizations[0].authentication
-    assert (auth.eci, auth.authentication_value, auth.trans_status) == ("05", "AAABBEg0VhI0VniQEjRWAAAAAAA=", "Y")
+    assert (auth.eci, auth.authentication_value, auth.trans_status) == (eci, "AAABBEg0VhI0VniQEjRWAAAAAAA=", status)
     assert auth.ds_trans_id == attempt().ds_trans_id == counterparty_ds_trans_id(counterparty)
-    assert (fields["mdStatus"], fields["eci"]) == ("1", "05")
+    assert (fields["mdStatus"], fields["eci"]) == (md_status, eci)
 
 
 def test_a_refused_authentication_authorizes_nothing(shop, counterparty, rails):
