@@ -19,11 +19,6 @@ pages = [
     path("internet", views.internet, name="internet"),
     path("factures", views.invoices, name="invoices"),
     path("conditions", views.conditions, name="terms"),
-]
-
-urlpatterns = [
-    path("", include((pages, app_name))),
-    path("admin/", biller_admin.urls),
     # Payment: the order and the merchant request, the gateway's callback and returns, the receipt.
     path("paiement", payment_views.pay, name="pay"),
     path("paiement/callback", payment_views.payment_callback, name="payment_callback"),
@@ -31,6 +26,11 @@ urlpatterns = [
     path("paiement/echec", payment_views.payment_failed, name="payment_failed"),
     path("recu/<str:receipt_number>/<str:token>", payment_views.receipt, name="receipt"),
     path("recu/<str:receipt_number>/<str:token>/pdf", payment_views.receipt_pdf, name="receipt_pdf"),
+]
+
+urlpatterns = [
+    path("", include((pages, app_name))),
+    path("admin/", biller_admin.urls),
 ]
 
 if settings.SANDBOX:
