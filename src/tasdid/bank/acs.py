@@ -111,7 +111,9 @@ def parse_areq(message: dict[str, Any]) -> AReq:
     merchant_id = message.get("acquirerMerchantID", "")
     if not isinstance(merchant_id, str):
         raise bad("acquirerMerchantID")
-    if message.get("messageCategory", "01") != "01" or message.get("deviceChannel", "02") != "02":
+    if message.get("deviceChannel", "02") != "02":
+        raise bad("deviceChannel")
+    if message.get("messageCategory", "01") != "01":
         raise bad("messageCategory")
     return AReq(
         message_version=message["messageVersion"],

@@ -200,7 +200,6 @@ def challenge_step(request: HttpRequest, acs_trans_id) -> HttpResponse:
             return _page(request, record, session_data, form=form)
         step = services.challenge_submit_code(acs_trans_id=key, code=form.cleaned_data["code"])
         if step.outcome == "wrong":
-            form = CodeForm()
             form.add_error("code", _("Code incorrect. Il vous reste %(count)s essai(s).")
                            % {"count": step.remaining_tries})
             return _page(request, step.transaction, session_data, form=form)
