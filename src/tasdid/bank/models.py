@@ -196,8 +196,8 @@ class AcsTransaction(models.Model):
     merchant_name = models.CharField(max_length=120)
     acquirer_merchant_id = models.CharField(max_length=35, blank=True, default="")
     purchase_date = models.DateTimeField()
-    three_ds_server_url = models.URLField(max_length=500)
-    notification_url = models.URLField(max_length=500)
+    three_ds_server_url = models.CharField(max_length=500)  # checked by acs.parse_areq
+    notification_url = models.CharField(max_length=500)
     state = models.CharField(max_length=14, choices=State.choices)
     trans_status = models.CharField(max_length=1)
     trans_status_reason = models.CharField(max_length=2, blank=True, default="")
