@@ -179,6 +179,15 @@ def test_challenge_over_http_right_code_sends_rreq_then_cres(bank, three_ds_serv
     assert replay.status_code == 200 and "cres" in replay.text
     assert len(three_ds_server.rreqs) == 1
 
+    # threeDSSessionData travelled in the pages only: not in the bank's tables, not in its session.
+    from django.contrib.sessions.models import Session
+
+    from .test_no_card_data_at_rest import bank_rows
+
+    assert all(SESSION_DATA not in " ".join(map(str, row)) for _table, row in bank_rows())
+    sessions = [s.get_decoded() for s in Session.objects.all()]
+    assert sessions and all(SESSION_DATA not in str(data) for data in sessions)
+
 
 def test_cancel_over_http_sends_rreq_n(bank, three_ds_server):
     browser = Browser()

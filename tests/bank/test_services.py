@@ -141,6 +141,14 @@ def test_a_decline_changes_no_balance_and_places_no_hold(banks, change, code):
     assert Authorization.objects.get().response_code == code
 
 
+@pytest.mark.parametrize(("stan", "merchant"), [("12345", "600000001"), ("1234567", "600000001"), ("abcdef", "6"),
+                                               ("000001", ""), ("000001", "6" * 33)])
+def test_a_message_without_a_usable_key_is_a_format_error_and_writes_nothing(banks, stan, merchant):
+    outcome = authorize(VISA, stan=stan, merchant=merchant)
+    assert (outcome.response_code, outcome.rrn) == ("30", "")
+    assert Authorization.objects.count() == 0 and Hold.objects.count() == 0
+
+
 def test_an_unknown_card_is_recorded_masked_without_a_card(banks):
     authorize(VISA, pan=sandbox.UNKNOWN_NUMBER)
     row = Authorization.objects.get()

@@ -4,6 +4,7 @@ ACS (AReq answers, the SMS code challenge, the RReq to the 3DS Server)."""
 import datetime as dt
 import hmac
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 DUPLICATE_TRANSMISSION = "94"
 INVALID_TRANSACTION = "12"
+FORMAT_ERROR = "30"
+STAN = re.compile(r"\d{6}")
 
 OTP_LENGTH = 6
 OTP_LIFETIME = dt.timedelta(minutes=5)
@@ -211,6 +214,11 @@ def authorize(
     spend the same money. A message re-sent with the same key (merchant, STAN, transmission time) gets the
     first answer again and changes nothing; another message under a key already used gets 94.
     """
+    if not (isinstance(stan, str) and STAN.fullmatch(stan)) or not (isinstance(merchant_id, str)
+                                                                    and 1 <= len(merchant_id) <= 32):
+        # Without a usable key the message cannot be matched to a reversal: refused before anything is written.
+        logger.warning("authorization refused: malformed STAN or merchant id")
+        return AuthorizationOutcome(FORMAT_ERROR, "format error: STAN or merchant id")
     now = timezone.now()
     sent_at = message_time(transmitted_at)
     pan = pan if isinstance(pan, str) else ""
