@@ -128,6 +128,7 @@ WSGI_APPLICATION = "tasdid.wsgi.biller"
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tasdid.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Several processes (web servers, worker, SMTP sink) share the file: WAL lets readers run beside a writer,
     # IMMEDIATE takes the write lock at BEGIN so that select_for_update-style sections serialize cleanly.
     DATABASES["default"]["OPTIONS"] = {
@@ -159,6 +160,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Sessions: each party has its own cookie name (see PartyMiddleware); the CSRF token lives in the session.
 SESSION_COOKIE_AGE = int(env("TASDID_SESSION_SECONDS", "1800"))
