@@ -187,6 +187,9 @@ def test_challenge_over_http_right_code_sends_rreq_then_cres(bank, three_ds_serv
     assert all(SESSION_DATA not in " ".join(map(str, row)) for _table, row in bank_rows())
     sessions = [s.get_decoded() for s in Session.objects.all()]
     assert sessions and all(SESSION_DATA not in str(data) for data in sessions)
+    from tests.support.pci import card_data_findings
+
+    assert card_data_findings() == []
 
 
 def test_cancel_over_http_sends_rreq_n(bank, three_ds_server):

@@ -8,6 +8,7 @@ from django.utils import timezone
 from tasdid.bank import sandbox, services
 from tasdid.bank.models import Hold
 from tasdid.core.cards import find_card_numbers
+from tests.support.pci import card_data_findings
 
 from .conftest import areq_message
 
@@ -68,6 +69,8 @@ def test_no_card_number_nor_cvv_in_any_bank_table(banks):
     # What the bank does keep to recognise a card: a fingerprint, the masked number, the last four digits.
     masked = {row[0] for row in bank_rows_of("SELECT masked_pan FROM bank_authorization")}
     assert "522011******0026" in masked and "400011******9998" in masked
+    # And the project-wide scan: every table, the SQLite files, the logs.
+    assert card_data_findings() == []
 
 
 def bank_rows_of(sql: str) -> list[tuple]:
