@@ -439,3 +439,17 @@ def test_a_frictionless_or_unknown_transaction_has_no_challenge(banks):
     with pytest.raises(services.ChallengeNotFound):
         services.challenge_submit_code(acs_trans_id="not-a-uuid", code="123456")
     assert services.rreq_deliver(acs_trans_id=ares["acsTransID"]) is False
+
+
+def test_rreq_delivery_is_bounded_in_time_and_happens_once(banks, three_ds_server, monkeypatch):
+    ares, _step = open_challenge(threeDSServerURL=three_ds_server.url + "/3ds/rreq")
+    services.challenge_cancel(acs_trans_id=ares["acsTransID"])
+    monkeypatch.setattr(services, "RREQ_BUDGET_SECONDS", 0.0)
+    assert services.rreq_deliver(acs_trans_id=ares["acsTransID"]) is False
+    assert AcsTransaction.objects.get().rreq_attempts == 0 and three_ds_server.rreqs == []
+    monkeypatch.setattr(services, "RREQ_BUDGET_SECONDS", 20.0)
+    assert services.rreq_deliver(acs_trans_id=ares["acsTransID"]) is True
+    assert services.rreq_deliver(acs_trans_id=ares["acsTransID"]) is True
+    record = AcsTransaction.objects.get()
+    assert record.rreq_attempts == 1 and record.rreq_delivered_at is not None
+    assert [r["transStatus"] for r in three_ds_server.rreqs] == ["N"]

@@ -52,6 +52,7 @@ OTP_MAX_SENDS = 3  # the first code and two more on « Renvoyer le code »
 CAVV_LIFETIME = dt.timedelta(minutes=30)
 RREQ_ATTEMPTS = 3
 RREQ_BACKOFF_SECONDS = 0.5
+RREQ_BUDGET_SECONDS = 20.0
 
 
 # --- Banks, accounts, cards -------------------------------------------------------------------------------
@@ -629,10 +630,10 @@ def cres_message(record: AcsTransaction) -> dict:
     }
 
 
-def _post_rreq(record: AcsTransaction, body: bytes, signature: str) -> None:
+def _post_rreq(record: AcsTransaction, body: bytes, signature: str, *, timeout: float) -> None:
     """One delivery try; raises on anything but a signed RRes for this transaction with resultsStatus 01."""
     response = httpx.post(
-        record.three_ds_server_url, content=body, timeout=settings.PARTY_HTTP_TIMEOUT,
+        record.three_ds_server_url, content=body, timeout=timeout,
         headers={"Content-Type": "application/json", threeds.SIGNATURE_HEADER: signature},
     )
     if response.status_code != 200:
@@ -648,28 +649,31 @@ def _post_rreq(record: AcsTransaction, body: bytes, signature: str) -> None:
 
 def rreq_deliver(*, acs_trans_id: str, attempts: int = RREQ_ATTEMPTS) -> bool:
     """Send the RReq of an ended challenge to the 3DS Server until it acknowledges with a signed RRes, at most
-    ``attempts`` times. True once delivered (then never sent again). Runs outside any transaction: it waits
-    on the network."""
+    ``attempts`` times and within RREQ_BUDGET_SECONDS (the cardholder is waiting). True once delivered (then
+    never sent again). Runs outside any transaction: it waits on the network."""
     record = selectors.acs_transaction(acs_trans_id=acs_trans_id)
     if record is None or not record.is_challenge or not record.ended:
         return False
     if record.rreq_delivered_at is not None:
         return True
     body, signature = threeds.sign_body(rreq_message(record))
+    deadline = time.monotonic() + RREQ_BUDGET_SECONDS
     for attempt in range(1, attempts + 1):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
         AcsTransaction.objects.filter(pk=record.pk).update(rreq_attempts=F("rreq_attempts") + 1)
         try:
-            _post_rreq(record, body, signature)
+            _post_rreq(record, body, signature, timeout=min(settings.PARTY_HTTP_TIMEOUT, left))
         except (httpx.HTTPError, threeds.MessageError) as exc:
             logger.warning("RReq %s not delivered (try %s): %s", record.acs_trans_id, attempt, type(exc).__name__)
-            AcsEvent.objects.create(transaction=record, kind="rreq_failed", detail=f"{type(exc).__name__}: {exc}"[:200],
-                                    at=timezone.now())
+            _acs_event(record, "rreq_failed", f"{type(exc).__name__}: {exc}", now=timezone.now())
             if attempt < attempts:
-                time.sleep(RREQ_BACKOFF_SECONDS * attempt)
+                time.sleep(min(RREQ_BACKOFF_SECONDS * attempt, max(0.0, deadline - time.monotonic())))
             continue
         now = timezone.now()
         with transaction.atomic():
             AcsTransaction.objects.filter(pk=record.pk, rreq_delivered_at__isnull=True).update(rreq_delivered_at=now)
-            AcsEvent.objects.create(transaction=record, kind="rreq_delivered", detail=f"try {attempt}", at=now)
+            _acs_event(record, "rreq_delivered", f"try {attempt}", now=now)
         return True
     return False
