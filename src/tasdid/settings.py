@@ -232,3 +232,12 @@ LOGGING = {
 # short numbers that receive SMS (number -> handler dotted path).
 SMS_CHANNEL = env("TASDID_SMS_CHANNEL", "sandbox")
 SMS_SERVICES = {"1111": "tasdid.billing.sms.fidelio_service"}
+
+# The biller's codes and identification limits (tasdid.billing.services.fidelio / .identification).
+FIDELIO_CODE_SECONDS = int(env("TASDID_FIDELIO_CODE_SECONDS", "900"))  # a code fidelio is valid 15 minutes
+FIDELIO_REQUEST_LIMIT = int(env("TASDID_FIDELIO_REQUEST_LIMIT", "3"))  # codes a line may ask for per window
+FIDELIO_REQUEST_WINDOW_SECONDS = int(env("TASDID_FIDELIO_REQUEST_WINDOW_SECONDS", "900"))
+LINE_LOCK_AFTER_FAILURES = int(env("TASDID_LINE_LOCK_AFTER_FAILURES", "5"))  # wrong codes in a row lock a line
+LINE_LOCK_SECONDS = int(env("TASDID_LINE_LOCK_SECONDS", "1800"))
+IDENTIFICATION_IP_LIMIT = int(env("TASDID_IDENTIFICATION_IP_LIMIT", "20"))  # failures per client address per window
+IDENTIFICATION_IP_WINDOW_SECONDS = int(env("TASDID_IDENTIFICATION_IP_WINDOW_SECONDS", "900"))

@@ -6,6 +6,7 @@ from html import unescape
 import pytest
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
 from tasdid.billing.models import Invoice, Payment, PaymentOrder
 from tasdid.billing.receipts import receipt_path
@@ -23,8 +24,8 @@ def identified_client(line, *, email: str = EMAIL, enforce_csrf: bool = True) ->
     """A browser whose session holds an identified line, and the CSRF token its forms carry."""
     client = Client(enforce_csrf_checks=enforce_csrf)
     session = client.session
-    session["tasdid.line_id"] = line.pk
-    session["tasdid.email"] = email
+    session.update({"tasdid.line_id": line.pk, "tasdid.email": email, "tasdid.line_kind": line.kind,
+                    "tasdid.identified_at": timezone.now().isoformat()})
     session["_csrftoken"] = "a" * 32  # CSRF_USE_SESSIONS: the secret lives in the session
     session.save()
     # Each party's session cookie carries the party's name (tasdid.core.http.PartyMiddleware).

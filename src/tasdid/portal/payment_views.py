@@ -24,27 +24,13 @@ from tasdid.billing.selectors.payments import (
 from tasdid.billing.services import payments
 from tasdid.core.http import autosubmit, no_store
 
+from .session import forget_line, identified_line
+
 logger = logging.getLogger(__name__)
 
-# The session keys the identification pages write once a customer has identified a line (see ``identified``).
 HOME_PATH = "/"
-SESSION_LINE_KEY = "tasdid.line_id"
-SESSION_EMAIL_KEY = "tasdid.email"
 
 RECEIPT_STYLESHEET = Path(__file__).resolve().parent / "static" / "portal" / "receipt.css"
-
-
-def identified(request: HttpRequest) -> tuple[int, str] | None:
-    """The line identified in this session and the notification email typed with it, or None.
-
-    The identification pages (/mobile, /fixe, /internet) store them under ``tasdid.line_id`` (the ServiceLine's
-    id, an int) and ``tasdid.email``; the consult page and the payment read them here.
-    """
-    line_id = request.session.get(SESSION_LINE_KEY)
-    email = request.session.get(SESSION_EMAIL_KEY)
-    if not isinstance(line_id, int) or isinstance(line_id, bool) or not isinstance(email, str) or not email:
-        return None
-    return line_id, email
 
 
 def _posted(request: HttpRequest) -> dict[str, str]:
@@ -61,18 +47,17 @@ def _see_other(url: str) -> HttpResponse:
 @require_POST
 def pay(request: HttpRequest) -> HttpResponse:
     """« Consultez et payer » on the consult page: create the order, then carry the browser to the gateway."""
-    who = identified(request)
+    who = identified_line(request)
     if who is None:
         messages.error(request, _("Votre session a expiré. Identifiez de nouveau votre facture pour la payer."))
         return redirect(HOME_PATH)
-    line_id, email = who
     try:
-        order = payments.payment_order_create(line_id=line_id, email=email)
+        order = payments.payment_order_create(line_id=who.line_id, email=who.email)
     except payments.NothingToPay:
         messages.info(request, _("Vous n'avez aucune facture à payer."))
         return redirect(CONSULT_PATH)
     except payments.UnknownLine:
-        request.session.pop(SESSION_LINE_KEY, None)
+        forget_line(request)
         messages.error(request, _("Votre session a expiré. Identifiez de nouveau votre facture pour la payer."))
         return redirect(HOME_PATH)
     return autosubmit(
