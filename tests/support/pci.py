@@ -3,6 +3,8 @@ decoded, task payloads included), the SQLite files themselves, and the log files
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from django.apps import apps
@@ -38,8 +40,17 @@ def database_files_text() -> str:
     texts = []
     for path in (name, Path(f"{name}-wal")):
         if path.exists():
-            texts.append(path.read_bytes().decode("latin-1"))
+            texts.append(_read_in_child(path).decode("latin-1"))
     return "\n".join(texts)
+
+
+def _read_in_child(path: Path) -> bytes:
+    """The file's bytes, read by a child process: closing any descriptor of a SQLite file in this process would
+    drop SQLite's POSIX locks on it, and another process could then take itself for the last connection and
+    delete the WAL under our open connections ("disk I/O error")."""
+    reader = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
+    return subprocess.run([sys.executable, "-c", reader, str(path)], capture_output=True, check=True,
+                          timeout=60).stdout
 
 
 def logs_text() -> str:
