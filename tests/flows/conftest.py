@@ -4,6 +4,7 @@ to the gateway as a merchant, the sandbox bank's cards, a customer with two unpa
 import pytest
 
 from tasdid.bank.demo import seed_demo as seed_bank
+from tasdid.gateway import flow
 from tasdid.gateway.demo import seed_demo as seed_gateway
 from tests.support.pci import card_data_findings
 
@@ -31,3 +32,19 @@ def person():
     person = Browser()
     yield person
     person.close()
+
+
+@pytest.fixture
+def callbacks(monkeypatch):
+    """The callbacks the gateway sends to the biller, as sent, with the biller's answer (a spy: the real
+    callback still goes over HTTP)."""
+    sent: list[tuple[str, dict[str, str], str]] = []
+    send = flow.send_callback
+
+    def spy(url: str, fields: dict[str, str]) -> str:
+        answer = send(url, fields)
+        sent.append((url, dict(fields), answer))
+        return answer
+
+    monkeypatch.setattr(flow, "send_callback", spy)
+    return sent

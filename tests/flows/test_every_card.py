@@ -166,3 +166,32 @@ def _assert_refused(card, *, opening, code: str, moves: list[str]) -> None:
         assert journey.balance_of(card) == opening == card.balance
     assert LedgerEntry.objects.filter(kind="debit").count() == 0
     journey.assert_invariants()
+
+
+def test_a_challenge_failed_three_times_authorizes_nothing(world, customer, person):
+    """The challenge card with a wrong code three times: the bank's RReq says N, no authorization follows."""
+    biller = world["biller"]
+    card = sandbox.card_by_outcome("00", "challenge")
+    opening = journey.balance_of(card)
+    pay_page = journey.to_gateway(person, journey.consult(person, biller))
+    before = journey.last_sms_pk()
+    page = person.follow(journey.submit_card(person, pay_page, card))
+    wrong = f"{(int(journey.sms_code(card.phone, after_pk=before)) + 1) % 1_000_000:06d}"
+    for left in (2, 1):
+        page = person.press(page, "Valider", code=wrong)
+        assert f"Code incorrect. Il vous reste {left} essai(s)." in page.visible_text
+    done = person.press(page, "Valider", code=wrong)
+    landing = person.follow(person.follow(done))
+
+    assert (landing.url, landing.title) == (biller + "/paiement/echec", "Votre paiement n'a pas abouti")
+    assert "Authentification 3-D Secure échouée" in landing.visible_text
+    order = PaymentOrder.objects.get()
+    assert (order.state, order.failure_code) == ("failed", "99")
+    assert journey.unpaid_refs() == [journey.REF_MAY, journey.REF_JUNE]
+    assert (Payment.objects.count(), Email.objects.count()) == (0, 0)
+    attempt = Attempt.objects.get()
+    assert journey.attempt_moves(attempt) == ["authenticating", "challenge", "failed"]
+    assert (attempt.rreq_trans_status, attempt.md_status) == ("N", "0")
+    assert (Authorization.objects.count(), Hold.objects.count()) == (0, 0)
+    assert journey.balance_of(card) == opening
+    journey.assert_invariants()
