@@ -67,7 +67,7 @@ PhoneText = Annotated[str, Meta(pattern=r"\S", max_length=40, description=N_("un
 Count = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
 # Amounts are text, as on the merchant protocol ("155.00"): JSON numbers are floats to most producers.
 Amount = Annotated[str, Meta(pattern=r"^\d{1,10}(?:\.\d{1,2})?$", description=N_(
-    "un montant en DH, positif, avec au plus deux décimales, écrit comme un texte (« 155.00 »)"))]
+    "un montant en DH écrit « 155.00 » (positif, deux décimales au plus)"))]
 
 
 class ItemIn(Struct, forbid_unknown_fields=True):
@@ -258,9 +258,11 @@ def _customer(c: CustomerIn, index: int, problems: Problems) -> CustomerRecord |
     where = Where(None, "customers", index, f"client {c.client_number}")
     before = len(problems.items)
     lines: dict[str, LineRecord] = {}
+    refused: set[str] = set()  # lines already reported: their invoices are not reported again
     for i, line_in in enumerate(c.lines):
         line = _line(line_in, i, where, problems)
         if line is None:
+            refused.add(getattr(line_in, "number", None) or getattr(line_in, "payment_identifier", ""))
             continue
         if line.key in lines:
             problems.add(line.where, "payment_identifier" if line.kind == KIND_INTERNET else "number",
@@ -269,7 +271,8 @@ def _customer(c: CustomerIn, index: int, problems: Problems) -> CustomerRecord |
             continue
         lines[line.key] = line
     # Invoices name their line as the file wrote it, usually exactly as in "lines": look that up first.
-    lookup = {**lines, **{line.written: line for line in lines.values()}}
+    lookup: dict[str, LineRecord | None] = {**lines, **{line.written: line for line in lines.values()},
+                                            **dict.fromkeys(refused)}
     bills: list[BillRecord] = []
     months: dict[dt.date, int] = {}
     invoice_count = 0
@@ -318,7 +321,7 @@ def _month(text: str) -> dt.date | None:
         return None
 
 
-def _bill(b: BillIn, index: int, parent: Where, lines: dict[str, LineRecord],
+def _bill(b: BillIn, index: int, parent: Where, lines: dict[str, LineRecord | None],
           problems: Problems) -> BillRecord | None:
     where = Where(parent, "bills", index, b.month)
     before = len(problems.items)
@@ -331,9 +334,11 @@ def _bill(b: BillIn, index: int, parent: Where, lines: dict[str, LineRecord],
     invoices: list[InvoiceRecord] = []
     billed: dict[str, int] = {}
     references: dict[str, int] = {}
+    complete = True
     for i, invoice_in in enumerate(b.invoices):
         invoice = _invoice(invoice_in, i, where, lines, problems)
         if invoice is None:
+            complete = False
             continue
         if invoice.reference in references:
             problems.add(invoice.where, "reference", _("référence en double (déjà en invoices[%(index)d])") % {
@@ -346,7 +351,7 @@ def _bill(b: BillIn, index: int, parent: Where, lines: dict[str, LineRecord],
         references[invoice.reference] = i
         billed[invoice.line.key] = i
         invoices.append(invoice)
-    if len(problems.items) > before:
+    if len(problems.items) > before or not complete:
         return None
     ht = vat = ttc = ZERO
     for invoice in invoices:
@@ -365,11 +370,13 @@ def _bill(b: BillIn, index: int, parent: Where, lines: dict[str, LineRecord],
                       where=where)
 
 
-def _invoice(v: InvoiceIn, index: int, parent: Where, lines: dict[str, LineRecord],
+def _invoice(v: InvoiceIn, index: int, parent: Where, lines: dict[str, LineRecord | None],
              problems: Problems) -> InvoiceRecord | None:
     where = Where(parent, "invoices", index, v.reference)
     before = len(problems.items)
     line = lines.get(v.line) or lines.get(line_key(v.line) or "")
+    if line is None and v.line in lines:
+        return None  # its line was refused, and said so
     if line is None:
         problems.add(where, "line", _("« %(value)s » n'est pas une ligne de ce client (voir ses « lines »)") % {
             "value": v.line})
@@ -553,11 +560,12 @@ def _explain_item(value, kind, where: Where, problems: Problems) -> None:
     info = choices[0]
     if info.tag_field:
         tags = {choice.tag: choice for choice in choices}
-        if value.get(info.tag_field) not in tags:
+        tag = value.get(info.tag_field)
+        if not isinstance(tag, str) or tag not in tags:
             problems.add(where, info.tag_field, _("%(found)s trouvé, %(tags)s attendu") % {
                 "found": _shown(value[info.tag_field]) if info.tag_field in value else _("rien"),
                 "tags": _(" ou ").join(f"« {tag} »" for tag in tags)})
             return
-        info = tags[value[info.tag_field]]
+        info = tags[tag]
     where.label = _record_label(info.cls, value)
     _explain_struct(value, info, where, problems)

@@ -225,7 +225,7 @@ def _show(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f"« {value} »"
+        return f"« {value} »" if value else "« »"
     return str(value)
 
 

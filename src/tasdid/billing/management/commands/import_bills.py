@@ -43,7 +43,7 @@ class Command(BaseCommand):
             except FileProblem:
                 total = None
             bar = tqdm(total=total, unit="o", unit_scale=True, unit_divisor=1024, desc=_("Import"),
-                       file=self.stderr._out, leave=False)
+                       file=self.stderr._out)
         try:
             summary = import_bills(source=file, progress=bar.update if bar is not None else None)
         except BillImportFailed as failure:
