@@ -34,3 +34,14 @@ from tasdid.settings import *  # noqa: E402, F403
 
 TEST_RUN_DIR = _run_dir
 TEST_PORTS = _ports
+
+# Everything the parties log goes to a file too, so that tests can scan it for card data.
+(_run_dir / "log").mkdir(parents=True, exist_ok=True)
+LOGGING["handlers"]["file"] = {  # noqa: F405
+    "class": "logging.FileHandler",
+    "filename": str(_run_dir / "log" / "tasdid.log"),
+    "formatter": "plain",
+}
+LOGGING["root"]["handlers"] = ["console", "file"]  # noqa: F405
+LOGGING["root"]["level"] = "DEBUG"  # noqa: F405 - scan everything the code could log
+LOGGING["loggers"]["django.db.backends"] = {"level": "INFO"}  # noqa: F405 - SQL text would drown the log

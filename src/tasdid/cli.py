@@ -14,6 +14,10 @@ GROUPS = {"sandbox", "merchant"}
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tasdid.settings")
+    if args[:1] == ["demo"]:
+        from tasdid.demo import main as demo
+
+        sys.exit(demo(args[1:]))
     if args and args[0] in GROUPS and len(args) > 1 and not args[1].startswith("-"):
         args[0:2] = [f"{args[0]}_{args[1]}"]  # "sandbox sms" -> the sandbox_sms command
     if args and not args[0].startswith("-"):

@@ -128,6 +128,7 @@ WSGI_APPLICATION = "tasdid.wsgi.biller"
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tasdid.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Several processes (web servers, worker, SMTP sink) share the file: WAL lets readers run beside a writer,
     # IMMEDIATE takes the write lock at BEGIN so that select_for_update-style sections serialize cleanly.
     DATABASES["default"]["OPTIONS"] = {
@@ -159,6 +160,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Sessions: each party has its own cookie name (see PartyMiddleware); the CSRF token lives in the session.
 SESSION_COOKIE_AGE = int(env("TASDID_SESSION_SECONDS", "1800"))
@@ -230,3 +232,12 @@ LOGGING = {
 # short numbers that receive SMS (number -> handler dotted path).
 SMS_CHANNEL = env("TASDID_SMS_CHANNEL", "sandbox")
 SMS_SERVICES = {"1111": "tasdid.billing.sms.fidelio_service"}
+
+# The biller's codes and identification limits (tasdid.billing.services.fidelio / .identification).
+FIDELIO_CODE_SECONDS = int(env("TASDID_FIDELIO_CODE_SECONDS", "900"))  # a code fidelio is valid 15 minutes
+FIDELIO_REQUEST_LIMIT = int(env("TASDID_FIDELIO_REQUEST_LIMIT", "3"))  # codes a line may ask for per window
+FIDELIO_REQUEST_WINDOW_SECONDS = int(env("TASDID_FIDELIO_REQUEST_WINDOW_SECONDS", "900"))
+LINE_LOCK_AFTER_FAILURES = int(env("TASDID_LINE_LOCK_AFTER_FAILURES", "5"))  # wrong codes in a row lock a line
+LINE_LOCK_SECONDS = int(env("TASDID_LINE_LOCK_SECONDS", "1800"))
+IDENTIFICATION_IP_LIMIT = int(env("TASDID_IDENTIFICATION_IP_LIMIT", "20"))  # failures per client address per window
+IDENTIFICATION_IP_WINDOW_SECONDS = int(env("TASDID_IDENTIFICATION_IP_WINDOW_SECONDS", "900"))

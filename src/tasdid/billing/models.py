@@ -224,3 +224,14 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return self.receipt_number
+
+
+class ReceiptSequence(models.Model):
+    """The last receipt number given out in a year; its row is locked while the next one is taken, so two
+    payments settling at once never share a number (tasdid.billing.receipts)."""
+
+    year = models.PositiveSmallIntegerField(unique=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("séquence des reçus")

@@ -1,6 +1,6 @@
 """Reads of the messaging infrastructure: what a phone received, what the sandbox mailbox holds."""
 
-from email.parser import Parser
+from email.parser import BytesParser
 from email.policy import default as default_policy
 
 from django.db.models import QuerySet
@@ -25,7 +25,8 @@ def mailbox(*, to: str | None = None, limit: int = 50) -> list[MailboxMessage]:
 
 def mailbox_parts(message: MailboxMessage) -> dict[str, str]:
     """The readable parts of a received email: headers, plain text and HTML bodies."""
-    parsed = Parser(policy=default_policy).parsestr(message.raw)
+    # Parse the bytes: 8bit parts read from a str would lose their non-ASCII characters ("Reçu" -> "Re�u").
+    parsed = BytesParser(policy=default_policy).parsebytes(message.raw.encode("utf-8"))
     text = parsed.get_body(preferencelist=("plain",))
     html = parsed.get_body(preferencelist=("html",))
     return {

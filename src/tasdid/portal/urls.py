@@ -1,16 +1,35 @@
-"""The biller's site: the customer pages, the staff admin and, in sandbox mode, the sandbox phone."""
+"""The biller's site (settings.PARTY_URLCONFS["biller"]): the customer pages under the "portal" namespace, the
+staff admin and, in sandbox mode, the sandbox phone and mailbox."""
 
 from django.conf import settings
 from django.urls import include, path
 
 from tasdid.billing.admin import biller_admin
 
-from . import views
+from . import payment_views, views
 
 app_name = "portal"
 
-urlpatterns = [
+# The customer pages, reversed as "portal:<name>". A root URLconf gets no namespace of its own, hence the include
+# below; the admin site keeps its own namespace at the root.
+pages = [
     path("", views.home, name="home"),
+    path("mobile", views.mobile, name="mobile"),
+    path("fixe", views.fixed, name="fixed"),
+    path("internet", views.internet, name="internet"),
+    path("factures", views.invoices, name="invoices"),
+    path("conditions", views.conditions, name="terms"),
+    # Payment: the order and the merchant request, the gateway's callback and returns, the receipt.
+    path("paiement", payment_views.pay, name="pay"),
+    path("paiement/callback", payment_views.payment_callback, name="payment_callback"),
+    path("paiement/ok", payment_views.payment_ok, name="payment_ok"),
+    path("paiement/echec", payment_views.payment_failed, name="payment_failed"),
+    path("recu/<str:receipt_number>/<str:token>", payment_views.receipt, name="receipt"),
+    path("recu/<str:receipt_number>/<str:token>/pdf", payment_views.receipt_pdf, name="receipt_pdf"),
+]
+
+urlpatterns = [
+    path("", include((pages, app_name))),
     path("admin/", biller_admin.urls),
 ]
 

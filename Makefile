@@ -1,0 +1,23 @@
+# make demo — run every party locally with demo data (SQLite);  make test — the whole test suite.
+.PHONY: demo test test-postgres install lint bench
+export UV_PYTHON_DOWNLOADS := never
+
+install:
+	scripts/install-system-deps
+	scripts/install-python-deps
+
+demo: install
+	.venv/bin/tasdid demo
+
+test: install
+	scripts/test
+
+test-postgres: install
+	scripts/with-postgres scripts/test
+
+lint: install
+	.venv/bin/ruff check src tests bench
+	.venv/bin/lint-imports --no-cache
+
+bench: install
+	.venv/bin/python bench/import_bench.py

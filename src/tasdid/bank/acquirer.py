@@ -1,0 +1,78 @@
+"""The card rails in process: ``core.acquiring.Acquirer`` answered by the sandbox bank's services directly.
+
+Until the ISO 8583 switch exists, ``settings.GATEWAY_ACQUIRER`` names this class. Plain data goes in and out
+(``core.acquiring`` dataclasses); nothing else of the bank is visible to the caller.
+"""
+
+import logging
+
+from django.db import DatabaseError
+
+from tasdid.core.acquiring import (
+    AcquirerUnavailable,
+    AuthorizationRequest,
+    AuthorizationResult,
+    SettlementRequest,
+    SettlementResult,
+)
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+class InProcessAcquirer:
+    """The sandbox bank as the gateway's acquirer, without a network in between."""
+
+    def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
+        auth = request.authentication
+        try:
+            outcome = services.authorize(
+                pan=request.card.pan,
+                expiry_yymm=request.card.expiry_yymm,
+                cvv=request.card.cvv,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                merchant_id=request.merchant_id,
+                merchant_name=request.merchant_name,
+                order_id=request.order_id,
+                stan=request.stan,
+                transmitted_at=request.transmitted_at,
+                eci=auth.eci if auth else "",
+                authentication_value=auth.authentication_value if auth else "",
+                ds_trans_id=auth.ds_trans_id if auth else "",
+                trans_status=auth.trans_status if auth else "",
+            )
+        except DatabaseError as exc:
+            # The issuer could not answer (database down or locked): a fault, not a refusal.
+            logger.warning("in-process authorization failed: %s", type(exc).__name__)
+            raise AcquirerUnavailable("the bank did not answer") from exc
+        return AuthorizationResult(response_code=outcome.response_code, auth_code=outcome.auth_code, rrn=outcome.rrn)
+
+    def capture(self, request: SettlementRequest) -> SettlementResult:
+        try:
+            outcome = services.hold_capture(
+                merchant_id=request.merchant_id,
+                rrn=request.rrn,
+                original_stan=request.original_stan,
+                original_transmitted_at=request.original_transmitted_at,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+            )
+        except DatabaseError as exc:
+            logger.warning("in-process capture failed: %s", type(exc).__name__)
+            raise AcquirerUnavailable("the bank did not answer") from exc
+        return SettlementResult(response_code=outcome.response_code)
+
+    def void(self, request: SettlementRequest) -> SettlementResult:
+        try:
+            outcome = services.hold_void(
+                merchant_id=request.merchant_id,
+                rrn=request.rrn,
+                original_stan=request.original_stan,
+                original_transmitted_at=request.original_transmitted_at,
+            )
+        except DatabaseError as exc:
+            logger.warning("in-process void failed: %s", type(exc).__name__)
+            raise AcquirerUnavailable("the bank did not answer") from exc
+        return SettlementResult(response_code=outcome.response_code)

@@ -1,0 +1,180 @@
+"""The ACS's pure side: AReq checks, the authentication value (CAVV), ECI, and the messages it writes.
+
+No database here; ``services`` reads and writes the records around these functions.
+"""
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import re
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from tasdid.core import threeds
+from tasdid.core.cards import digits_only
+from tasdid.core.keys import secret_key
+from tasdid.core.money import MAD_NUMERIC, quantize
+
+SUPPORTED_VERSIONS = ("2.1.0", "2.2.0")
+
+# EMV 3DS error codes (Erro messages) and transStatusReason / challengeCancel values the ACS uses.
+ERR_MESSAGE_INVALID = "101"
+ERR_REQUIRED_MISSING = "201"
+ERR_FORMAT_INVALID = "203"
+ERR_DUPLICATE = "204"
+ERR_SIGNATURE = "302"
+REASON_AUTH_FAILED = "01"
+REASON_NOT_ENROLLED = "13"
+REASON_TIMED_OUT = "14"
+CANCEL_BY_CARDHOLDER = "01"
+CANCEL_TIMED_OUT = "05"
+
+ECI_NONE = {"VISA": "07", "MASTERCARD": "00", "CMI": "07"}
+
+_REQUIRED = (
+    "messageVersion", "threeDSServerTransID", "acctNumber", "cardExpiryDate", "purchaseAmount",
+    "purchaseCurrency", "purchaseExponent", "purchaseDate", "merchantName", "threeDSServerURL", "notificationURL",
+)
+
+
+class AReqError(ValueError):
+    """An AReq the ACS cannot answer with an ARes: answered by an Erro message instead."""
+
+    def __init__(self, code: str, description: str, detail: str = ""):
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class AReq:
+    message_version: str
+    three_ds_server_trans_id: str
+    pan: str
+    expiry_yymm: str
+    amount_minor: int
+    currency: str
+    purchase_date: dt.datetime
+    merchant_name: str
+    acquirer_merchant_id: str
+    three_ds_server_url: str
+    notification_url: str
+
+    def __repr__(self) -> str:  # never the card number in a log or a traceback
+        return f"AReq(threeDSServerTransID={self.three_ds_server_trans_id!r})"
+
+
+def _http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and len(value) <= 500
+
+
+def parse_areq(message: dict[str, Any]) -> AReq:
+    """Check an AReq's data elements; raise AReqError naming the first bad one."""
+    missing = [name for name in _REQUIRED if not isinstance(message.get(name), str) or not message[name].strip()]
+    if missing:
+        raise AReqError(ERR_REQUIRED_MISSING, "Required data element missing", ",".join(missing))
+
+    def bad(name: str) -> AReqError:
+        return AReqError(ERR_FORMAT_INVALID, "Format or value of one or more data elements is invalid", name)
+
+    if message["messageVersion"] not in SUPPORTED_VERSIONS:
+        raise AReqError(ERR_FORMAT_INVALID, "Message version not supported", "messageVersion")
+    try:
+        trans_id = str(uuid.UUID(message["threeDSServerTransID"]))
+    except ValueError:
+        raise bad("threeDSServerTransID") from None
+    pan = digits_only(message["acctNumber"])
+    if not re.fullmatch(r"\d{13,19}", pan):
+        raise bad("acctNumber")
+    expiry = message["cardExpiryDate"]
+    if not re.fullmatch(r"\d{2}(0[1-9]|1[0-2])", expiry):
+        raise bad("cardExpiryDate")
+    if not re.fullmatch(r"\d{1,12}", message["purchaseAmount"]) or int(message["purchaseAmount"]) <= 0:
+        raise bad("purchaseAmount")
+    if message["purchaseCurrency"] != MAD_NUMERIC:
+        raise bad("purchaseCurrency")
+    if message["purchaseExponent"] != "2":
+        raise bad("purchaseExponent")
+    try:
+        purchase_date = dt.datetime.strptime(message["purchaseDate"], "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise bad("purchaseDate") from None
+    for name in ("threeDSServerURL", "notificationURL"):
+        if not _http_url(message[name]):
+            raise bad(name)
+    merchant_id = message.get("acquirerMerchantID", "")
+    if not isinstance(merchant_id, str):
+        raise bad("acquirerMerchantID")
+    if message.get("deviceChannel", "02") != "02":
+        raise bad("deviceChannel")
+    if message.get("messageCategory", "01") != "01":
+        raise bad("messageCategory")
+    return AReq(
+        message_version=message["messageVersion"],
+        three_ds_server_trans_id=trans_id,
+        pan=pan,
+        expiry_yymm=expiry,
+        amount_minor=int(message["purchaseAmount"]),
+        currency=MAD_NUMERIC,
+        purchase_date=purchase_date,
+        merchant_name=message["merchantName"].strip()[:120],
+        acquirer_merchant_id=merchant_id.strip()[:35],
+        three_ds_server_url=message["threeDSServerURL"],
+        notification_url=message["notificationURL"],
+    )
+
+
+def cavv(*, acs_trans_id: str, card_fingerprint: str, amount_minor: int) -> str:
+    """The authentication value: an HMAC only this bank can compute, bound to the transaction, card and amount.
+
+    20 bytes in standard base64 (28 characters), the size of a scheme CAVV.
+    """
+    message = "\x1f".join(("cavv", str(acs_trans_id), card_fingerprint, str(int(amount_minor)))).encode()
+    digest = hmac.new(secret_key("cards"), message, hashlib.sha256).digest()[:20]
+    return base64.b64encode(digest).decode("ascii")
+
+
+def cavv_matches(value: str, *, acs_trans_id: str, card_fingerprint: str, amount_minor: int) -> bool:
+    expected = cavv(acs_trans_id=acs_trans_id, card_fingerprint=card_fingerprint, amount_minor=amount_minor)
+    return hmac.compare_digest(expected.encode(), (value or "").encode())
+
+
+def eci_for(brand: str, trans_status: str) -> str:
+    if trans_status == threeds.AUTHENTICATED:
+        return threeds.ECI_AUTHENTICATED.get(brand, "05")
+    if trans_status == threeds.ATTEMPTED:
+        return threeds.ECI_ATTEMPTED.get(brand, "06")
+    return ECI_NONE.get(brand, "07")
+
+
+def erro(*, code: str, description: str, detail: str = "", three_ds_server_trans_id: str = "") -> dict[str, str]:
+    """An Erro message from the ACS/DS (component "A")."""
+    message = {
+        "messageType": "Erro",
+        "messageVersion": threeds.MESSAGE_VERSION,
+        "errorCode": code,
+        "errorComponent": "A",
+        "errorDescription": description,
+        "errorDetail": detail,
+        "errorMessageType": "AReq",
+    }
+    if three_ds_server_trans_id:
+        message["threeDSServerTransID"] = three_ds_server_trans_id
+    return message
+
+
+def format_purchase_date(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
+
+
+def format_dh(amount: Decimal) -> str:
+    """"285,00 DH" (French: decimal comma, thin grouping)."""
+    whole, cents = f"{quantize(amount):.2f}".split(".")
+    groups = f"{int(whole):,}".replace(",", "\u202f")
+    return f"{groups},{cents} DH"

@@ -1,0 +1,45 @@
+"""Reads of the sandbox bank: cards by number, BIN routing, available balances, 3-D Secure transactions."""
+
+import uuid
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from tasdid.core.cards import fingerprint
+
+from .models import AcsTransaction, Bank, Card, Hold
+
+
+def card_by_number(*, pan: str) -> Card | None:
+    """The card carrying ``pan``, found by its keyed fingerprint (the number itself is nowhere in the tables)."""
+    if not pan or not pan.isdigit():
+        return None
+    return Card.objects.select_related("bank", "account").filter(fingerprint=fingerprint(pan)).first()
+
+
+def bank_for_number(*, pan: str) -> Bank | None:
+    """The bank whose BIN prefix matches ``pan`` the longest (the directory's routing), or None."""
+    best, best_len = None, 0
+    for bank in Bank.objects.all():
+        for prefix in bank.bin_prefixes:
+            if pan.startswith(prefix) and len(prefix) > best_len:
+                best, best_len = bank, len(prefix)
+    return best
+
+
+def account_held(*, account_id: int) -> Decimal:
+    total = Hold.objects.filter(account_id=account_id, state=Hold.State.HELD).aggregate(s=Sum("amount"))["s"]
+    return total or Decimal("0.00")
+
+
+def account_available(*, account_id: int, balance: Decimal) -> Decimal:
+    """Balance minus the holds still active on the account."""
+    return balance - account_held(account_id=account_id)
+
+
+def acs_transaction(*, acs_trans_id: str) -> AcsTransaction | None:
+    try:
+        key = uuid.UUID(str(acs_trans_id))
+    except ValueError:
+        return None
+    return AcsTransaction.objects.select_related("card__bank").filter(acs_trans_id=key).first()

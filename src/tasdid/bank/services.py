@@ -1,0 +1,679 @@
+"""Writes of the sandbox bank: accounts and cards, authorizations and their holds, capture and void, and the
+ACS (AReq answers, the SMS code challenge, the RReq to the 3DS Server)."""
+
+import datetime as dt
+import hmac
+import logging
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import httpx
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tasdid.core import threeds
+from tasdid.core.cards import brand_of, cvv_digest, fingerprint, mask, parse_expiry
+from tasdid.core.codes import code_digest, code_matches, generate_numeric
+from tasdid.core.money import MAD_NUMERIC, MAX_AMOUNT, from_minor, quantize, to_minor
+from tasdid.core.phones import PhoneKind, parse_number
+from tasdid.messaging.services import sms_send
+
+from . import acs, rules, selectors
+from .models import (
+    Account,
+    AcsEvent,
+    AcsTransaction,
+    Authorization,
+    Bank,
+    Card,
+    Hold,
+    HoldEvent,
+    LedgerEntry,
+)
+
+logger = logging.getLogger(__name__)
+
+DUPLICATE_TRANSMISSION = "94"
+INVALID_TRANSACTION = "12"
+FORMAT_ERROR = "30"
+STAN = re.compile(r"\d{6}")
+
+OTP_LENGTH = 6
+OTP_LIFETIME = dt.timedelta(minutes=5)
+OTP_MAX_TRIES = 3
+OTP_MAX_SENDS = 3  # the first code and two more on « Renvoyer le code »
+CAVV_LIFETIME = dt.timedelta(minutes=30)
+RREQ_ATTEMPTS = 3
+RREQ_BACKOFF_SECONDS = 0.5
+RREQ_BUDGET_SECONDS = 20.0
+
+
+# --- Banks, accounts, cards -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def bank_register(*, code: str, name: str, short_name: str, logo: str, bin_prefixes: list[str]) -> Bank:
+    """Create the bank ``code`` or bring its details up to date."""
+    if not 1 <= len(short_name) <= 11:
+        raise ValueError("an SMS sender name has 1 to 11 characters")
+    bank, _created = Bank.objects.update_or_create(
+        code=code, defaults={"name": name, "short_name": short_name, "logo": logo, "bin_prefixes": list(bin_prefixes)}
+    )
+    return bank
+
+
+@transaction.atomic
+def account_open(*, bank_id: int, holder_name: str, opening_balance: Decimal) -> Account:
+    """A new account; a positive opening balance is credited by a ledger entry."""
+    now = timezone.now()
+    opening = quantize(opening_balance)
+    if opening < 0:
+        raise ValueError("an opening balance is not negative")
+    account = Account.objects.create(
+        bank_id=bank_id, number=f"MA{secrets.randbelow(10**20):020d}", holder_name=holder_name,
+        balance=opening, currency=MAD_NUMERIC, opened_at=now,
+    )
+    if opening:
+        LedgerEntry.objects.create(account=account, kind=LedgerEntry.Kind.CREDIT, amount=opening,
+                                   balance_after=opening, label=_("Solde d'ouverture"), created_at=now)
+    return account
+
+
+@transaction.atomic
+def card_issue(
+    *,
+    account_id: int,
+    pan: str,
+    expiry: str,
+    cvv: str,
+    holder_name: str,
+    phone: str,
+    status: str = Card.Status.ACTIVE,
+    three_ds: str = Card.ThreeDS.NONE,
+) -> Card:
+    """Issue a card on an account. ``pan`` and ``cvv`` are used for their keyed hashes only; ``expiry`` "MM/YY"."""
+    account = Account.objects.select_related("bank").get(pk=account_id)
+    brand = brand_of(pan)
+    if brand is None or not any(pan.startswith(p) for p in account.bank.bin_prefixes):
+        raise ValueError("the number is not in one of the bank's BIN ranges")
+    if not (cvv.isdigit() and len(cvv) == 3):
+        raise ValueError("a CVV has three digits")
+    month, year = expiry.split("/")
+    parsed = parse_expiry(month, year)
+    return Card.objects.create(
+        bank=account.bank, account=account, brand=brand, fingerprint=fingerprint(pan), masked_pan=mask(pan),
+        last4=pan[-4:], holder_name=holder_name, phone=parse_number(phone, PhoneKind.MOBILE),
+        expiry_month=parsed.month, expiry_year=parsed.year, cvv_digest=cvv_digest(pan, cvv),
+        status=status, three_ds=three_ds, issued_at=timezone.now(),
+    )
+
+
+# --- Authorization, capture, void -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthorizationOutcome:
+    response_code: str
+    reason: str
+    auth_code: str = ""
+    rrn: str = ""
+
+    @property
+    def approved(self) -> bool:
+        return self.response_code == rules.APPROVED
+
+
+@dataclass(frozen=True)
+class SettlementOutcome:
+    response_code: str
+    reason: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.response_code == rules.APPROVED
+
+
+def message_time(value: dt.datetime) -> dt.datetime:
+    """DE7 has whole seconds: messages are keyed on the UTC second, whatever precision the caller kept."""
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    return value.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _amount_of(amount_minor: int) -> Decimal:
+    """The amount to record; an amount out of every range is recorded as 0 (the decision says 13)."""
+    if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
+        return Decimal("0.00")
+    amount = from_minor(amount_minor)
+    return amount if -MAX_AMOUNT <= amount <= MAX_AMOUNT else Decimal("0.00")
+
+
+def _new_rrn(now: dt.datetime) -> str:
+    """DE37: Julian date and hour, then six random digits; unique among the holds."""
+    stamp = now.astimezone(dt.UTC)
+    head = f"{stamp:%y}"[-1] + f"{stamp.timetuple().tm_yday:03d}{stamp:%H}"
+    while True:
+        rrn = head + generate_numeric(6)
+        if not Hold.objects.filter(rrn=rrn).exists():
+            return rrn
+
+
+def _authentication_check(
+    *, card: Card, amount_minor: int, eci: str, authentication_value: str, ds_trans_id: str, trans_status: str,
+    now: dt.datetime,
+) -> AcsTransaction | None:
+    """The ACS transaction whose CAVV this authorization presents, when it is valid and unused; else None."""
+    if trans_status != threeds.AUTHENTICATED or not authentication_value or not ds_trans_id:
+        return None
+    try:
+        ds_key = uuid.UUID(ds_trans_id)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    record = (
+        AcsTransaction.objects.select_for_update()
+        .filter(ds_trans_id=ds_key, card=card, state=AcsTransaction.State.AUTHENTICATED, cavv_used_at__isnull=True)
+        .first()
+    )
+    if record is None or record.ended_at is None or record.ended_at < now - CAVV_LIFETIME:
+        return None
+    if eci != record.eci:
+        return None
+    if not acs.cavv_matches(authentication_value, acs_trans_id=str(record.acs_trans_id),
+                            card_fingerprint=card.fingerprint, amount_minor=amount_minor):
+        return None
+    return record
+
+
+@transaction.atomic
+def authorize(
+    *,
+    pan: str,
+    expiry_yymm: str,
+    cvv: str,
+    amount_minor: int,
+    currency: str,
+    merchant_id: str,
+    merchant_name: str = "",
+    order_id: str = "",
+    stan: str,
+    transmitted_at: dt.datetime,
+    eci: str = "",
+    authentication_value: str = "",
+    ds_trans_id: str = "",
+    trans_status: str = "",
+) -> AuthorizationOutcome:
+    """Answer an authorization request (0100): decide by ``rules.decide``, record it, place a hold on approval.
+
+    The card's account is locked for the whole decision, so two authorizations on one account never both
+    spend the same money. A message re-sent with the same key (merchant, STAN, transmission time) gets the
+    first answer again and changes nothing; another message under a key already used gets 94.
+    """
+    if not (isinstance(stan, str) and STAN.fullmatch(stan)) or not (isinstance(merchant_id, str)
+                                                                    and 1 <= len(merchant_id) <= 32):
+        # Without a usable key the message cannot be matched to a reversal: refused before anything is written.
+        logger.warning("authorization refused: malformed STAN or merchant id")
+        return AuthorizationOutcome(FORMAT_ERROR, "format error: STAN or merchant id")
+    now = timezone.now()
+    sent_at = message_time(transmitted_at)
+    pan = pan if isinstance(pan, str) else ""
+    card = selectors.card_by_number(pan=pan)
+    account = None
+    if card is not None:
+        account = Account.objects.select_for_update().get(pk=card.account_id)
+    amount = _amount_of(amount_minor)
+    masked = mask(pan) if pan.isdigit() else ""
+    common = {
+        "card": card, "masked_pan": masked, "amount": amount, "currency": str(currency)[:3],
+        "merchant_id": merchant_id, "merchant_name": merchant_name[:120], "order_id": order_id[:64],
+        "stan": stan, "transmitted_at": sent_at, "eci": eci[:2], "ds_trans_id": ds_trans_id[:36],
+        "trans_status": trans_status[:1], "received_at": now,
+    }
+
+    earlier = Authorization.objects.filter(
+        merchant_id=merchant_id, stan=stan, transmitted_at=sent_at, duplicate_of__isnull=True
+    ).first()
+    if earlier is not None:
+        if earlier.card_id == (card.pk if card else None) and earlier.masked_pan == masked and earlier.amount == amount:
+            Authorization.objects.create(**common, response_code=earlier.response_code,
+                                         reason="re-sent message: first answer repeated", auth_code=earlier.auth_code,
+                                         rrn=earlier.rrn, duplicate_of=earlier)
+            return AuthorizationOutcome(earlier.response_code, earlier.reason, earlier.auth_code, earlier.rrn)
+        Authorization.objects.create(**common, response_code=DUPLICATE_TRANSMISSION,
+                                     reason="another message already used this STAN", duplicate_of=earlier)
+        return AuthorizationOutcome(DUPLICATE_TRANSMISSION, "another message already used this STAN")
+
+    presented = None
+    if card is not None and card.three_ds != Card.ThreeDS.NONE:
+        presented = _authentication_check(
+            card=card, amount_minor=amount_minor if isinstance(amount_minor, int) else -1, eci=eci,
+            authentication_value=authentication_value, ds_trans_id=ds_trans_id, trans_status=trans_status, now=now,
+        )
+    snapshot = rules.Snapshot(
+        amount=from_minor(amount_minor) if isinstance(amount_minor, int) and not isinstance(amount_minor, bool)
+        else Decimal("0.00"),
+        currency=str(currency),
+        card_known=card is not None,
+        today=timezone.localdate(now),
+        card_status=card.status if card else "",
+        card_expiry=(card.expiry_year, card.expiry_month) if card else None,
+        typed_expiry=rules.parse_typed_expiry(expiry_yymm),
+        cvv_matches=bool(card) and isinstance(cvv, str) and len(cvv) == 3 and cvv.isdigit()
+        and hmac.compare_digest(cvv_digest(pan, cvv).encode(), card.cvv_digest.encode()),
+        enrolment=card.three_ds if card else rules.NOT_ENROLLED,
+        authentication_valid=presented is not None,
+        available_balance=selectors.account_available(account_id=account.pk, balance=account.balance)
+        if account else Decimal("0.00"),
+    )
+    decision = rules.decide(snapshot)
+    if presented is not None:
+        # A CAVV serves one authorization, whatever its answer.
+        presented.cavv_used_at = now
+        presented.save(update_fields=["cavv_used_at"])
+        _acs_event(presented, "cavv_used", f"authorization {decision.response_code}", now=now)
+
+    if not decision.approved:
+        Authorization.objects.create(**common, response_code=decision.response_code, reason=decision.reason)
+        return AuthorizationOutcome(decision.response_code, decision.reason)
+
+    auth_code, rrn = generate_numeric(6), _new_rrn(now)
+    record = Authorization.objects.create(**common, response_code=decision.response_code, reason=decision.reason,
+                                          auth_code=auth_code, rrn=rrn)
+    hold = Hold.objects.create(
+        authorization=record, account=account, card=card, amount=amount, currency=MAD_NUMERIC, auth_code=auth_code,
+        rrn=rrn, stan=stan, transmitted_at=sent_at, merchant_id=merchant_id, merchant_name=merchant_name[:120],
+        order_id=order_id[:64], state=Hold.State.HELD, created_at=now,
+    )
+    HoldEvent.objects.create(hold=hold, from_state="", to_state=Hold.State.HELD, cause="authorization approved", at=now)
+    return AuthorizationOutcome(decision.response_code, decision.reason, auth_code, rrn)
+
+
+def _find_hold(*, merchant_id: str, rrn: str, original_stan: str, original_transmitted_at: dt.datetime) -> Hold | None:
+    holds = Hold.objects.filter(merchant_id=merchant_id)
+    if rrn:
+        return holds.filter(rrn=rrn).first()
+    return holds.filter(stan=original_stan, transmitted_at=message_time(original_transmitted_at)).first()
+
+
+def _move_hold(hold: Hold, to_state: str, *, cause: str, now: dt.datetime) -> None:
+    if to_state not in Hold.TRANSITIONS[hold.state]:
+        raise ValueError(f"a hold does not go from {hold.state} to {to_state}")
+    from_state = hold.state
+    hold.state = to_state
+    fields = ["state"]
+    if to_state == Hold.State.CAPTURED:
+        hold.captured_at = now
+        fields.append("captured_at")
+    else:
+        hold.released_at = now
+        fields.append("released_at")
+    hold.save(update_fields=fields)
+    HoldEvent.objects.create(hold=hold, from_state=from_state, to_state=to_state, cause=cause, at=now)
+
+
+@transaction.atomic
+def hold_capture(
+    *, merchant_id: str, rrn: str = "", original_stan: str, original_transmitted_at: dt.datetime, amount_minor: int,
+    currency: str,
+) -> SettlementOutcome:
+    """Capture (0220): the hold becomes a debit of the account. Capturing twice captures once.
+
+    The amount must be the authorized amount (no partial capture here); a released hold is not captured.
+    """
+    found = _find_hold(merchant_id=merchant_id, rrn=rrn, original_stan=original_stan,
+                       original_transmitted_at=original_transmitted_at)
+    if found is None:
+        return SettlementOutcome(INVALID_TRANSACTION, "no such authorization")
+    account = Account.objects.select_for_update().get(pk=found.account_id)
+    hold = Hold.objects.select_for_update().get(pk=found.pk)
+    amount = _amount_of(amount_minor)
+    if currency != hold.currency:
+        return SettlementOutcome(INVALID_TRANSACTION, "currency differs from the authorization")
+    if amount != hold.amount:
+        return SettlementOutcome(rules.INVALID_AMOUNT, "capture amount differs from the authorized amount")
+    if hold.state == Hold.State.CAPTURED:
+        return SettlementOutcome(rules.APPROVED, "already captured")
+    if hold.state == Hold.State.RELEASED:
+        return SettlementOutcome(INVALID_TRANSACTION, "authorization already released")
+    now = timezone.now()
+    _move_hold(hold, Hold.State.CAPTURED, cause="capture", now=now)
+    account.balance -= hold.amount
+    account.save(update_fields=["balance"])
+    LedgerEntry.objects.create(
+        account=account, kind=LedgerEntry.Kind.DEBIT, amount=hold.amount, balance_after=account.balance,
+        label=_("Paiement %(merchant)s (autorisation %(auth_code)s)") % {
+            "merchant": hold.merchant_name or hold.merchant_id, "auth_code": hold.auth_code},
+        hold=hold, created_at=now,
+    )
+    return SettlementOutcome(rules.APPROVED, "captured")
+
+
+@transaction.atomic
+def hold_void(
+    *, merchant_id: str, rrn: str = "", original_stan: str, original_transmitted_at: dt.datetime,
+) -> SettlementOutcome:
+    """Void or reversal (0400): release the hold. Found by RRN, or by the original STAN and transmission time
+    when the authorization's answer never came back.
+
+    Unknown or already released: acknowledged (00) without changing anything, so that a reversal repeated
+    until acknowledged stops. A captured hold is not voided.
+    """
+    found = _find_hold(merchant_id=merchant_id, rrn=rrn, original_stan=original_stan,
+                       original_transmitted_at=original_transmitted_at)
+    if found is None:
+        return SettlementOutcome(rules.APPROVED, "no such authorization: nothing to release")
+    hold = Hold.objects.select_for_update().get(pk=found.pk)
+    if hold.state == Hold.State.RELEASED:
+        return SettlementOutcome(rules.APPROVED, "already released")
+    if hold.state == Hold.State.CAPTURED:
+        return SettlementOutcome(INVALID_TRANSACTION, "already captured: cannot be voided")
+    _move_hold(hold, Hold.State.RELEASED, cause="void", now=timezone.now())
+    return SettlementOutcome(rules.APPROVED, "released")
+
+
+# --- 3-D Secure ACS ----------------------------------------------------------------------------------------
+
+
+def _acs_event(record: AcsTransaction, kind: str, detail: str = "", *, now: dt.datetime) -> None:
+    AcsEvent.objects.create(transaction=record, kind=kind, detail=detail[:200], at=now)
+
+
+def acs_url() -> str:
+    return settings.BANK_URL + "/acs/challenge"
+
+
+@transaction.atomic
+def areq_answer(*, message: dict) -> dict:
+    """Answer a verified AReq with an ARes: challenge (C) for a card enrolled with a code, authenticated (Y)
+    for a frictionless one, unable (U, reason 13) for a card not enrolled or unknown to this directory.
+
+    A re-sent AReq (same threeDSServerTransID, same card and amount) gets the same ARes.
+    Raises acs.AReqError for a message to answer with Erro.
+    """
+    areq = acs.parse_areq(message)
+    now = timezone.now()
+    card = selectors.card_by_number(pan=areq.pan)
+    bank = selectors.bank_for_number(pan=areq.pan)
+    if card is not None and (bank is None or card.bank_id != bank.pk):
+        card = None
+    earlier = AcsTransaction.objects.filter(three_ds_server_trans_id=areq.three_ds_server_trans_id).first()
+    if earlier is not None:
+        if card is not None and earlier.card_id == card.pk and earlier.amount == from_minor(areq.amount_minor):
+            return earlier.ares
+        raise acs.AReqError(acs.ERR_DUPLICATE, "Duplicate data element", "threeDSServerTransID")
+
+    base = {
+        "messageType": "ARes",
+        "messageVersion": areq.message_version,
+        "threeDSServerTransID": areq.three_ds_server_trans_id,
+    }
+    if card is None:
+        # Not a card of ours: no record to keep, and the same answer each time.
+        return {**base, "dsTransID": str(uuid.uuid4()), "acsTransID": str(uuid.uuid4()),
+                "transStatus": threeds.UNABLE, "transStatusReason": acs.REASON_NOT_ENROLLED}
+
+    acs_trans_id, ds_trans_id = uuid.uuid4(), uuid.uuid4()
+    base |= {"dsTransID": str(ds_trans_id), "acsTransID": str(acs_trans_id)}
+    record = AcsTransaction(
+        acs_trans_id=acs_trans_id, ds_trans_id=ds_trans_id, three_ds_server_trans_id=areq.three_ds_server_trans_id,
+        card=card, message_version=areq.message_version, amount=from_minor(areq.amount_minor),
+        currency=areq.currency, merchant_name=areq.merchant_name, acquirer_merchant_id=areq.acquirer_merchant_id,
+        purchase_date=areq.purchase_date, three_ds_server_url=areq.three_ds_server_url,
+        notification_url=areq.notification_url, created_at=now,
+    )
+    if card.three_ds == Card.ThreeDS.CHALLENGE:
+        record.state, record.trans_status = AcsTransaction.State.CHALLENGE, threeds.CHALLENGE
+        ares = {**base, "transStatus": threeds.CHALLENGE, "acsURL": acs_url(), "acsChallengeMandated": "Y",
+                "authenticationType": "02"}
+    elif card.three_ds == Card.ThreeDS.FRICTIONLESS:
+        record.state, record.trans_status = AcsTransaction.State.AUTHENTICATED, threeds.AUTHENTICATED
+        record.eci = acs.eci_for(card.brand, threeds.AUTHENTICATED)
+        record.ended_at = now
+        ares = {**base, "transStatus": threeds.AUTHENTICATED, "eci": record.eci,
+                "authenticationValue": acs.cavv(acs_trans_id=str(acs_trans_id), card_fingerprint=card.fingerprint,
+                                                amount_minor=areq.amount_minor)}
+    else:
+        record.state, record.trans_status = AcsTransaction.State.NOT_ENROLLED, threeds.UNABLE
+        record.trans_status_reason = acs.REASON_NOT_ENROLLED
+        record.ended_at = now
+        ares = {**base, "transStatus": threeds.UNABLE, "transStatusReason": acs.REASON_NOT_ENROLLED}
+    record.ares = ares
+    record.save()
+    _acs_event(record, "areq", f"transStatus {ares['transStatus']}", now=now)
+    return ares
+
+
+class ChallengeNotFound(LookupError):
+    """No challenge of this bank matches the message."""
+
+
+def _lock_challenge(acs_trans_id: str) -> AcsTransaction:
+    try:
+        key = uuid.UUID(str(acs_trans_id))
+    except ValueError:
+        raise ChallengeNotFound(acs_trans_id) from None
+    record = AcsTransaction.objects.select_for_update().select_related("card__bank").filter(acs_trans_id=key).first()
+    if record is None or not record.is_challenge:
+        raise ChallengeNotFound(acs_trans_id)
+    return record
+
+
+def _end(record: AcsTransaction, *, authenticated: bool, reason: str = "", cancel: str = "", cause: str,
+         now: dt.datetime) -> None:
+    if authenticated:
+        record.state, record.trans_status = AcsTransaction.State.AUTHENTICATED, threeds.AUTHENTICATED
+    else:
+        record.state, record.trans_status = AcsTransaction.State.FAILED, threeds.NOT_AUTHENTICATED
+    record.trans_status_reason, record.challenge_cancel = reason, cancel
+    record.eci = acs.eci_for(record.card.brand, record.trans_status)
+    record.otp_digest = ""
+    record.ended_at = now
+    record.save(update_fields=["state", "trans_status", "trans_status_reason", "challenge_cancel", "eci",
+                               "otp_digest", "ended_at", "otp_failures", "interaction_counter"])
+    _acs_event(record, record.state, cause, now=now)
+
+
+def _otp_scope(record: AcsTransaction) -> str:
+    # Bound to the challenge and to the n-th code sent: an earlier code never matches a later one.
+    return f"acs:{record.acs_trans_id}:{record.otp_sent_count}"
+
+
+def _send_otp(record: AcsTransaction, *, now: dt.datetime) -> None:
+    code = generate_numeric(OTP_LENGTH)
+    record.otp_sent_count += 1
+    record.otp_digest = code_digest(_otp_scope(record), code)
+    record.otp_expires_at = now + OTP_LIFETIME
+    record.save(update_fields=["otp_sent_count", "otp_digest", "otp_expires_at"])
+    bank = record.card.bank
+    text = _(
+        "%(bank)s : votre code de sécurité est %(code)s pour le paiement de %(amount)s chez %(merchant)s. "
+        "Il expire dans 5 minutes. Ne le communiquez à personne."
+    ) % {"bank": bank.name, "code": code, "amount": acs.format_dh(record.amount), "merchant": record.merchant_name}
+    sms_send(sender=bank.short_name, to=record.card.phone, text=text, secrets=[code])
+    _acs_event(record, "otp_sent", f"code n° {record.otp_sent_count}", now=now)
+
+
+def _expired(record: AcsTransaction, now: dt.datetime) -> bool:
+    return record.otp_expires_at is not None and now >= record.otp_expires_at
+
+
+def _end_if_expired(record: AcsTransaction, now: dt.datetime) -> bool:
+    if _expired(record, now):
+        _end(record, authenticated=False, reason=acs.REASON_TIMED_OUT, cancel=acs.CANCEL_TIMED_OUT,
+             cause="code expired", now=now)
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class ChallengeStep:
+    """What a step of the challenge led to. ``outcome``: open, wrong, authenticated, failed, expired,
+    cancelled, resent, resend_limit, ended (nothing done: it had ended before)."""
+
+    outcome: str
+    transaction: AcsTransaction
+    remaining_tries: int = 0
+    remaining_sends: int = 0
+
+
+def _remaining_sends(record: AcsTransaction) -> int:
+    return max(0, OTP_MAX_SENDS - record.otp_sent_count)
+
+
+@transaction.atomic
+def challenge_open(*, acs_trans_id: str, three_ds_server_trans_id: str) -> ChallengeStep:
+    """The browser arrived with a CReq: send the SMS code (once; opening again does not send another)."""
+    record = _lock_challenge(acs_trans_id)
+    if record.three_ds_server_trans_id != str(three_ds_server_trans_id):
+        raise ChallengeNotFound(acs_trans_id)
+    if not record.is_challenge:
+        raise ChallengeNotFound(acs_trans_id)
+    if record.ended:
+        return ChallengeStep("ended", record)
+    now = timezone.now()
+    if _end_if_expired(record, now):
+        return ChallengeStep("expired", record)
+    if record.otp_sent_count == 0:
+        _send_otp(record, now=now)
+    return ChallengeStep("open", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
+
+
+@transaction.atomic
+def challenge_submit_code(*, acs_trans_id: str, code: str) -> ChallengeStep:
+    """Check the code typed: right → authenticated (Y); wrong → one try less; the third wrong → failed (N)."""
+    record = _lock_challenge(acs_trans_id)
+    if record.ended:
+        return ChallengeStep("ended", record)
+    now = timezone.now()
+    if _end_if_expired(record, now):
+        return ChallengeStep("expired", record)
+    record.interaction_counter += 1
+    if record.otp_digest and code_matches(_otp_scope(record), code, record.otp_digest):
+        _end(record, authenticated=True, cause="right code", now=now)
+        return ChallengeStep("authenticated", record)
+    record.otp_failures += 1
+    if record.otp_failures >= OTP_MAX_TRIES:
+        _end(record, authenticated=False, reason=acs.REASON_AUTH_FAILED, cause="wrong code, no try left", now=now)
+        return ChallengeStep("failed", record)
+    record.save(update_fields=["otp_failures", "interaction_counter"])
+    _acs_event(record, "wrong_code", f"{record.otp_failures} wrong", now=now)
+    return ChallengeStep("wrong", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
+
+
+@transaction.atomic
+def challenge_resend_code(*, acs_trans_id: str) -> ChallengeStep:
+    """A new code replaces the previous one (which stops working), within the limit of sends."""
+    record = _lock_challenge(acs_trans_id)
+    if record.ended:
+        return ChallengeStep("ended", record)
+    now = timezone.now()
+    if _end_if_expired(record, now):
+        return ChallengeStep("expired", record)
+    if record.otp_sent_count >= OTP_MAX_SENDS:
+        return ChallengeStep("resend_limit", record, OTP_MAX_TRIES - record.otp_failures, 0)
+    _send_otp(record, now=now)
+    return ChallengeStep("resent", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
+
+
+@transaction.atomic
+def challenge_cancel(*, acs_trans_id: str) -> ChallengeStep:
+    """« Annuler »: the authentication fails (N, cancelled by the cardholder)."""
+    record = _lock_challenge(acs_trans_id)
+    if record.ended:
+        return ChallengeStep("ended", record)
+    now = timezone.now()
+    if _end_if_expired(record, now):
+        return ChallengeStep("expired", record)
+    _end(record, authenticated=False, reason=acs.REASON_AUTH_FAILED, cancel=acs.CANCEL_BY_CARDHOLDER,
+         cause="cancelled by the cardholder", now=now)
+    return ChallengeStep("cancelled", record)
+
+
+def rreq_message(record: AcsTransaction) -> dict:
+    """The RReq for an ended challenge (the authoritative result for the 3DS Server)."""
+    message = {
+        "messageType": "RReq",
+        "messageVersion": record.message_version,
+        "threeDSServerTransID": record.three_ds_server_trans_id,
+        "acsTransID": str(record.acs_trans_id),
+        "dsTransID": str(record.ds_trans_id),
+        "transStatus": record.trans_status,
+        "eci": record.eci,
+        "interactionCounter": f"{record.interaction_counter:02d}",
+        "messageCategory": "01",
+    }
+    if record.trans_status == threeds.AUTHENTICATED:
+        message["authenticationValue"] = acs.cavv(acs_trans_id=str(record.acs_trans_id),
+                                                  card_fingerprint=record.card.fingerprint,
+                                                  amount_minor=to_minor(record.amount))
+    else:
+        message["transStatusReason"] = record.trans_status_reason
+        if record.challenge_cancel:
+            message["challengeCancel"] = record.challenge_cancel
+    return message
+
+
+def cres_message(record: AcsTransaction) -> dict:
+    return {
+        "messageType": "CRes",
+        "messageVersion": record.message_version,
+        "threeDSServerTransID": record.three_ds_server_trans_id,
+        "acsTransID": str(record.acs_trans_id),
+        "transStatus": record.trans_status,
+        "challengeCompletionInd": "Y",
+    }
+
+
+def _post_rreq(record: AcsTransaction, body: bytes, signature: str, *, timeout: float) -> None:
+    """One delivery try; raises on anything but a signed RRes for this transaction with resultsStatus 01."""
+    response = httpx.post(
+        record.three_ds_server_url, content=body, timeout=timeout,
+        headers={"Content-Type": "application/json", threeds.SIGNATURE_HEADER: signature},
+    )
+    if response.status_code != 200:
+        raise threeds.MessageError(f"HTTP {response.status_code}")
+    rres = threeds.verify_body(response.content, response.headers.get(threeds.SIGNATURE_HEADER),
+                               message_type="RRes")
+    if (rres.get("threeDSServerTransID") != record.three_ds_server_trans_id
+            or rres.get("acsTransID") != str(record.acs_trans_id)):
+        raise threeds.MessageError("RRes for another transaction")
+    if rres.get("resultsStatus") != "01":
+        raise threeds.MessageError(f"resultsStatus {rres.get('resultsStatus')!r}")
+
+
+def rreq_deliver(*, acs_trans_id: str, attempts: int = RREQ_ATTEMPTS) -> bool:
+    """Send the RReq of an ended challenge to the 3DS Server until it acknowledges with a signed RRes, at most
+    ``attempts`` times and within RREQ_BUDGET_SECONDS (the cardholder is waiting). True once delivered (then
+    never sent again). Runs outside any transaction: it waits on the network."""
+    record = selectors.acs_transaction(acs_trans_id=acs_trans_id)
+    if record is None or not record.is_challenge or not record.ended:
+        return False
+    if record.rreq_delivered_at is not None:
+        return True
+    body, signature = threeds.sign_body(rreq_message(record))
+    deadline = time.monotonic() + RREQ_BUDGET_SECONDS
+    for attempt in range(1, attempts + 1):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        AcsTransaction.objects.filter(pk=record.pk).update(rreq_attempts=F("rreq_attempts") + 1)
+        try:
+            _post_rreq(record, body, signature, timeout=min(settings.PARTY_HTTP_TIMEOUT, left))
+        except (httpx.HTTPError, threeds.MessageError) as exc:
+            logger.warning("RReq %s not delivered (try %s): %s", record.acs_trans_id, attempt, type(exc).__name__)
+            _acs_event(record, "rreq_failed", f"{type(exc).__name__}: {exc}", now=timezone.now())
+            if attempt < attempts:
+                time.sleep(min(RREQ_BACKOFF_SECONDS * attempt, max(0.0, deadline - time.monotonic())))
+            continue
+        now = timezone.now()
+        with transaction.atomic():
+            AcsTransaction.objects.filter(pk=record.pk, rreq_delivered_at__isnull=True).update(rreq_delivered_at=now)
+            _acs_event(record, "rreq_delivered", f"try {attempt}", now=now)
+        return True
+    return False

@@ -1,0 +1,228 @@
+"""The sandbox bank's web side: the 3-D Secure directory/ACS endpoint (AReq), the challenge pages, a home page."""
+
+import logging
+
+from django import forms
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.templatetags.static import static
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from tasdid.core import threeds
+from tasdid.core.http import allow_form_action, autosubmit, no_store
+from tasdid.core.phones import national
+
+from . import acs, selectors, services
+from .models import AcsTransaction, Bank
+
+logger = logging.getLogger(__name__)
+
+SESSION_KEY = "bank_acs_challenges"
+MAX_SESSION_DATA = 8192  # threeDSSessionData is the gateway's sealed blob; anything bigger is not one
+
+
+def _signed_json(message: dict, *, status: int = 200) -> HttpResponse:
+    body, signature = threeds.sign_body(message)
+    response = HttpResponse(body, status=status, content_type="application/json")
+    response[threeds.SIGNATURE_HEADER] = signature
+    return no_store(response)
+
+
+@csrf_exempt  # server-to-server: the AReq's HMAC signature (X-Tasdid-Signature) is checked instead of CSRF
+@require_POST
+def areq(request: HttpRequest) -> HttpResponse:
+    """Directory + ACS: answer a signed AReq with a signed ARes, or a signed Erro (HTTP 400)."""
+    try:
+        message = threeds.verify_body(request.body, request.headers.get(threeds.SIGNATURE_HEADER),
+                                      message_type="AReq")
+    except threeds.MessageError as exc:
+        code = acs.ERR_SIGNATURE if str(exc) == "bad signature" else acs.ERR_MESSAGE_INVALID
+        return _signed_json(acs.erro(code=code, description="Message not accepted", detail=str(exc)), status=400)
+    try:
+        return _signed_json(services.areq_answer(message=message))
+    except acs.AReqError as exc:
+        trans_id = message.get("threeDSServerTransID")
+        return _signed_json(
+            acs.erro(code=exc.code, description=exc.description, detail=exc.detail,
+                     three_ds_server_trans_id=trans_id if isinstance(trans_id, str) else ""),
+            status=400,
+        )
+
+
+class CodeForm(forms.Form):
+    code = forms.RegexField(
+        label=gettext_lazy("Code reçu par SMS"),
+        regex=r"^\d{6}$",
+        strip=True,
+        error_messages={
+            "required": gettext_lazy("Saisissez le code à 6 chiffres reçu par SMS."),
+            "invalid": gettext_lazy("Le code comporte 6 chiffres."),
+        },
+    )
+
+
+def _masked_phone(e164: str) -> str:
+    """"06 •• •• •• 02": enough for the cardholder to recognise their phone."""
+    groups = national(e164).split(" ")
+    if len(groups) < 3:
+        return groups[-1][-2:].rjust(6, "•")
+    return " ".join([groups[0], *["••"] * (len(groups) - 2), groups[-1]])
+
+
+def _page(request: HttpRequest, record: AcsTransaction, session_data: str, *, form: CodeForm | None = None,
+          notice: str = "", remaining_sends: int | None = None, status: int = 200) -> HttpResponse:
+    bank = record.card.bank
+    sends_left = services.OTP_MAX_SENDS - record.otp_sent_count if remaining_sends is None else remaining_sends
+    response = render(
+        request,
+        "bank/challenge.html",
+        {
+            "bank": bank,
+            "record": record,
+            "form": form or CodeForm(),
+            "session_data": session_data,
+            "amount": acs.format_dh(record.amount),
+            "masked_pan": record.card.masked_pan,
+            "phone": _masked_phone(record.card.phone),
+            "notice": notice,
+            "can_resend": sends_left > 0,
+        },
+        status=status,
+    )
+    return no_store(response)
+
+
+def _error(request: HttpRequest, *, title: str, message: str, status: int, bank: Bank | None = None,
+           retry_for: AcsTransaction | None = None, session_data: str = "") -> HttpResponse:
+    response = render(request, "bank/acs_error.html", {
+        "title": title, "message": message, "bank": bank, "retry_for": retry_for, "session_data": session_data,
+    }, status=status)
+    if retry_for is not None:
+        allow_form_action(response, [retry_for.notification_url])
+    return no_store(response)
+
+
+def _invalid(request: HttpRequest) -> HttpResponse:
+    return _error(request, status=400, title=_("Authentification impossible"), message=_(
+        "Cette demande d'authentification est invalide ou a expiré. Aucun paiement n'a été effectué. "
+        "Retournez sur le site du commerçant pour recommencer."))
+
+
+_ENDINGS = {
+    "authenticated": gettext_lazy("Code vérifié. Retour au site de paiement…"),
+    "failed": gettext_lazy("Code incorrect trois fois : l'authentification a échoué. Retour au site de paiement…"),
+    "expired": gettext_lazy("Le délai de saisie du code est dépassé : l'authentification a échoué. "
+                            "Retour au site de paiement…"),
+    "cancelled": gettext_lazy("Authentification annulée. Retour au site de paiement…"),
+}
+
+
+def _finish(request: HttpRequest, record: AcsTransaction, session_data: str, outcome: str) -> HttpResponse:
+    """The challenge has ended: the RReq first (the authoritative result), then the browser back with the CRes."""
+    if not services.rreq_deliver(acs_trans_id=str(record.acs_trans_id)):
+        return _error(
+            request, status=503, bank=record.card.bank, retry_for=record, session_data=session_data,
+            title=_("Résultat non transmis"),
+            message=_("Votre banque n'a pas pu transmettre le résultat de l'authentification au site de paiement. "
+                      "Le paiement n'a pas été effectué. Vous pouvez réessayer dans un instant."),
+        )
+    message = _ENDINGS.get(outcome) or (
+        _ENDINGS["authenticated"] if record.state == AcsTransaction.State.AUTHENTICATED
+        else gettext_lazy("Authentification terminée. Retour au site de paiement…"))
+    return autosubmit(
+        request,
+        action=record.notification_url,
+        fields={"cres": threeds.encode_browser_message(services.cres_message(record)),
+                "threeDSSessionData": session_data},
+        title=_("Authentification terminée"),
+        message=str(message),
+    )
+
+
+def _session_data(request: HttpRequest) -> str | None:
+    value = request.POST.get("threeDSSessionData", "")
+    if not value or len(value) > MAX_SESSION_DATA:
+        return None
+    return value
+
+
+def _remember(request: HttpRequest, record: AcsTransaction) -> None:
+    """This browser may act on this challenge (the next pages also carry the bank session's CSRF token)."""
+    known = [k for k in request.session.get(SESSION_KEY, []) if k != str(record.acs_trans_id)]
+    request.session[SESSION_KEY] = [*known[-4:], str(record.acs_trans_id)]
+
+
+@csrf_exempt  # the CReq is signed by the 3DS Server (core.threeds.decode_browser_message) and names its challenge
+@require_POST
+def challenge_start(request: HttpRequest) -> HttpResponse:
+    """Step 3: the browser arrives with ``creq`` and ``threeDSSessionData``; the SMS code is sent."""
+    session_data = _session_data(request)
+    try:
+        creq = threeds.decode_browser_message(request.POST.get("creq", ""), message_type="CReq")
+    except threeds.MessageError:
+        return _invalid(request)
+    if session_data is None:
+        return _invalid(request)
+    try:
+        step = services.challenge_open(acs_trans_id=str(creq.get("acsTransID", "")),
+                                       three_ds_server_trans_id=str(creq.get("threeDSServerTransID", "")))
+    except services.ChallengeNotFound:
+        return _invalid(request)
+    _remember(request, step.transaction)
+    if step.outcome == "open":
+        return _page(request, step.transaction, session_data)
+    return _finish(request, step.transaction, session_data, step.outcome)
+
+
+@require_POST
+def challenge_step(request: HttpRequest, acs_trans_id) -> HttpResponse:
+    """Every later step of the challenge page: Valider, Renvoyer le code, Annuler (CSRF of the bank session)."""
+    key = str(acs_trans_id)
+    session_data = _session_data(request)
+    record = selectors.acs_transaction(acs_trans_id=key)
+    if record is None or not record.is_challenge or session_data is None:
+        return _invalid(request)
+    if key not in request.session.get(SESSION_KEY, []):
+        return _error(request, status=403, bank=record.card.bank, title=_("Session expirée"), message=_(
+            "Cette page d'authentification n'est plus valable dans ce navigateur. Aucun paiement n'a été "
+            "effectué. Retournez sur le site du commerçant pour recommencer."))
+
+    action = request.POST.get("action", "")
+    if action == "validate":
+        form = CodeForm(request.POST)
+        if not form.is_valid():
+            if record.ended:
+                return _finish(request, record, session_data, "ended")
+            return _page(request, record, session_data, form=form)
+        step = services.challenge_submit_code(acs_trans_id=key, code=form.cleaned_data["code"])
+        if step.outcome == "wrong":
+            form.add_error("code", _("Code incorrect. Il vous reste %(count)s essai(s).")
+                           % {"count": step.remaining_tries})
+            return _page(request, step.transaction, session_data, form=form)
+    elif action == "resend":
+        step = services.challenge_resend_code(acs_trans_id=key)
+        if step.outcome == "resent":
+            return _page(request, step.transaction, session_data,
+                         notice=_("Un nouveau code vous a été envoyé par SMS. Le précédent n'est plus valable."))
+        if step.outcome == "resend_limit":
+            return _page(request, step.transaction, session_data,
+                         notice=_("Vous avez atteint le nombre maximal d'envois du code."))
+    elif action == "cancel":
+        step = services.challenge_cancel(acs_trans_id=key)
+    else:  # « Réessayer » after an RReq that did not go through, or a page posted again
+        step = services.ChallengeStep("ended" if record.ended else "open", record)
+        if not record.ended:
+            return _page(request, record, session_data)
+    return _finish(request, step.transaction, session_data, step.outcome)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Who this server is: the sandbox banks and their BIN ranges (the test cards: ``tasdid sandbox cards``)."""
+    banks = [{"name": b.name, "logo": static(b.logo), "bins": ", ".join(b.bin_prefixes)}
+             for b in Bank.objects.order_by("name")]
+    return render(request, "bank/home.html", {"banks": banks, "sandbox": settings.SANDBOX})

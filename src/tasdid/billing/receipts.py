@@ -1,0 +1,65 @@
+"""Receipts: their numbers (one sequence per year, race-free), their unguessable links, their PDF form."""
+
+import datetime as dt
+import hmac
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from tasdid.core.keys import secret_key
+from tasdid.core.signing import keyed_digest
+
+from .models import ReceiptSequence
+
+RECEIPT_PREFIX = "R"
+
+
+def format_receipt_number(year: int, number: int) -> str:
+    """"R2026-00000042": the year the payment settled (Casablanca time), then its rank in that year."""
+    return f"{RECEIPT_PREFIX}{year}-{number:08d}"
+
+
+@transaction.atomic
+def receipt_number_allocate(*, at: dt.datetime) -> str:
+    """The next receipt number of ``at``'s year. The year's counter row stays locked until the caller's
+    transaction ends, so concurrent settlements take distinct numbers; a rolled-back one leaves a gap."""
+    year = timezone.localtime(at).year
+    sequence, _ = ReceiptSequence.objects.select_for_update().get_or_create(year=year)
+    sequence.last_number += 1
+    sequence.save(update_fields=["last_number"])
+    return format_receipt_number(year, sequence.last_number)
+
+
+def receipt_token(receipt_number: str) -> str:
+    """The secret part of a receipt's link: a keyed digest of its number (the "receipts" key)."""
+    return keyed_digest(secret_key("receipts"), receipt_number)
+
+
+def receipt_token_matches(receipt_number: str, token: str) -> bool:
+    """Constant-time check of a receipt link's token."""
+    return hmac.compare_digest(receipt_token(receipt_number).encode(), (token or "").encode("utf-8", "replace"))
+
+
+def receipt_path(receipt_number: str) -> str:
+    """The receipt's path on the biller's site (docs/architecture.md, "Biller URLs")."""
+    return f"/recu/{quote(receipt_number, safe='')}/{receipt_token(receipt_number)}"
+
+
+def receipt_url(receipt_number: str) -> str:
+    """The absolute link sent by email: works at any later time, without a session."""
+    return settings.BILLER_URL + receipt_path(receipt_number)
+
+
+def render_pdf(*, html: str, stylesheets: Sequence[Path] = ()) -> bytes:
+    """The PDF (A4) of a receipt page's HTML with the given local stylesheets; it fetches nothing else, from
+    neither the network nor the disk (a fetcher that allows no protocol)."""
+    import weasyprint  # heavy: loaded on the first PDF only
+
+    fetcher = weasyprint.URLFetcher(allowed_protocols=frozenset())
+    document = weasyprint.HTML(string=html, url_fetcher=fetcher)
+    css = [weasyprint.CSS(string=path.read_text("utf-8"), url_fetcher=fetcher) for path in stylesheets]
+    return document.write_pdf(stylesheets=css)

@@ -1,0 +1,169 @@
+"""Reads of the payment side: invoices a line can pay, payment orders, the merchant request, receipts."""
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils.dateformat import format as date_format
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+
+from tasdid.core.cards import BRAND_LABELS
+from tasdid.core.money import MAD_NUMERIC, wire
+from tasdid.core.phones import national
+from tasdid.core.signing import ver3_hash
+
+from ..models import Invoice, Payment, PaymentOrder, PaymentOrderItem, ServiceLine
+from ..receipts import receipt_path, receipt_url
+
+# The gateway's endpoint for a merchant request (CMI's path) and the biller's return points.
+GATEWAY_PATH = "/fim/est3Dgate"
+CONSULT_PATH = "/factures"
+CALLBACK_PATH = "/paiement/callback"
+OK_PATH = "/paiement/ok"
+FAIL_PATH = "/paiement/echec"
+# How long the customer has on the payment page, in seconds.
+PAYMENT_SESSION_SECONDS = 1800
+
+
+def payable_invoices(*, line_id: int) -> list[Invoice]:
+    """The line's unpaid invoices, oldest month first."""
+    return list(
+        Invoice.objects.filter(line_id=line_id, status=Invoice.Status.UNPAID)
+        .select_related("bill")
+        .order_by("bill__month", "reference")
+    )
+
+
+def order_for_oid(*, oid: str) -> PaymentOrder | None:
+    return PaymentOrder.objects.filter(oid=oid).select_related("line__customer").first()
+
+
+def month_label(month: dt.date) -> str:
+    """"Juin 2017" (in the active language)."""
+    return capfirst(date_format(month, "F Y"))
+
+
+def item_label(*, kind: str, month: dt.date) -> str:
+    """"Facture Fixe juin 2017": what the payment page shows beside an invoice's number."""
+    return _("Facture %(kind)s %(month)s") % {
+        "kind": ServiceLine.Kind(kind).label,
+        "month": date_format(month, "F Y"),
+    }
+
+
+def _tel(line: ServiceLine) -> str:
+    """The line's national number in digits ("0612345678"); empty for an internet line."""
+    if not line.number:
+        return ""
+    return "".join(ch for ch in national(line.number) if ch.isdigit())
+
+
+def gateway_url() -> str:
+    return settings.GATEWAY_URL + GATEWAY_PATH
+
+
+def merchant_request(*, order: PaymentOrder) -> dict[str, str]:
+    """The CMI-compatible fields the browser posts to the gateway for ``order``, signed (ver3, store key)."""
+    items = list(order.items.select_related("invoice__bill").order_by("pk"))
+    line = order.line
+    base = settings.BILLER_URL
+    fields = {
+        "clientid": settings.BILLER_CLIENT_ID,
+        "amount": wire(order.amount),
+        "currency": MAD_NUMERIC,
+        "oid": order.oid,
+        "okUrl": base + OK_PATH,
+        "failUrl": base + FAIL_PATH,
+        "callbackUrl": base + CALLBACK_PATH,
+        "shopurl": base + CONSULT_PATH,
+        "rnd": secrets.token_hex(10),
+        "storetype": "3D_PAY_HOSTING",
+        "TranType": "PreAuth",
+        "hashAlgorithm": "ver3",
+        "lang": "fr",
+        "BillToName": line.customer.name,
+        "email": order.email,
+        "tel": _tel(line),
+        "encoding": "UTF-8",
+        "AutoRedirect": "true",
+        "sessionTimeout": str(PAYMENT_SESSION_SECONDS),
+        "itemCount": str(len(items)),
+    }
+    for n, item in enumerate(items, start=1):
+        fields[f"item{n}Ref"] = item.invoice.reference
+        fields[f"item{n}Label"] = item_label(kind=line.kind, month=item.invoice.bill.month)
+        fields[f"item{n}Amount"] = wire(item.amount)
+    fields["allowDefer"] = "true"
+    fields["hash"] = ver3_hash(fields, settings.BILLER_STORE_KEY)
+    return fields
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    reference: str
+    kind: str  # "Fixe", "Internet"...
+    month: str  # "Juin 2017"
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Everything the receipt shows (page, PDF and email alike)."""
+
+    number: str
+    paid_at: dt.datetime
+    email: str
+    lines: list[ReceiptLine]
+    total: Decimal
+    masked_pan: str
+    card_brand: str
+    auth_code: str
+    trans_id: str
+    merchant_name: str
+    oid: str
+    path: str
+    url: str
+
+    @property
+    def pdf_path(self) -> str:
+        return self.path + "/pdf"
+
+
+def card_brand_label(brand: str) -> str:
+    """"VISA" -> "Visa"; an unknown brand as the gateway wrote it."""
+    return BRAND_LABELS.get((brand or "").upper(), brand)
+
+
+def receipt_for(*, receipt_number: str) -> Receipt | None:
+    """The receipt of a settled payment, with the invoices it paid (deferred ones are not on it). Two queries."""
+    payment = Payment.objects.select_related("order").filter(receipt_number=receipt_number).first()
+    if payment is None:
+        return None
+    # The amounts the order asked for (what was authorized and captured), for the invoices this payment settled.
+    items = list(
+        PaymentOrderItem.objects.filter(order_id=payment.order_id, invoice__payment_id=payment.pk)
+        .select_related("invoice__bill", "invoice__line")
+        .order_by("invoice__bill__month", "invoice__reference")
+    )
+    return Receipt(
+        number=payment.receipt_number,
+        paid_at=payment.paid_at,
+        email=payment.email,
+        lines=[
+            ReceiptLine(reference=item.invoice.reference, kind=item.invoice.line.get_kind_display(),
+                        month=month_label(item.invoice.bill.month), amount=item.amount)
+            for item in items
+        ],
+        total=payment.amount,
+        masked_pan=payment.masked_pan,
+        card_brand=card_brand_label(payment.card_brand),
+        auth_code=payment.auth_code,
+        trans_id=payment.trans_id,
+        merchant_name=payment.merchant_name,
+        oid=payment.order.oid,
+        path=receipt_path(payment.receipt_number),
+        url=receipt_url(payment.receipt_number),
+    )

@@ -1,0 +1,339 @@
+"""Writes of the payment side: payment orders, and the gateway's word on them (settle, record a failure).
+
+An order moves created → paid or created → failed, and failed → paid when the customer's next try on the same
+payment page is approved; a paid order never moves again. Each move locks the order, appends an event row and is
+a no-op when it already happened, so re-sent callbacks and returns change nothing.
+"""
+
+import base64
+import logging
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from tasdid.core.cards import mask
+from tasdid.core.money import MAD_NUMERIC, AmountError, parse_amount
+from tasdid.core.signing import ver3_verify
+
+from ..emails import receipt_email_queue
+from ..models import Invoice, Payment, PaymentOrder, PaymentOrderEvent, PaymentOrderItem, ServiceLine
+from ..receipts import receipt_number_allocate
+
+logger = logging.getLogger(__name__)
+
+State = PaymentOrder.State
+TRANSITIONS: dict[str, frozenset[str]] = {
+    State.CREATED: frozenset({State.PAID, State.FAILED}),
+    State.FAILED: frozenset({State.PAID}),
+    State.PAID: frozenset(),
+}
+
+# The merchant's answers to a callback (DESIGN.md §4).
+ANSWER_CAPTURE = "ACTION=POSTAUTH"
+ANSWER_ACKNOWLEDGED = "APPROVED"
+ANSWER_VOID = "FAILURE"
+
+APPROVED_CODE = "00"
+
+
+class PaymentError(Exception):
+    """An expected refusal, to tell the customer."""
+
+
+class NothingToPay(PaymentError):
+    """The line has no unpaid invoice."""
+
+
+class UnknownLine(PaymentError):
+    """The identified line no longer exists."""
+
+
+class GatewayMessageRefused(Exception):
+    """A callback or return that cannot be trusted or does not match the order; ``reason`` says which check."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def new_oid() -> str:
+    """An order id nobody can guess: "TSD" + 80 random bits in base32 (16 characters)."""
+    return "TSD" + base64.b32encode(secrets.token_bytes(10)).decode("ascii")
+
+
+def _move(order: PaymentOrder, to_state: str, *, cause: str, at) -> None:
+    """Move a locked order to ``to_state`` and record the event (the caller checked the move is allowed)."""
+    if to_state not in TRANSITIONS[order.state]:
+        raise ValueError(f"order {order.oid}: {order.state} -> {to_state} is not allowed")
+    from_state = order.state
+    order.state, order.updated_at = to_state, at
+    order.save(update_fields=["state", "updated_at", "failure_code", "failure_message"])
+    PaymentOrderEvent.objects.create(order=order, at=at, from_state=from_state, to_state=to_state, cause=cause[:255])
+
+
+@transaction.atomic
+def payment_order_create(*, line_id: int, email: str) -> PaymentOrder:
+    """An order for every unpaid invoice of the line, amounts as they are now. NothingToPay if there is none."""
+    line = ServiceLine.objects.filter(pk=line_id).first()
+    if line is None:
+        raise UnknownLine(line_id)
+    invoices = list(
+        Invoice.objects.filter(line=line, status=Invoice.Status.UNPAID).order_by("bill__month", "reference")
+    )
+    if not invoices:
+        raise NothingToPay(line_id)
+    now = timezone.now()
+    order = PaymentOrder.objects.create(
+        oid=new_oid(), line=line, email=email, amount=sum((inv.amount_ttc for inv in invoices), Decimal("0.00")),
+        state=State.CREATED, created_at=now, updated_at=now,
+    )
+    PaymentOrderItem.objects.bulk_create(
+        PaymentOrderItem(order=order, invoice=inv, amount=inv.amount_ttc) for inv in invoices
+    )
+    PaymentOrderEvent.objects.create(order=order, at=now, from_state="", to_state=State.CREATED,
+                                     cause=f"commande créée depuis le portail ({len(invoices)} facture(s))")
+    return order
+
+
+# --- The gateway's messages: pure reading and checks ---------------------------------------------------------
+
+_MASKED_PAN = re.compile(r"^\d{4,6}[*Xx]{3,9}\d{2,4}$")
+_FULL_PAN = re.compile(r"^\d{13,19}$")
+
+
+@dataclass(frozen=True)
+class GatewayMessage:
+    """A callback or a browser return, once its HASH and client id are verified. Field names are matched
+    case-insensitively, as CMI does."""
+
+    fields: Mapping[str, str]  # lower-cased names
+
+    def get(self, name: str) -> str:
+        return self.fields.get(name.lower(), "")
+
+    def has(self, name: str) -> bool:
+        return name.lower() in self.fields
+
+    @property
+    def oid(self) -> str:
+        return self.get("oid").strip()
+
+    @property
+    def code(self) -> str:
+        return self.get("ProcReturnCode").strip()
+
+    @property
+    def approved(self) -> bool:
+        return self.code == APPROVED_CODE
+
+
+def read_gateway_message(fields: Mapping[str, str], *, client_id: str, store_key: str) -> GatewayMessage:
+    """Check a message from the gateway: its ver3 ``HASH`` over every other field, our client id, an oid."""
+    if any(not isinstance(v, str) or "\x00" in v or "\x00" in k for k, v in fields.items()):
+        raise GatewayMessageRefused("junk")
+    if not ver3_verify(fields, store_key, hash_field="HASH"):
+        raise GatewayMessageRefused("bad_hash")
+    message = GatewayMessage({k.lower(): v for k, v in fields.items()})
+    if message.get("clientid") != client_id:
+        raise GatewayMessageRefused("client_id")
+    if not message.oid:
+        raise GatewayMessageRefused("no_oid")
+    return message
+
+
+def _amount(message: GatewayMessage, name: str) -> Decimal:
+    try:
+        return parse_amount(message.get(name))
+    except AmountError as exc:
+        raise GatewayMessageRefused(f"bad_{name.lower()}") from exc
+
+
+def _refs(text: str, name: str) -> list[str]:
+    if not text.strip():
+        return []
+    refs = [part.strip() for part in text.split(",")]
+    if not all(refs):
+        raise GatewayMessageRefused(f"bad_{name.lower()}")
+    return refs
+
+
+def paid_references(message: GatewayMessage, amounts: Mapping[str, Decimal]) -> list[str]:
+    """Which of the order's invoices (reference -> amount asked) the gateway says were paid.
+
+    With the bill extension: ``paidItems`` is a non-empty part of the order, ``deferredItems`` exactly the rest,
+    no reference twice, and ``paidAmount`` the sum of the paid invoices' amounts as the order has them. Without
+    it (a gateway that ignores the extension, like CMI itself), every invoice was paid.
+    """
+    extension = [message.has(n) for n in ("paidItems", "deferredItems", "paidAmount")]
+    if not any(extension):
+        return list(amounts)
+    paid = _refs(message.get("paidItems"), "paidItems")
+    deferred = _refs(message.get("deferredItems"), "deferredItems")
+    if not paid:
+        raise GatewayMessageRefused("no_paid_items")
+    if len(set(paid + deferred)) != len(paid) + len(deferred):
+        raise GatewayMessageRefused("item_twice")
+    if not set(paid) <= set(amounts):
+        raise GatewayMessageRefused("unknown_item")
+    if set(deferred) != set(amounts) - set(paid):
+        raise GatewayMessageRefused("deferred_items")
+    if _amount(message, "paidAmount") != sum((amounts[ref] for ref in paid), Decimal("0.00")):
+        raise GatewayMessageRefused("paid_amount")
+    return paid
+
+
+def safe_masked_pan(value: str) -> str:
+    """The card number as we may keep it: a masked form as sent, a full number masked here (never kept)."""
+    value = value.strip()
+    if _FULL_PAN.match(value):
+        return mask(value)
+    if _MASKED_PAN.match(value) and len(value) <= 19:
+        return value
+    raise GatewayMessageRefused("masked_pan")
+
+
+def _text(message: GatewayMessage, name: str, *, max_length: int, required: bool = True) -> str:
+    value = message.get(name).strip()
+    if (required and not value) or len(value) > max_length:
+        raise GatewayMessageRefused(f"bad_{name.lower().replace('.', '_')}")
+    return value
+
+
+# --- Moving orders on the gateway's word ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CallbackResult:
+    answer: str  # what the gateway reads: capture, acknowledged or void
+    reason: str  # why, for the logs and the tests
+
+    def __str__(self) -> str:
+        return self.answer
+
+
+def _checked_order(message: GatewayMessage, *, lock: bool = True) -> PaymentOrder:
+    """The order the message is about, locked; its amount and currency must be the order's."""
+    orders = PaymentOrder.objects.select_for_update() if lock else PaymentOrder.objects
+    order = orders.filter(oid=message.oid).first()
+    if order is None:
+        raise GatewayMessageRefused("unknown_oid")
+    if _amount(message, "amount") != order.amount:
+        raise GatewayMessageRefused("amount")
+    if message.get("currency").strip() != MAD_NUMERIC:
+        raise GatewayMessageRefused("currency")
+    return order
+
+
+@transaction.atomic
+def _settle(message: GatewayMessage) -> CallbackResult:
+    order = _checked_order(message)
+    trans_id = _text(message, "TransId", max_length=64)
+    if order.state == State.PAID:
+        if Payment.objects.filter(order=order, trans_id=trans_id).exists():
+            return CallbackResult(ANSWER_CAPTURE, "replay")
+        raise GatewayMessageRefused("order_already_paid")
+    auth_code = _text(message, "AuthCode", max_length=16)
+    host_ref = _text(message, "HostRefNum", max_length=32, required=False)
+    masked_pan = safe_masked_pan(message.get("MaskedPan"))
+    card_brand = _text(message, "EXTRA.CARDBRAND", max_length=16, required=False)
+    if Payment.objects.filter(trans_id=trans_id).exists():
+        raise GatewayMessageRefused("trans_id_used")
+
+    items = list(order.items.values_list("invoice__reference", "invoice_id", "amount"))
+    amounts = {reference: amount for reference, _, amount in items}
+    paid = paid_references(message, amounts)
+    paid_ids = [invoice_id for reference, invoice_id, _ in items if reference in paid]
+    # Lock the invoices in one stable order, so two settlements sharing an invoice queue up, never deadlock.
+    invoices = list(Invoice.objects.select_for_update().filter(pk__in=paid_ids).order_by("pk"))
+    if len(invoices) != len(paid) or any(inv.status != Invoice.Status.UNPAID for inv in invoices):
+        raise GatewayMessageRefused("invoice_already_paid")
+
+    now = timezone.now()
+    payment = Payment.objects.create(
+        order=order, receipt_number=receipt_number_allocate(at=now),
+        amount=sum((amounts[ref] for ref in paid), Decimal("0.00")), email=order.email, paid_at=now,
+        trans_id=trans_id, auth_code=auth_code, host_ref=host_ref, masked_pan=masked_pan, card_brand=card_brand,
+        merchant_name=settings.BILLER_NAME,
+    )
+    for invoice in invoices:
+        invoice.status, invoice.payment, invoice.paid_at = Invoice.Status.PAID, payment, now
+        invoice.save(update_fields=["status", "payment", "paid_at"])
+    order.failure_code, order.failure_message = "", ""
+    _move(order, State.PAID, at=now, cause=f"paiement accepté, transaction {trans_id}, reçu {payment.receipt_number}")
+    receipt_email_queue(payment=payment)
+    return CallbackResult(ANSWER_CAPTURE, "settled")
+
+
+@transaction.atomic
+def _fail(message: GatewayMessage, *, source: str) -> PaymentOrder:
+    order = _checked_order(message)
+    if order.state == State.CREATED:
+        code = message.code[:8]
+        order.failure_code, order.failure_message = code, message.get("ErrMsg").strip()[:255]
+        md = message.get("mdStatus").strip()
+        _move(order, State.FAILED, at=timezone.now(),
+              cause=f"{source}: refusé, code {code or '-'}, mdStatus {md or '-'}")
+    return order
+
+
+def payment_callback(*, fields: Mapping[str, str]) -> CallbackResult:
+    """The gateway's server-to-server callback: settle an approved payment (capture), record a decline
+    (acknowledge), or refuse anything that does not check out (void), changing nothing."""
+    try:
+        message = read_gateway_message(fields, client_id=settings.BILLER_CLIENT_ID,
+                                       store_key=settings.BILLER_STORE_KEY)
+        if message.approved:
+            result = _settle(message)
+        elif message.code:
+            _fail(message, source="rappel")
+            result = CallbackResult(ANSWER_ACKNOWLEDGED, "declined")
+        else:
+            raise GatewayMessageRefused("no_code")
+    except GatewayMessageRefused as exc:
+        result = CallbackResult(ANSWER_VOID, exc.reason)
+    except IntegrityError:
+        # A concurrent settlement took the same transaction id or receipt first: the loser voids.
+        result = CallbackResult(ANSWER_VOID, "conflict")
+    log = logger.info if result.answer != ANSWER_VOID else logger.warning
+    log("callback oid=%s answer=%s reason=%s", _safe_oid(fields), result.answer, result.reason)
+    return result
+
+
+def _safe_oid(fields: Mapping[str, str]) -> str:
+    oid = next((v for k, v in fields.items() if k.lower() == "oid"), "")
+    return repr(oid[:64]) if isinstance(oid, str) else "?"
+
+
+@dataclass(frozen=True)
+class ReturnOutcome:
+    """Where the customer's browser came back to: the order as it stands, and what the gateway said."""
+
+    order: PaymentOrder
+    receipt_number: str | None  # set when the order is paid
+    code: str
+    md_status: str
+    message: str
+
+
+def payment_return(*, fields: Mapping[str, str], failed: bool) -> ReturnOutcome:
+    """The browser's return to okUrl (``failed=False``) or failUrl: verified like a callback. A verified
+    failure is recorded on an order still waiting (the callback may not have come); GatewayMessageRefused
+    when the message cannot be trusted."""
+    message = read_gateway_message(fields, client_id=settings.BILLER_CLIENT_ID, store_key=settings.BILLER_STORE_KEY)
+    if failed and not message.approved:
+        order = _fail(message, source="retour navigateur")
+    else:
+        order = _checked_order(message, lock=False)
+    payment = Payment.objects.filter(order=order).only("receipt_number").first()
+    return ReturnOutcome(
+        order=order,
+        receipt_number=payment.receipt_number if payment and order.state == State.PAID else None,
+        code=message.code,
+        md_status=message.get("mdStatus").strip(),
+        message=message.get("ErrMsg").strip(),
+    )

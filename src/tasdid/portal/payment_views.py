@@ -1,0 +1,170 @@
+"""The payment pages of the biller's site: start a payment at the gateway, the gateway's callback and the
+browser's return, the receipt (page and PDF)."""
+
+import logging
+from pathlib import Path
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from tasdid.billing.receipts import receipt_path, receipt_token_matches, render_pdf
+from tasdid.billing.selectors.payments import (
+    CONSULT_PATH,
+    Receipt,
+    gateway_url,
+    merchant_request,
+    receipt_for,
+)
+from tasdid.billing.services import payments
+from tasdid.core.http import autosubmit, no_store
+
+from .session import forget_line, identified_line
+
+logger = logging.getLogger(__name__)
+
+HOME_PATH = "/"
+
+RECEIPT_STYLESHEET = Path(__file__).resolve().parent / "static" / "portal" / "receipt.css"
+
+
+def _posted(request: HttpRequest) -> dict[str, str]:
+    """The posted form as one value per name (the last one, as PHP reads it)."""
+    return {name: request.POST.get(name, "") for name in request.POST}
+
+
+def _see_other(url: str) -> HttpResponse:
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+@require_POST
+def pay(request: HttpRequest) -> HttpResponse:
+    """« Consultez et payer » on the consult page: create the order, then carry the browser to the gateway."""
+    who = identified_line(request)
+    if who is None:
+        messages.error(request, _("Votre session a expiré. Identifiez de nouveau votre facture pour la payer."))
+        return redirect(HOME_PATH)
+    try:
+        order = payments.payment_order_create(line_id=who.line_id, email=who.email)
+    except payments.NothingToPay:
+        messages.info(request, _("Vous n'avez aucune facture à payer."))
+        return redirect(CONSULT_PATH)
+    except payments.UnknownLine:
+        forget_line(request)
+        messages.error(request, _("Votre session a expiré. Identifiez de nouveau votre facture pour la payer."))
+        return redirect(HOME_PATH)
+    return autosubmit(
+        request,
+        action=gateway_url(),
+        fields=merchant_request(order=order),
+        title=_("Paiement sécurisé"),
+        message=_("Vous allez être redirigé vers la page de paiement sécurisé…"),
+        button=_("Continuer vers le paiement"),
+    )
+
+
+@csrf_exempt  # server-to-server: the ver3 HASH over every field, keyed with the store key, replaces CSRF.
+@require_POST
+def payment_callback(request: HttpRequest) -> HttpResponse:
+    result = payments.payment_callback(fields=_posted(request))
+    response = HttpResponse(result.answer, content_type="text/plain; charset=utf-8")
+    return no_store(response)
+
+
+def _invalid_return(request: HttpRequest, reason: str) -> HttpResponse:
+    logger.warning("payment return refused: %s", reason)
+    return no_store(render(request, "portal/payment/invalid.html", status=400))
+
+
+@csrf_exempt  # the browser's return from the gateway: verified by its ver3 HASH, not by a session.
+@require_http_methods(["GET", "POST"])
+def payment_ok(request: HttpRequest) -> HttpResponse:
+    """The gateway's okUrl: the receipt when the callback settled the order, else "not confirmed"."""
+    if request.method == "GET":
+        return redirect(CONSULT_PATH)
+    try:
+        outcome = payments.payment_return(fields=_posted(request), failed=False)
+    except payments.GatewayMessageRefused as exc:
+        return _invalid_return(request, exc.reason)
+    if outcome.receipt_number:
+        return _see_other(receipt_path(outcome.receipt_number))
+    return no_store(render(request, "portal/payment/not_confirmed.html", {"consult_url": CONSULT_PATH}))
+
+
+# Why a payment failed, as the customer reads it (ISO 8583 response codes, DESIGN.md §5).
+FAILURE_REASONS = {
+    "51": gettext_lazy("Provision insuffisante"),
+    "54": gettext_lazy("Carte expirée"),
+    "41": gettext_lazy("Carte déclarée perdue ou volée"),
+    "43": gettext_lazy("Carte déclarée perdue ou volée"),
+    "N7": gettext_lazy("Code de vérification incorrect"),
+    "05": gettext_lazy("Transaction refusée par votre banque"),
+}
+THREEDS_FAILED = "0"  # mdStatus: the cardholder was not authenticated
+
+
+def failure_reason(code: str, md_status: str) -> str:
+    """The reason to show for a failed payment: 3-D Secure first (no authorization followed), then the bank's."""
+    if md_status == THREEDS_FAILED:
+        return _("Authentification 3-D Secure échouée : le code de vérification n'a pas été validé")
+    reason = FAILURE_REASONS.get(code)
+    return str(reason) if reason else _("Le paiement n'a pas pu aboutir")
+
+
+@csrf_exempt  # the browser's return from the gateway: verified by its ver3 HASH, not by a session.
+@require_http_methods(["GET", "POST"])
+def payment_failed(request: HttpRequest) -> HttpResponse:
+    """The gateway's failUrl: say why, the invoices stay unpaid, try again from the consult page."""
+    if request.method == "GET":
+        return redirect(CONSULT_PATH)
+    try:
+        outcome = payments.payment_return(fields=_posted(request), failed=True)
+    except payments.GatewayMessageRefused as exc:
+        return _invalid_return(request, exc.reason)
+    if outcome.receipt_number:
+        # The order was settled after all (an earlier try on the same payment page): the receipt is the truth.
+        return _see_other(receipt_path(outcome.receipt_number))
+    context = {"reason": failure_reason(outcome.code, outcome.md_status), "code": outcome.code,
+               "consult_url": CONSULT_PATH}
+    return no_store(render(request, "portal/payment/failed.html", context))
+
+
+def _receipt_or_404(receipt_number: str, token: str) -> Receipt:
+    if not receipt_token_matches(receipt_number, token):
+        raise Http404
+    receipt = receipt_for(receipt_number=receipt_number)
+    if receipt is None:
+        raise Http404
+    return receipt
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    """A receipt's address is its key: keep it out of referrers, shared caches and search engines."""
+    response["Cache-Control"] = "private, no-cache"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+@require_safe
+def receipt(request: HttpRequest, receipt_number: str, token: str) -> HttpResponse:
+    """« Reçu de paiement »: anyone with the link, no session needed."""
+    data = _receipt_or_404(receipt_number, token)
+    return _private(render(request, "portal/receipt/receipt.html", {"receipt": data}))
+
+
+@require_safe
+def receipt_pdf(request: HttpRequest, receipt_number: str, token: str) -> HttpResponse:
+    """The same receipt as a PDF (WeasyPrint), to save or print."""
+    data = _receipt_or_404(receipt_number, token)
+    html = render_to_string("portal/receipt/pdf.html", {"receipt": data}, request=request)
+    response = HttpResponse(render_pdf(html=html, stylesheets=[RECEIPT_STYLESHEET]), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="recu-{data.number}.pdf"'
+    return _private(response)

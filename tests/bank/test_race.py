@@ -1,0 +1,55 @@
+"""Two authorizations racing on one account never spend the same money (the account row is locked)."""
+
+import threading
+import time
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+
+from tasdid.bank import sandbox, selectors, services
+from tasdid.bank.demo import seed_demo
+from tasdid.bank.models import Card, Hold
+from tasdid.core.cards import fingerprint
+
+POOR = sandbox.card_by_outcome("51")  # 50.00 DH
+
+
+def test_two_authorizations_racing_on_one_account_do_not_overdraw(transactional_db, monkeypatch):
+    seed_demo()
+    # Widen the window between reading the available balance and writing the hold: without the lock, both
+    # threads would read 50.00 and both would approve 30.00.
+    real = selectors.account_available
+
+    def slow_available(**kwargs):
+        value = real(**kwargs)
+        time.sleep(0.3)
+        return value
+
+    monkeypatch.setattr(selectors, "account_available", slow_available)
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def pay(stan: str):
+        try:
+            barrier.wait(timeout=10)
+            month, year = POOR.expiry.split("/")
+            results.append(services.authorize(
+                pan=POOR.number, expiry_yymm=year + month, cvv=POOR.cvv, amount_minor=3000, currency="504",
+                merchant_id="600000001", stan=stan, transmitted_at=timezone.now(),
+            ).response_code)
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pay, args=(f"00000{i}",)) for i in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(results) == ["00", "51"]
+    account = Card.objects.get(fingerprint=fingerprint(POOR.number)).account
+    assert Hold.objects.filter(account=account, state="held").count() == 1
+    assert selectors.account_available(account_id=account.pk, balance=account.balance) == Decimal("20.00")

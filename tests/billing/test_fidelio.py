@@ -1,0 +1,224 @@
+"""Codes fidelio by SMS: "code" to 1111 from a customer's mobile gets a 6-digit code back; hashed, expiring,
+single use, replaced by the next one, limited per line; anything else gets a polite answer."""
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from tasdid.billing.codes import fidelio_scope
+from tasdid.billing.models import FidelioCode, IdentificationAttempt
+from tasdid.billing.services.fidelio import FidelioReply, fidelio_code_request, is_code_request
+from tasdid.billing.services.identification import Identified, Refusal, Refused, identify_mobile
+from tasdid.core.codes import code_digest
+from tasdid.messaging.models import HandsetMessage, Sms
+from tasdid.messaging.services import REDACTED, sms_receive
+from tests import factories
+from tests.support.sms import code_in, last_sms_text
+
+NUMBER = "+212661000001"
+T0 = dt.datetime(2025, 6, 12, 10, 0, tzinfo=dt.UTC)  # 11:00 in Casablanca (UTC+1)
+
+
+@pytest.mark.parametrize("text", ["code", "CODE", " Code ", "\tcOdE\n", "co de", " C O D E "])
+def test_code_keyword_in_any_case_with_spaces(text):
+    assert is_code_request(text)
+
+
+@pytest.mark.parametrize("text", ["", "codes", "code 1", "mot de passe", "côde", "c0de"])
+def test_other_texts_are_not_code_requests(text):
+    assert not is_code_request(text)
+
+
+def _send_code_sms(text="code", sender=NUMBER):
+    sms_receive(sender=sender, to="1111", text=text)
+
+
+@pytest.mark.django_db
+def test_code_sms_to_1111_sends_a_code_back_hashed_at_rest_and_redacted_after_delivery(run_tasks):
+    line = factories.mobile_line(number=NUMBER)
+    with time_machine.travel(T0, tick=False):
+        _send_code_sms(" Code ")
+        assert run_tasks() == 1
+
+    received = HandsetMessage.objects.get(number=NUMBER)
+    assert received.sender == "1111"
+    code = code_in(received.text)
+    assert received.text == (f"Votre code fidelio est {code}. Il est valable 15 minutes et ne sert qu'une fois. "
+                             "Ne le communiquez à personne.")
+    stored = FidelioCode.objects.get(line=line)
+    assert stored.digest == code_digest(fidelio_scope(line.pk), code)
+    assert code not in stored.digest
+    assert stored.created_at == T0
+    assert stored.expires_at == T0 + dt.timedelta(minutes=15)
+    assert stored.used_at is None
+    # The outbox keeps the SMS without its secret once delivered.
+    outbound = Sms.objects.get(direction=Sms.Direction.OUTBOUND)
+    assert outbound.status == Sms.Status.DELIVERED
+    assert code not in outbound.text and REDACTED in outbound.text
+    assert outbound.secrets == []
+    inbound = Sms.objects.get(direction=Sms.Direction.INBOUND)
+    assert (inbound.sender, inbound.recipient, inbound.text) == (NUMBER, "1111", " Code ")
+
+
+@pytest.mark.django_db
+def test_code_validity_is_configurable(settings):
+    settings.FIDELIO_CODE_SECONDS = 300
+    line = factories.mobile_line(number=NUMBER)
+    assert fidelio_code_request(number=NUMBER, now=T0) == FidelioReply.CODE_SENT
+    assert FidelioCode.objects.get(line=line).expires_at == T0 + dt.timedelta(minutes=5)
+    assert "valable 5 minutes" in Sms.objects.get().text
+
+
+@pytest.mark.django_db
+def test_code_works_once_and_not_after_expiry(run_tasks):
+    line = factories.mobile_line(number=NUMBER)
+    fidelio_code_request(number=NUMBER, now=T0)
+    run_tasks()
+    code = code_in(last_sms_text(NUMBER))
+
+    late = T0 + dt.timedelta(minutes=15)
+    assert identify_mobile(number=NUMBER, fidelio_code=code, client_ip="10.0.0.1", now=late) == \
+        Refused(Refusal.WRONG_CODE)
+
+    fidelio_code_request(number=NUMBER, now=T0 + dt.timedelta(minutes=16))
+    run_tasks()
+    fresh = code_in(last_sms_text(NUMBER))
+    at = T0 + dt.timedelta(minutes=30, seconds=59)  # 14 min 59 s after it was sent
+    assert identify_mobile(number=NUMBER, fidelio_code=fresh, client_ip="10.0.0.1", now=at) == \
+        Identified(line_id=line.pk, kind="mobile")
+    assert FidelioCode.objects.get(expires_at__gt=at).used_at == at
+    assert identify_mobile(number=NUMBER, fidelio_code=fresh, client_ip="10.0.0.1", now=at) == \
+        Refused(Refusal.WRONG_CODE)
+
+
+@pytest.mark.django_db
+def test_a_new_code_replaces_the_older_unused_one(run_tasks):
+    line = factories.mobile_line(number=NUMBER)
+    fidelio_code_request(number=NUMBER, now=T0)
+    run_tasks()
+    first = code_in(last_sms_text(NUMBER))
+    fidelio_code_request(number=NUMBER, now=T0 + dt.timedelta(minutes=1))
+    run_tasks()
+    second = code_in(last_sms_text(NUMBER))
+
+    later = T0 + dt.timedelta(minutes=2)
+    if first != second:  # two random codes may be equal (1 in a million): then the first proves nothing
+        assert identify_mobile(number=NUMBER, fidelio_code=first, client_ip="", now=later) == \
+            Refused(Refusal.WRONG_CODE)
+    assert identify_mobile(number=NUMBER, fidelio_code=second, client_ip="", now=later) == \
+        Identified(line_id=line.pk, kind="mobile")
+    older = FidelioCode.objects.filter(line=line).order_by("created_at").first()
+    assert older.expires_at == T0 + dt.timedelta(minutes=1)
+    assert older.used_at is None
+
+
+@pytest.mark.django_db
+def test_a_code_is_only_right_for_its_own_line(run_tasks):
+    factories.mobile_line(number=NUMBER)
+    other = factories.mobile_line(number="+212661000002")
+    fidelio_code_request(number=NUMBER, now=T0)
+    fidelio_code_request(number=other.number, now=T0)
+    run_tasks()
+    mine = code_in(last_sms_text(NUMBER))
+    theirs = code_in(last_sms_text(other.number))
+    if mine != theirs:
+        assert identify_mobile(number=other.number, fidelio_code=mine, client_ip="", now=T0) == \
+            Refused(Refusal.WRONG_CODE)
+    assert identify_mobile(number=other.number, fidelio_code=theirs, client_ip="", now=T0) == \
+        Identified(line_id=other.pk, kind="mobile")
+
+
+@pytest.mark.django_db
+def test_three_requests_per_quarter_hour_then_a_polite_wait(run_tasks):
+    line = factories.mobile_line(number=NUMBER)
+    for minute in (0, 1, 2):
+        assert fidelio_code_request(number=NUMBER, now=T0 + dt.timedelta(minutes=minute)) == FidelioReply.CODE_SENT
+    assert fidelio_code_request(number=NUMBER, now=T0 + dt.timedelta(minutes=5)) == FidelioReply.TOO_MANY_REQUESTS
+    assert FidelioCode.objects.filter(line=line).count() == 3
+    run_tasks()
+    # The first request leaves the window at 10:15 UTC, 11:15 in Casablanca.
+    assert last_sms_text(NUMBER) == ("Vous avez déjà demandé plusieurs codes fidelio. Merci de patienter : vous "
+                                     "pourrez en demander un nouveau à partir de 11:15.")
+    assert fidelio_code_request(number=NUMBER, now=T0 + dt.timedelta(minutes=15)) == FidelioReply.CODE_SENT
+    assert FidelioCode.objects.filter(line=line).count() == 4
+
+
+@pytest.mark.django_db
+def test_unknown_number_gets_a_polite_answer_and_no_code(run_tasks):
+    factories.mobile_line(number=NUMBER)
+    factories.fixed_line(number="+212522000001")
+    _send_code_sms(sender="0662999999")
+    _send_code_sms(sender="0522000001")  # a fixed line's number is no mobile line
+    run_tasks()
+    expected = ("Ce numéro ne correspond à aucune ligne mobile client. Pour obtenir un code fidelio, envoyez « code » "
+                "au 1111 depuis le numéro mobile de la ligne à payer.")
+    assert last_sms_text("+212662999999") == expected
+    assert last_sms_text("+212522000001") == expected
+    assert FidelioCode.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_unknown_keyword_gets_a_polite_answer_and_no_code(run_tasks):
+    factories.mobile_line(number=NUMBER)
+    _send_code_sms("bonjour")
+    run_tasks()
+    assert last_sms_text(NUMBER) == ("Message non reconnu. Pour recevoir votre code fidelio, envoyez « code » au 1111 "
+                                     "depuis le numéro mobile de la ligne à payer.")
+    assert FidelioCode.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_locked_line_gets_no_code_until_the_lock_ends(run_tasks):
+    line = factories.mobile_line(number=NUMBER)
+    line.locked_until = T0 + dt.timedelta(minutes=30)
+    line.save(update_fields=["locked_until"])
+    assert fidelio_code_request(number=NUMBER, now=T0) == FidelioReply.LINE_LOCKED
+    run_tasks()
+    assert last_sms_text(NUMBER) == ("Après plusieurs codes erronés, votre ligne est bloquée jusqu'à 11:30. Vous "
+                                     "pourrez alors demander un nouveau code fidelio.")
+    assert FidelioCode.objects.count() == 0
+    assert fidelio_code_request(number=NUMBER, now=T0 + dt.timedelta(minutes=30)) == FidelioReply.CODE_SENT
+
+
+@pytest.mark.django_db
+def test_five_wrong_fidelio_codes_lock_the_line_and_the_right_one_waits(run_tasks):
+    line = factories.mobile_line(number=NUMBER)
+    fidelio_code_request(number=NUMBER, now=T0)
+    run_tasks()
+    code = code_in(last_sms_text(NUMBER))
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for attempt in range(4):
+        assert identify_mobile(number=NUMBER, fidelio_code=wrong, client_ip="10.0.0.9",
+                               now=T0 + dt.timedelta(seconds=attempt)) == Refused(Refusal.WRONG_CODE)
+    fifth = T0 + dt.timedelta(seconds=4)
+    locked_until = fifth + dt.timedelta(minutes=30)
+    assert identify_mobile(number=NUMBER, fidelio_code=wrong, client_ip="10.0.0.9", now=fifth) == \
+        Refused(Refusal.LINE_LOCKED, locked_until=locked_until)
+    # Locked: even the right code is refused, and not used up.
+    assert identify_mobile(number=NUMBER, fidelio_code=code, client_ip="10.0.0.9", now=fifth) == \
+        Refused(Refusal.LINE_LOCKED, locked_until=locked_until)
+    assert FidelioCode.objects.get(line=line).used_at is None
+    assert list(IdentificationAttempt.objects.order_by("pk").values_list("reason", flat=True)) == \
+        ["wrong_code"] * 5 + ["line_locked"]
+
+
+@pytest.mark.django_db
+def test_requests_read_the_clock_when_no_time_is_given():
+    factories.mobile_line(number=NUMBER)
+    with time_machine.travel(T0, tick=False):
+        assert timezone.now() == T0
+        fidelio_code_request(number=NUMBER)
+    assert FidelioCode.objects.get().created_at == T0
+    assert Sms.objects.get().text.startswith("Votre code fidelio est ")
+
+
+@pytest.mark.django_db
+def test_a_lock_ending_another_day_says_the_day(run_tasks):
+    line = factories.mobile_line(number=NUMBER)
+    line.locked_until = T0 + dt.timedelta(hours=13, minutes=50)  # 00:50 the next day in Casablanca
+    line.save(update_fields=["locked_until"])
+    fidelio_code_request(number=NUMBER, now=T0)
+    run_tasks()
+    assert "bloquée jusqu'à 13/06/2025 à 00:50." in last_sms_text(NUMBER)

@@ -1,0 +1,37 @@
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tasdid.core.money import AmountError, from_minor, parse_amount, to_minor, ttc_of, vat_of, wire
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("285.00", Decimal("285.00")), ("99", Decimal("99.00")), ("0.5", Decimal("0.50")), (186, Decimal("186.00")),
+])
+def test_parse_amount_accepts_what_merchants_send(raw, expected):
+    assert parse_amount(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "abc", "1.234", "-5.00", "0", "0.00", "1e3", "1,50", " ", "99999999999.00"])
+def test_parse_amount_refuses_junk(raw):
+    with pytest.raises(AmountError):
+        parse_amount(raw)
+
+
+def test_parse_amount_refuses_floats():
+    with pytest.raises(AmountError):
+        parse_amount(1.5)
+
+
+def test_vat_and_ttc_round_half_up_to_cents():
+    assert vat_of(Decimal("155.00")) == Decimal("31.00")
+    assert ttc_of(Decimal("82.50")) == Decimal("99.00")
+    assert vat_of(Decimal("0.025")) == Decimal("0.01")
+
+
+@given(st.integers(min_value=0, max_value=10**12))
+def test_minor_units_round_trip(centimes):
+    assert to_minor(from_minor(centimes)) == centimes
+    assert wire(from_minor(centimes)) == f"{centimes // 100}.{centimes % 100:02d}"

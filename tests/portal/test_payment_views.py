@@ -1,0 +1,276 @@
+"""The payment pages through Django's test client: start a payment, the callback, the browser's returns."""
+
+import re
+from html import unescape
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.utils import timezone
+
+from tasdid.billing.models import Invoice, Payment, PaymentOrder
+from tasdid.billing.receipts import receipt_path
+from tasdid.core.http import party_cookie_name
+from tasdid.core.signing import ver3_verify
+from tasdid.messaging.models import Email
+from tasdid.portal.payment_views import failure_reason
+from tests import factories
+from tests.billing.payments_fixtures import EMAIL, gateway_message, line_with_two_invoices, new_order, sign
+
+pytestmark = pytest.mark.django_db
+
+
+def identified_client(line, *, email: str = EMAIL, enforce_csrf: bool = True) -> tuple[Client, str]:
+    """A browser whose session holds an identified line, and the CSRF token its forms carry."""
+    client = Client(enforce_csrf_checks=enforce_csrf)
+    session = client.session
+    session.update({"tasdid.line_id": line.pk, "tasdid.email": email, "tasdid.line_kind": line.kind,
+                    "tasdid.identified_at": timezone.now().isoformat()})
+    session["_csrftoken"] = "a" * 32  # CSRF_USE_SESSIONS: the secret lives in the session
+    session.save()
+    # Each party's session cookie carries the party's name (tasdid.core.http.PartyMiddleware).
+    client.cookies[party_cookie_name("biller")] = session.session_key
+    return client, "a" * 32
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    return {unescape(n): unescape(v) for n, v in re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">',
+                                                            html)}
+
+
+# --- POST /paiement -------------------------------------------------------------------------------------------
+
+def test_pay_creates_the_order_and_autosubmits_the_signed_request_to_the_gateway():
+    line, june, july = line_with_two_invoices()
+    client, token = identified_client(line)
+
+    response = client.post("/paiement", {"csrfmiddlewaretoken": token})
+
+    assert response.status_code == 200
+    order = PaymentOrder.objects.get()
+    html = response.content.decode()
+    assert f'action="{settings.GATEWAY_URL}/fim/est3Dgate"' in html
+    assert "data-autosubmit" in html
+    fields = hidden_fields(html)
+    assert fields["oid"] == order.oid
+    assert fields["amount"] == "285.00"
+    assert fields["item1Ref"] == june.reference and fields["item2Ref"] == july.reference
+    assert fields["BillToName"] == "Mme Amina Test"
+    assert ver3_verify(fields, settings.BILLER_STORE_KEY)
+    assert f"form-action 'self' {settings.GATEWAY_URL}" in response["Content-Security-Policy"]
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_pay_without_csrf_token_is_refused_and_creates_nothing():
+    line, *_ = line_with_two_invoices()
+    client, _ = identified_client(line)
+
+    response = client.post("/paiement", {})
+
+    assert response.status_code == 403
+    assert "Ce formulaire a expiré" in response.content.decode()
+    assert PaymentOrder.objects.count() == 0
+
+
+def test_pay_without_an_identified_line_goes_home_and_creates_nothing():
+    line_with_two_invoices()
+    client = Client()
+
+    response = client.post("/paiement")
+
+    assert (response.status_code, response["Location"]) == (302, "/")
+    assert [str(m) for m in response.wsgi_request._messages] == [
+        "Votre session a expiré. Identifiez de nouveau votre facture pour la payer."]
+    assert PaymentOrder.objects.count() == 0
+
+
+def test_pay_with_nothing_to_pay_goes_back_to_the_consult_page_with_a_message():
+    line = factories.mobile_line()
+    client, token = identified_client(line, enforce_csrf=False)
+
+    response = client.post("/paiement", {"csrfmiddlewaretoken": token})
+
+    assert (response.status_code, response["Location"]) == (302, "/factures")
+    assert [str(m) for m in response.wsgi_request._messages] == ["Vous n'avez aucune facture à payer."]
+    assert PaymentOrder.objects.count() == 0
+
+
+def test_pay_is_post_only():
+    line, *_ = line_with_two_invoices()
+    client, _ = identified_client(line)
+    assert client.get("/paiement").status_code == 405
+    assert PaymentOrder.objects.count() == 0
+
+
+# --- POST /paiement/callback ----------------------------------------------------------------------------------
+
+def test_callback_needs_no_csrf_token_and_answers_in_plain_text():
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+    client = Client(enforce_csrf_checks=True)
+
+    response = client.post("/paiement/callback", gateway_message(order))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content == b"ACTION=POSTAUTH"
+    assert Payment.objects.count() == 1
+
+
+def test_callback_with_a_bad_hash_answers_failure_and_changes_nothing():
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+    fields = {**gateway_message(order), "amount": "1.00"}
+
+    response = Client(enforce_csrf_checks=True).post("/paiement/callback", fields)
+
+    assert (response.status_code, response.content) == (200, b"FAILURE")
+    assert Payment.objects.count() == 0
+    assert Invoice.objects.filter(status="paid").count() == 0
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("application/x-www-form-urlencoded", b""),
+    ("application/x-www-form-urlencoded", b"oid=%FF%FE&HASH=%C3%28&amount=\xff\xfe"),
+    ("application/x-www-form-urlencoded", b"%%%&&&===;;oid"),
+    ("application/x-www-form-urlencoded; charset=no-such-charset", b"oid=abc&HASH=x"),
+    ("application/x-www-form-urlencoded", b"oid=abc&HASH=" + b"A" * 100_000),
+    ("application/x-www-form-urlencoded", b"oid=a%00b&HASH=x"),
+    ("multipart/form-data; boundary=zzz", b"--zzz\r\nnot really multipart"),
+    ("text/plain", b"ACTION=POSTAUTH"),
+    ("application/json", b'{"oid": "x"}'),
+])
+def test_callback_and_returns_never_fail_on_junk(content_type, body):
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+
+    response = Client().generic("POST", "/paiement/callback", body, content_type=content_type)
+    ok = Client().generic("POST", "/paiement/ok", body, content_type=content_type)
+    failed = Client().generic("POST", "/paiement/echec", body, content_type=content_type)
+
+    assert response.status_code in {200, 400}
+    if response.status_code == 200:
+        assert response.content == b"FAILURE"
+    assert (ok.status_code, failed.status_code) == (400, 400)
+    assert Payment.objects.count() == 0
+    order.refresh_from_db()
+    assert order.state == "created"
+
+
+def test_callback_is_post_only():
+    assert Client().get("/paiement/callback").status_code == 405
+
+
+# --- POST /paiement/ok and /paiement/echec --------------------------------------------------------------------
+
+def test_ok_return_of_a_paid_order_goes_to_its_receipt_without_a_session():
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+    Client().post("/paiement/callback", gateway_message(order))
+    payment = Payment.objects.get()
+
+    response = Client(enforce_csrf_checks=True).post("/paiement/ok", gateway_message(order, callback=False))
+
+    assert response.status_code == 303
+    assert response["Location"] == receipt_path(payment.receipt_number)
+
+
+def test_ok_return_before_the_callback_says_nothing_was_charged():
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+
+    response = Client(enforce_csrf_checks=True).post("/paiement/ok", gateway_message(order, callback=False))
+
+    assert response.status_code == 200
+    html = unescape(response.content.decode())
+    assert "Votre paiement n'est pas confirmé" in html
+    assert "Aucun montant n'a été débité" in html
+    assert 'href="/factures"' in html
+    order.refresh_from_db()
+    assert order.state == "created"
+
+
+@pytest.mark.parametrize("path", ["/paiement/ok", "/paiement/echec"])
+def test_a_return_with_a_bad_hash_shows_an_error_and_changes_nothing(path):
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+    fields = {**gateway_message(order, code="51", callback=False), "ProcReturnCode": "00"}
+
+    response = Client().post(path, fields)
+
+    assert response.status_code == 400
+    assert "Réponse de paiement invalide" in response.content.decode()
+    order.refresh_from_db()
+    assert (order.state, order.events.count()) == ("created", 1)
+
+
+@pytest.mark.parametrize("path", ["/paiement/ok", "/paiement/echec"])
+def test_a_return_by_get_goes_back_to_the_consult_page(path):
+    response = Client().get(path)
+    assert (response.status_code, response["Location"]) == (302, "/factures")
+
+
+@pytest.mark.parametrize("code, md_status, reason", [
+    ("51", "1", "Provision insuffisante"),
+    ("54", "1", "Carte expirée"),
+    ("41", "1", "Carte déclarée perdue ou volée"),
+    ("43", "2", "Carte déclarée perdue ou volée"),
+    ("N7", "1", "Code de vérification incorrect"),
+    ("05", "4", "Transaction refusée par votre banque"),
+    ("99", "0", "Authentification 3-D Secure échouée"),
+    ("99", "1", "Le paiement n'a pas pu aboutir"),
+    ("91", "1", "Le paiement n'a pas pu aboutir"),
+])
+def test_fail_return_says_why_keeps_the_invoices_unpaid_and_offers_to_try_again(code, md_status, reason):
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+
+    response = Client(enforce_csrf_checks=True).post(
+        "/paiement/echec", gateway_message(order, code=code, md_status=md_status, callback=False))
+
+    assert response.status_code == 200
+    html = unescape(response.content.decode())
+    assert reason in html
+    assert "vos factures restent à payer" in html
+    assert re.search(r'<a class="button primary" href="/factures">Réessayer</a>', html)
+    order.refresh_from_db()
+    assert (order.state, order.failure_code) == ("failed", code)
+    assert Invoice.objects.filter(status="paid").count() == 0
+    assert Email.objects.count() == 0
+
+
+def test_fail_return_after_the_callback_recorded_the_decline_changes_nothing_more():
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+    Client().post("/paiement/callback", gateway_message(order, code="51"))
+    events = order.events.count()
+
+    response = Client().post("/paiement/echec", gateway_message(order, code="51", callback=False))
+
+    assert "Provision insuffisante" in response.content.decode()
+    assert order.events.count() == events
+
+
+def test_fail_return_of_an_order_settled_after_all_goes_to_the_receipt():
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+    Client().post("/paiement/callback", gateway_message(order))
+
+    response = Client().post("/paiement/echec", gateway_message(order, code="05", callback=False))
+
+    assert response.status_code == 303
+    assert response["Location"] == receipt_path(Payment.objects.get().receipt_number)
+    order.refresh_from_db()
+    assert order.state == "paid"
+
+
+def test_a_return_for_an_unknown_order_is_refused():
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+    response = Client().post("/paiement/echec", sign({**gateway_message(order, code="51"), "oid": "TSDNOPE"}))
+    assert response.status_code == 400
+
+
+def test_failure_reason_puts_3ds_before_the_response_code():
+    assert failure_reason("05", "0").startswith("Authentification 3-D Secure échouée")
+    assert failure_reason("", "") == "Le paiement n'a pas pu aboutir"

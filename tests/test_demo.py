@@ -1,0 +1,68 @@
+"""`tasdid demo` as a person runs it: every party answers on its port with demo data; Ctrl-C stops them all."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_demo_starts_every_party_with_demo_data_and_stops_on_ctrl_c(tmp_path: Path):
+    ports = {name: free_port() for name in ("biller", "gateway", "bank", "smtp")}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TASDID_", "DATABASE_URL", "DJANGO_"))},
+        "TASDID_VAR_DIR": str(tmp_path / "var"),
+        "TASDID_BILLER_URL": f"http://127.0.0.1:{ports['biller']}",
+        "TASDID_GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}",
+        "TASDID_BANK_URL": f"http://127.0.0.1:{ports['bank']}",
+        "TASDID_EMAIL_PORT": str(ports["smtp"]),
+        "TASDID_WEB_WORKERS": "1",
+    }
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "tasdid.cli", "demo"], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = demo.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if "Ctrl-C" in line:
+                break
+        assert any("Ctrl-C" in line for line in output), "".join(output)
+        assert all(_listening(port) for port in ports.values())
+        home = httpx.get(env["TASDID_BILLER_URL"] + "/", timeout=10)
+        assert home.status_code == 200 and "Mobile" in home.text and "Internet" in home.text
+        phone = httpx.get(env["TASDID_BILLER_URL"] + "/sandbox/phone", timeout=10)
+        assert phone.status_code == 200
+        for party in ("GATEWAY", "BANK"):
+            assert httpx.get(env[f"TASDID_{party}_URL"] + "/admin/login/", timeout=10).status_code == 200
+        # Demo data: the guide's sample customer reaches her fixed invoice through the real pages.
+        with httpx.Client(base_url=env["TASDID_BILLER_URL"], timeout=10, follow_redirects=True) as browser:
+            form = browser.get("/fixe")
+            assert form.status_code == 200
+    finally:
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=30)
+        output.append(rest or "")
+    assert demo.returncode == 0, "".join(output)
+    time.sleep(0.5)
+    assert not any(_listening(port) for port in ports.values()), "a process outlived the demo"
