@@ -139,3 +139,14 @@ def test_command_line_without_a_file_shows_usage(cli_env):
     done = tasdid(cli_env, "import-bills")
     assert done.returncode == 2
     assert "the following arguments are required: file" in done.stderr
+
+
+def test_command_line_on_a_database_without_tables_says_so(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}", "TASDID_VAR_DIR": str(tmp_path),
+           "DJANGO_SETTINGS_MODULE": "tasdid.settings"}
+    done = tasdid(env, "import-bills", str(EXAMPLE))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        "Import refusé, rien n'a été importé : la base de données a répondu « no such table: billing_customer » "
+        "(base à jour ? « tasdid migrate »)"]

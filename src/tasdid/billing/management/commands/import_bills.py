@@ -3,6 +3,7 @@
 import sys
 
 from django.core.management.base import BaseCommand
+from django.db import DatabaseError
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
@@ -47,13 +48,18 @@ class Command(BaseCommand):
         try:
             summary = import_bills(source=file, progress=bar.update if bar is not None else None)
         except BillImportFailed as failure:
-            if bar is not None:
-                bar.close()
-            self.stderr.write(failure.headline())
-            for problem in failure.problems:
-                self.stderr.write(f"  {problem}")
-            sys.exit(1)
+            self._fail(bar, failure.headline(), *(f"  {problem}" for problem in failure.problems))
+        except DatabaseError as exc:  # locked by another writer, not migrated…: rolled back all the same
+            self._fail(bar, _("Import refusé, rien n'a été importé : la base de données a répondu « %(error)s » "
+                              "(base à jour ? « tasdid migrate »)") % {"error": exc})
         if bar is not None:
             bar.close()
         for line in summary_lines(summary):
             self.stdout.write(line)
+
+    def _fail(self, bar, *lines: str) -> None:
+        if bar is not None:
+            bar.close()
+        for line in lines:
+            self.stderr.write(line)
+        sys.exit(1)
