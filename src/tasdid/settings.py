@@ -4,6 +4,7 @@ Each party (biller, gateway, bank) is served by its own WSGI application (see ``
 this settings module but not their tables, URLs, sessions or admin sites.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -63,6 +64,26 @@ BILLER_NAME = env("TASDID_BILLER_NAME", "Tasdid Télécom")
 GATEWAY_ACQUIRER = env("TASDID_GATEWAY_ACQUIRER", "tasdid.bank.acquirer.InProcessAcquirer")
 # The 3-D Secure directory the gateway sends AReq messages to.
 GATEWAY_3DS_DIRECTORY_URL = env("TASDID_3DS_DIRECTORY_URL", BANK_URL + "/3ds/areq").rstrip("/")
+# Card brands by BIN prefix ("4") or range ("2221-2720"), which the hosted page checks the card type against:
+# a JSON object {"VISA": ["4"], ...} in TASDID_BIN_TABLE, or the default table of tasdid.core.cards.
+def _bin_table() -> dict[str, list[str]]:
+    from tasdid.core.cards import DEFAULT_BIN_TABLE
+
+    raw = os.environ.get("TASDID_BIN_TABLE", "")
+    if not raw:
+        return {brand: list(specs) for brand, specs in DEFAULT_BIN_TABLE.items()}
+    try:
+        table = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TASDID_BIN_TABLE is not JSON: {exc}") from None
+    if not isinstance(table, dict) or not all(
+        isinstance(specs, list) and all(isinstance(s, str) and s for s in specs) for specs in table.values()
+    ):
+        raise ImproperlyConfigured('TASDID_BIN_TABLE must be a JSON object {"BRAND": ["prefix", "low-high"], ...}.')
+    return table
+
+
+GATEWAY_BIN_TABLE = _bin_table()
 # Time allowed for a server-to-server call between parties, in seconds.
 PARTY_HTTP_TIMEOUT = float(env("TASDID_PARTY_HTTP_TIMEOUT", "10"))
 

@@ -1,7 +1,136 @@
 """The gateway's staff: merchants, payment sessions and attempts."""
 
+from django import forms
+from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from tasdid.core.admin_sites import PartyAdminSite
 
+from . import protocol, services
+from .models import Attempt, Event, Merchant, PaymentSession
+
 gateway_admin = PartyAdminSite("gateway_admin", _("Tasdid Pay — administration"))
+
+
+def masked_key(key: str) -> str:
+    """A store key as staff may see it: its last four characters."""
+    return "•" * 8 + key[-4:] if len(key) >= 8 else "•" * 8
+
+
+class MerchantForm(forms.ModelForm):
+    """The store key is write-only: typed once, never shown again."""
+
+    new_store_key = forms.CharField(
+        label=_("Clé du magasin"), required=False, strip=False, min_length=8, max_length=128,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Obligatoire pour un nouveau marchand ; laissez vide pour conserver la clé actuelle."),
+    )
+    hosts = forms.CharField(
+        label=_("Hôtes de retour autorisés"), widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Un par ligne, hôte ou hôte:port (par exemple 127.0.0.1:8000)."),
+    )
+
+    class Meta:
+        model = Merchant
+        fields = ["client_id", "name", "active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["hosts"].initial = "\n".join(self.instance.return_hosts)
+
+    def clean_hosts(self) -> list[str]:
+        hosts = []
+        for line in self.cleaned_data["hosts"].split():
+            try:
+                hosts.append(protocol.normalize_host(line))
+            except ValueError:
+                raise forms.ValidationError(_("« %(host)s » n'est pas un hôte ou hôte:port valide."),
+                                            params={"host": line}) from None
+        if not hosts:
+            raise forms.ValidationError(_("Indiquez au moins un hôte de retour autorisé."))
+        return hosts
+
+    def clean(self):
+        data = super().clean()
+        if not self.instance.pk and not data.get("new_store_key"):
+            self.add_error("new_store_key", _("Indiquez la clé du magasin du nouveau marchand."))
+        return data
+
+
+class ReadOnly:
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Merchant, site=gateway_admin)
+class MerchantAdmin(admin.ModelAdmin):
+    form = MerchantForm
+    list_display = ["client_id", "name", "active", "hosts_display", "store_key_display", "updated_at"]
+    search_fields = ["client_id", "name"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["client_id", "store_key_display"] if obj else []
+
+    def get_fields(self, request, obj=None):
+        if obj:
+            return ["client_id", "name", "active", "hosts", "store_key_display", "new_store_key"]
+        return ["client_id", "name", "active", "hosts", "new_store_key"]
+
+    @admin.display(description=_("hôtes de retour"))
+    def hosts_display(self, obj: Merchant) -> str:
+        return ", ".join(obj.return_hosts)
+
+    @admin.display(description=_("clé du magasin"))
+    def store_key_display(self, obj: Merchant) -> str:
+        return masked_key(obj.store_key)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        result = services.merchant_register(
+            client_id=obj.client_id, name=data["name"], return_hosts=data["hosts"],
+            store_key=data.get("new_store_key") or None, active=data["active"],
+        )
+        obj.pk = result.merchant.pk
+        obj.refresh_from_db()
+
+
+class EventInline(ReadOnly, admin.TabularInline):
+    model = Event
+    fields = ["at", "from_state", "to_state", "cause"]
+    readonly_fields = fields
+    extra = 0
+
+
+class AttemptInline(ReadOnly, admin.TabularInline):
+    model = Attempt
+    fields = ["trans_id", "state", "amount", "brand", "masked_pan", "md_status", "proc_return_code",
+              "callback_answer", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(PaymentSession, site=gateway_admin)
+class PaymentSessionAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["oid", "merchant", "state", "amount", "created_at", "expires_at"]
+    list_filter = ["state", "merchant"]
+    search_fields = ["oid"]
+    exclude = ["token", "browser_digest"]
+    inlines = [AttemptInline, EventInline]
+
+
+@admin.register(Attempt, site=gateway_admin)
+class AttemptAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["trans_id", "session", "state", "amount", "brand", "masked_pan", "proc_return_code",
+                    "callback_answer", "created_at"]
+    list_filter = ["state", "brand", "callback_answer"]
+    search_fields = ["trans_id", "session__oid", "masked_pan"]
+    exclude = ["pan_fingerprint", "rreq_authentication_value"]
+    inlines = [EventInline]

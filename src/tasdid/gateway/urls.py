@@ -2,10 +2,14 @@
 
 from django.urls import path
 
+from . import views
 from .admin import gateway_admin
 
-app_name = "gateway"
-
 urlpatterns = [
+    path("fim/est3Dgate", views.est3dgate, name="gateway_est3dgate"),
+    path("paiement/<slug:token>", views.pay, name="gateway_pay"),
+    path("3ds/rreq", views.rreq, name="gateway_rreq"),
+    path("3ds/notification", views.notification, name="gateway_notification"),
+    path("conditions", views.conditions, name="gateway_conditions"),
     path("admin/", gateway_admin.urls),
 ]

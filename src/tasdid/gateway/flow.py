@@ -1,0 +1,342 @@
+"""The payment as it travels between the parties: 3-D Secure with the directory, the authorization with the
+acquirer, the callback to the merchant, then the capture or the void.
+
+Each step moves the state machine in its own short transaction (``services``) and calls the other party
+only after that transaction has committed: no database transaction is ever open while another party is
+called, so a slow bank or merchant never holds a lock.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+
+from tasdid.core import threeds
+from tasdid.core.acquiring import (
+    Acquirer,
+    AcquirerUnavailable,
+    Authentication,
+    AuthorizationRequest,
+    CardData,
+    SettlementRequest,
+)
+from tasdid.core.cards import fingerprint, mask
+from tasdid.core.money import MAD_NUMERIC, to_minor
+
+from . import protocol, selectors, services, threeds_server, vault
+from .models import Attempt, AttemptState, CallbackAnswer, PaymentSession
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BrowserStep:
+    """Where the customer's browser goes next: the bank's challenge page or the merchant's return URL
+    (an auto-submitted form), or the gateway's own page saying the order is in progress or processed."""
+
+    kind: str  # "challenge", "merchant" or "status"
+    action: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    session: PaymentSession | None = None
+
+
+class ChallengeError(Exception):
+    """A CRes or its threeDSSessionData that cannot belong to any attempt of ours."""
+
+
+def get_acquirer() -> Acquirer:
+    return import_string(settings.GATEWAY_ACQUIRER)()
+
+
+def _outside_transaction() -> None:
+    if transaction.get_connection().in_atomic_block:
+        raise RuntimeError("another party must never be called inside a database transaction")
+
+
+def _status(attempt_or_session: Attempt | PaymentSession) -> BrowserStep:
+    session = attempt_or_session if isinstance(attempt_or_session, PaymentSession) else attempt_or_session.session
+    session.refresh_from_db()
+    return BrowserStep(kind="status", session=session)
+
+
+# --- card submit and 3-D Secure ----------------------------------------------------------------------
+
+
+def submit_card(*, session: PaymentSession, card: CardData, brand: str, selection: str | None) -> BrowserStep:
+    """A valid card form was posted: start one attempt (services.SessionBusy if the order is already being
+    paid), authenticate it with the directory, and go on as the ARes says."""
+    attempt = services.attempt_start(session_id=session.pk, brand=brand, masked_pan=mask(card.pan),
+                                     pan_fingerprint=fingerprint(card.pan), selection=selection)
+    _outside_transaction()
+    areq = threeds_server.build_areq(attempt=attempt, merchant=session.merchant, card=card, now=timezone.now())
+    try:
+        ares = threeds_server.send_areq(areq)
+    except threeds_server.DirectoryError as exc:
+        logger.warning("gateway: 3-D Secure directory fault for %s: %s", attempt.trans_id, exc)
+        moved = services.attempt_fail(
+            attempt_id=attempt.pk, cause=f"annuaire 3-D Secure en défaut ({exc})"[:255],
+            err_msg=_("Le service d'authentification 3-D Secure est indisponible, veuillez réessayer plus tard"),
+            md_status=protocol.MD_STATUS_ERROR)
+        return conclude(attempt_id=attempt.pk) if moved else _status(attempt)
+
+    status = ares["transStatus"]
+    ds_trans_id = str(ares.get("dsTransID", ""))
+    if status == threeds.CHALLENGE:
+        moved = services.attempt_challenge(attempt_id=attempt.pk, ds_trans_id=ds_trans_id,
+                                           acs_trans_id=str(ares["acsTransID"]))
+        if moved is None:
+            return _status(attempt)
+        return BrowserStep(kind="challenge", action=str(ares["acsURL"]), fields={
+            "creq": threeds_server.build_creq(attempt=moved),
+            "threeDSSessionData": vault.seal(attempt_id=moved.pk,
+                                             threeds_server_trans_id=moved.threeds_server_trans_id, card=card),
+        })
+    if status in (threeds.AUTHENTICATED, threeds.ATTEMPTED) and ares.get("eci") and ares.get("authenticationValue"):
+        authentication = Authentication(eci=str(ares["eci"])[:2], authentication_value=str(ares["authenticationValue"]),
+                                        ds_trans_id=ds_trans_id, trans_status=status)
+        return authorize(attempt_id=attempt.pk, card=card, authentication=authentication,
+                         from_state=AttemptState.AUTHENTICATING, trans_status=status, eci=authentication.eci,
+                         md_status=protocol.MD_STATUS[status])
+    if status == threeds.UNABLE:
+        return authorize(attempt_id=attempt.pk, card=card, authentication=None,
+                         from_state=AttemptState.AUTHENTICATING, trans_status=status,
+                         eci=protocol.ECI_NONE.get(brand, "07"), md_status=protocol.MD_STATUS[status])
+    if status in (threeds.AUTHENTICATED, threeds.ATTEMPTED):
+        cause, err, md = (f"ARes {status} sans ECI ni CAVV", _("Authentification 3-D Secure échouée"),
+                          protocol.MD_STATUS_ERROR)
+    else:
+        cause, err, md = f"3-D Secure : authentification refusée (ARes {status})", \
+            _("Authentification 3-D Secure échouée"), protocol.MD_STATUS["N"]
+    moved = services.attempt_fail(attempt_id=attempt.pk, cause=cause, err_msg=err, md_status=md,
+                                  trans_status=status, eci=str(ares.get("eci", ""))[:2])
+    return conclude(attempt_id=attempt.pk) if moved else _status(attempt)
+
+
+def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
+    """The customer is back from the bank's challenge page. The result that counts is the one the ACS sent
+    by RReq, server to server; the CRes only says the browser is back."""
+    try:
+        cres = threeds.decode_browser_message(cres_text, message_type="CRes")
+    except threeds.MessageError as exc:
+        raise ChallengeError(str(exc)) from exc
+    attempt = selectors.attempt_by_threeds_id(str(cres.get("threeDSServerTransID", "")))
+    if attempt is None:
+        raise ChallengeError("CRes for no attempt of ours")
+    try:
+        sealed = vault.unseal(session_data)
+    except vault.VaultError:
+        # Without the sealed card data nothing can be authorized: the challenge came back too late.
+        moved = services.attempt_fail(
+            attempt_id=attempt.pk, cause="retour du défi 3-D Secure sans données de session valables",
+            err_msg=_("Authentification 3-D Secure non aboutie dans le délai"), md_status=protocol.MD_STATUS["N"])
+        return conclude(attempt_id=attempt.pk) if moved else _status(attempt)
+    if sealed.attempt_id != attempt.pk or sealed.threeds_server_trans_id != attempt.threeds_server_trans_id:
+        raise ChallengeError("threeDSSessionData of another attempt")
+    if attempt.state != AttemptState.CHALLENGE:
+        return _status(attempt)  # a replayed CRes, the back button: nothing happens twice
+    status = attempt.rreq_trans_status
+    if status in (threeds.AUTHENTICATED, threeds.ATTEMPTED) and attempt.rreq_authentication_value:
+        authentication = Authentication(eci=attempt.rreq_eci, authentication_value=attempt.rreq_authentication_value,
+                                        ds_trans_id=attempt.ds_trans_id, trans_status=status)
+        return authorize(attempt_id=attempt.pk, card=sealed.card, authentication=authentication,
+                         from_state=AttemptState.CHALLENGE, trans_status=status, eci=attempt.rreq_eci,
+                         md_status=protocol.MD_STATUS[status])
+    cause = "3-D Secure : aucun RReq reçu de la banque" if not status else f"3-D Secure : RReq {status}"
+    moved = services.attempt_fail(attempt_id=attempt.pk, cause=cause, err_msg=_("Authentification 3-D Secure échouée"),
+                                  md_status=protocol.MD_STATUS["N"], trans_status=status or "N",
+                                  eci=attempt.rreq_eci)
+    return conclude(attempt_id=attempt.pk) if moved else _status(attempt)
+
+
+# --- authorization, callback, settlement -------------------------------------------------------------
+
+
+def authorize(*, attempt_id: int, card: CardData, authentication: Authentication | None, from_state: str,
+              trans_status: str, eci: str, md_status: str) -> BrowserStep:
+    stan = services.next_stan()
+    attempt = services.attempt_begin_authorization(
+        attempt_id=attempt_id, from_state=from_state, trans_status=trans_status, eci=eci, md_status=md_status,
+        stan=stan, ds_trans_id=authentication.ds_trans_id if authentication else None)
+    if attempt is None:
+        return _status(Attempt.objects.select_related("session").get(pk=attempt_id))
+    _outside_transaction()
+    session = attempt.session
+    request = AuthorizationRequest(
+        card=card, amount_minor=to_minor(attempt.amount), currency=MAD_NUMERIC,
+        merchant_id=session.merchant.client_id, merchant_name=session.merchant.name, order_id=session.oid,
+        stan=attempt.stan, transmitted_at=attempt.transmitted_at, authentication=authentication,
+    )
+    try:
+        result = get_acquirer().authorize(request)
+    except AcquirerUnavailable as exc:
+        logger.warning("gateway: no authorization answer for %s (%s): reversing", attempt.trans_id, type(exc).__name__)
+        services.attempt_authorization_lost(attempt_id=attempt.pk,
+                                            cause="pas de réponse d'autorisation : annulation (reversal)")
+    except Exception as exc:  # the outcome is unknown: reverse whatever the bank decided
+        logger.error("gateway: authorization of %s failed with %s: reversing", attempt.trans_id, type(exc).__name__)
+        services.attempt_authorization_lost(attempt_id=attempt.pk,
+                                            cause=f"erreur de l'acquéreur ({type(exc).__name__}) : annulation")
+    else:
+        services.attempt_record_authorization(attempt_id=attempt.pk, result=result)
+    return conclude(attempt_id=attempt.pk)
+
+
+def outcome_of(attempt: Attempt) -> protocol.Outcome:
+    at = timezone.localtime(attempt.transmitted_at or attempt.created_at)
+    return protocol.Outcome(
+        proc_return_code=attempt.proc_return_code or protocol.ERROR_CODE, err_msg=attempt.err_msg,
+        auth_code=attempt.auth_code, trans_id=attempt.trans_id, host_ref_num=attempt.rrn,
+        masked_pan=attempt.masked_pan, card_brand=attempt.brand, trx_date=at.strftime("%Y%m%d %H:%M:%S"),
+        md_status=attempt.md_status, eci=attempt.eci, paid_amount=attempt.amount, paid_items=attempt.paid_refs,
+        deferred_items=attempt.deferred_refs,
+    )
+
+
+def send_callback(url: str, fields: dict[str, str]) -> str:
+    """POST the result to the merchant's callbackUrl and read its answer; an unreachable merchant, a timeout
+    or an HTTP error counts as UNREACHABLE (the authorization is then voided)."""
+    _outside_transaction()
+    try:
+        response = httpx.post(url, data=fields, timeout=settings.PARTY_HTTP_TIMEOUT)
+    except httpx.HTTPError as exc:
+        logger.warning("gateway: callback to %s failed: %s", protocol.host_of_url(url), type(exc).__name__)
+        return CallbackAnswer.UNREACHABLE
+    if response.status_code != 200:
+        logger.warning("gateway: callback to %s answered HTTP %s", protocol.host_of_url(url), response.status_code)
+        return CallbackAnswer.UNREACHABLE
+    return protocol.parse_callback_answer(response.text[:2000])
+
+
+def conclude(*, attempt_id: int) -> BrowserStep:
+    """Tell the merchant (once), settle as it answered, and send the browser back to it."""
+    attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
+    if not attempt.callback_answer:
+        session = attempt.session
+        fields = protocol.result_fields(session.request_fields, outcome_of(attempt),
+                                        store_key=session.merchant.store_key, callback=True)
+        answer = send_callback(protocol.value_of(session.request_fields, "callbackUrl") or "", fields)
+        services.attempt_record_callback(attempt_id=attempt.pk, answer=answer)
+    settle(attempt_id=attempt.pk)
+    return merchant_return(attempt_id=attempt.pk)
+
+
+def _settlement_request(attempt: Attempt, stan: str) -> SettlementRequest:
+    session = attempt.session
+    return SettlementRequest(
+        original_stan=attempt.stan, original_transmitted_at=attempt.transmitted_at,
+        amount_minor=to_minor(attempt.amount), currency=MAD_NUMERIC, merchant_id=session.merchant.client_id,
+        order_id=session.oid, stan=stan, transmitted_at=timezone.now(), rrn=attempt.rrn, auth_code=attempt.auth_code,
+    )
+
+
+def settle(*, attempt_id: int) -> Attempt:
+    """Capture or void an attempt waiting for it; a refusal or a fault is retried by a task later."""
+    attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
+    if attempt.state not in (AttemptState.CAPTURING, AttemptState.VOIDING):
+        return attempt
+    capture = attempt.state == AttemptState.CAPTURING
+    word = "remise (capture)" if capture else "annulation (void)"
+    stan = services.next_stan()
+    _outside_transaction()
+    acquirer = get_acquirer()
+    request = _settlement_request(attempt, stan)
+    try:
+        result = acquirer.capture(request) if capture else acquirer.void(request)
+    except AcquirerUnavailable:
+        accepted, detail = False, f"{word} sans réponse"
+    except Exception as exc:
+        logger.error("gateway: %s of %s failed with %s", word, attempt.trans_id, type(exc).__name__)
+        accepted, detail = False, f"{word} en erreur ({type(exc).__name__})"
+    else:
+        accepted, detail = result.accepted, f"{word} : code {result.response_code}"
+    return services.attempt_record_settlement(attempt_id=attempt.pk, accepted=accepted, detail=detail)
+
+
+def is_success(attempt: Attempt) -> bool:
+    """The customer goes to okUrl: the authorization stands (captured, being captured, or kept by the merchant)."""
+    return attempt.state in (AttemptState.CAPTURING, AttemptState.CAPTURED) or (
+        attempt.state == AttemptState.AUTHORIZED and attempt.callback_answer == CallbackAnswer.APPROVED)
+
+
+def merchant_return(*, attempt_id: int) -> BrowserStep:
+    attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
+    session = attempt.session
+    ok = is_success(attempt)
+    fields = protocol.result_fields(session.request_fields, outcome_of(attempt), store_key=session.merchant.store_key,
+                                    callback=False)
+    url = protocol.value_of(session.request_fields, "okUrl" if ok else "failUrl") or ""
+    return BrowserStep(kind="merchant", action=url, fields=fields, session=session)
+
+
+def expired_return(*, session: PaymentSession) -> BrowserStep:
+    """The way back to the merchant's failUrl from a session whose time ran out."""
+    items = protocol.items_of(session.items)
+    now = timezone.localtime()
+    outcome = protocol.Outcome(
+        proc_return_code=protocol.ERROR_CODE, err_msg=_("Session de paiement expirée"), auth_code="", trans_id="",
+        host_ref_num="", masked_pan="", card_brand="", trx_date=now.strftime("%Y%m%d %H:%M:%S"), md_status="",
+        eci="", paid_amount=protocol.payable(session.amount, items, session.deferred_refs),
+        paid_items=services.paid_refs_of(session), deferred_items=session.deferred_refs,
+    )
+    fields = protocol.result_fields(session.request_fields, outcome, store_key=session.merchant.store_key,
+                                    callback=False)
+    return BrowserStep(kind="merchant", action=protocol.value_of(session.request_fields, "failUrl") or "",
+                       fields=fields, session=session)
+
+
+# --- the sweeper ---------------------------------------------------------------------------------------
+
+
+def sweep_attempt(*, attempt_id: int, now: dt.datetime | None = None) -> str:
+    """Take over an attempt past its deadline: fail an abandoned authentication, reverse an authorization
+    whose answer never came or that was never captured, finish a callback, retry a capture or a void.
+    Returns what was done (for the logs and the tests)."""
+    now = now or timezone.now()
+    attempt = Attempt.objects.get(pk=attempt_id)
+    if attempt.deadline > now:
+        return "not due"
+    state = attempt.state
+    if state in (AttemptState.AUTHENTICATING, AttemptState.CHALLENGE):
+        moved = services.attempt_fail(
+            attempt_id=attempt_id, cause="authentification 3-D Secure abandonnée (délai dépassé)",
+            err_msg=_("Authentification 3-D Secure non aboutie dans le délai"), md_status=protocol.MD_STATUS["N"],
+            now=now)
+        if moved is None:
+            return "moved meanwhile"
+        conclude(attempt_id=attempt_id)
+        return "failed"
+    if state == AttemptState.AUTHORIZING:
+        services.attempt_authorization_lost(attempt_id=attempt_id, now=now,
+                                            cause="autorisation sans réponse dans le délai : annulation (reversal)")
+        conclude(attempt_id=attempt_id)
+        return "reversed"
+    if not attempt.callback_answer:
+        conclude(attempt_id=attempt_id)
+        return "concluded"
+    if state == AttemptState.AUTHORIZED:
+        services.attempt_hold_expired(attempt_id=attempt_id, now=now)
+        settle(attempt_id=attempt_id)
+        return "hold voided"
+    if state in (AttemptState.CAPTURING, AttemptState.VOIDING):
+        settled = settle(attempt_id=attempt_id)
+        return "settled" if settled.state in (AttemptState.CAPTURED, AttemptState.VOIDED) else "retry later"
+    return "nothing to do"
+
+
+def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Everything past its deadline: expired sessions closed, attempts taken over (see sweep_attempt)."""
+    now = now or timezone.now()
+    counts: dict[str, int] = {}
+    for session_id in selectors.sessions_past_expiry(now=now):
+        services.session_expire(session_id=session_id, now=now)
+        counts["sessions expired"] = counts.get("sessions expired", 0) + 1
+    for attempt_id in selectors.attempts_due(now=now):
+        done = sweep_attempt(attempt_id=attempt_id, now=now)
+        counts[done] = counts.get(done, 0) + 1
+    return counts

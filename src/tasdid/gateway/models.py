@@ -1,0 +1,209 @@
+"""The gateway's records: merchants, payment sessions (one per merchant order), card attempts (one per card
+submit) and their append-only events, with the allowed state transitions beside the models."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Merchant(models.Model):
+    """A shop registered with the gateway (``tasdid merchant add``): its client id, its ver3 store key and the
+    hosts its browser and callback URLs may point to."""
+
+    client_id = models.CharField(_("identifiant marchand (clientid)"), max_length=32, unique=True)
+    name = models.CharField(_("nom"), max_length=200)
+    # Shared secret of the ver3 hash: the gateway needs it in clear to sign callbacks. Never shown in full.
+    store_key = models.CharField(_("clé du magasin"), max_length=128)
+    # "host:port" entries, lower-case, a port always written (80/443 when the URL has none).
+    return_hosts = models.JSONField(_("hôtes de retour autorisés"), default=list)
+    active = models.BooleanField(_("actif"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("marchand")
+        ordering = ["client_id"]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.name}"
+
+
+class SessionState(models.TextChoices):
+    OPEN = "open", _("ouverte")
+    PROCESSING = "processing", _("paiement en cours")
+    SUCCEEDED = "succeeded", _("payée")
+    FAILED = "failed", _("échouée")
+    EXPIRED = "expired", _("expirée")
+
+
+# Allowed moves of a payment session; every other move is refused. A session is paid (or fails) once.
+SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
+    SessionState.OPEN: frozenset({SessionState.PROCESSING, SessionState.EXPIRED}),
+    SessionState.PROCESSING: frozenset({SessionState.SUCCEEDED, SessionState.FAILED}),
+    SessionState.SUCCEEDED: frozenset(),
+    SessionState.FAILED: frozenset(),
+    SessionState.EXPIRED: frozenset(),
+}
+SESSION_ORDER = [SessionState.OPEN, SessionState.PROCESSING, SessionState.SUCCEEDED, SessionState.FAILED,
+                 SessionState.EXPIRED]
+
+
+class PaymentSession(models.Model):
+    """One merchant order being paid on the hosted page: the request as posted, the invoices and which of
+    them the customer deferred, bound to the browser that posted it."""
+
+    token = models.CharField(max_length=64, unique=True)
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="sessions")
+    oid = models.CharField(_("commande (oid)"), max_length=64)
+    # Every field the merchant posted but ``hash``, names as posted: echoed back in the callback and returns.
+    request_fields = models.JSONField(default=dict)
+    amount = models.DecimalField(_("montant demandé"), max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="504")
+    # The bill extension: [{"ref", "label", "amount"}] in the merchant's order; empty without it.
+    items = models.JSONField(default=list)
+    allow_defer = models.BooleanField(default=False)
+    deferred_refs = models.JSONField(default=list)
+    lang = models.CharField(max_length=2, default="fr")
+    # SHA-256 of a random key kept in the gateway's browser session: only that browser sees the page.
+    browser_digest = models.CharField(max_length=64)
+    state = models.CharField(max_length=12, choices=SessionState.choices, default=SessionState.OPEN)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("session de paiement")
+        verbose_name_plural = _("sessions de paiement")
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["merchant", "oid"], name="gateway_session_unique_oid")]
+        indexes = [models.Index(fields=["state", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.merchant.client_id}/{self.oid}"
+
+
+class AttemptState(models.TextChoices):
+    AUTHENTICATING = "authenticating", _("authentification 3-D Secure")
+    CHALLENGE = "challenge", _("code 3-D Secure demandé")
+    AUTHORIZING = "authorizing", _("autorisation en cours")
+    AUTHORIZED = "authorized", _("autorisée")
+    DECLINED = "declined", _("refusée")
+    FAILED = "failed", _("échouée")
+    CAPTURING = "capturing", _("remise en cours")
+    CAPTURED = "captured", _("remise")
+    VOIDING = "voiding", _("annulation en cours")
+    VOIDED = "voided", _("annulée")
+
+
+# Allowed moves of a card attempt. An authorization whose answer never came is reversed (AUTHORIZING ->
+# VOIDING); an approved one ends captured or voided (DESIGN.md §7, invariant 2).
+ATTEMPT_TRANSITIONS: dict[str, frozenset[str]] = {
+    AttemptState.AUTHENTICATING: frozenset({AttemptState.CHALLENGE, AttemptState.AUTHORIZING, AttemptState.FAILED}),
+    AttemptState.CHALLENGE: frozenset({AttemptState.AUTHORIZING, AttemptState.FAILED}),
+    AttemptState.AUTHORIZING: frozenset({AttemptState.AUTHORIZED, AttemptState.DECLINED, AttemptState.VOIDING}),
+    AttemptState.AUTHORIZED: frozenset({AttemptState.CAPTURING, AttemptState.VOIDING}),
+    AttemptState.CAPTURING: frozenset({AttemptState.CAPTURED}),
+    AttemptState.VOIDING: frozenset({AttemptState.VOIDED}),
+    AttemptState.DECLINED: frozenset(),
+    AttemptState.FAILED: frozenset(),
+    AttemptState.CAPTURED: frozenset(),
+    AttemptState.VOIDED: frozenset(),
+}
+# The order states are reached in: every allowed move goes forward in it.
+ATTEMPT_ORDER = [
+    AttemptState.AUTHENTICATING, AttemptState.CHALLENGE, AttemptState.AUTHORIZING, AttemptState.AUTHORIZED,
+    AttemptState.DECLINED, AttemptState.FAILED, AttemptState.CAPTURING, AttemptState.CAPTURED,
+    AttemptState.VOIDING, AttemptState.VOIDED,
+]
+ATTEMPT_TERMINAL = frozenset(s for s, moves in ATTEMPT_TRANSITIONS.items() if not moves)
+
+
+class CallbackAnswer(models.TextChoices):
+    POSTAUTH = "POSTAUTH", _("remise demandée (ACTION=POSTAUTH)")
+    APPROVED = "APPROVED", _("acquitté sans remise (APPROVED)")
+    FAILURE = "FAILURE", _("refusé par le marchand (FAILURE)")
+    UNREACHABLE = "UNREACHABLE", _("marchand injoignable ou réponse invalide")
+
+
+class Attempt(models.Model):
+    """One card submit of a session: its 3-D Secure authentication, its authorization and its settlement.
+    Holds the masked card only; the card number and CVV are never stored."""
+
+    session = models.ForeignKey(PaymentSession, on_delete=models.PROTECT, related_name="attempts")
+    state = models.CharField(max_length=14, choices=AttemptState.choices)
+    # What was paid and what was deferred when the customer submitted (refs), and the amount to authorize.
+    amount = models.DecimalField(_("montant"), max_digits=12, decimal_places=2)
+    paid_refs = models.JSONField(default=list)
+    deferred_refs = models.JSONField(default=list)
+    brand = models.CharField(_("type de carte"), max_length=12)
+    masked_pan = models.CharField(_("carte"), max_length=19)
+    pan_fingerprint = models.CharField(max_length=64)
+    # 3-D Secure
+    threeds_server_trans_id = models.CharField(max_length=36, unique=True)
+    ds_trans_id = models.CharField(max_length=36, blank=True, default="")
+    acs_trans_id = models.CharField(max_length=36, blank=True, default="")
+    trans_status = models.CharField(max_length=1, blank=True, default="")  # final 3DS result used
+    rreq_received_at = models.DateTimeField(null=True, blank=True)
+    rreq_trans_status = models.CharField(max_length=1, blank=True, default="")
+    rreq_eci = models.CharField(max_length=2, blank=True, default="")
+    rreq_authentication_value = models.CharField(max_length=64, blank=True, default="")
+    rreq_trans_status_reason = models.CharField(max_length=2, blank=True, default="")
+    md_status = models.CharField(max_length=1, blank=True, default="")
+    eci = models.CharField(max_length=2, blank=True, default="")
+    # Authorization (ISO 8583 references)
+    trans_id = models.CharField(_("TransId"), max_length=20, unique=True)
+    stan = models.CharField(max_length=6, blank=True, default="")
+    transmitted_at = models.DateTimeField(null=True, blank=True)
+    response_code = models.CharField(max_length=2, blank=True, default="")
+    auth_code = models.CharField(max_length=6, blank=True, default="")
+    rrn = models.CharField(max_length=12, blank=True, default="")
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    # The result as told to the merchant
+    proc_return_code = models.CharField(max_length=2, blank=True, default="")
+    err_msg = models.CharField(max_length=255, blank=True, default="")
+    callback_answer = models.CharField(max_length=11, choices=CallbackAnswer.choices, blank=True, default="")
+    callback_at = models.DateTimeField(null=True, blank=True)
+    # Settlement
+    settle_tries = models.PositiveIntegerField(default=0)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    # When the sweeper takes over if nothing else moved the attempt.
+    deadline = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("tentative de paiement")
+        verbose_name_plural = _("tentatives de paiement")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.trans_id} ({self.get_state_display()})"
+
+
+class Event(models.Model):
+    """An append-only record of one state move (or one message received) of a session or an attempt."""
+
+    class Subject(models.TextChoices):
+        SESSION = "session", _("session")
+        ATTEMPT = "attempt", _("tentative")
+
+    subject = models.CharField(max_length=7, choices=Subject.choices)
+    session = models.ForeignKey(PaymentSession, on_delete=models.PROTECT, related_name="events")
+    attempt = models.ForeignKey(Attempt, on_delete=models.PROTECT, related_name="events", null=True, blank=True)
+    from_state = models.CharField(max_length=14, blank=True, default="")
+    to_state = models.CharField(max_length=14)
+    cause = models.CharField(max_length=255)
+    at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("événement")
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.from_state or '∅'} → {self.to_state}: {self.cause}"
+
+
+class StanDay(models.Model):
+    """The last system trace audit number (ISO 8583 DE11) used on a day: unique per message for the day."""
+
+    day = models.DateField(unique=True)
+    last = models.PositiveIntegerField(default=0)

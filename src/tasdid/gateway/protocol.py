@@ -1,0 +1,383 @@
+"""The merchant protocol as pure functions (DESIGN.md §4): reading and checking a merchant's request, the
+invoices it lists and which of them are deferred, the result fields sent back, and the merchant's answer."""
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+from django.utils.translation import gettext as _
+
+from tasdid.core.money import MAD_NUMERIC, AmountError, parse_amount, wire
+from tasdid.core.signing import ver3_hash
+
+REQUIRED_FIELDS = (
+    "clientid", "amount", "currency", "oid", "okUrl", "failUrl", "callbackUrl", "rnd", "storetype", "TranType",
+    "hashAlgorithm", "hash",
+)
+URL_FIELDS = ("okUrl", "failUrl", "callbackUrl", "shopurl")
+STORE_TYPE = "3D_PAY_HOSTING"
+TRAN_TYPES = {"preauth": "PreAuth", "auth": "Auth"}
+LANGS = ("fr", "ar", "en")
+MAX_ITEMS = 99
+MAX_FIELD_LENGTH = 2048
+DEFAULT_SESSION_SECONDS = 15 * 60
+MIN_SESSION_SECONDS, MAX_SESSION_SECONDS = 60, 60 * 60
+# Fields the gateway adds to the callback and the browser's return; a posted field of the same name
+# (any case) is not echoed, so that the merchant reads the gateway's value.
+RESULT_FIELDS = (
+    "ProcReturnCode", "Response", "ErrMsg", "AuthCode", "TransId", "HostRefNum", "MaskedPan", "EXTRA.CARDBRAND",
+    "EXTRA.TRXDATE", "mdStatus", "eci", "callbackCall", "paidAmount", "paidItems", "deferredItems", "HASH",
+)
+
+_ITEM_FIELD = re.compile(r"^item(\d+)(ref|label|amount)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_OID = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
+_HOST_ENTRY = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$")
+
+
+class RequestError(ValueError):
+    """A merchant request the gateway refuses; ``message`` is the French text shown to the customer."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Item:
+    ref: str
+    label: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class MerchantRequest:
+    """A checked merchant request (its hash already verified)."""
+
+    fields: dict[str, str]  # as posted, without ``hash``
+    client_id: str
+    oid: str
+    amount: Decimal
+    tran_type: str  # "PreAuth" or "Auth"
+    ok_url: str
+    fail_url: str
+    callback_url: str
+    shop_url: str
+    lang: str
+    session_seconds: int
+    items: tuple[Item, ...]
+    allow_defer: bool
+
+
+# --- reading the posted form ----------------------------------------------------------------------------
+
+
+def collect_fields(pairs: Iterable[tuple[str, Sequence[str]]]) -> dict[str, str]:
+    """The posted fields as one value per name; a name posted twice (in any case) is refused."""
+    fields: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for name, values in pairs:
+        if len(values) != 1 or name.lower() in seen:
+            raise RequestError(_("Le champ « %(name)s » est envoyé plusieurs fois.") % {"name": name[:40]})
+        if len(values[0]) > MAX_FIELD_LENGTH or len(name) > 64:
+            raise RequestError(_("Le champ « %(name)s » est trop long.") % {"name": name[:40]})
+        seen[name.lower()] = name
+        fields[name] = values[0]
+    return fields
+
+
+def value_of(fields: Mapping[str, str], name: str) -> str | None:
+    """A field's value by case-insensitive name."""
+    low = name.lower()
+    return next((v for k, v in fields.items() if k.lower() == low), None)
+
+
+def check_envelope(fields: Mapping[str, str]) -> str:
+    """What can be checked before knowing the merchant: required fields and the hash algorithm.
+    Returns the client id."""
+    for name in REQUIRED_FIELDS:
+        if not (value_of(fields, name) or "").strip():
+            raise RequestError(_("Le champ obligatoire « %(name)s » est absent de la demande de paiement.")
+                               % {"name": name})
+    if value_of(fields, "hashAlgorithm").strip().lower() != "ver3":
+        raise RequestError(_("L'algorithme de signature « hashAlgorithm » doit être « ver3 »."))
+    return value_of(fields, "clientid").strip()
+
+
+# --- return hosts --------------------------------------------------------------------------------------
+
+
+def normalize_host(entry: str) -> str:
+    """A registered return host, "host" or "host:port", lower-case; ValueError if it is not one."""
+    text = (entry or "").strip().lower()
+    if not _HOST_ENTRY.match(text):
+        raise ValueError(f"not a host or host:port: {entry!r}")
+    if ":" in text and not text.endswith("]"):
+        port = int(text.rsplit(":", 1)[1])
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port out of range: {entry!r}")
+    return text
+
+
+def host_of_url(url: str) -> str:
+    """host:port of a URL as the browser or httpx would reach it (default port written out)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def url_allowed(url: str, return_hosts: Iterable[str]) -> bool:
+    """True when ``url`` is an http(s) URL without credentials whose host:port is registered. A host
+    registered without a port allows the default port of the URL's scheme only."""
+    if not url or _CONTROL.search(url) or " " in url or len(url) > 1024:
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return False
+    default = 443 if parts.scheme == "https" else 80
+    return host_of_url(url) in {_with_port(entry, default) for entry in return_hosts}
+
+
+def _with_port(entry: str, default: int) -> str:
+    has_port = "]:" in entry if entry.startswith("[") else ":" in entry
+    return entry if has_port else f"{entry}:{default}"
+
+
+# --- the full request ----------------------------------------------------------------------------------
+
+
+def parse_request(fields: Mapping[str, str], *, return_hosts: Sequence[str]) -> MerchantRequest:
+    """Check a merchant request whose hash is verified; RequestError names what is wrong."""
+    get = lambda name: (value_of(fields, name) or "").strip()  # noqa: E731
+
+    if get("storetype").upper() != STORE_TYPE:
+        raise RequestError(_("Le type de magasin « storetype » doit être « 3D_PAY_HOSTING »."))
+    tran_type = TRAN_TYPES.get(get("TranType").lower())
+    if tran_type is None:
+        raise RequestError(_("Le type de transaction « TranType » doit être « PreAuth » ou « Auth »."))
+    if get("currency") != MAD_NUMERIC:
+        raise RequestError(_("La devise « currency » doit être 504 (dirham marocain)."))
+    try:
+        amount = parse_amount(get("amount"))
+    except AmountError:
+        raise RequestError(_("Le montant « amount » doit être un nombre positif avec au plus deux décimales "
+                             "(par exemple 285.00).")) from None
+    oid = get("oid")
+    if not _OID.match(oid):
+        raise RequestError(_("Le numéro de commande « oid » doit comporter de 1 à 64 lettres, chiffres ou "
+                             "signes . _ : / -."))
+    for name in URL_FIELDS:
+        url = get(name)
+        if (url or name != "shopurl") and not url_allowed(url, return_hosts):
+            raise RequestError(_("L'adresse « %(name)s » n'est pas une adresse enregistrée pour ce marchand.")
+                               % {"name": name})
+    lang = get("lang").lower() or "fr"
+    if lang not in LANGS:
+        lang = "fr"
+    session_seconds = DEFAULT_SESSION_SECONDS
+    if get("sessionTimeout"):
+        if not get("sessionTimeout").isdigit() or len(get("sessionTimeout")) > 6:
+            raise RequestError(_("La durée « sessionTimeout » doit être un nombre de secondes."))
+        session_seconds = min(max(int(get("sessionTimeout")), MIN_SESSION_SECONDS), MAX_SESSION_SECONDS)
+    items, allow_defer = parse_items(fields, amount)
+    return MerchantRequest(
+        fields={k: v for k, v in fields.items() if k.lower() != "hash"},
+        client_id=get("clientid"), oid=oid, amount=amount, tran_type=tran_type,
+        ok_url=get("okUrl"), fail_url=get("failUrl"), callback_url=get("callbackUrl"), shop_url=get("shopurl"),
+        lang=lang, session_seconds=session_seconds, items=items, allow_defer=allow_defer,
+    )
+
+
+def parse_items(fields: Mapping[str, str], amount: Decimal) -> tuple[tuple[Item, ...], bool]:
+    """The bill extension (``itemCount``, ``item<N>Ref|Label|Amount``, ``allowDefer``), checked against
+    ``amount``. Without ``itemCount`` there are no items (and nothing to defer)."""
+    low = {k.lower(): v.strip() for k, v in fields.items()}
+    indexes = {int(m.group(1)) for k in low if (m := _ITEM_FIELD.match(k))}
+    raw_count = low.get("itemcount", "")
+    if not raw_count:
+        if indexes:
+            raise RequestError(_("Extension facture incohérente : des factures sont listées sans « itemCount »."))
+        return (), False
+    if not raw_count.isdigit() or not 1 <= int(raw_count) <= MAX_ITEMS:
+        raise RequestError(_("Extension facture incohérente : « itemCount » doit être un nombre de 1 à %(max)s.")
+                           % {"max": MAX_ITEMS})
+    count = int(raw_count)
+    if indexes - set(range(1, count + 1)):
+        raise RequestError(_("Extension facture incohérente : il y a plus de factures que « itemCount »."))
+    items: list[Item] = []
+    for i in range(1, count + 1):
+        ref = low.get(f"item{i}ref", "")
+        if not ref:
+            raise RequestError(_("Extension facture incohérente : « item%(i)sRef » est absent.") % {"i": i})
+        if len(ref) > 64 or "," in ref or _CONTROL.search(ref):
+            raise RequestError(_("Extension facture incohérente : la référence « item%(i)sRef » est invalide.")
+                               % {"i": i})
+        try:
+            item_amount = parse_amount(low.get(f"item{i}amount", ""))
+        except AmountError:
+            raise RequestError(_("Extension facture incohérente : le montant « item%(i)sAmount » est invalide.")
+                               % {"i": i}) from None
+        label = low.get(f"item{i}label", "")[:200]
+        if any(item.ref == ref for item in items):
+            raise RequestError(_("Extension facture incohérente : la référence %(ref)s figure deux fois.")
+                               % {"ref": ref})
+        items.append(Item(ref=ref, label=label, amount=item_amount))
+    if sum((item.amount for item in items), Decimal("0")) != amount:
+        raise RequestError(_("Extension facture incohérente : la somme des factures n'est pas égale au montant."))
+    allow_defer = low.get("allowdefer", "").lower() == "true"
+    return tuple(items), allow_defer
+
+
+# --- the invoices kept and deferred --------------------------------------------------------------------
+
+
+class DeferError(ValueError):
+    """A defer or restore the page refuses; ``message`` is shown to the customer."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def items_of(raw: Iterable[Mapping[str, str]]) -> tuple[Item, ...]:
+    return tuple(Item(ref=i["ref"], label=i.get("label", ""), amount=Decimal(i["amount"])) for i in raw)
+
+
+def kept_items(items: Sequence[Item], deferred: Iterable[str]) -> list[Item]:
+    deferred = set(deferred)
+    return [item for item in items if item.ref not in deferred]
+
+
+def payable(amount: Decimal, items: Sequence[Item], deferred: Iterable[str]) -> Decimal:
+    """What the customer pays now: the invoices kept, or the whole amount without the bill extension."""
+    if not items:
+        return amount
+    return sum((item.amount for item in kept_items(items, deferred)), Decimal("0.00"))
+
+
+def defer(items: Sequence[Item], deferred: Sequence[str], ref: str, *, allowed: bool) -> list[str]:
+    """The deferred refs after deferring ``ref``; at least one invoice is always kept."""
+    if not allowed:
+        raise DeferError(_("Ce marchand ne permet pas de reporter une facture."))
+    if ref not in {item.ref for item in items}:
+        raise DeferError(_("Cette facture ne fait pas partie de la commande."))
+    if ref in deferred:
+        return list(deferred)
+    if len(kept_items(items, deferred)) <= 1:
+        raise DeferError(_("Vous devez payer au moins une facture : la dernière ne peut pas être reportée."))
+    return [item.ref for item in items if item.ref in {*deferred, ref}]
+
+
+def restore(items: Sequence[Item], deferred: Sequence[str], ref: str) -> list[str]:
+    if ref not in {item.ref for item in items}:
+        raise DeferError(_("Cette facture ne fait pas partie de la commande."))
+    return [r for r in deferred if r != ref]
+
+
+# --- results -------------------------------------------------------------------------------------------
+
+# mdStatus by 3-D Secure transStatus (docs/architecture.md): 1 authenticated, 4 attempted, 2 not enrolled,
+# 0 failed; 7 when the authentication could not run at all (a system error, as CMI reports it).
+MD_STATUS = {"Y": "1", "A": "4", "U": "2", "N": "0", "R": "0"}
+MD_STATUS_ERROR = "7"
+# ECI of an authorization without authentication, by scheme.
+ECI_NONE = {"VISA": "07", "CMI": "07", "MASTERCARD": "00"}
+FAULT_CODES = frozenset({"91", "96", "99"})
+ERROR_CODE = "99"
+
+
+def response_word(code: str) -> str:
+    if code == "00":
+        return "Approved"
+    return "Error" if code in FAULT_CODES else "Declined"
+
+
+def err_msg_for(code: str) -> str:
+    """The French message for an ISO 8583 response code, as the merchant shows it to the customer."""
+    messages = {
+        "00": "",
+        "51": _("Provision insuffisante"),
+        "54": _("Carte expirée"),
+        "41": _("Carte perdue"),
+        "43": _("Carte volée"),
+        "N7": _("Code de vérification (CVV) incorrect"),
+        "14": _("Numéro de carte invalide"),
+        "13": _("Montant invalide"),
+        "55": _("Code confidentiel incorrect"),
+        "57": _("Transaction non permise pour cette carte"),
+        "61": _("Montant limite de la carte dépassé"),
+        "62": _("Carte soumise à restriction"),
+        "91": _("Votre banque ne répond pas, veuillez réessayer plus tard"),
+        "96": _("Erreur technique, veuillez réessayer plus tard"),
+        "99": _("Erreur technique, veuillez réessayer plus tard"),
+    }
+    return messages.get(code, _("Transaction refusée par votre banque"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the gateway tells the merchant about an attempt."""
+
+    proc_return_code: str
+    err_msg: str
+    auth_code: str
+    trans_id: str
+    host_ref_num: str
+    masked_pan: str
+    card_brand: str
+    trx_date: str  # "YYYYMMDD HH:MM:SS"
+    md_status: str
+    eci: str
+    paid_amount: Decimal
+    paid_items: Sequence[str]
+    deferred_items: Sequence[str]
+
+
+def result_fields(request_fields: Mapping[str, str], outcome: Outcome, *, store_key: str,
+                  callback: bool) -> dict[str, str]:
+    """Every request field but ``hash`` echoed, the result fields, and ``HASH`` (ver3) over all of them."""
+    ours = {name.lower() for name in RESULT_FIELDS}
+    fields = {k: v for k, v in request_fields.items() if k.lower() not in ours and k.lower() != "hash"}
+    fields.update({
+        "ProcReturnCode": outcome.proc_return_code,
+        "Response": response_word(outcome.proc_return_code),
+        "ErrMsg": outcome.err_msg,
+        "AuthCode": outcome.auth_code,
+        "TransId": outcome.trans_id,
+        "HostRefNum": outcome.host_ref_num,
+        "MaskedPan": outcome.masked_pan,
+        "EXTRA.CARDBRAND": outcome.card_brand,
+        "EXTRA.TRXDATE": outcome.trx_date,
+        "mdStatus": outcome.md_status,
+        "eci": outcome.eci,
+        "paidAmount": wire(outcome.paid_amount),
+        "paidItems": ",".join(outcome.paid_items),
+        "deferredItems": ",".join(outcome.deferred_items),
+    })
+    if callback:
+        fields["callbackCall"] = "true"
+    fields["HASH"] = ver3_hash(fields, store_key)
+    return fields
+
+
+def parse_callback_answer(text: str | None) -> str:
+    """The merchant's answer to a callback, read case-insensitively by substring: ``POSTAUTH`` (capture),
+    ``APPROVED`` (acknowledged, no capture) or ``FAILURE`` (void) — and ``FAILURE`` for anything else.
+    A FAILURE anywhere wins: when in doubt, nothing is captured."""
+    upper = (text or "").upper()
+    if "FAILURE" in upper:
+        return "FAILURE"
+    if "ACTION=POSTAUTH" in upper:
+        return "POSTAUTH"
+    if "APPROVED" in upper:
+        return "APPROVED"
+    return "FAILURE"

@@ -1,0 +1,84 @@
+"""Reads of the gateway: merchants, sessions as the hosted page shows them, attempts due for the sweeper."""
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Q
+
+from . import protocol
+from .models import ATTEMPT_TERMINAL, Attempt, Merchant, PaymentSession, SessionState
+
+
+def browser_digest(browser_key: str) -> str:
+    """What a session stores of the random key that binds it to one browser's gateway session."""
+    return hashlib.sha256(browser_key.encode()).hexdigest()
+
+
+def bin_table() -> Mapping[str, Sequence[str]]:
+    return settings.GATEWAY_BIN_TABLE
+
+
+def merchant_active(client_id: str) -> Merchant | None:
+    return Merchant.objects.filter(client_id=client_id, active=True).first()
+
+
+def merchants() -> list[Merchant]:
+    return list(Merchant.objects.order_by("client_id"))
+
+
+def session_for_browser(token: str, browser_key: str | None) -> PaymentSession | None:
+    """The session of ``token`` if it belongs to this browser; None otherwise (as if it did not exist)."""
+    if not browser_key or not token:
+        return None
+    session = PaymentSession.objects.select_related("merchant").filter(token=token).first()
+    if session is None or session.browser_digest != browser_digest(browser_key):
+        return None
+    return session
+
+
+def latest_attempt(session: PaymentSession) -> Attempt | None:
+    return session.attempts.select_related("session__merchant").order_by("-created_at", "-pk").first()
+
+
+def attempt_by_threeds_id(threeds_server_trans_id: str) -> Attempt | None:
+    return (Attempt.objects.select_related("session__merchant")
+            .filter(threeds_server_trans_id=threeds_server_trans_id[:36]).first())
+
+
+@dataclass(frozen=True)
+class Invoices:
+    """The left side of the hosted page."""
+
+    kept: list[protocol.Item]
+    deferred: list[protocol.Item]
+    total: Decimal
+    can_defer: bool  # a trash button on the kept invoices (never on the last one)
+    selection: str  # refs kept, comma-separated: what a card submit pays
+
+    @property
+    def has_items(self) -> bool:
+        return bool(self.kept or self.deferred)
+
+
+def invoices_of(session: PaymentSession) -> Invoices:
+    items = protocol.items_of(session.items)
+    kept = protocol.kept_items(items, session.deferred_refs)
+    deferred = [i for i in items if i.ref in set(session.deferred_refs)]
+    return Invoices(kept=kept, deferred=deferred, total=protocol.payable(session.amount, items, session.deferred_refs),
+                    can_defer=session.allow_defer and len(kept) > 1, selection=",".join(i.ref for i in kept))
+
+
+def sessions_past_expiry(*, now: dt.datetime) -> list[int]:
+    return list(PaymentSession.objects.filter(state=SessionState.OPEN, expires_at__lte=now)
+                .values_list("pk", flat=True))
+
+
+def attempts_due(*, now: dt.datetime) -> list[int]:
+    """Attempts past their deadline that are not finished: not in a final state, or the merchant not told."""
+    return list(Attempt.objects.filter(deadline__lte=now)
+                .filter(~Q(state__in=ATTEMPT_TERMINAL) | Q(callback_answer=""))
+                .order_by("deadline").values_list("pk", flat=True))

@@ -1,0 +1,493 @@
+"""Writes of the gateway: merchants, payment sessions and the state machine of card attempts.
+
+Every public function here is one short transaction: it locks the row it moves (``select_for_update``),
+returns at once when the move already happened, and appends an event row per move. Nothing here talks to
+another party: the calls to the directory, the acquirer and the merchant happen in ``flow`` between these
+transactions, never inside one.
+"""
+
+import datetime as dt
+import logging
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tasdid.core.acquiring import AuthorizationResult
+from tasdid.core.threeds import ATTEMPTED, AUTHENTICATED
+
+from . import protocol
+from .models import (
+    ATTEMPT_TRANSITIONS,
+    SESSION_TRANSITIONS,
+    Attempt,
+    AttemptState,
+    CallbackAnswer,
+    Event,
+    Merchant,
+    PaymentSession,
+    SessionState,
+    StanDay,
+)
+from .selectors import browser_digest
+from .vault import SEAL_SECONDS
+
+logger = logging.getLogger(__name__)
+
+# How long the sweeper waits before taking over an attempt in each state (see flow.sweep_attempt).
+CHALLENGE_GRACE = dt.timedelta(seconds=SEAL_SECONDS + 60)
+AUTHORIZATION_HOLD = dt.timedelta(days=1)  # an authorization the merchant kept without capture, then voided
+SETTLE_SAFETY = dt.timedelta(seconds=60)  # a capture/void not confirmed by then is tried again
+MAX_SETTLE_BACKOFF = dt.timedelta(minutes=10)
+
+
+def _exchange_grace() -> dt.timedelta:
+    """Time for one exchange with another party (its timeout twice, and a margin)."""
+    return dt.timedelta(seconds=2 * settings.PARTY_HTTP_TIMEOUT + 30)
+
+
+class TransitionError(RuntimeError):
+    """A move the transition tables do not allow: a bug, never a customer's doing."""
+
+
+class SessionBusy(Exception):
+    """The session is no longer open for a card: paid, failed, expired, or a payment is in progress."""
+
+    def __init__(self, session: PaymentSession):
+        super().__init__(session.state)
+        self.session = session
+
+
+class SelectionChanged(Exception):
+    """The invoices changed (in another tab) since the page the customer paid from was shown."""
+
+
+# --- the only two functions that move a state --------------------------------------------------------
+
+
+def _move_session(session: PaymentSession, to: str, cause: str, *, now: dt.datetime,
+                  attempt: Attempt | None = None) -> None:
+    if to not in SESSION_TRANSITIONS[session.state]:
+        raise TransitionError(f"session {session.pk}: {session.state} -> {to} is not allowed")
+    Event.objects.create(subject=Event.Subject.SESSION, session=session, attempt=attempt,
+                         from_state=session.state, to_state=to, cause=cause[:255], at=now)
+    session.state, session.updated_at = to, now
+    session.save(update_fields=["state", "updated_at"])
+
+
+def _move_attempt(attempt: Attempt, to: str, cause: str, *, now: dt.datetime, **changes) -> None:
+    if to not in ATTEMPT_TRANSITIONS[attempt.state]:
+        raise TransitionError(f"attempt {attempt.pk}: {attempt.state} -> {to} is not allowed")
+    Event.objects.create(subject=Event.Subject.ATTEMPT, session_id=attempt.session_id, attempt=attempt,
+                         from_state=attempt.state, to_state=to, cause=cause[:255], at=now)
+    for name, value in changes.items():
+        setattr(attempt, name, value)
+    attempt.state, attempt.updated_at = to, now
+    attempt.save(update_fields=["state", "updated_at", *changes])
+    if "deadline" in changes:
+        _watch(attempt)
+
+
+def _session_note(session: PaymentSession, cause: str, *, now: dt.datetime) -> None:
+    """Record a change of a session that does not move its state (an invoice deferred, a request re-sent)."""
+    Event.objects.create(subject=Event.Subject.SESSION, session=session, from_state=session.state,
+                         to_state=session.state, cause=cause[:255], at=now)
+
+
+def _note(attempt: Attempt, cause: str, *, now: dt.datetime, **changes) -> None:
+    """Record a message received on an attempt that does not move its state."""
+    Event.objects.create(subject=Event.Subject.ATTEMPT, session_id=attempt.session_id, attempt=attempt,
+                         from_state=attempt.state, to_state=attempt.state, cause=cause[:255], at=now)
+    if changes:
+        for name, value in changes.items():
+            setattr(attempt, name, value)
+        attempt.updated_at = now
+        attempt.save(update_fields=["updated_at", *changes])
+        if "deadline" in changes:
+            _watch(attempt)
+
+
+def _watch(attempt: Attempt) -> None:
+    """Have the task worker look at the attempt at its deadline (a durable row written in this
+    transaction): whatever happens to this process, no attempt is left hanging."""
+    from .tasks import watch_attempt
+
+    watch_attempt.using(run_after=attempt.deadline).enqueue(attempt_id=attempt.pk)
+
+
+def _lock_attempt(attempt_id: int) -> Attempt:
+    return Attempt.objects.select_for_update().select_related("session").get(pk=attempt_id)
+
+
+# --- merchants ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MerchantChange:
+    merchant: Merchant
+    created: bool
+
+
+@transaction.atomic
+def merchant_register(*, client_id: str, name: str, return_hosts: Sequence[str], store_key: str | None = None,
+                      active: bool = True) -> MerchantChange:
+    """Create a merchant or update it (same client id); ValueError says what is wrong."""
+    client_id = (client_id or "").strip()
+    if not client_id or len(client_id) > 32 or not client_id.isprintable() or " " in client_id:
+        raise ValueError(_("L'identifiant marchand doit comporter de 1 à 32 caractères, sans espace."))
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise ValueError(_("Le nom du marchand doit comporter de 1 à 200 caractères."))
+    hosts: list[str] = []
+    for entry in return_hosts:
+        try:
+            host = protocol.normalize_host(entry)
+        except ValueError:
+            raise ValueError(_("« %(host)s » n'est pas un hôte de retour valide (hôte ou hôte:port, par exemple "
+                               "127.0.0.1:8000).") % {"host": entry}) from None
+        if host not in hosts:
+            hosts.append(host)
+    if not hosts:
+        raise ValueError(_("Indiquez au moins un hôte de retour autorisé."))
+    if store_key is not None and not 8 <= len(store_key) <= 128:
+        raise ValueError(_("La clé du magasin doit comporter de 8 à 128 caractères."))
+    merchant = Merchant.objects.select_for_update().filter(client_id=client_id).first()
+    if merchant is None:
+        if store_key is None:
+            raise ValueError(_("Indiquez la clé du magasin (--store-key) pour un nouveau marchand."))
+        merchant = Merchant.objects.create(client_id=client_id, name=name, store_key=store_key,
+                                           return_hosts=hosts, active=active)
+        return MerchantChange(merchant, created=True)
+    merchant.name, merchant.return_hosts, merchant.active = name, hosts, active
+    if store_key is not None:
+        merchant.store_key = store_key
+    merchant.save(update_fields=["name", "return_hosts", "active", "store_key", "updated_at"])
+    return MerchantChange(merchant, created=False)
+
+
+# --- payment sessions --------------------------------------------------------------------------------
+
+# Fields that may differ when a merchant posts the same order again (a new random, a new hash).
+_REPOST_IGNORED = frozenset({"rnd", "hash"})
+
+
+def _same_request(a: dict[str, str], b: dict[str, str]) -> bool:
+    norm = lambda fields: {k.lower(): v for k, v in fields.items() if k.lower() not in _REPOST_IGNORED}  # noqa: E731
+    return norm(a) == norm(b)
+
+
+@transaction.atomic
+def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, browser_key: str,
+                 now: dt.datetime | None = None) -> PaymentSession:
+    """Start the payment of a merchant's order, or continue it when the same order is posted again.
+
+    An order already paid, failed or expired comes back as it is (not open: nothing starts); one still
+    open with other fields is refused (RequestError)."""
+    now = now or timezone.now()
+    for _try in range(2):
+        existing = PaymentSession.objects.select_for_update().filter(merchant=merchant, oid=request.oid).first()
+        if existing is not None:
+            if existing.state == SessionState.OPEN and existing.expires_at <= now:
+                _move_session(existing, SessionState.EXPIRED, "délai de la session dépassé", now=now)
+            if existing.state != SessionState.OPEN:
+                return existing
+            if not _same_request(existing.request_fields, request.fields):
+                raise protocol.RequestError(_("Cette commande est déjà en cours de paiement avec d'autres données."))
+            existing.browser_digest, existing.updated_at = browser_digest(browser_key), now
+            existing.save(update_fields=["browser_digest", "updated_at"])
+            _session_note(existing, "commande envoyée à nouveau par le marchand : session reprise", now=now)
+            return existing
+        try:
+            with transaction.atomic():
+                session = PaymentSession.objects.create(
+                    token=secrets.token_urlsafe(32), merchant=merchant, oid=request.oid,
+                    request_fields=request.fields, amount=request.amount, currency="504",
+                    items=[{"ref": i.ref, "label": i.label, "amount": str(i.amount)} for i in request.items],
+                    allow_defer=request.allow_defer, deferred_refs=[], lang=request.lang,
+                    browser_digest=browser_digest(browser_key), state=SessionState.OPEN, created_at=now,
+                    expires_at=now + dt.timedelta(seconds=request.session_seconds), updated_at=now,
+                )
+        except IntegrityError:
+            continue  # the same order posted at the same instant: continue the one that won
+        Event.objects.create(subject=Event.Subject.SESSION, session=session, from_state="",
+                             to_state=SessionState.OPEN, cause=f"demande du marchand {merchant.client_id}", at=now)
+        return session
+    raise protocol.RequestError(_("Cette commande est déjà en cours de paiement."))  # pragma: no cover
+
+
+def _lock_open_session(session_id: int, now: dt.datetime) -> PaymentSession:
+    session = PaymentSession.objects.select_for_update().select_related("merchant").get(pk=session_id)
+    if session.state == SessionState.OPEN and session.expires_at <= now:
+        _move_session(session, SessionState.EXPIRED, "délai de la session dépassé", now=now)
+    return session
+
+
+@transaction.atomic
+def session_expire(*, session_id: int, now: dt.datetime | None = None) -> PaymentSession:
+    """Close an open session whose time is over (idempotent; an unexpired one is left as it is)."""
+    return _lock_open_session(session_id, now or timezone.now())
+
+
+@transaction.atomic
+def session_defer(*, session_id: int, ref: str, now: dt.datetime | None = None) -> PaymentSession:
+    """Defer one invoice to later; the last invoice kept cannot be deferred (protocol.DeferError)."""
+    now = now or timezone.now()
+    session = _lock_open_session(session_id, now)
+    if session.state != SessionState.OPEN:
+        raise SessionBusy(session)
+    deferred = protocol.defer(protocol.items_of(session.items), session.deferred_refs, ref,
+                              allowed=session.allow_defer)
+    if deferred != session.deferred_refs:
+        session.deferred_refs, session.updated_at = deferred, now
+        session.save(update_fields=["deferred_refs", "updated_at"])
+        _session_note(session, f"facture {ref} reportée", now=now)
+    return session
+
+
+@transaction.atomic
+def session_restore(*, session_id: int, ref: str, now: dt.datetime | None = None) -> PaymentSession:
+    """Pay a deferred invoice after all."""
+    now = now or timezone.now()
+    session = _lock_open_session(session_id, now)
+    if session.state != SessionState.OPEN:
+        raise SessionBusy(session)
+    restored = protocol.restore(protocol.items_of(session.items), session.deferred_refs, ref)
+    if restored != session.deferred_refs:
+        session.deferred_refs, session.updated_at = restored, now
+        session.save(update_fields=["deferred_refs", "updated_at"])
+        _session_note(session, f"facture {ref} rétablie", now=now)
+    return session
+
+
+def paid_refs_of(session: PaymentSession) -> list[str]:
+    return [i.ref for i in protocol.kept_items(protocol.items_of(session.items), session.deferred_refs)]
+
+
+def _new_trans_id(now: dt.datetime) -> str:
+    return f"{now:%y%j}" + secrets.token_hex(6).upper()
+
+
+# --- attempts ----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def attempt_start(*, session_id: int, brand: str, masked_pan: str, pan_fingerprint: str,
+                  selection: str | None = None, now: dt.datetime | None = None) -> Attempt:
+    """A card was submitted: the session moves to "processing" and a new attempt begins, committed before
+    anyone is called. A second submit finds the session busy (SessionBusy): one order, one authorization."""
+    now = now or timezone.now()
+    session = _lock_open_session(session_id, now)
+    if session.state != SessionState.OPEN:
+        raise SessionBusy(session)
+    paid = paid_refs_of(session)
+    if selection is not None and session.items and selection != ",".join(paid):
+        raise SelectionChanged
+    amount = protocol.payable(session.amount, protocol.items_of(session.items), session.deferred_refs)
+    attempt = Attempt.objects.create(
+        session=session, state=AttemptState.AUTHENTICATING, amount=amount, paid_refs=paid,
+        deferred_refs=list(session.deferred_refs), brand=brand, masked_pan=masked_pan,
+        pan_fingerprint=pan_fingerprint, threeds_server_trans_id=str(uuid.uuid4()), trans_id=_new_trans_id(now),
+        deadline=now + _exchange_grace(), created_at=now, updated_at=now,
+    )
+    Event.objects.create(subject=Event.Subject.ATTEMPT, session=session, attempt=attempt, from_state="",
+                         to_state=AttemptState.AUTHENTICATING,
+                         cause=f"carte {masked_pan} soumise pour {protocol.wire(amount)} DH", at=now)
+    _move_session(session, SessionState.PROCESSING, f"tentative {attempt.trans_id} en cours", now=now,
+                  attempt=attempt)
+    _watch(attempt)
+    return attempt
+
+
+@transaction.atomic
+def attempt_challenge(*, attempt_id: int, ds_trans_id: str, acs_trans_id: str,
+                      now: dt.datetime | None = None) -> Attempt | None:
+    """The directory asks for a challenge: the customer goes to the bank's page. None if already moved."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    if attempt.state != AttemptState.AUTHENTICATING:
+        return None
+    _move_attempt(attempt, AttemptState.CHALLENGE, "3-D Secure : code demandé par la banque (ARes C)", now=now,
+                  ds_trans_id=ds_trans_id[:36], acs_trans_id=acs_trans_id[:36], deadline=now + CHALLENGE_GRACE)
+    return attempt
+
+
+@dataclass(frozen=True)
+class RReqOutcome:
+    attempt: Attempt | None
+    recorded: bool
+
+
+@transaction.atomic
+def attempt_record_rreq(*, rreq: dict, now: dt.datetime | None = None) -> RReqOutcome:
+    """The ACS's result of a challenge (the authoritative one). Recorded once, while the challenge is on;
+    a re-sent RReq, or one for an attempt that moved on, changes nothing."""
+    now = now or timezone.now()
+    attempt = (Attempt.objects.select_for_update()
+               .filter(threeds_server_trans_id=str(rreq.get("threeDSServerTransID", ""))[:36]).first())
+    if attempt is None:
+        return RReqOutcome(None, recorded=False)
+    if attempt.rreq_received_at is not None or attempt.state != AttemptState.CHALLENGE:
+        return RReqOutcome(attempt, recorded=False)
+    if str(rreq.get("acsTransID", "")) != attempt.acs_trans_id:
+        return RReqOutcome(None, recorded=False)
+    status = str(rreq.get("transStatus", ""))[:1]
+    cavv = str(rreq.get("authenticationValue", ""))[:64] if status in (AUTHENTICATED, ATTEMPTED) else ""
+    _note(attempt, f"RReq reçu : transStatus={status}", now=now, rreq_received_at=now,
+          rreq_trans_status=status, rreq_eci=str(rreq.get("eci", ""))[:2], rreq_authentication_value=cavv,
+          rreq_trans_status_reason=str(rreq.get("transStatusReason", ""))[:2])
+    return RReqOutcome(attempt, recorded=True)
+
+
+@transaction.atomic
+def next_stan(*, now: dt.datetime | None = None) -> str:
+    """The next system trace audit number of the day (UTC), 000001-999999."""
+    now = now or timezone.now()
+    day = now.astimezone(dt.UTC).date()
+    row, _created = StanDay.objects.select_for_update().get_or_create(day=day)
+    row.last = row.last % 999_999 + 1
+    row.save(update_fields=["last"])
+    return f"{row.last:06d}"
+
+
+@transaction.atomic
+def attempt_begin_authorization(*, attempt_id: int, from_state: str, trans_status: str, eci: str,
+                                md_status: str, stan: str, ds_trans_id: str | None = None,
+                                now: dt.datetime | None = None) -> Attempt | None:
+    """Committed before the acquirer is called: only the caller that moves the attempt here authorizes.
+    None when the attempt already left ``from_state`` (a replayed CRes, a second tab, the sweeper)."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    if attempt.state != from_state:
+        return None
+    extra = {"ds_trans_id": ds_trans_id[:36]} if ds_trans_id else {}
+    _move_attempt(attempt, AttemptState.AUTHORIZING, f"demande d'autorisation (STAN {stan})", now=now,
+                  trans_status=trans_status, eci=eci, md_status=md_status, stan=stan, transmitted_at=now,
+                  deadline=now + _exchange_grace(), **extra)
+    return attempt
+
+
+@transaction.atomic
+def attempt_record_authorization(*, attempt_id: int, result: AuthorizationResult,
+                                 now: dt.datetime | None = None) -> Attempt:
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    code = (result.response_code or "")[:2]
+    if attempt.state != AttemptState.AUTHORIZING:
+        # Too late: the sweeper already reversed it; keep the references the void needs.
+        _note(attempt, f"réponse d'autorisation tardive {code}", now=now, auth_code=result.auth_code[:6],
+              rrn=result.rrn[:12])
+        return attempt
+    common = {"response_code": code, "auth_code": result.auth_code[:6], "rrn": result.rrn[:12],
+              "deadline": now + _exchange_grace()}
+    if result.approved:
+        _move_attempt(attempt, AttemptState.AUTHORIZED, f"autorisation accordée ({result.auth_code})", now=now,
+                      proc_return_code="00", err_msg="", authorized_at=now, **common)
+    else:
+        _move_attempt(attempt, AttemptState.DECLINED, f"autorisation refusée (code {code})", now=now,
+                      proc_return_code=code or protocol.ERROR_CODE, err_msg=protocol.err_msg_for(code), **common)
+    return attempt
+
+
+@transaction.atomic
+def attempt_authorization_lost(*, attempt_id: int, cause: str, now: dt.datetime | None = None) -> Attempt:
+    """The acquirer did not answer: whatever the bank decided is reversed."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    if attempt.state != AttemptState.AUTHORIZING:
+        return attempt
+    _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, response_code="91", proc_return_code="91",
+                  err_msg=protocol.err_msg_for("91"), deadline=now)
+    return attempt
+
+
+@transaction.atomic
+def attempt_fail(*, attempt_id: int, cause: str, err_msg: str, md_status: str,
+                 proc_return_code: str = protocol.ERROR_CODE, eci: str | None = None,
+                 trans_status: str | None = None, now: dt.datetime | None = None) -> Attempt | None:
+    """End an attempt before any authorization (3-D Secure failed, directory unreachable, abandoned).
+    None if it already moved past authentication."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    if attempt.state not in (AttemptState.AUTHENTICATING, AttemptState.CHALLENGE):
+        return None
+    extra = {}
+    if eci is not None:
+        extra["eci"] = eci
+    if trans_status is not None:
+        extra["trans_status"] = trans_status
+    _move_attempt(attempt, AttemptState.FAILED, cause, now=now, md_status=md_status,
+                  proc_return_code=proc_return_code, err_msg=err_msg[:255], deadline=now + _exchange_grace(),
+                  **extra)
+    return attempt
+
+
+@transaction.atomic
+def attempt_record_callback(*, attempt_id: int, answer: str, now: dt.datetime | None = None) -> Attempt:
+    """The merchant's answer to the callback decides the settlement, and the session's end. First answer wins."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    if attempt.callback_answer:
+        return attempt
+    session = PaymentSession.objects.select_for_update().get(pk=attempt.session_id)
+    attempt.callback_answer, attempt.callback_at = answer, now
+    attempt.save(update_fields=["callback_answer", "callback_at"])
+    cause = f"réponse du marchand : {answer}"
+    succeeded = False
+    if attempt.state == AttemptState.AUTHORIZED:
+        tran_type = protocol.value_of(session.request_fields, "TranType") or ""
+        capture = answer == CallbackAnswer.POSTAUTH or (answer == CallbackAnswer.APPROVED
+                                                        and tran_type.lower() == "auth")
+        if capture:
+            _move_attempt(attempt, AttemptState.CAPTURING, cause, now=now, deadline=now + SETTLE_SAFETY)
+            succeeded = True
+        elif answer == CallbackAnswer.APPROVED:
+            _note(attempt, cause + " : autorisation conservée sans remise", now=now,
+                  deadline=now + AUTHORIZATION_HOLD)
+            succeeded = True
+        else:
+            _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, proc_return_code=protocol.ERROR_CODE,
+                          err_msg=_("Le commerçant n'a pas validé le paiement : il a été annulé et "
+                                            "votre carte n'est pas débitée"), deadline=now + SETTLE_SAFETY)
+    else:
+        _note(attempt, cause, now=now)
+    if session.state == SessionState.PROCESSING:
+        _move_session(session, SessionState.SUCCEEDED if succeeded else SessionState.FAILED,
+                      f"tentative {attempt.trans_id} : {attempt.get_state_display()}", now=now, attempt=attempt)
+    return attempt
+
+
+@transaction.atomic
+def attempt_hold_expired(*, attempt_id: int, now: dt.datetime | None = None) -> Attempt:
+    """An authorization kept without capture past its hold is reversed (every approval ends settled)."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    if attempt.state == AttemptState.AUTHORIZED and attempt.callback_answer and attempt.deadline <= now:
+        _move_attempt(attempt, AttemptState.VOIDING, "autorisation non remise dans le délai : annulation",
+                      now=now, deadline=now + SETTLE_SAFETY)
+    return attempt
+
+
+@transaction.atomic
+def attempt_record_settlement(*, attempt_id: int, accepted: bool, detail: str,
+                              now: dt.datetime | None = None) -> Attempt:
+    """The acquirer's answer to a capture or a void; a refusal or a fault is tried again later."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    if attempt.state not in (AttemptState.CAPTURING, AttemptState.VOIDING):
+        return attempt
+    if accepted:
+        to = AttemptState.CAPTURED if attempt.state == AttemptState.CAPTURING else AttemptState.VOIDED
+        _move_attempt(attempt, to, detail, now=now, settled_at=now, settle_tries=attempt.settle_tries + 1)
+        return attempt
+    tries = attempt.settle_tries + 1
+    backoff = min(dt.timedelta(seconds=5 * 2 ** min(tries, 10)), MAX_SETTLE_BACKOFF)
+    logger.warning("gateway: %s of %s not accepted (%s), try %s again in %s", attempt.state, attempt.trans_id,
+                   detail, tries, backoff)
+    _note(attempt, f"{detail} : nouvel essai dans {int(backoff.total_seconds())} s", now=now, settle_tries=tries,
+          deadline=now + backoff)
+    return attempt

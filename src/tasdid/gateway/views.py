@@ -1,0 +1,243 @@
+"""The gateway's pages and endpoints: the merchant protocol (``/fim/est3Dgate``), the hosted payment page,
+and the 3DS Server's endpoints (RReq from the ACS, the browser's return from the challenge)."""
+
+import secrets
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_http_methods
+
+from tasdid.core import threeds
+from tasdid.core.http import allow_form_action, autosubmit, no_store
+from tasdid.core.signing import ver3_verify
+
+from . import flow, protocol, selectors, services, threeds_server
+from .forms import CardForm
+from .models import AttemptState, PaymentSession, SessionState
+
+# The random key, in the gateway's own browser session, that binds payment sessions to this browser.
+BROWSER_KEY = "tasdid_gateway_browser"
+FRAGMENT_HEADER = "X-Tasdid-Fragment"
+
+
+def _french() -> None:
+    # Arabic and English pages come later; until their catalogues exist, the gateway speaks French.
+    translation.activate("fr")
+
+
+def _see_other(url: str) -> HttpResponse:
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+def _refuse(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
+    return no_store(render(request, "gateway/refused.html", {"message": message}, status=status))
+
+
+# --- the merchant protocol ---------------------------------------------------------------------------
+
+
+@csrf_exempt  # the merchant's request is verified by its ver3 hash (store key), which replaces CSRF
+@never_cache
+def est3dgate(request: HttpRequest) -> HttpResponse:
+    """A merchant's payment request (CMI 3D_PAY_HOSTING, hash ver3): refused with a French page and nothing
+    started, or a payment session opened for this browser and the customer sent to the hosted page."""
+    _french()
+    if request.method != "POST":
+        return _refuse(request, _("Cette adresse reçoit les demandes de paiement envoyées par les sites marchands."),
+                       status=405)
+    try:
+        fields = protocol.collect_fields(request.POST.lists())
+        client_id = protocol.check_envelope(fields)
+        merchant = selectors.merchant_active(client_id)
+        if merchant is None:
+            raise protocol.RequestError(_("Marchand inconnu ou inactif : l'identifiant « clientid » n'est pas "
+                                          "reconnu par la plateforme de paiement."))
+        if not ver3_verify(fields, merchant.store_key):
+            raise protocol.RequestError(_("La signature « hash » de la demande de paiement est invalide."))
+        checked = protocol.parse_request(fields, return_hosts=merchant.return_hosts)
+        key = request.session.get(BROWSER_KEY) or secrets.token_urlsafe(32)
+        session = services.session_open(merchant=merchant, request=checked, browser_key=key)
+    except protocol.RequestError as exc:
+        return _refuse(request, exc.message)
+    if session.state != SessionState.OPEN:
+        return _status_page(request, session, status=409, offer_return=False)
+    request.session[BROWSER_KEY] = key
+    return _see_other(reverse("gateway_pay", args=[session.token]))
+
+
+# --- the hosted payment page -------------------------------------------------------------------------
+
+
+def _card_form(data=None) -> CardForm:
+    return CardForm(data, today=timezone.localdate(), bin_table=selectors.bin_table())
+
+
+def _page_context(request: HttpRequest, session: PaymentSession, *, error: str = "") -> dict:
+    return {
+        "session": session,
+        "merchant": session.merchant,
+        "invoices": selectors.invoices_of(session),
+        "page_url": reverse("gateway_pay", args=[session.token]),
+        "error": error,
+    }
+
+
+def _page(request: HttpRequest, session: PaymentSession, form: CardForm, *, status: int = 200) -> HttpResponse:
+    context = {**_page_context(request, session), "form": form}
+    return no_store(render(request, "gateway/pay.html", context, status=status))
+
+
+@sensitive_variables("form")
+@sensitive_post_parameters("card_number", "cvv")
+@require_http_methods(["GET", "POST"])
+def pay(request: HttpRequest, token: str) -> HttpResponse:
+    """The hosted payment page: the invoices (defer / restore) on the left, the card form on the right.
+    The card number and CVV pass through this view's memory only: never a session, a row or a log."""
+    _french()
+    session = selectors.session_for_browser(token, request.session.get(BROWSER_KEY))
+    if session is None:
+        return no_store(render(request, "gateway/not_found.html", status=404))
+    if session.state == SessionState.OPEN and session.expires_at <= timezone.now():
+        session = services.session_expire(session_id=session.pk)
+    if session.state != SessionState.OPEN:
+        # A submit or a defer on an order already being paid or processed: nothing happens twice.
+        return _status_page(request, session, status=200 if request.method == "GET" else 409)
+    if request.method == "GET":
+        return _page(request, session, _card_form())
+
+    action = request.POST.get("action", "")
+    if action in ("defer", "restore"):
+        return _defer_or_restore(request, session, action)
+    if action != "pay":
+        return _page(request, session, _card_form(), status=400)
+    form = _card_form(request.POST)
+    if form.is_valid():
+        try:
+            step = flow.submit_card(session=session, card=form.card_data(), brand=form.cleaned_data["card_type"],
+                                    selection=request.POST.get("selection"))
+        except services.SessionBusy as exc:
+            return _status_page(request, exc.session, status=409)
+        except services.SelectionChanged:
+            session.refresh_from_db()
+            form.add_error(None, _("La liste des factures a changé entre-temps : vérifiez le montant à payer puis "
+                                   "validez à nouveau."))
+        else:
+            return _step(request, step)
+    return _page(request, session, form)
+
+
+def _defer_or_restore(request: HttpRequest, session: PaymentSession, action: str) -> HttpResponse:
+    ref = request.POST.get("ref", "")[:64]
+    error = ""
+    try:
+        if action == "defer":
+            session = services.session_defer(session_id=session.pk, ref=ref)
+        else:
+            session = services.session_restore(session_id=session.pk, ref=ref)
+    except protocol.DeferError as exc:
+        error = exc.message
+    except services.SessionBusy as exc:
+        return _status_page(request, exc.session, status=409)
+    if request.headers.get(FRAGMENT_HEADER) == "invoices":
+        # The page's script replaces the invoices in place: the card form keeps what was typed.
+        context = _page_context(request, session, error=error)
+        return no_store(render(request, "gateway/_invoices.html", context, status=400 if error else 200))
+    if error:
+        messages.error(request, error)
+    return _see_other(reverse("gateway_pay", args=[session.token]))
+
+
+def _step(request: HttpRequest, step: flow.BrowserStep) -> HttpResponse:
+    if step.kind == "challenge":
+        return autosubmit(request, action=step.action, fields=step.fields, title=_("Authentification 3-D Secure"),
+                          message=_("Vous allez être redirigé vers la page de votre banque pour confirmer le "
+                                    "paiement…"))
+    if step.kind == "merchant":
+        return autosubmit(request, action=step.action, fields=step.fields, title=_("Retour au site marchand"),
+                          message=_("Paiement traité. Retour au site marchand en cours…"),
+                          button=_("Retour au site marchand"))
+    return _status_page(request, step.session, status=409)
+
+
+def _status_page(request: HttpRequest, session: PaymentSession, *, status: int = 200,
+                 offer_return: bool = True) -> HttpResponse:
+    """The order is being paid, was already processed, or its time ran out: say so, and offer the way back
+    to the merchant when there is one."""
+    attempt = selectors.latest_attempt(session)
+    back = None
+    if offer_return and session.state in (SessionState.SUCCEEDED, SessionState.FAILED) and attempt is not None:
+        back = flow.merchant_return(attempt_id=attempt.pk)
+    elif offer_return and session.state == SessionState.EXPIRED:
+        back = flow.expired_return(session=session)
+    context = {
+        "session": session,
+        "merchant": session.merchant,
+        "attempt": attempt,
+        "in_challenge": attempt is not None and attempt.state == AttemptState.CHALLENGE,
+        "back": back,
+        "back_fields": list(back.fields.items()) if back else [],
+        "page_url": reverse("gateway_pay", args=[session.token]),
+    }
+    response = no_store(render(request, "gateway/status.html", context, status=status))
+    return allow_form_action(response, [back.action]) if back else response
+
+
+def conditions(request: HttpRequest) -> HttpResponse:
+    _french()
+    return render(request, "gateway/conditions.html")
+
+
+# --- 3-D Secure: the 3DS Server's endpoints ----------------------------------------------------------
+
+
+def _signed_json(payload: dict, *, status: int = 200) -> HttpResponse:
+    body, signature = threeds.sign_body(payload)
+    response = HttpResponse(body, content_type="application/json", status=status)
+    response[threeds.SIGNATURE_HEADER] = signature
+    return no_store(response)
+
+
+@csrf_exempt  # server to server: the body is verified by its HMAC-SHA256 signature ("threeds" key)
+@require_http_methods(["POST"])
+def rreq(request: HttpRequest) -> HttpResponse:
+    """The ACS's result of a challenge (RReq), answered by a signed RRes. A re-sent RReq changes nothing."""
+    try:
+        message = threeds.verify_body(request.body, request.headers.get(threeds.SIGNATURE_HEADER),
+                                      message_type="RReq")
+    except threeds.MessageError as exc:
+        return _signed_json(threeds_server.build_error(code="203", description=str(exc)), status=400)
+    if message.get("transStatus") not in ("Y", "N", "A", "U", "R") or not isinstance(
+            message.get("threeDSServerTransID"), str):
+        return _signed_json(threeds_server.build_error(code="203", description="invalid transStatus or transaction",
+                                                       rreq=message), status=400)
+    outcome = services.attempt_record_rreq(rreq=message)
+    if outcome.attempt is None:
+        return _signed_json(threeds_server.build_error(code="301", description="transaction not found",
+                                                       rreq=message), status=404)
+    return _signed_json(threeds_server.build_rres(message))
+
+
+@csrf_exempt  # posted by the ACS's page: the CRes is signed ("threeds" key) and threeDSSessionData sealed by us
+@sensitive_post_parameters("threeDSSessionData")
+def notification(request: HttpRequest) -> HttpResponse:
+    """The browser is back from the bank's challenge page: authorize on the RReq's result, or fail."""
+    _french()
+    if request.method != "POST":
+        return _refuse(request, _("Cette adresse reçoit le retour de l'authentification 3-D Secure."), status=405)
+    try:
+        step = flow.complete_challenge(cres_text=request.POST.get("cres", ""),
+                                       session_data=request.POST.get("threeDSSessionData", ""))
+    except flow.ChallengeError:
+        return _refuse(request, _("Le retour de l'authentification 3-D Secure est invalide ou ne correspond à "
+                                  "aucun paiement en cours."))
+    return _step(request, step)
+

@@ -1,0 +1,561 @@
+"""A card submit through 3-D Secure, the authorization, the callback and the capture or void, with a local
+fake acquirer and a local fake directory/merchant server on 127.0.0.1 (the real ones are other parties)."""
+
+import copy
+import html
+import re
+import threading
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from tasdid.core import threeds
+from tasdid.core.acquiring import AuthorizationResult, SettlementResult
+from tasdid.core.signing import ver3_verify
+from tasdid.gateway import flow
+from tasdid.gateway.models import Attempt, AttemptState, Event, PaymentSession, SessionState
+from tests.support.pci import card_data_findings
+
+from . import fakes
+from .conftest import (
+    MASTERCARD,
+    STORE_KEY,
+    VISA,
+    card_post,
+    gateway_client,
+    later,
+    make_merchant,
+    merchant_fields,
+    open_session,
+    signed,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FIXE, INTERNET = "0000111995072017", "0000111996072017"
+
+
+@pytest.fixture
+def shop(counterparty, rails):
+    """The merchant registered with the fake server's host; a browser with an open payment session."""
+    make_merchant(hosts=["shop.example.ma", counterparty.host])
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(base=counterparty.url)))
+    return browser, token
+
+
+def form_of(response) -> tuple[str, dict[str, str]]:
+    """The action and hidden fields of an auto-submitted form."""
+    body = html.unescape(response.content.decode())
+    assert "data-autosubmit" in body, body[:3000]
+    action = re.search(r'<form method="post" action="([^"]+)" data-autosubmit', body).group(1)
+    return action, dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', body))
+
+
+def pay(browser, token, **card):
+    return browser.post(f"/paiement/{token}", card_post(selection=card.pop("selection", f"{FIXE},{INTERNET}"),
+                                                        **card))
+
+
+def states() -> list[str]:
+    """The attempt's moves, in order (messages recorded without a move left out)."""
+    return [e.to_state for e in Event.objects.filter(subject="attempt").order_by("pk") if e.from_state != e.to_state]
+
+
+def counterparty_ds_trans_id(counterparty) -> str:
+    return counterparty.state.ares[-1]["dsTransID"]
+
+
+def attempt() -> Attempt:
+    return Attempt.objects.get()
+
+
+def assert_no_card_data_at_rest():
+    assert card_data_findings(extra_secrets=(VISA,)) == []
+
+
+# --- without a challenge -------------------------------------------------------------------------------
+
+
+def test_a_card_not_enrolled_is_authorized_captured_and_the_customer_returns_to_ok_url(shop, counterparty, rails):
+    browser, token = shop
+    response = pay(browser, token)
+    action, fields = form_of(response)
+    assert action == counterparty.url + "/shop/ok"
+    # one AReq, signed, for the amount and card
+    (areq,) = counterparty.state.areqs
+    assert areq["acctNumber"] == VISA and areq["purchaseAmount"] == "28500" and areq["purchaseCurrency"] == "504"
+    assert areq["threeDSServerURL"].endswith("/3ds/rreq") and areq["notificationURL"].endswith("/3ds/notification")
+    # one authorization without authentication, outside any transaction
+    (auth,) = rails.authorizations
+    assert auth.card.pan == VISA and auth.amount_minor == 28500 and auth.authentication is None
+    assert auth.merchant_id == "600000099" and auth.order_id == "ORDER-0001" and auth.stan == "000001"
+    # the callback: every field echoed but hash, the results, signed
+    (callback,) = counterparty.state.callbacks
+    assert "hash" not in callback
+    assert callback["BillToName"] == "Mme Test Client" and callback["encoding"] == "UTF-8"
+    assert {k: callback[k] for k in ("ProcReturnCode", "Response", "ErrMsg", "AuthCode", "HostRefNum", "MaskedPan",
+                                     "EXTRA.CARDBRAND", "mdStatus", "eci", "callbackCall", "paidAmount",
+                                     "paidItems", "deferredItems", "amount")} == {
+        "ProcReturnCode": "00", "Response": "Approved", "ErrMsg": "", "AuthCode": "A1B2C3",
+        "HostRefNum": "123456789012", "MaskedPan": "411111******1111", "EXTRA.CARDBRAND": "VISA", "mdStatus": "2",
+        "eci": "07", "callbackCall": "true", "paidAmount": "285.00", "paidItems": f"{FIXE},{INTERNET}",
+        "deferredItems": "", "amount": "285.00"}
+    assert re.fullmatch(r"\d{8} \d\d:\d\d:\d\d", callback["EXTRA.TRXDATE"])
+    assert callback["TransId"] == attempt().trans_id
+    assert ver3_verify(callback, STORE_KEY, hash_field="HASH")
+    # captured, with the authorization's references
+    (capture,) = rails.captures
+    assert (capture.original_stan, capture.rrn, capture.auth_code, capture.amount_minor) == (
+        "000001", "123456789012", "A1B2C3", 28500)
+    assert rails.voids == []
+    assert rails.in_transaction == [False, False]
+    # the browser's return: the same fields, no callbackCall, its own HASH
+    assert fields["ProcReturnCode"] == "00" and "callbackCall" not in fields
+    assert {k: v for k, v in fields.items() if k != "HASH"} == {
+        k: v for k, v in callback.items() if k not in ("HASH", "callbackCall")}
+    assert ver3_verify(fields, STORE_KEY, hash_field="HASH")
+    # the records
+    a = attempt()
+    assert a.state == AttemptState.CAPTURED and a.callback_answer == "POSTAUTH"
+    assert a.masked_pan == "411111******1111" and a.amount == Decimal("285.00")
+    assert PaymentSession.objects.get().state == SessionState.SUCCEEDED
+    assert states() == ["authenticating", "authorizing", "authorized", "capturing", "captured"]
+    assert list(Event.objects.filter(subject="session").order_by("pk").values_list("to_state", flat=True)) == [
+        "open", "processing", "succeeded"]
+    assert_no_card_data_at_rest()
+
+
+def test_deferred_invoices_are_not_paid(shop, counterparty, rails):
+    browser, token = shop
+    browser.post(f"/paiement/{token}", {"action": "defer", "ref": FIXE})
+    _action, fields = form_of(pay(browser, token, selection=INTERNET))
+    assert rails.authorizations[0].amount_minor == 9900
+    assert rails.captures[0].amount_minor == 9900
+    callback = counterparty.state.callbacks[0]
+    assert (callback["amount"], callback["paidAmount"], callback["paidItems"], callback["deferredItems"]) == (
+        "285.00", "99.00", INTERNET, FIXE)
+    assert (fields["paidAmount"], fields["paidItems"], fields["deferredItems"]) == ("99.00", INTERNET, FIXE)
+
+
+def test_mastercard_not_enrolled_has_eci_00(shop, counterparty, rails):
+    browser, token = shop
+    pay(browser, token, number=MASTERCARD, card_type="MASTERCARD")
+    assert counterparty.state.callbacks[0]["eci"] == "00"
+    assert counterparty.state.callbacks[0]["EXTRA.CARDBRAND"] == "MASTERCARD"
+
+
+@pytest.mark.parametrize(("status", "eci", "md_status"), [("Y", "05", "1"), ("A", "06", "4")])
+def test_frictionless_authentication_travels_into_the_authorization(shop, counterparty, rails, status, eci,
+                                                                     md_status):
+    counterparty.state.ares_by_pan[VISA] = status
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/ok")
+    auth = rails.authorizations[0].authentication
+    assert (auth.eci, auth.authentication_value, auth.trans_status) == (eci, "AAABBEg0VhI0VniQEjRWAAAAAAA=", status)
+    assert auth.ds_trans_id == attempt().ds_trans_id == counterparty_ds_trans_id(counterparty)
+    assert (fields["mdStatus"], fields["eci"]) == (md_status, eci)
+
+
+def test_a_refused_authentication_authorizes_nothing(shop, counterparty, rails):
+    counterparty.state.ares_by_pan[VISA] = "N"
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/fail")
+    assert rails.authorizations == []
+    assert (fields["ProcReturnCode"], fields["Response"], fields["mdStatus"], fields["ErrMsg"]) == (
+        "99", "Error", "0", "Authentification 3-D Secure échouée")
+    assert counterparty.state.callbacks[0]["ProcReturnCode"] == "99"
+    assert attempt().state == AttemptState.FAILED
+    assert PaymentSession.objects.get().state == SessionState.FAILED
+
+
+@pytest.mark.parametrize("fault", ["500", "badsig", "closed"])
+def test_an_unusable_directory_fails_the_attempt_cleanly(shop, counterparty, rails, settings, fault):
+    if fault == "closed":
+        settings.GATEWAY_3DS_DIRECTORY_URL = "http://127.0.0.1:9/3ds/areq"
+    else:
+        counterparty.state.ares_by_pan[VISA] = fault
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/fail")
+    assert fields["ErrMsg"] == "Le service d'authentification 3-D Secure est indisponible, veuillez réessayer plus tard"
+    assert (fields["ProcReturnCode"], fields["mdStatus"]) == ("99", "7")
+    assert rails.authorizations == []
+    assert attempt().state == AttemptState.FAILED
+
+
+# --- with a challenge ----------------------------------------------------------------------------------
+
+
+def challenge(shop, counterparty):
+    counterparty.state.ares_by_pan[VISA] = "C"
+    counterparty.state.acs_url = "https://acs.bank.example.ma/acs/challenge"
+    browser, token = shop
+    response = pay(browser, token)
+    action, fields = form_of(response)
+    assert action == "https://acs.bank.example.ma/acs/challenge"
+    assert "form-action 'self' https://acs.bank.example.ma" in response["Content-Security-Policy"]
+    assert set(fields) == {"creq", "threeDSSessionData"}
+    return browser, fields
+
+
+def rreq_for(a: Attempt, status: str, **extra) -> dict:
+    message = {"messageType": "RReq", "messageVersion": "2.2.0", "threeDSServerTransID": a.threeds_server_trans_id,
+               "acsTransID": a.acs_trans_id, "dsTransID": a.ds_trans_id, "transStatus": status,
+               "transStatusReason": "" if status == "Y" else "01", "interactionCounter": "01"}
+    if status == "Y":
+        message.update(eci="05", authenticationValue="kBMI2z0gAAAAAAAAAAAAAAAAAAAA")
+    message.update(extra)
+    return message
+
+
+def post_rreq(client, message, *, signature: str | None = None):
+    body, sig = threeds.sign_body(message)
+    return client.post("/3ds/rreq", body, content_type="application/json",
+                       headers={threeds.SIGNATURE_HEADER: signature if signature is not None else sig})
+
+
+def cres_for(a: Attempt, status: str = "Y") -> str:
+    return threeds.encode_browser_message({
+        "messageType": "CRes", "messageVersion": "2.2.0", "threeDSServerTransID": a.threeds_server_trans_id,
+        "acsTransID": a.acs_trans_id, "transStatus": status, "challengeCompletionInd": "Y"})
+
+
+def test_a_challenge_authorizes_on_the_rreq_result(shop, counterparty, rails):
+    _browser, fields = challenge(shop, counterparty)
+    a = attempt()
+    assert a.state == AttemptState.CHALLENGE
+    creq = threeds.decode_browser_message(fields["creq"], message_type="CReq")
+    assert creq == {"messageType": "CReq", "messageVersion": "2.2.0", "threeDSServerTransID": a.threeds_server_trans_id,
+                    "acsTransID": a.acs_trans_id, "challengeWindowSize": "05"}
+    assert VISA not in fields["threeDSSessionData"] and len(fields["threeDSSessionData"]) <= 1024
+    assert rails.authorizations == []
+    assert_no_card_data_at_rest()  # the card survives only sealed, in the browser
+
+    bank = gateway_client()  # the ACS, server to server
+    response = post_rreq(bank, rreq_for(a, "Y"))
+    assert response.status_code == 200
+    rres = threeds.verify_body(response.content, response[threeds.SIGNATURE_HEADER], message_type="RRes")
+    assert rres["resultsStatus"] == "01" and rres["threeDSServerTransID"] == a.threeds_server_trans_id
+    # a re-sent RReq, even saying otherwise, changes nothing
+    again = post_rreq(bank, rreq_for(a, "N"))
+    assert again.status_code == 200
+    assert threeds.verify_body(again.content, again[threeds.SIGNATURE_HEADER], message_type="RRes")["resultsStatus"] \
+        == "01"
+    a.refresh_from_db()
+    assert (a.rreq_trans_status, a.rreq_eci, a.rreq_authentication_value) == ("Y", "05", "kBMI2z0gAAAAAAAAAAAAAAAAAAAA")
+    assert Event.objects.filter(cause__startswith="RReq reçu").count() == 1
+
+    # the browser comes back; its cres says N but the RReq is what counts
+    acs = gateway_client()  # posted from the bank's page: no gateway cookie needed
+    response = acs.post("/3ds/notification", {"cres": cres_for(a, "N"),
+                                              "threeDSSessionData": fields["threeDSSessionData"]})
+    action, result = form_of(response)
+    assert action.endswith("/shop/ok")
+    (auth,) = rails.authorizations
+    assert auth.card.pan == VISA and auth.card.cvv == "123"
+    assert (auth.authentication.eci, auth.authentication.authentication_value, auth.authentication.trans_status,
+            auth.authentication.ds_trans_id) == ("05", "kBMI2z0gAAAAAAAAAAAAAAAAAAAA", "Y", a.ds_trans_id)
+    assert (result["mdStatus"], result["eci"], result["ProcReturnCode"]) == ("1", "05", "00")
+    assert attempt().state == AttemptState.CAPTURED
+    assert states() == ["authenticating", "challenge", "authorizing", "authorized", "capturing", "captured"]
+
+    # the back button / a replayed cres: nothing happens twice
+    replay = acs.post("/3ds/notification", {"cres": cres_for(a), "threeDSSessionData": fields["threeDSSessionData"]})
+    assert replay.status_code == 409
+    assert "Cette commande a déjà été traitée" in html.unescape(replay.content.decode())
+    assert len(rails.authorizations) == 1 and len(rails.captures) == 1 and len(counterparty.state.callbacks) == 1
+    assert_no_card_data_at_rest()
+
+
+def test_a_cres_without_rreq_fails(shop, counterparty, rails):
+    _browser, fields = challenge(shop, counterparty)
+    a = attempt()
+    response = gateway_client().post("/3ds/notification", {"cres": cres_for(a, "Y"),
+                                                            "threeDSSessionData": fields["threeDSSessionData"]})
+    action, result = form_of(response)
+    assert action.endswith("/shop/fail")
+    assert (result["mdStatus"], result["ErrMsg"], result["ProcReturnCode"]) == (
+        "0", "Authentification 3-D Secure échouée", "99")
+    assert rails.authorizations == []
+    assert counterparty.state.callbacks[0]["mdStatus"] == "0"
+    assert Event.objects.filter(cause="3-D Secure : aucun RReq reçu de la banque").count() == 1
+
+
+def test_a_failed_challenge_fails(shop, counterparty, rails):
+    _browser, fields = challenge(shop, counterparty)
+    a = attempt()
+    assert post_rreq(gateway_client(), rreq_for(a, "N")).status_code == 200
+    action, result = form_of(gateway_client().post("/3ds/notification", {
+        "cres": cres_for(a, "Y"), "threeDSSessionData": fields["threeDSSessionData"]}))
+    assert action.endswith("/shop/fail") and result["mdStatus"] == "0"
+    assert rails.authorizations == []
+
+
+def test_rreq_refusals_record_nothing(shop, counterparty, rails):
+    _browser, _fields = challenge(shop, counterparty)
+    a = attempt()
+    bank = gateway_client()
+    forged = post_rreq(bank, rreq_for(a, "Y"), signature="forged")
+    assert forged.status_code == 400
+    assert threeds.verify_body(forged.content, forged[threeds.SIGNATURE_HEADER], message_type="Erro")["errorCode"] \
+        == "203"
+    assert post_rreq(bank, rreq_for(a, "Y", threeDSServerTransID="00000000-0000-4000-8000-000000000000")
+                     ).status_code == 404
+    assert post_rreq(bank, rreq_for(a, "Y", acsTransID="00000000-0000-4000-8000-000000000000")).status_code == 404
+    assert post_rreq(bank, rreq_for(a, "Z")).status_code == 400
+    assert bank.post("/3ds/rreq", b"not json", content_type="application/json").status_code == 400
+    assert bank.get("/3ds/rreq").status_code == 405
+    a.refresh_from_db()
+    assert a.rreq_received_at is None and a.state == AttemptState.CHALLENGE
+
+
+def test_notification_refuses_what_is_not_ours(shop, counterparty, rails):
+    _browser, fields = challenge(shop, counterparty)
+    a = attempt()
+    other = gateway_client()
+    for data in ({"cres": "junk", "threeDSSessionData": fields["threeDSSessionData"]},
+                 {"cres": cres_for(a)[:-3] + "abc", "threeDSSessionData": fields["threeDSSessionData"]},
+                 {}):
+        response = other.post("/3ds/notification", data)
+        assert response.status_code == 400
+        assert "Le retour de l'authentification 3-D Secure est invalide" in html.unescape(response.content.decode())
+    assert other.get("/3ds/notification").status_code == 405
+    assert attempt().state == AttemptState.CHALLENGE
+
+
+def test_damaged_session_data_fails_the_attempt(shop, counterparty, rails):
+    _browser, fields = challenge(shop, counterparty)
+    a = attempt()
+    post_rreq(gateway_client(), rreq_for(a, "Y"))
+    action, result = form_of(gateway_client().post("/3ds/notification", {
+        "cres": cres_for(a), "threeDSSessionData": fields["threeDSSessionData"][:-8] + "AAAAAAAA"}))
+    assert action.endswith("/shop/fail")
+    assert result["ErrMsg"] == "Authentification 3-D Secure non aboutie dans le délai"
+    assert rails.authorizations == []
+
+
+# --- the merchant's answer -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["FAILURE", "timeout", "500", "nonsense"])
+def test_a_merchant_refusing_or_unreachable_gets_the_authorization_voided(shop, counterparty, rails, settings,
+                                                                         answer):
+    settings.PARTY_HTTP_TIMEOUT = 0.5
+    counterparty.slow_seconds = 1.5
+    counterparty.state.callback_answer = answer
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/fail")
+    assert len(counterparty.state.callbacks) == 1
+    (void,) = rails.voids
+    assert (void.original_stan, void.rrn, void.auth_code, void.amount_minor) == ("000001", "123456789012", "A1B2C3",
+                                                                                28500)
+    assert rails.captures == []
+    assert (fields["ProcReturnCode"], fields["Response"]) == ("99", "Error")
+    assert fields["ErrMsg"].startswith("Le commerçant n'a pas validé le paiement")
+    a = attempt()
+    assert a.state == AttemptState.VOIDED
+    assert a.callback_answer == ("FAILURE" if answer in ("FAILURE", "nonsense") else "UNREACHABLE")
+    assert PaymentSession.objects.get().state == SessionState.FAILED
+
+
+def test_approved_keeps_the_authorization_without_capture_until_its_hold_ends(shop, counterparty, rails):
+    counterparty.state.callback_answer = "APPROVED"
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/ok") and fields["ProcReturnCode"] == "00"
+    assert rails.captures == [] and rails.voids == []
+    assert attempt().state == AttemptState.AUTHORIZED
+    assert flow.sweep(now=later(hours=23)) == {}
+    assert flow.sweep(now=later(hours=25)) == {"hold voided": 1}
+    assert len(rails.voids) == 1 and attempt().state == AttemptState.VOIDED
+
+
+def test_auth_tran_type_is_captured_on_approved(counterparty, rails):
+    make_merchant(hosts=[counterparty.host])
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(base=counterparty.url, TranType="Auth")))
+    counterparty.state.callback_answer = "APPROVED"
+    pay(browser, token)
+    assert len(rails.captures) == 1 and attempt().state == AttemptState.CAPTURED
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    ("51", "Provision insuffisante"), ("54", "Carte expirée"), ("41", "Carte perdue"), ("43", "Carte volée"),
+    ("N7", "Code de vérification (CVV) incorrect"), ("05", "Transaction refusée par votre banque"),
+])
+def test_a_declined_authorization_is_told_to_the_merchant_then_fail_url(shop, counterparty, rails, code, message):
+    rails.authorize_answer = AuthorizationResult(code)
+    counterparty.state.callback_answer = "APPROVED"
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/fail")
+    callback = counterparty.state.callbacks[0]
+    assert (callback["ProcReturnCode"], callback["Response"], callback["ErrMsg"], callback["AuthCode"]) == (
+        code, "Declined", message, "")
+    assert (fields["ProcReturnCode"], fields["ErrMsg"]) == (code, message)
+    assert rails.captures == [] and rails.voids == []
+    assert attempt().state == AttemptState.DECLINED
+    assert PaymentSession.objects.get().state == SessionState.FAILED
+
+
+def test_an_authorization_without_answer_is_reversed(shop, counterparty, rails):
+    rails.authorize_answer = fakes.UNAVAILABLE
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/fail")
+    assert (fields["ProcReturnCode"], fields["Response"]) == ("91", "Error")
+    (void,) = rails.voids
+    assert void.original_stan == "000001" and void.rrn == ""
+    assert attempt().state == AttemptState.VOIDED
+    assert rails.captures == []
+
+
+# --- capture retries and the sweeper -------------------------------------------------------------------
+
+
+def make_due(a: Attempt) -> None:
+    """Pretend the attempt's deadline has come (the watch task's too)."""
+    past = timezone.now() - timezone.timedelta(seconds=1)
+    Attempt.objects.filter(pk=a.pk).update(deadline=past)
+    DBTaskResult.objects.filter(task_path="tasdid.gateway.tasks.watch_attempt", status="READY").update(run_after=past)
+
+
+def test_a_failed_capture_is_retried_by_the_task_until_done(shop, counterparty, rails, run_tasks):
+    rails.capture_answers = [fakes.UNAVAILABLE, SettlementResult("96"), SettlementResult("00")]
+    browser, token = shop
+    action, _fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/ok")  # the merchant asked for the capture: the customer has paid
+    a = attempt()
+    assert a.state == AttemptState.CAPTURING and a.settle_tries == 1
+    watch = DBTaskResult.objects.filter(task_path="tasdid.gateway.tasks.watch_attempt", status="READY",
+                                        run_after=a.deadline)
+    assert watch.count() == 1 and watch.get().args_kwargs["kwargs"] == {"attempt_id": a.pk}
+
+    make_due(a)
+    run_tasks()
+    a.refresh_from_db()
+    assert a.state == AttemptState.CAPTURING and a.settle_tries == 2
+    make_due(a)
+    run_tasks()
+    a.refresh_from_db()
+    assert a.state == AttemptState.CAPTURED and a.settle_tries == 3
+    assert len(rails.captures) == 3
+    assert len({c.stan for c in rails.captures}) == 3  # a new STAN per message
+    assert {c.original_stan for c in rails.captures} == {"000001"}
+    assert rails.voids == []
+    assert len(counterparty.state.callbacks) == 1
+
+
+def test_the_sweeper_fails_an_abandoned_challenge(shop, counterparty, rails):
+    counterparty.state.ares_by_pan[VISA] = "C"
+    browser, token = shop
+    pay(browser, token)
+    assert flow.sweep(now=later(minutes=5)) == {}
+    assert flow.sweep(now=later(minutes=12)) == {"failed": 1}
+    a = attempt()
+    assert a.state == AttemptState.FAILED
+    assert counterparty.state.callbacks[-1]["ErrMsg"] == "Authentification 3-D Secure non aboutie dans le délai"
+    assert rails.authorizations == []
+    assert PaymentSession.objects.get().state == SessionState.FAILED
+    # the page says so, and leads back to failUrl
+    response = browser.get(f"/paiement/{token}")
+    assert "Cette commande a déjà été traitée" in html.unescape(response.content.decode())
+    assert f'action="{counterparty.url}/shop/fail"' in response.content.decode()
+    # the customer coming back late changes nothing
+    post_rreq(gateway_client(), rreq_for(a, "Y"))
+    a.refresh_from_db()
+    assert a.rreq_received_at is None
+
+
+def test_the_sweeper_reverses_an_authorization_left_without_answer(shop, counterparty, rails):
+    from tasdid.gateway import services
+    session = PaymentSession.objects.get()
+    a = services.attempt_start(session_id=session.pk, brand="VISA", masked_pan="411111******1111",
+                               pan_fingerprint="x")
+    services.attempt_begin_authorization(attempt_id=a.pk, from_state=AttemptState.AUTHENTICATING,
+                                         trans_status="U", eci="07", md_status="2", stan="000042")
+    # ... and the process died before the acquirer answered
+    assert flow.sweep(now=later(minutes=5)) == {"reversed": 1}
+    a.refresh_from_db()
+    assert a.state == AttemptState.VOIDED
+    assert rails.voids[0].original_stan == "000042" and rails.voids[0].rrn == ""
+    assert counterparty.state.callbacks[0]["ProcReturnCode"] == "91"
+    assert PaymentSession.objects.get().state == SessionState.FAILED
+
+
+def test_the_sweeper_finishes_a_callback_that_never_completed(shop, counterparty, rails):
+    from tasdid.gateway import services
+    session = PaymentSession.objects.get()
+    a = services.attempt_start(session_id=session.pk, brand="VISA", masked_pan="411111******1111",
+                               pan_fingerprint="x")
+    services.attempt_begin_authorization(attempt_id=a.pk, from_state=AttemptState.AUTHENTICATING,
+                                         trans_status="U", eci="07", md_status="2", stan="000042")
+    services.attempt_record_authorization(attempt_id=a.pk, result=AuthorizationResult("00", "XYZ123", "999"))
+    # ... the process died before the callback: the merchant may have marked the invoices paid; ask again
+    assert flow.sweep(now=later(minutes=5)) == {"concluded": 1}
+    a.refresh_from_db()
+    assert a.state == AttemptState.CAPTURED
+    assert counterparty.state.callbacks[0]["AuthCode"] == "XYZ123"
+
+
+def test_the_sweeper_closes_expired_sessions_and_the_command_reports(shop, counterparty, rails):
+    PaymentSession.objects.update(expires_at=timezone.now())
+    out = StringIO()
+    call_command("gateway_sweep", stdout=out)
+    assert out.getvalue() == "sessions expired: 1\n"
+    assert PaymentSession.objects.get().state == SessionState.EXPIRED
+    out = StringIO()
+    call_command("gateway_sweep", stdout=out)
+    assert out.getvalue() == "Rien à traiter.\n"
+
+
+# --- one order, one authorization ----------------------------------------------------------------------
+
+
+def test_a_second_submit_after_the_first_makes_no_second_authorization(shop, counterparty, rails):
+    browser, token = shop
+    form_of(pay(browser, token))
+    again = pay(browser, token)
+    assert again.status_code == 409
+    assert "Cette commande a déjà été traitée" in html.unescape(again.content.decode())
+    assert len(rails.authorizations) == 1 and Attempt.objects.count() == 1
+
+
+def test_two_submits_racing_make_exactly_one_authorization(shop, counterparty, rails):
+    browser, token = shop
+    rails.authorize_delay = 0.3
+    second = gateway_client()
+    second.cookies = copy.deepcopy(browser.cookies)  # the same browser: a double click or a second tab
+    barrier = threading.Barrier(2)
+    responses = {}
+
+    def submit(name, client):
+        try:
+            barrier.wait(timeout=10)
+            responses[name] = pay(client, token)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(n, c)) for n, c in (("a", browser), ("b", second))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(rails.authorizations) == 1
+    assert Attempt.objects.count() == 1
+    assert sorted(r.status_code for r in responses.values()) == [200, 409]
+    loser = next(r for r in responses.values() if r.status_code == 409)
+    body = html.unescape(loser.content.decode())
+    assert "Paiement en cours" in body or "Cette commande a déjà été traitée" in body
+    winner = next(r for r in responses.values() if r.status_code == 200)
+    assert form_of(winner)[0].endswith("/shop/ok")
+    assert len(rails.captures) == 1 and len(counterparty.state.callbacks) == 1
