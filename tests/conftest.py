@@ -88,6 +88,20 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _patient_browser_expectations():
+    """The machine is small and shared: wait up to 20 s for what a person would see, not Playwright's 5 s."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=20_000)
+
+
+@pytest.fixture
+def context(context):
+    context.set_default_timeout(30_000)
+    return context
+
+
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "locale": "fr-FR", "timezone_id": "Africa/Casablanca"}

@@ -30,6 +30,17 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}.")
 
 
+def env_number(name: str, default: str, kind: type = int, minimum: float = 0):
+    raw = env(name, default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}.")
+    return value
+
+
 BASE_DIR = Path(__file__).resolve().parent
 VAR_DIR = Path(env("TASDID_VAR_DIR", str(Path.cwd() / "var")))
 
@@ -85,7 +96,10 @@ def _bin_table() -> dict[str, list[str]]:
 
 GATEWAY_BIN_TABLE = _bin_table()
 # Time allowed for a server-to-server call between parties, in seconds.
-PARTY_HTTP_TIMEOUT = float(env("TASDID_PARTY_HTTP_TIMEOUT", "10"))
+PARTY_HTTP_TIMEOUT = env_number("TASDID_PARTY_HTTP_TIMEOUT", "10", float)
+
+# Reverse proxies in front of the web servers whose X-Forwarded-For hop to trust for the client's address.
+TRUSTED_PROXY_COUNT = env_number("TASDID_TRUSTED_PROXIES", "0")
 
 ALLOWED_HOSTS = [h.strip() for h in env("TASDID_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
 
@@ -184,7 +198,7 @@ WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic 
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Sessions: each party has its own cookie name (see PartyMiddleware); the CSRF token lives in the session.
-SESSION_COOKIE_AGE = int(env("TASDID_SESSION_SECONDS", "1800"))
+SESSION_COOKIE_AGE = env_number("TASDID_SESSION_SECONDS", "1800")
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_SECURE = env_bool("TASDID_SECURE_COOKIES", True)
 SESSION_COOKIE_HTTPONLY = True
@@ -226,7 +240,7 @@ TASKS = {
 # Email: real SMTP. The demo starts a local SMTP sink on port 8025.
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_HOST = env("TASDID_EMAIL_HOST", "127.0.0.1")
-EMAIL_PORT = int(env("TASDID_EMAIL_PORT", "8025"))
+EMAIL_PORT = env_number("TASDID_EMAIL_PORT", "8025")
 EMAIL_HOST_USER = env("TASDID_EMAIL_USER", "")
 EMAIL_HOST_PASSWORD = env("TASDID_EMAIL_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("TASDID_EMAIL_TLS", False)
@@ -255,10 +269,10 @@ SMS_CHANNEL = env("TASDID_SMS_CHANNEL", "sandbox")
 SMS_SERVICES = {"1111": "tasdid.billing.sms.fidelio_service"}
 
 # The biller's codes and identification limits (tasdid.billing.services.fidelio / .identification).
-FIDELIO_CODE_SECONDS = int(env("TASDID_FIDELIO_CODE_SECONDS", "900"))  # a code fidelio is valid 15 minutes
-FIDELIO_REQUEST_LIMIT = int(env("TASDID_FIDELIO_REQUEST_LIMIT", "3"))  # codes a line may ask for per window
-FIDELIO_REQUEST_WINDOW_SECONDS = int(env("TASDID_FIDELIO_REQUEST_WINDOW_SECONDS", "900"))
-LINE_LOCK_AFTER_FAILURES = int(env("TASDID_LINE_LOCK_AFTER_FAILURES", "5"))  # wrong codes in a row lock a line
-LINE_LOCK_SECONDS = int(env("TASDID_LINE_LOCK_SECONDS", "1800"))
-IDENTIFICATION_IP_LIMIT = int(env("TASDID_IDENTIFICATION_IP_LIMIT", "20"))  # failures per client address per window
-IDENTIFICATION_IP_WINDOW_SECONDS = int(env("TASDID_IDENTIFICATION_IP_WINDOW_SECONDS", "900"))
+FIDELIO_CODE_SECONDS = env_number("TASDID_FIDELIO_CODE_SECONDS", "900")  # a code fidelio is valid 15 minutes
+FIDELIO_REQUEST_LIMIT = env_number("TASDID_FIDELIO_REQUEST_LIMIT", "3")  # codes a line may ask for per window
+FIDELIO_REQUEST_WINDOW_SECONDS = env_number("TASDID_FIDELIO_REQUEST_WINDOW_SECONDS", "900")
+LINE_LOCK_AFTER_FAILURES = env_number("TASDID_LINE_LOCK_AFTER_FAILURES", "5")  # wrong codes in a row lock a line
+LINE_LOCK_SECONDS = env_number("TASDID_LINE_LOCK_SECONDS", "1800")
+IDENTIFICATION_IP_LIMIT = env_number("TASDID_IDENTIFICATION_IP_LIMIT", "20")  # failures per client address per window
+IDENTIFICATION_IP_WINDOW_SECONDS = env_number("TASDID_IDENTIFICATION_IP_WINDOW_SECONDS", "900")
