@@ -65,7 +65,7 @@ def consult(browser: Browser, biller: str, *, identifier: str = IDENTIFIER, emai
 def to_gateway(browser: Browser, consult_page: Page) -> Page:
     """« Payer en ligne »: the biller creates the order and the browser carries its request to the gateway."""
     redirect = browser.press(consult_page, "Payer en ligne")
-    assert redirect.title == "" or "Paiement" in redirect.text
+    assert redirect.autosubmit_form.action.endswith("/fim/est3Dgate")
     page = browser.follow(redirect)
     assert page.status == 200 and "/paiement/" in page.url, (page.status, page.visible_text[:2000])
     return page
