@@ -27,7 +27,7 @@ CHALLENGE = sandbox.card_by_outcome("00", "challenge")
 VISA = sandbox.card_by_outcome("00", "none")
 FRICTIONLESS = sandbox.card_by_outcome("00", "frictionless")
 NO_FUNDS = sandbox.card_by_outcome("51")
-TRIES = 150  # reloads of a sandbox page while the task worker delivers (bounded: never a timing assertion)
+TRIES = 300  # reloads of a sandbox page while the task worker delivers (bounded: never a timing assertion)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ EMAIL = "client@example.ma"
 REF_MAY, REF_JUNE = "0000111996052017", "0000111996062017"
 AMOUNT_MAY, AMOUNT_JUNE = Decimal("120.00"), Decimal("99.00")
 TOTAL = AMOUNT_MAY + AMOUNT_JUNE
-WAIT_SECONDS = 30
+WAIT_SECONDS = 60  # the task worker on a loaded machine: a bound, never a timing assertion
 
 
 @dataclass(frozen=True)
@@ -186,10 +186,6 @@ def holds_of(card: sandbox.SandboxCard) -> list[tuple[str, Decimal]]:
 
 def unpaid_refs() -> list[str]:
     return sorted(Invoice.objects.filter(status=Invoice.Status.UNPAID).values_list("reference", flat=True))
-
-
-def the_payment() -> Payment | None:
-    return Payment.objects.select_related("order").first()
 
 
 def _spaced(number: str) -> str:
