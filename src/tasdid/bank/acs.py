@@ -33,7 +33,6 @@ REASON_TIMED_OUT = "14"
 CANCEL_BY_CARDHOLDER = "01"
 CANCEL_TIMED_OUT = "05"
 
-ECI_NONE = {"VISA": "07", "MASTERCARD": "00", "CMI": "07"}
 
 _REQUIRED = (
     "messageVersion", "threeDSServerTransID", "acctNumber", "cardExpiryDate", "purchaseAmount",
@@ -150,7 +149,7 @@ def eci_for(brand: str, trans_status: str) -> str:
         return threeds.ECI_AUTHENTICATED.get(brand, "05")
     if trans_status == threeds.ATTEMPTED:
         return threeds.ECI_ATTEMPTED.get(brand, "06")
-    return ECI_NONE.get(brand, "07")
+    return threeds.ECI_NONE.get(brand, "07")
 
 
 def erro(*, code: str, description: str, detail: str = "", three_ds_server_trans_id: str = "") -> dict[str, str]:

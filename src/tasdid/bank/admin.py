@@ -6,22 +6,11 @@ Records of money and messages are read-only here: they move only through the ser
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from tasdid.core.admin_sites import PartyAdminSite
+from tasdid.core.admin_sites import PartyAdminSite, ReadOnlyAdmin
 
 from .models import Account, AcsEvent, AcsTransaction, Authorization, Bank, Card, Hold, HoldEvent, LedgerEntry
 
 bank_admin = PartyAdminSite("bank_admin", _("Banque (bac à sable) — administration"))
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Bank, site=bank_admin)

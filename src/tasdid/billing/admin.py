@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, User
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from tasdid.core.admin_sites import PartyAdminSite
+from tasdid.core.admin_sites import PartyAdminSite, ReadOnlyAdmin, ReadOnlyInline
 from tasdid.core.phones import PhoneError, national, parse_number
 
 from .models import (
@@ -51,34 +51,6 @@ def _search_numbers(queryset, term: str, *, number_field: str, identifier_field:
     if digits.isdigit() and len(digits) == 8:
         condition |= Q(**{identifier_field: digits})
     return queryset.filter(condition) if condition else queryset.none()
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shown, searched, never added, changed or deleted here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ServiceLineInline(ReadOnlyInline):

@@ -24,9 +24,10 @@ ATTEMPTED = "A"
 CHALLENGE = "C"
 REJECTED = "R"
 
-# ECI values by scheme for a full authentication / an attempt.
+# ECI values by scheme for a full authentication / an attempt / none.
 ECI_AUTHENTICATED = {"VISA": "05", "MASTERCARD": "02", "CMI": "05"}
 ECI_ATTEMPTED = {"VISA": "06", "MASTERCARD": "01", "CMI": "06"}
+ECI_NONE = {"VISA": "07", "MASTERCARD": "00", "CMI": "07"}  # no authentication (not enrolled, unavailable)
 
 
 class MessageError(ValueError):

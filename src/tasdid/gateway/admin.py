@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from tasdid.core.admin_sites import PartyAdminSite
+from tasdid.core.admin_sites import PartyAdminSite, ReadOnly
 
 from . import protocol, services
 from .models import Attempt, Event, Merchant, PaymentSession
@@ -56,17 +56,6 @@ class MerchantForm(forms.ModelForm):
         if not self.instance.pk and not data.get("new_store_key"):
             self.add_error("new_store_key", _("Indiquez la clé du magasin du nouveau marchand."))
         return data
-
-
-class ReadOnly:
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Merchant, site=gateway_admin)

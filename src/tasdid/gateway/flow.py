@@ -106,7 +106,7 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
     if status == threeds.UNABLE:
         return authorize(attempt_id=attempt.pk, card=card, authentication=None,
                          from_state=AttemptState.AUTHENTICATING, trans_status=status,
-                         eci=protocol.ECI_NONE.get(brand, "07"), md_status=protocol.MD_STATUS[status])
+                         eci=threeds.ECI_NONE.get(brand, "07"), md_status=protocol.MD_STATUS[status])
     if status in (threeds.AUTHENTICATED, threeds.ATTEMPTED):
         cause, err, md = (f"ARes {status} sans ECI ni CAVV", _("Authentification 3-D Secure échouée"),
                           protocol.MD_STATUS_ERROR)

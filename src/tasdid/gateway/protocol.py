@@ -290,7 +290,6 @@ def restore(items: Sequence[Item], deferred: Sequence[str], ref: str) -> list[st
 MD_STATUS = {"Y": "1", "A": "4", "U": "2", "N": "0", "R": "0"}
 MD_STATUS_ERROR = "7"
 # ECI of an authorization without authentication, by scheme.
-ECI_NONE = {"VISA": "07", "CMI": "07", "MASTERCARD": "00"}
 FAULT_CODES = frozenset({"91", "96", "99"})
 ERROR_CODE = "99"
 
