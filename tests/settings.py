@@ -43,5 +43,9 @@ LOGGING["handlers"]["file"] = {  # noqa: F405
     "formatter": "plain",
 }
 LOGGING["root"]["handlers"] = ["console", "file"]  # noqa: F405
+# The console is the process's own stderr, never the stand-in pytest's capsys puts in sys.stderr: tests run the
+# `tasdid` command in process, which reconfigures logging (django.setup), and a handler bound to a capsys stream
+# writes to a closed file in every later test ("--- Logging error ---" on the stderr that test reads).
+LOGGING["handlers"]["console"]["stream"] = "ext://sys.__stderr__"  # noqa: F405
 LOGGING["root"]["level"] = "DEBUG"  # noqa: F405 - scan everything the code could log
 LOGGING["loggers"]["django.db.backends"] = {"level": "INFO"}  # noqa: F405 - SQL text would drown the log

@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from tasdid.billing.models import Payment
 from tasdid.billing.receipts import receipt_url
-from tasdid.core.cards import find_card_numbers
 from tasdid.messaging.models import Email, MailboxMessage
 from tasdid.messaging.selectors import mailbox
 from tests.billing.payments_fixtures import EMAIL, MASKED, gateway_message, line_with_two_invoices, new_order
+from tests.support.pci import card_numbers_in
 
 
 def read_email(raw: str) -> dict[str, str]:
@@ -58,7 +58,7 @@ def test_receipt_email_arrives_by_smtp_with_a_link_that_works_without_a_session(
     assert july.reference not in text  # deferred: not paid, not on the receipt
     assert link in text
     assert f'<a href="{link}">Consulter et imprimer mon reçu</a>' in parts["html"]
-    assert not find_card_numbers(message.raw)
+    assert not card_numbers_in(message.raw)  # the Message-ID and MIME boundaries set aside
 
     # Later, from anywhere: a fresh client with no cookie at all follows the link.
     with httpx.Client(timeout=60) as browser:

@@ -16,6 +16,10 @@ from tasdid.core.cards import find_card_numbers
 
 # A CVV written next to its name in any form: cvv=123, "cvc": "123", CVV2 123…
 CVV_NEAR_NAME = re.compile(r"cv[vc]2?[\"'\s:=]{0,4}\d{3,4}(?!\d)", re.IGNORECASE)
+# Random numbers Python's email package writes into every message: the Message-ID
+# (<time.pid.64-bit random@host>) and the MIME boundaries (=============== + up to 19 digits + ==). One in a few
+# dozen is a Luhn-valid Visa or MasterCard number; they are the mail's, not a card's.
+MAIL_TOKENS = re.compile(r"(?<=<)\d+\.\d+\.\d+(?=@)|(?<====)\d{1,20}(?===)")
 
 
 def database_text() -> str:
@@ -60,12 +64,24 @@ def logs_text() -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(log_dir.glob("*.log")))
 
 
+# A run of digits touching a hex letter belongs to a hex token: a digest or a UUID (one in a thousand random
+# 64-hex digests holds a Luhn-valid card-scheme number), or, in the SQLite files, where a row's columns lie side by
+# side with nothing between them, two such tokens meeting. A card number stored or logged stands apart.
+CANDIDATE = re.compile(r"(?<![0-9A-Fa-f])\d{13,19}(?![0-9A-Fa-f])")
+
+
+def card_numbers_in(text: str) -> list[str]:
+    """The card numbers in a text (tasdid.core.cards.find_card_numbers over each CANDIDATE), the random numbers
+    of any email in it set aside (MAIL_TOKENS)."""
+    return [pan for m in CANDIDATE.finditer(MAIL_TOKENS.sub("-", text)) for pan in find_card_numbers(m.group(0))]
+
+
 def card_data_findings(*, extra_secrets: tuple[str, ...] = ()) -> list[str]:
     """Where card data shows up: Luhn-valid card-scheme numbers, CVVs by name, or given literal secrets."""
     findings: list[str] = []
     for where, text in (("database", database_text()), ("database files", database_files_text()),
                         ("logs", logs_text())):
-        findings += [f"{where}: card number {pan[:6]}…{pan[-4:]}" for pan in find_card_numbers(text)]
+        findings += [f"{where}: card number {pan[:6]}…{pan[-4:]}" for pan in card_numbers_in(text)]
         findings += [f"{where}: CVV {m.group(0)[:3]}…" for m in CVV_NEAR_NAME.finditer(text)]
         findings += [f"{where}: secret {s[:4]}…" for s in extra_secrets if s and s in text]
     return findings

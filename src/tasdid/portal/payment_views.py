@@ -106,6 +106,8 @@ FAILURE_REASONS = {
     "43": gettext_lazy("Carte déclarée perdue ou volée"),
     "N7": gettext_lazy("Code de vérification incorrect"),
     "05": gettext_lazy("Transaction refusée par votre banque"),
+    # A well-formed number no bank issued (the gateway's form lets it through; the issuer answers 14).
+    "14": gettext_lazy("Numéro de carte inconnu de votre banque"),
 }
 THREEDS_FAILED = "0"  # mdStatus: the cardholder was not authenticated
 

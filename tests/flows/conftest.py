@@ -1,0 +1,50 @@
+"""The flow tests' world: the three parties' live servers, the SMTP sink and the task worker, the biller known
+to the gateway as a merchant, the sandbox bank's cards, a customer with two unpaid invoices, and a browser."""
+
+import pytest
+
+from tasdid.bank.demo import seed_demo as seed_bank
+from tasdid.gateway import flow
+from tasdid.gateway.demo import seed_demo as seed_gateway
+from tests.support.pci import card_data_findings
+
+from . import journey
+from .browser import Browser
+
+
+@pytest.fixture
+def world(parties, smtp_sink, task_worker):
+    """Every party up, as ``tasdid demo`` runs them. At the end of each flow, before the database is flushed:
+    no card number (nor a CVV written by its name) in any table, the SQLite files or the logs."""
+    seed_bank()
+    seed_gateway()
+    yield parties
+    assert card_data_findings(extra_secrets=journey.SECRETS) == []
+
+
+@pytest.fixture
+def customer(world) -> journey.Customer:
+    return journey.customer_with_two_invoices()
+
+
+@pytest.fixture
+def person():
+    person = Browser()
+    yield person
+    person.close()
+
+
+@pytest.fixture
+def callbacks(monkeypatch):
+    """The callbacks the gateway sends to the biller, as sent, with the biller's answer (a spy: the real
+    callback still goes over HTTP)."""
+    sent: list[tuple[str, dict[str, str], str]] = []
+    send = flow.send_callback
+
+    def spy(url: str, fields: dict[str, str]) -> str:
+        answer = send(url, fields)
+        sent.append((url, dict(fields), answer))
+        return answer
+
+    monkeypatch.setattr(flow, "send_callback", spy)
+    return sent

@@ -1,0 +1,56 @@
+"""The ways back from the gateway to the biller besides the payment itself: the payment page opened again after
+paying (the back button, a bookmark), and a payment page whose time ran out."""
+
+import datetime as dt
+
+from django.utils import timezone
+
+from tasdid.bank import sandbox
+from tasdid.bank.models import Authorization
+from tasdid.billing.models import Payment, PaymentOrder
+from tasdid.gateway.models import Attempt, PaymentSession
+from tasdid.messaging.models import Email
+
+from . import journey
+from .test_replays import snapshot
+
+VISA = sandbox.card_by_outcome("00", "none")
+
+
+def test_the_payment_page_opened_again_after_paying_leads_back_to_the_receipt(world, customer, person):
+    biller = world["biller"]
+    pay_page = journey.to_gateway(person, journey.consult(person, biller))
+    receipt = journey.pay(person, pay_page, VISA)
+    journey.delivered_email()
+    before = snapshot()
+
+    again = person.get(pay_page.url)
+
+    assert (again.status, again.title) == (200, "Cette commande a déjà été traitée")
+    assert "Le paiement de cette commande a déjà été effectué" in again.visible_text
+    back = person.press(again, "Retour au site marchand")
+    assert (back.url, back.visible_text) == (receipt.url, receipt.visible_text)
+    assert snapshot() == before
+
+
+def test_an_expired_payment_page_pays_nothing_and_the_biller_hears_of_it(world, customer, person):
+    biller = world["biller"]
+    opening = journey.balance_of(VISA)
+    pay_page = journey.to_gateway(person, journey.consult(person, biller))
+    # The customer lets the page's time run out (the biller asked for 30 minutes) before paying.
+    PaymentSession.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+    expired = journey.submit_card(person, pay_page, VISA)
+
+    assert (expired.status, expired.title) == (409, "Session de paiement expirée")
+    assert "Aucun paiement n'a été effectué." in expired.visible_text
+    landing = person.press(expired, "Retour au site marchand")
+    assert (landing.url, landing.title) == (biller + "/paiement/echec", "Votre paiement n'a pas abouti")
+    order = PaymentOrder.objects.get()
+    assert (order.state, order.failure_code) == ("failed", "99")
+    assert journey.unpaid_refs() == [journey.REF_MAY, journey.REF_JUNE]
+    assert (Payment.objects.count(), Email.objects.count()) == (0, 0)
+    assert PaymentSession.objects.get().state == "expired"
+    assert (Attempt.objects.count(), Authorization.objects.count()) == (0, 0)
+    assert journey.balance_of(VISA) == opening
+    journey.assert_invariants()
