@@ -1,6 +1,7 @@
 """The ACS over real HTTP: signed AReq/ARes on the bank's live server, the challenge pages, the RReq to a stand-in
 3DS Server on loopback, and junk that must never make the bank answer 500."""
 
+import base64
 import html
 import re
 from http.cookies import SimpleCookie
@@ -112,6 +113,26 @@ def test_a_signed_areq_with_bad_elements_gets_erro_naming_them(bank):
     missing = post_areq(bank, {"messageType": "AReq", "threeDSServerTransID": ["junk"]})
     assert missing.status_code == 400 and verified(missing)["errorCode"] == "201"
     assert "threeDSServerTransID" not in verified(missing)
+
+
+DEEP = b"[" * 10_000  # JSON nested deeper than the parser's recursion allows, under the 16 KB cap
+
+
+@pytest.mark.parametrize("body", [DEEP, b"[" * 200_000, b'{"messageType": "AReq", "a": ' + DEEP + b"}"])
+def test_an_areq_nested_too_deep_or_too_large_gets_a_signed_erro_not_a_500(bank, body):
+    response = httpx.post(bank + "/3ds/areq", content=body, timeout=30,
+                          headers={"Content-Type": "application/json", threeds.SIGNATURE_HEADER: "x"})
+    assert response.status_code == 400
+    assert (verified(response)["messageType"], verified(response)["errorCode"]) == ("Erro", "101")
+    assert AcsTransaction.objects.count() == 0
+
+
+@pytest.mark.parametrize("raw", [DEEP, b"[" * 200_000, b'{"messageType": "CReq", "sig": ' + DEEP + b"}"])
+def test_a_creq_nested_too_deep_or_too_large_gets_a_french_page_not_a_500(bank, raw):
+    creq = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    response = Browser().post(bank + "/acs/challenge", {"creq": creq, "threeDSSessionData": SESSION_DATA})
+    assert response.status_code == 400
+    assert "Cette demande d'authentification est invalide ou a expiré." in html.unescape(response.text)
 
 
 def test_the_areq_endpoint_takes_only_post(bank):

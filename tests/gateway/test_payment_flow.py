@@ -1,6 +1,7 @@
 """A card submit through 3-D Secure, the authorization, the callback and the capture or void, with a local
 fake acquirer and a local fake directory/merchant server on 127.0.0.1 (the real ones are other parties)."""
 
+import base64
 import copy
 import html
 import re
@@ -315,6 +316,30 @@ def test_rreq_refusals_record_nothing(shop, counterparty, rails):
     assert bank.get("/3ds/rreq").status_code == 405
     a.refresh_from_db()
     assert a.rreq_received_at is None and a.state == AttemptState.CHALLENGE
+
+
+DEEP = "[" * 10_000  # JSON nested deeper than the parser's recursion allows, under the 16 KB cap
+HUGE = "[" * 200_000
+
+
+@pytest.mark.parametrize("body", [DEEP, HUGE, '{"messageType": "RReq", "a": ' + DEEP + "}"])
+def test_an_rreq_nested_too_deep_or_too_large_gets_a_signed_400_not_a_500(db, body):
+    response = gateway_client().post("/3ds/rreq", body.encode(), content_type="application/json",
+                                     headers={threeds.SIGNATURE_HEADER: "x"})
+    assert response.status_code == 400
+    erro = threeds.verify_body(response.content, response[threeds.SIGNATURE_HEADER], message_type="Erro")
+    assert erro["errorCode"] == "203"
+
+
+@pytest.mark.parametrize("raw", [DEEP, HUGE, '{"messageType": "CRes", "sig": ' + DEEP + "}"])
+def test_a_cres_nested_too_deep_or_too_large_gets_a_french_400_not_a_500(shop, counterparty, rails, raw):
+    _browser, fields = challenge(shop, counterparty)
+    cres = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    response = gateway_client().post("/3ds/notification", {"cres": cres,
+                                                           "threeDSSessionData": fields["threeDSSessionData"]})
+    assert response.status_code == 400
+    assert "Le retour de l'authentification 3-D Secure est invalide" in html.unescape(response.content.decode())
+    assert attempt().state == AttemptState.CHALLENGE and rails.authorizations == []
 
 
 def test_notification_refuses_what_is_not_ours(shop, counterparty, rails):
