@@ -243,14 +243,30 @@ def test_resend_is_limited(bank, three_ds_server, run_tasks):
     assert len(handset_inbox(number=MAIN.phone)) == 3
 
 
-def test_a_code_of_the_wrong_shape_costs_no_try(bank, three_ds_server):
+@pytest.mark.parametrize("code", ["12ab", "12345²", "１２３４５６", "1234567"])
+def test_a_code_of_the_wrong_shape_costs_no_try(bank, three_ds_server, code):
     browser = Browser()
     ares, page = start(bank, three_ds_server, browser)
     again = browser.post(bank + f"/acs/challenge/{ares['acsTransID']}",
                          {"csrfmiddlewaretoken": csrf_of(page), "threeDSSessionData": SESSION_DATA,
-                          "action": "validate", "code": "12ab"})
+                          "action": "validate", "code": code})
     assert again.status_code == 200 and "Le code comporte 6 chiffres." in again.text
     assert AcsTransaction.objects.get().otp_failures == 0
+
+
+@pytest.mark.parametrize("digits", ["٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹"])
+def test_the_code_typed_in_arabic_indic_digits_is_the_code(bank, three_ds_server, run_tasks, digits):
+    browser = Browser()
+    ares, page = start(bank, three_ds_server, browser)
+    code = sms_code(MAIN.phone, run_tasks)
+    typed = code[:3].translate(str.maketrans("0123456789", digits)) + " " + code[3:]
+    done = browser.post(bank + f"/acs/challenge/{ares['acsTransID']}",
+                        {"csrfmiddlewaretoken": csrf_of(page), "threeDSSessionData": SESSION_DATA,
+                         "action": "validate", "code": typed})
+    assert done.status_code == 200 and "Code vérifié" in done.text
+    record = AcsTransaction.objects.get()
+    assert (record.state, record.otp_failures) == ("authenticated", 0)
+    assert [r["transStatus"] for r in three_ds_server.rreqs] == ["Y"]
 
 
 def test_later_steps_need_the_bank_session_and_its_csrf_token(bank, three_ds_server):

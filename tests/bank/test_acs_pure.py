@@ -35,6 +35,11 @@ def test_a_good_areq_is_read_without_keeping_the_number_in_its_repr():
         ({"messageVersion": "1.0.2"}, "203", "messageVersion"),
         ({"threeDSServerTransID": "not-a-uuid"}, "203", "threeDSServerTransID"),
         ({"acctNumber": "4000 11"}, "203", "acctNumber"),
+        # protocol fields are ASCII: int() would read Arabic-Indic digits
+        ({"acctNumber": "٥٢٢٠١١٠٠٠٠٠٠٠٠٢٦"}, "203", "acctNumber"),
+        ({"cardExpiryDate": "٢٨١٢"}, "203", "cardExpiryDate"),
+        ({"purchaseAmount": "٢٨٥٠٠"}, "203", "purchaseAmount"),
+        ({"purchaseAmount": "²"}, "203", "purchaseAmount"),
         ({"cardExpiryDate": "2813"}, "203", "cardExpiryDate"),
         ({"purchaseAmount": "0"}, "203", "purchaseAmount"),
         ({"purchaseAmount": "-5"}, "203", "purchaseAmount"),

@@ -142,7 +142,7 @@ def test_a_decline_changes_no_balance_and_places_no_hold(banks, change, code):
 
 
 @pytest.mark.parametrize(("stan", "merchant"), [("12345", "600000001"), ("1234567", "600000001"), ("abcdef", "6"),
-                                               ("000001", ""), ("000001", "6" * 33)])
+                                               ("000001", ""), ("000001", "6" * 33), ("٠٠٠٠٠١", "600000001")])
 def test_a_message_without_a_usable_key_is_a_format_error_and_writes_nothing(banks, stan, merchant):
     outcome = authorize(VISA, stan=stan, merchant=merchant)
     assert (outcome.response_code, outcome.rrn) == ("30", "")
@@ -154,6 +154,14 @@ def test_an_unknown_card_is_recorded_masked_without_a_card(banks):
     row = Authorization.objects.get()
     assert (row.card, row.masked_pan, row.response_code, row.reason) == (
         None, "400011******9998", "14", "unknown card number")
+
+
+def test_a_number_or_cvv_in_other_digits_is_not_a_card_of_ours(banks):
+    arabic = VISA.number.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert authorize(VISA, pan=arabic).response_code == "14"
+    assert authorize(VISA, cvv=VISA.cvv.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))).response_code == "N7"
+    assert Hold.objects.count() == 0
+    assert list(Authorization.objects.values_list("masked_pan", flat=True)) == ["", "400011******0017"]
 
 
 def test_an_enrolled_card_without_authentication_is_not_honoured(banks):

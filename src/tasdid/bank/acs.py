@@ -89,12 +89,12 @@ def parse_areq(message: dict[str, Any]) -> AReq:
     except ValueError:
         raise bad("threeDSServerTransID") from None
     pan = digits_only(message["acctNumber"])
-    if not re.fullmatch(r"\d{13,19}", pan):
+    if not re.fullmatch(r"[0-9]{13,19}", pan):  # ASCII only, as every protocol field
         raise bad("acctNumber")
     expiry = message["cardExpiryDate"]
-    if not re.fullmatch(r"\d{2}(0[1-9]|1[0-2])", expiry):
+    if not re.fullmatch(r"[0-9]{2}(0[1-9]|1[0-2])", expiry):
         raise bad("cardExpiryDate")
-    if not re.fullmatch(r"\d{1,12}", message["purchaseAmount"]) or int(message["purchaseAmount"]) <= 0:
+    if not re.fullmatch(r"[0-9]{1,12}", message["purchaseAmount"]) or int(message["purchaseAmount"]) <= 0:
         raise bad("purchaseAmount")
     if message["purchaseCurrency"] != MAD_NUMERIC:
         raise bad("purchaseCurrency")

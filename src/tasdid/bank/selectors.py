@@ -5,14 +5,14 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
-from tasdid.core.cards import fingerprint
+from tasdid.core.cards import fingerprint, is_digits
 
 from .models import AcsTransaction, Bank, Card, Hold
 
 
 def card_by_number(*, pan: str) -> Card | None:
     """The card carrying ``pan``, found by its keyed fingerprint (the number itself is nowhere in the tables)."""
-    if not pan or not pan.isdigit():
+    if not is_digits(pan):
         return None
     return Card.objects.select_related("bank", "account").filter(fingerprint=fingerprint(pan)).first()
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tasdid.core import threeds
-from tasdid.core.cards import brand_of, cvv_digest, fingerprint, mask, parse_expiry
+from tasdid.core.cards import brand_of, cvv_digest, fingerprint, is_digits, mask, parse_expiry
 from tasdid.core.codes import code_digest, code_matches, generate_numeric
 from tasdid.core.money import MAD_NUMERIC, MAX_AMOUNT, from_minor, quantize, to_minor
 from tasdid.core.phones import PhoneKind, parse_number
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 DUPLICATE_TRANSMISSION = "94"
 INVALID_TRANSACTION = "12"
 FORMAT_ERROR = "30"
-STAN = re.compile(r"\d{6}")
+STAN = re.compile(r"[0-9]{6}")  # ASCII: \d takes Arabic-Indic digits
 
 OTP_LENGTH = 6
 OTP_LIFETIME = dt.timedelta(minutes=5)
@@ -103,7 +103,7 @@ def card_issue(
     brand = brand_of(pan)
     if brand is None or not any(pan.startswith(p) for p in account.bank.bin_prefixes):
         raise ValueError("the number is not in one of the bank's BIN ranges")
-    if not (cvv.isdigit() and len(cvv) == 3):
+    if not is_digits(cvv, 3):
         raise ValueError("a CVV has three digits")
     month, year = expiry.split("/")
     parsed = parse_expiry(month, year)
@@ -228,7 +228,7 @@ def authorize(
     if card is not None:
         account = Account.objects.select_for_update().get(pk=card.account_id)
     amount = _amount_of(amount_minor)
-    masked = mask(pan) if pan.isdigit() else ""
+    masked = mask(pan) if is_digits(pan) else ""
     common = {
         "card": card, "masked_pan": masked, "amount": amount, "currency": str(currency)[:3],
         "merchant_id": merchant_id, "merchant_name": merchant_name[:120], "order_id": order_id[:64],
@@ -264,7 +264,7 @@ def authorize(
         card_status=card.status if card else "",
         card_expiry=(card.expiry_year, card.expiry_month) if card else None,
         typed_expiry=rules.parse_typed_expiry(expiry_yymm),
-        cvv_matches=bool(card) and isinstance(cvv, str) and len(cvv) == 3 and cvv.isdigit()
+        cvv_matches=bool(card) and is_digits(cvv, 3)
         and hmac.compare_digest(cvv_digest(pan, cvv).encode(), card.cvv_digest.encode()),
         enrolment=card.three_ds if card else rules.NOT_ENROLLED,
         authentication_valid=presented is not None,

@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from tasdid.core import threeds
+from tasdid.core.cards import ascii_digits, digits_only, is_digits
 from tasdid.core.http import allow_form_action, autosubmit, no_store
 from tasdid.core.phones import national
 
@@ -54,15 +55,19 @@ def areq(request: HttpRequest) -> HttpResponse:
 
 
 class CodeForm(forms.Form):
-    code = forms.RegexField(
+    code = forms.CharField(
         label=gettext_lazy("Code reçu par SMS"),
-        regex=r"^\d{6}$",
         strip=True,
-        error_messages={
-            "required": gettext_lazy("Saisissez le code à 6 chiffres reçu par SMS."),
-            "invalid": gettext_lazy("Le code comporte 6 chiffres."),
-        },
+        error_messages={"required": gettext_lazy("Saisissez le code à 6 chiffres reçu par SMS.")},
     )
+
+    def clean_code(self) -> str:
+        # The code as its holder means it: digits typed on an Arabic keyboard are its digits, and spaces
+        # between groups do not count. Anything else is not a code and costs no try.
+        code = digits_only(ascii_digits(self.cleaned_data["code"]))
+        if not is_digits(code, services.OTP_LENGTH):
+            raise forms.ValidationError(_("Le code comporte 6 chiffres."), code="invalid")
+        return code
 
 
 def _masked_phone(e164: str) -> str:

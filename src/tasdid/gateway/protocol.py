@@ -31,10 +31,12 @@ RESULT_FIELDS = (
     "EXTRA.TRXDATE", "mdStatus", "eci", "callbackCall", "paidAmount", "paidItems", "deferredItems", "HASH",
 )
 
-_ITEM_FIELD = re.compile(r"^item(\d+)(ref|label|amount)$")
+# Protocol fields are ASCII: str.isdigit() and int() would take "²" or "٢" (and int("²") raises).
+_NUMBER = re.compile(r"[0-9]{1,6}")
+_ITEM_FIELD = re.compile(r"item([0-9]{1,6})(ref|label|amount)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _OID = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
-_HOST_ENTRY = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$")
+_HOST_ENTRY = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:[0-9]{1,5})?$")
 
 
 class RequestError(ValueError):
@@ -185,7 +187,7 @@ def parse_request(fields: Mapping[str, str], *, return_hosts: Sequence[str]) -> 
         lang = "fr"
     session_seconds = DEFAULT_SESSION_SECONDS
     if get("sessionTimeout"):
-        if not get("sessionTimeout").isdigit() or len(get("sessionTimeout")) > 6:
+        if not _NUMBER.fullmatch(get("sessionTimeout")):
             raise RequestError(_("La durée « sessionTimeout » doit être un nombre de secondes."))
         session_seconds = min(max(int(get("sessionTimeout")), MIN_SESSION_SECONDS), MAX_SESSION_SECONDS)
     items, allow_defer = parse_items(fields, amount)
@@ -201,13 +203,13 @@ def parse_items(fields: Mapping[str, str], amount: Decimal) -> tuple[tuple[Item,
     """The bill extension (``itemCount``, ``item<N>Ref|Label|Amount``, ``allowDefer``), checked against
     ``amount``. Without ``itemCount`` there are no items (and nothing to defer)."""
     low = {k.lower(): v.strip() for k, v in fields.items()}
-    indexes = {int(m.group(1)) for k in low if (m := _ITEM_FIELD.match(k))}
+    indexes = {int(m.group(1)) for k in low if (m := _ITEM_FIELD.fullmatch(k))}
     raw_count = low.get("itemcount", "")
     if not raw_count:
         if indexes:
             raise RequestError(_("Extension facture incohérente : des factures sont listées sans « itemCount »."))
         return (), False
-    if not raw_count.isdigit() or not 1 <= int(raw_count) <= MAX_ITEMS:
+    if not _NUMBER.fullmatch(raw_count) or not 1 <= int(raw_count) <= MAX_ITEMS:
         raise RequestError(_("Extension facture incohérente : « itemCount » doit être un nombre de 1 à %(max)s.")
                            % {"max": MAX_ITEMS})
     count = int(raw_count)
