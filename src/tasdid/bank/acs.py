@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.views.decorators.debug import sensitive_variables
+
 from tasdid.core import threeds
 from tasdid.core.cards import digits_only
 from tasdid.core.keys import secret_key
@@ -73,6 +75,7 @@ def _http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc) and len(value) <= 500
 
 
+@sensitive_variables()  # acctNumber
 def parse_areq(message: dict[str, Any]) -> AReq:
     """Check an AReq's data elements; raise AReqError naming the first bad one."""
     missing = [name for name in _REQUIRED if not isinstance(message.get(name), str) or not message[name].strip()]

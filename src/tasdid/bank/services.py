@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import threeds
 from tasdid.core.cards import brand_of, cvv_digest, fingerprint, is_digits, mask, parse_expiry
@@ -86,6 +87,7 @@ def account_open(*, bank_id: int, holder_name: str, opening_balance: Decimal) ->
     return account
 
 
+@sensitive_variables()  # the card number and CVV
 @transaction.atomic
 def card_issue(
     *,
@@ -191,6 +193,7 @@ def _authentication_check(
     return record
 
 
+@sensitive_variables()  # outermost, so that transaction.atomic's frame is hidden too
 @transaction.atomic
 def authorize(
     *,
@@ -388,6 +391,7 @@ def acs_url() -> str:
     return settings.BANK_URL + "/acs/challenge"
 
 
+@sensitive_variables()  # the AReq carries the card number
 @transaction.atomic
 def areq_answer(*, message: dict) -> dict:
     """Answer a verified AReq with an ARes: challenge (C) for a card enrolled with a code, authenticated (Y)
@@ -484,6 +488,7 @@ def _otp_scope(record: AcsTransaction) -> str:
     return f"acs:{record.acs_trans_id}:{record.otp_sent_count}"
 
 
+@sensitive_variables()  # the code in clear, and the SMS text
 def _send_otp(record: AcsTransaction, *, now: dt.datetime) -> None:
     code = generate_numeric(OTP_LENGTH)
     record.otp_sent_count += 1
@@ -544,6 +549,7 @@ def challenge_open(*, acs_trans_id: str, three_ds_server_trans_id: str) -> Chall
     return ChallengeStep("open", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
 
 
+@sensitive_variables()  # the code typed
 @transaction.atomic
 def challenge_submit_code(*, acs_trans_id: str, code: str) -> ChallengeStep:
     """Check the code typed: right → authenticated (Y); wrong → one try less; the third wrong → failed (N)."""

@@ -5,6 +5,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from django.views.decorators.debug import sensitive_variables
+
 from .keys import secret_key
 from .signing import keyed_digest
 
@@ -94,11 +96,13 @@ def mask(number: str) -> str:
     return number[:6] + "*" * (len(number) - 10) + number[-4:]
 
 
+@sensitive_variables()
 def fingerprint(number: str) -> str:
     """A keyed hash that recognises a card without storing its number."""
     return keyed_digest(secret_key("cards"), "pan", number)
 
 
+@sensitive_variables()
 def cvv_digest(number: str, cvv: str) -> str:
     """A keyed hash of the CVV bound to its card, for the issuer's sandbox records only."""
     return keyed_digest(secret_key("cards"), "cvv", number, cvv)

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import threeds
 from tasdid.core.acquiring import (
@@ -68,6 +69,7 @@ def _status(attempt_or_session: Attempt | PaymentSession) -> BrowserStep:
 # --- card submit and 3-D Secure ----------------------------------------------------------------------
 
 
+@sensitive_variables()  # the card, the AReq: hidden in error reports, with every frame below
 def submit_card(*, session: PaymentSession, card: CardData, brand: str, selection: str | None) -> BrowserStep:
     """A valid card form was posted: start one attempt (services.SessionBusy if the order is already being
     paid), authenticate it with the directory, and go on as the ARes says."""
@@ -118,6 +120,7 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
     return conclude(attempt_id=attempt.pk) if moved else _status(attempt)
 
 
+@sensitive_variables()  # the sealed and unsealed card
 def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
     """The customer is back from the bank's challenge page. The result that counts is the one the ACS sent
     by RReq, server to server; the CRes only says the browser is back."""
@@ -157,6 +160,7 @@ def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
 # --- authorization, callback, settlement -------------------------------------------------------------
 
 
+@sensitive_variables()  # the card and the authorization request
 def authorize(*, attempt_id: int, card: CardData, authentication: Authentication | None, from_state: str,
               trans_status: str, eci: str, md_status: str) -> BrowserStep:
     stan = services.next_stan()

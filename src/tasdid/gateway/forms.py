@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core.acquiring import CardData
 from tasdid.core.cards import (
@@ -85,10 +86,12 @@ class CardForm(forms.Form):
         self.fields["expiry_year"].widget.choices = [("", _("Année")), *years]
 
     @staticmethod
+    @sensitive_variables()
     def _typed_number(text: str) -> str:
         # Spaces and dashes between groups are dropped; digits typed on an Arabic keyboard mean ASCII digits.
         return digits_only(ascii_digits(text))
 
+    @sensitive_variables()
     def clean_card_number(self) -> str:
         number = self._typed_number(self.cleaned_data["card_number"])
         if not is_digits(number, PAN_LENGTH):
@@ -97,12 +100,14 @@ class CardForm(forms.Form):
             raise forms.ValidationError(_("Ce numéro de carte n'est pas valide : vérifiez-le."), code="luhn")
         return number
 
+    @sensitive_variables()
     def clean_cvv(self) -> str:
         cvv = ascii_digits(self.cleaned_data["cvv"])
         if not is_digits(cvv, 3):
             raise forms.ValidationError(_("Le code de vérification doit comporter 3 chiffres."), code="cvv")
         return cvv
 
+    @sensitive_variables()
     def clean(self):
         data = super().clean()
         number, card_type = data.get("card_number"), data.get("card_type")
@@ -126,11 +131,13 @@ class CardForm(forms.Form):
         return data
 
     @property
+    @sensitive_variables()
     def masked_number(self) -> str:
         """The number as typed, masked (first 6 and last 4), to hint at a typing error; "" when too short."""
         raw = self._typed_number(self.data.get(self.add_prefix("card_number"), "") if self.is_bound else "")
         return mask(raw) if is_digits(raw) and 13 <= len(raw) <= 19 else ""
 
+    @sensitive_variables()
     def card_data(self) -> CardData:
         data = self.cleaned_data
         return CardData(pan=data["card_number"], expiry_yymm=data["expiry"].yymm, cvv=data["cvv"])

@@ -96,7 +96,7 @@ def _page(request: HttpRequest, session: PaymentSession, form: CardForm, *, stat
     return no_store(render(request, "gateway/pay.html", context, status=status))
 
 
-@sensitive_variables("form")
+@sensitive_variables()  # every frame below holds the card: Django forms keep what was typed in locals
 @sensitive_post_parameters("card_number", "cvv")
 @require_http_methods(["GET", "POST"])
 def pay(request: HttpRequest, token: str) -> HttpResponse:
