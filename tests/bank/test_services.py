@@ -19,6 +19,7 @@ from tasdid.bank.models import (
     Hold,
     HoldEvent,
     LedgerEntry,
+    MessageKey,
 )
 from tasdid.core.cards import fingerprint
 from tasdid.messaging.models import Sms
@@ -243,14 +244,49 @@ def test_void_releases_the_hold_once_and_a_captured_hold_is_not_voided(banks):
     assert account_of(VISA).balance == balance
 
 
-def test_void_of_an_unknown_authorization_is_acknowledged_and_changes_nothing(banks):
+def test_void_of_an_unknown_authorization_is_acknowledged_and_changes_no_hold(banks):
     held = authorize(VISA)
     events = HoldEvent.objects.count()
     outcome = services.hold_void(merchant_id="600000001", rrn="", original_stan="999999",
                                  original_transmitted_at=timezone.now())
-    assert outcome == services.SettlementOutcome("00", "no such authorization: nothing to release")
+    assert outcome == services.SettlementOutcome("00", "no such authorization: a late one will be declined")
     assert Hold.objects.get(rrn=held.rrn).state == "held"
     assert HoldEvent.objects.count() == events
+    malformed = services.hold_void(merchant_id="600000001", rrn="", original_stan="٩٩٩٩٩٩",
+                                   original_transmitted_at=timezone.now())
+    assert malformed == services.SettlementOutcome("00", "no such authorization: nothing to release")
+    assert MessageKey.objects.filter(reversed_at__isnull=False).count() == 1
+
+
+def test_an_authorization_arriving_after_its_reversal_is_declined_and_holds_nothing(banks):
+    """The gateway gave up waiting and reversed (by STAN and time); the authorization then reached the bank."""
+    when = timezone.now()
+    opening = available(VISA)
+    first = services.hold_void(merchant_id="600000001", original_stan="004343", original_transmitted_at=when)
+    again = services.hold_void(merchant_id="600000001", original_stan="004343",
+                               original_transmitted_at=when + dt.timedelta(microseconds=400))  # the same second
+    assert first.accepted and again.accepted
+    late = authorize(VISA, stan="004343", when=when)
+    assert (late.response_code, late.reason, late.auth_code, late.rrn) == (
+        "12", "authorization reversed before it arrived", "", "")
+    assert Hold.objects.count() == 0 and available(VISA) == opening
+    row = Authorization.objects.get()
+    assert (row.response_code, row.masked_pan, row.stan) == ("12", "400011******0017", "004343")
+    # The same message sent again gets the same answer; the same STAN of another merchant or another second
+    # is another message and is approved.
+    assert authorize(VISA, stan="004343", when=when).response_code == "12"
+    assert authorize(VISA, stan="004343", when=when, merchant="600000002").approved
+    assert authorize(VISA, stan="004343", when=when + dt.timedelta(seconds=1)).approved
+    assert Hold.objects.count() == 2
+
+
+def test_a_reversal_after_the_authorization_releases_it_and_marks_nothing(banks):
+    when = timezone.now()
+    held = authorize(VISA, stan="004444", when=when)
+    assert services.hold_void(merchant_id="600000001", original_stan="004444",
+                              original_transmitted_at=when).reason == "released"
+    assert Hold.objects.get(rrn=held.rrn).state == "released"
+    assert not MessageKey.objects.filter(reversed_at__isnull=False).exists()
 
 
 def test_reversal_of_an_authorization_whose_answer_was_lost_by_stan_and_time(banks):

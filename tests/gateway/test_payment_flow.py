@@ -517,6 +517,37 @@ def test_the_sweeper_reverses_an_authorization_left_without_answer(shop, counter
     assert PaymentSession.objects.get().state == SessionState.FAILED
 
 
+def test_an_approval_arriving_after_its_reversal_was_acknowledged_is_voided_again_with_its_rrn(shop, counterparty,
+                                                                                           rails):
+    """The acquirer's answer came after the sweeper had reversed the authorization by STAN and time and the
+    bank had acknowledged that reversal (it did not know the authorization yet): the approval's hold would stay."""
+    from tasdid.gateway import services
+    session = PaymentSession.objects.get()
+    a = services.attempt_start(session_id=session.pk, brand="VISA", masked_pan="411111******1111",
+                               pan_fingerprint="x")
+    services.attempt_begin_authorization(attempt_id=a.pk, from_state=AttemptState.AUTHENTICATING,
+                                         trans_status="U", eci="07", md_status="2", stan="000042")
+    assert flow.sweep(now=later(minutes=5)) == {"reversed": 1}
+    assert attempt().state == AttemptState.VOIDED and [v.rrn for v in rails.voids] == [""]
+
+    late = services.attempt_record_authorization(attempt_id=a.pk, result=AuthorizationResult("00", "XYZ123",
+                                                                                             "987654321098"))
+    assert (late.state, late.rrn, late.auth_code) == (AttemptState.VOIDING, "987654321098", "XYZ123")
+    assert flow.sweep(now=later(minutes=6)) == {"settled": 1}
+    a.refresh_from_db()
+    assert a.state == AttemptState.VOIDED
+    assert [(v.original_stan, v.rrn, v.auth_code) for v in rails.voids] == [
+        ("000042", "", ""), ("000042", "987654321098", "XYZ123")]
+    assert states() == ["authenticating", "authorizing", "voiding", "voided", "voiding", "voided"]
+    assert rails.captures == []
+    # the merchant was told once (the failure); the session stays failed
+    assert [c["ProcReturnCode"] for c in counterparty.state.callbacks] == ["91"]
+    assert PaymentSession.objects.get().state == SessionState.FAILED
+    # a decline arriving late only notes it
+    services.attempt_record_authorization(attempt_id=a.pk, result=AuthorizationResult("05"))
+    assert attempt().state == AttemptState.VOIDED and len(rails.voids) == 2
+
+
 def test_the_sweeper_finishes_a_callback_that_never_completed(shop, counterparty, rails):
     from tasdid.gateway import services
     session = PaymentSession.objects.get()

@@ -37,12 +37,14 @@ from .models import (
     Hold,
     HoldEvent,
     LedgerEntry,
+    MessageKey,
 )
 
 logger = logging.getLogger(__name__)
 
 DUPLICATE_TRANSMISSION = "94"
 INVALID_TRANSACTION = "12"
+REVERSED_BEFORE_ARRIVAL = "authorization reversed before it arrived"
 FORMAT_ERROR = "30"
 STAN = re.compile(r"[0-9]{6}")  # ASCII: \d takes Arabic-Indic digits
 
@@ -167,6 +169,13 @@ def _new_rrn(now: dt.datetime) -> str:
             return rrn
 
 
+def _lock_key(*, merchant_id: str, stan: str, sent_at: dt.datetime, now: dt.datetime) -> MessageKey:
+    """The message key's row, created if needed and locked: an authorization and its reversal queue up on it."""
+    key, _created = MessageKey.objects.get_or_create(merchant_id=merchant_id, stan=stan, transmitted_at=sent_at,
+                                                     defaults={"created_at": now})
+    return MessageKey.objects.select_for_update().get(pk=key.pk)
+
+
 def _authentication_check(
     *, card: Card, amount_minor: int, eci: str, authentication_value: str, ds_trans_id: str, trans_status: str,
     now: dt.datetime,
@@ -225,6 +234,7 @@ def authorize(
         return AuthorizationOutcome(FORMAT_ERROR, "format error: STAN or merchant id")
     now = timezone.now()
     sent_at = message_time(transmitted_at)
+    key = _lock_key(merchant_id=merchant_id, stan=stan, sent_at=sent_at, now=now)
     pan = pan if isinstance(pan, str) else ""
     card = selectors.card_by_number(pan=pan)
     account = None
@@ -251,6 +261,12 @@ def authorize(
         Authorization.objects.create(**common, response_code=DUPLICATE_TRANSMISSION,
                                      reason="another message already used this STAN", duplicate_of=earlier)
         return AuthorizationOutcome(DUPLICATE_TRANSMISSION, "another message already used this STAN")
+    if key.reversed_at is not None:
+        # The acquirer gave up on this message and reversed it before it got here: approving it now would
+        # place a hold that nothing will ever release.
+        logger.warning("authorization declined: reversed before it arrived (merchant %s, STAN %s)", merchant_id, stan)
+        Authorization.objects.create(**common, response_code=INVALID_TRANSACTION, reason=REVERSED_BEFORE_ARRIVAL)
+        return AuthorizationOutcome(INVALID_TRANSACTION, REVERSED_BEFORE_ARRIVAL)
 
     presented = None
     if card is not None and card.three_ds != Card.ThreeDS.NONE:
@@ -364,13 +380,27 @@ def hold_void(
     """Void or reversal (0400): release the hold. Found by RRN, or by the original STAN and transmission time
     when the authorization's answer never came back.
 
-    Unknown or already released: acknowledged (00) without changing anything, so that a reversal repeated
-    until acknowledged stops. A captured hold is not voided.
+    Already released: acknowledged (00) without change, so that a reversal repeated until acknowledged stops.
+    Unknown: acknowledged too, and the original's key (merchant, STAN, transmission time) is marked reversed,
+    so that the authorization, should it arrive after its reversal, is declined instead of holding money
+    forever. A captured hold is not voided.
     """
     found = _find_hold(merchant_id=merchant_id, rrn=rrn, original_stan=original_stan,
                        original_transmitted_at=original_transmitted_at)
     if found is None:
-        return SettlementOutcome(rules.APPROVED, "no such authorization: nothing to release")
+        if not (isinstance(original_stan, str) and STAN.fullmatch(original_stan)):
+            return SettlementOutcome(rules.APPROVED, "no such authorization: nothing to release")
+        now = timezone.now()
+        sent_at = message_time(original_transmitted_at)
+        key = _lock_key(merchant_id=merchant_id, stan=original_stan, sent_at=sent_at, now=now)
+        # Under the key's lock an authorization of this key has either committed (its hold is seen now) or
+        # will find the key reversed.
+        found = Hold.objects.filter(merchant_id=merchant_id, stan=original_stan, transmitted_at=sent_at).first()
+        if found is None:
+            if key.reversed_at is None:
+                key.reversed_at = now
+                key.save(update_fields=["reversed_at"])
+            return SettlementOutcome(rules.APPROVED, "no such authorization: a late one will be declined")
     hold = Hold.objects.select_for_update().get(pk=found.pk)
     if hold.state == Hold.State.RELEASED:
         return SettlementOutcome(rules.APPROVED, "already released")

@@ -95,7 +95,8 @@ class AttemptState(models.TextChoices):
 
 
 # Allowed moves of a card attempt. An authorization whose answer never came is reversed (AUTHORIZING ->
-# VOIDING); an approved one ends captured or voided (DESIGN.md §7, invariant 2).
+# VOIDING); an approved one ends captured or voided (DESIGN.md §7, invariant 2). The one move back: an
+# approval that arrives after its reversal was acknowledged (VOIDED -> VOIDING), voided again with its RRN.
 ATTEMPT_TRANSITIONS: dict[str, frozenset[str]] = {
     AttemptState.AUTHENTICATING: frozenset({AttemptState.CHALLENGE, AttemptState.AUTHORIZING, AttemptState.FAILED}),
     AttemptState.CHALLENGE: frozenset({AttemptState.AUTHORIZING, AttemptState.FAILED}),
@@ -106,15 +107,16 @@ ATTEMPT_TRANSITIONS: dict[str, frozenset[str]] = {
     AttemptState.DECLINED: frozenset(),
     AttemptState.FAILED: frozenset(),
     AttemptState.CAPTURED: frozenset(),
-    AttemptState.VOIDED: frozenset(),
+    AttemptState.VOIDED: frozenset({AttemptState.VOIDING}),
 }
-# The order states are reached in: every allowed move goes forward in it.
+# The order states are reached in: every allowed move goes forward in it, but VOIDED -> VOIDING.
 ATTEMPT_ORDER = [
     AttemptState.AUTHENTICATING, AttemptState.CHALLENGE, AttemptState.AUTHORIZING, AttemptState.AUTHORIZED,
     AttemptState.DECLINED, AttemptState.FAILED, AttemptState.CAPTURING, AttemptState.CAPTURED,
     AttemptState.VOIDING, AttemptState.VOIDED,
 ]
-ATTEMPT_TERMINAL = frozenset(s for s, moves in ATTEMPT_TRANSITIONS.items() if not moves)
+# Where an attempt rests: nothing moves it any more, except a late approval for VOIDED.
+ATTEMPT_TERMINAL = frozenset({AttemptState.DECLINED, AttemptState.FAILED, AttemptState.CAPTURED, AttemptState.VOIDED})
 
 
 class CallbackAnswer(models.TextChoices):

@@ -378,9 +378,16 @@ def attempt_record_authorization(*, attempt_id: int, result: AuthorizationResult
     attempt = _lock_attempt(attempt_id)
     code = (result.response_code or "")[:2]
     if attempt.state != AttemptState.AUTHORIZING:
-        # Too late: the sweeper already reversed it; keep the references the void needs.
-        _note(attempt, f"réponse d'autorisation tardive {code}", now=now, auth_code=result.auth_code[:6],
-              rrn=result.rrn[:12])
+        # Too late: the sweeper already reversed it (the attempt is VOIDING or VOIDED). Keep the references the
+        # void needs; an approval whose reversal was already acknowledged, maybe before the bank had the
+        # authorization, is voided again, with its RRN this time, or its hold would stay.
+        cause = f"réponse d'autorisation tardive {code}"
+        if result.approved and attempt.state == AttemptState.VOIDED:
+            logger.warning("gateway: approval of %s after its reversal: voiding again with its RRN", attempt.trans_id)
+            _move_attempt(attempt, AttemptState.VOIDING, cause + " après l'annulation : nouvelle annulation", now=now,
+                          auth_code=result.auth_code[:6], rrn=result.rrn[:12], settled_at=None, deadline=now)
+        else:
+            _note(attempt, cause, now=now, auth_code=result.auth_code[:6], rrn=result.rrn[:12])
         return attempt
     common = {"response_code": code, "auth_code": result.auth_code[:6], "rrn": result.rrn[:12],
               "deadline": now + _exchange_grace()}
