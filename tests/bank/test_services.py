@@ -497,3 +497,60 @@ def test_rreq_delivery_is_bounded_in_time_and_happens_once(banks, three_ds_serve
     record = AcsTransaction.objects.get()
     assert record.rreq_attempts == 1 and record.rreq_delivered_at is not None
     assert [r["transStatus"] for r in three_ds_server.rreqs] == ["N"]
+
+
+# --- 3-D Secure: too many failed challenges -------------------------------------------------------------------
+
+
+def fail_challenge(how: str) -> None:
+    ares, _step = open_challenge()
+    key = ares["acsTransID"]
+    if how == "wrong codes":
+        wrong = "000000" if last_code() != "000000" else "111111"
+        for _ in range(services.OTP_MAX_TRIES):
+            services.challenge_submit_code(acs_trans_id=key, code=wrong)
+    elif how == "cancelled":
+        services.challenge_cancel(acs_trans_id=key)
+    elif how == "expired":
+        AcsTransaction.objects.filter(acs_trans_id=key).update(otp_expires_at=timezone.now() - dt.timedelta(seconds=1))
+        services.challenge_submit_code(acs_trans_id=key, code="123456")
+    else:  # abandoned: the code sent, nobody came back, its time over
+        AcsTransaction.objects.filter(acs_trans_id=key).update(otp_expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+
+@pytest.mark.parametrize("how", ["wrong codes", "cancelled", "expired", "abandoned"])
+def test_after_three_failed_challenges_in_a_day_the_card_gets_no_new_challenge_nor_sms(banks, how):
+    for _ in range(services.CHALLENGE_FAILURE_LIMIT):
+        fail_challenge(how)
+    sent = Sms.objects.count()
+    assert sent == services.CHALLENGE_FAILURE_LIMIT
+
+    message = areq_message(MAIN, server_url=GW)
+    ares = services.areq_answer(message=message)
+    assert {k: ares[k] for k in ("messageType", "transStatus", "transStatusReason")} == {
+        "messageType": "ARes", "transStatus": "R", "transStatusReason": "04"}
+    assert "acsURL" not in ares and "authenticationValue" not in ares
+    record = AcsTransaction.objects.get(acs_trans_id=ares["acsTransID"])
+    assert (record.state, record.trans_status, record.trans_status_reason, record.ended) == (
+        "rejected", "R", "04", True)
+    # No challenge to open, no SMS; the same AReq again gets the same answer.
+    with pytest.raises(services.ChallengeNotFound):
+        services.challenge_open(acs_trans_id=ares["acsTransID"], three_ds_server_trans_id=ares["threeDSServerTransID"])
+    assert services.areq_answer(message=message) == ares
+    assert Sms.objects.count() == sent
+    # Other cards are not concerned: the frictionless card still authenticates.
+    assert services.areq_answer(message=areq_message(FRICTIONLESS, server_url=GW))["transStatus"] == "Y"
+
+
+def test_the_limit_is_rolling_and_counts_failures_only(banks):
+    open_challenge()  # open, its code still valid: not a failure
+    for _ in range(services.CHALLENGE_FAILURE_LIMIT - 1):
+        fail_challenge("cancelled")
+    assert services.areq_answer(message=areq_message(MAIN, server_url=GW))["transStatus"] == "C"
+    fail_challenge("cancelled")
+    assert services.areq_answer(message=areq_message(MAIN, server_url=GW))["transStatus"] == "R"
+    # The oldest failure leaves the window: one challenge again (a rejection is not a failure).
+    oldest = AcsTransaction.objects.filter(state="failed").order_by("ended_at").first()
+    AcsTransaction.objects.filter(pk=oldest.pk).update(
+        ended_at=timezone.now() - services.CHALLENGE_FAILURE_WINDOW - dt.timedelta(seconds=1))
+    assert services.areq_answer(message=areq_message(MAIN, server_url=GW))["transStatus"] == "C"

@@ -107,6 +107,8 @@ def ares_for(areq: dict, status: str, acs_url: str) -> dict:
         ares.update(eci=brand_eci if status == "Y" else "06", authenticationValue="AAABBEg0VhI0VniQEjRWAAAAAAA=")
     if status == "U":
         ares["transStatusReason"] = "13"
+    if status == "R":
+        ares["transStatusReason"] = "04"
     return ares
 
 

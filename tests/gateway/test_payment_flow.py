@@ -177,6 +177,18 @@ def test_a_refused_authentication_authorizes_nothing(shop, counterparty, rails):
     assert PaymentSession.objects.get().state == SessionState.FAILED
 
 
+def test_a_card_refused_for_too_many_failed_challenges_is_told_so(shop, counterparty, rails):
+    counterparty.state.ares_by_pan[VISA] = "R"  # with transStatusReason 04: exceeds the frequency limit
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/fail")
+    assert rails.authorizations == []
+    assert (fields["ProcReturnCode"], fields["mdStatus"], fields["ErrMsg"]) == (
+        "99", "0", "Authentification 3-D Secure refusée par votre banque : trop de tentatives ont échoué pour cette "
+        "carte. Réessayez plus tard.")
+    assert attempt().state == AttemptState.FAILED and attempt().trans_status == "R"
+
+
 @pytest.mark.parametrize("fault", ["500", "badsig", "closed"])
 def test_an_unusable_directory_fails_the_attempt_cleanly(shop, counterparty, rails, settings, fault):
     if fault == "closed":

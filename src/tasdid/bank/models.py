@@ -205,6 +205,7 @@ class AcsTransaction(models.Model):
         AUTHENTICATED = "authenticated", "authentifiée (Y)"
         FAILED = "failed", "échec (N)"
         NOT_ENROLLED = "not_enrolled", "non inscrite (U)"
+        REJECTED = "rejected", "refusée (R)"
 
     acs_trans_id = models.UUIDField(unique=True)
     ds_trans_id = models.UUIDField(unique=True)

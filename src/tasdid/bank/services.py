@@ -53,6 +53,10 @@ OTP_LIFETIME = dt.timedelta(minutes=5)
 OTP_MAX_TRIES = 3
 OTP_MAX_SENDS = 3  # the first code and two more on « Renvoyer le code »
 CAVV_LIFETIME = dt.timedelta(minutes=30)
+# A card whose holder failed this many challenges (wrong codes, cancelled, expired or abandoned) within the
+# window gets no new challenge, hence no new SMS and no new tries, until the oldest failure leaves the window.
+CHALLENGE_FAILURE_LIMIT = 3
+CHALLENGE_FAILURE_WINDOW = dt.timedelta(hours=24)
 RREQ_ATTEMPTS = 3
 RREQ_BACKOFF_SECONDS = 0.5
 RREQ_BUDGET_SECONDS = 20.0
@@ -425,7 +429,9 @@ def acs_url() -> str:
 @transaction.atomic
 def areq_answer(*, message: dict) -> dict:
     """Answer a verified AReq with an ARes: challenge (C) for a card enrolled with a code, authenticated (Y)
-    for a frictionless one, unable (U, reason 13) for a card not enrolled or unknown to this directory.
+    for a frictionless one, unable (U, reason 13) for a card not enrolled or unknown to this directory;
+    rejected (R, reason 04) for a card enrolled with a code whose holder failed CHALLENGE_FAILURE_LIMIT
+    challenges within CHALLENGE_FAILURE_WINDOW.
 
     A re-sent AReq (same threeDSServerTransID, same card and amount) gets the same ARes.
     Raises acs.AReqError for a message to answer with Erro.
@@ -461,7 +467,16 @@ def areq_answer(*, message: dict) -> dict:
         purchase_date=areq.purchase_date, three_ds_server_url=areq.three_ds_server_url,
         notification_url=areq.notification_url, created_at=now,
     )
-    if card.three_ds == Card.ThreeDS.CHALLENGE:
+    if card.three_ds == Card.ThreeDS.CHALLENGE and failed_challenges(card=card, now=now) >= CHALLENGE_FAILURE_LIMIT:
+        # Too many failed challenges: no new code to guess, no new SMS to the holder's phone.
+        logger.warning("ACS: challenge refused for card %s: %s failed within %s", card.masked_pan,
+                       CHALLENGE_FAILURE_LIMIT, CHALLENGE_FAILURE_WINDOW)
+        record.state, record.trans_status = AcsTransaction.State.REJECTED, threeds.REJECTED
+        record.trans_status_reason = acs.REASON_FREQUENCY_LIMIT
+        record.eci = acs.eci_for(card.brand, threeds.REJECTED)
+        record.ended_at = now
+        ares = {**base, "transStatus": threeds.REJECTED, "transStatusReason": acs.REASON_FREQUENCY_LIMIT}
+    elif card.three_ds == Card.ThreeDS.CHALLENGE:
         record.state, record.trans_status = AcsTransaction.State.CHALLENGE, threeds.CHALLENGE
         ares = {**base, "transStatus": threeds.CHALLENGE, "acsURL": acs_url(), "acsChallengeMandated": "Y",
                 "authenticationType": "02"}
@@ -481,6 +496,16 @@ def areq_answer(*, message: dict) -> dict:
     record.save()
     _acs_event(record, "areq", f"transStatus {ares['transStatus']}", now=now)
     return ares
+
+
+def failed_challenges(*, card: Card, now: dt.datetime) -> int:
+    """The card's challenges that failed within CHALLENGE_FAILURE_WINDOW: ended failed, or left open past their
+    code's expiry (abandoned: its SMS was sent, nobody finished)."""
+    since = now - CHALLENGE_FAILURE_WINDOW
+    ended = AcsTransaction.objects.filter(card=card, state=AcsTransaction.State.FAILED, ended_at__gte=since)
+    abandoned = AcsTransaction.objects.filter(card=card, state=AcsTransaction.State.CHALLENGE,
+                                              otp_expires_at__gte=since, otp_expires_at__lte=now)
+    return ended.count() + abandoned.count()
 
 
 class ChallengeNotFound(LookupError):

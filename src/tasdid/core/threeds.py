@@ -26,6 +26,8 @@ UNABLE = "U"
 ATTEMPTED = "A"
 CHALLENGE = "C"
 REJECTED = "R"
+# transStatusReason (EMV 3DS 2.2 table A.5) the parties act on
+REASON_FREQUENCY_LIMIT = "04"  # exceeds authentication frequency limit
 
 # ECI values by scheme for a full authentication / an attempt / none.
 ECI_AUTHENTICATED = {"VISA": "05", "MASTERCARD": "02", "CMI": "05"}

@@ -112,6 +112,11 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
     if status in (threeds.AUTHENTICATED, threeds.ATTEMPTED):
         cause, err, md = (f"ARes {status} sans ECI ni CAVV", _("Authentification 3-D Secure échouée"),
                           protocol.MD_STATUS_ERROR)
+    elif status == threeds.REJECTED and ares.get("transStatusReason") == threeds.REASON_FREQUENCY_LIMIT:
+        cause = "3-D Secure : authentification refusée, trop de tentatives pour cette carte (ARes R, raison 04)"
+        err = _("Authentification 3-D Secure refusée par votre banque : trop de tentatives ont échoué pour cette "
+                "carte. Réessayez plus tard.")
+        md = protocol.MD_STATUS["R"]
     else:
         cause, err, md = f"3-D Secure : authentification refusée (ARes {status})", \
             _("Authentification 3-D Secure échouée"), protocol.MD_STATUS["N"]
