@@ -3,8 +3,10 @@ fake acquirer and a local fake directory/merchant server on 127.0.0.1 (the real 
 
 import base64
 import copy
+import datetime as dt
 import html
 import re
+import socket
 import threading
 from decimal import Decimal
 from io import StringIO
@@ -382,16 +384,10 @@ def test_damaged_session_data_fails_the_attempt(shop, counterparty, rails):
 # --- the merchant's answer -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("answer", ["FAILURE", "timeout", "500", "nonsense"])
-def test_a_merchant_refusing_or_unreachable_gets_the_authorization_voided(shop, counterparty, rails, settings,
-                                                                         answer):
-    settings.PARTY_HTTP_TIMEOUT = 0.5
-    counterparty.slow_seconds = 1.5
-    counterparty.state.callback_answer = answer
-    browser, token = shop
-    action, fields = form_of(pay(browser, token))
+def assert_voided_at_the_merchants_word(counterparty, rails, action, fields, *, answer: str, tries: int,
+                                        received: int | None = None):
     assert action.endswith("/shop/fail")
-    assert len(counterparty.state.callbacks) == 1
+    assert len(counterparty.state.callbacks) == (tries if received is None else received)
     (void,) = rails.voids
     assert (void.original_stan, void.rrn, void.auth_code, void.amount_minor) == ("000001", "123456789012", "A1B2C3",
                                                                                 28500)
@@ -399,9 +395,155 @@ def test_a_merchant_refusing_or_unreachable_gets_the_authorization_voided(shop, 
     assert (fields["ProcReturnCode"], fields["Response"]) == ("99", "Error")
     assert fields["ErrMsg"].startswith("Le commerçant n'a pas validé le paiement")
     a = attempt()
-    assert a.state == AttemptState.VOIDED
-    assert a.callback_answer == ("FAILURE" if answer in ("FAILURE", "nonsense") else "UNREACHABLE")
+    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.VOIDED, answer, tries)
     assert PaymentSession.objects.get().state == SessionState.FAILED
+
+
+def test_a_merchant_answering_failure_gets_the_authorization_voided(shop, counterparty, rails):
+    counterparty.state.callback_answer = "FAILURE"
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert_voided_at_the_merchants_word(counterparty, rails, action, fields, answer="FAILURE", tries=1)
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port bound but not listening: a connection there is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("fault", ["connection refused", "HTTP 404"])
+def test_a_callback_that_reaches_no_merchant_voids_the_authorization_at_once(counterparty, rails, closed_port, fault):
+    """Nothing reached the merchant's application (refused, or turned away before any processing): it cannot
+    have recorded the payment, so the authorization is voided without waiting."""
+    make_merchant(hosts=[counterparty.host, f"127.0.0.1:{closed_port}"])
+    if fault == "connection refused":
+        overrides = {"callbackUrl": f"http://127.0.0.1:{closed_port}/shop/callback"}
+    else:
+        counterparty.state.callback_answer = "404"
+        overrides = {}
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(base=counterparty.url, **overrides)))
+    action, fields = form_of(pay(browser, token))
+    assert_voided_at_the_merchants_word(counterparty, rails, action, fields, answer="UNREACHABLE", tries=1,
+                                        received=0 if fault == "connection refused" else 1)
+
+
+AMBIGUOUS = ["timeout", "500", "nonsense", "drop"]
+
+
+@pytest.fixture
+def slow_merchant(settings, counterparty):
+    settings.PARTY_HTTP_TIMEOUT = 0.5
+    counterparty.slow_seconds = 1.5
+
+
+@pytest.mark.parametrize("fault", AMBIGUOUS)
+def test_a_callback_without_a_usable_answer_keeps_the_authorization_and_is_sent_again(
+        shop, counterparty, rails, slow_merchant, run_tasks, fault):
+    """The request went out, no usable answer came back: the merchant may have recorded the payment. The
+    authorization stands, the browser goes to okUrl (the merchant's page says if it recorded the payment), and
+    the same callback is sent again until the merchant answers."""
+    counterparty.state.callback_answer = fault
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+
+    # Three tries while the customer waits, the same fields and HASH each time; nothing settled.
+    assert len(counterparty.state.callbacks) == 3
+    assert counterparty.state.callbacks[0] == counterparty.state.callbacks[1] == counterparty.state.callbacks[2]
+    assert ver3_verify(counterparty.state.callbacks[0], STORE_KEY, hash_field="HASH")
+    assert rails.captures == [] and rails.voids == []
+    a = attempt()
+    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.AUTHORIZED, "", 3)
+    assert PaymentSession.objects.get().state == SessionState.PROCESSING
+    assert action.endswith("/shop/ok")
+    assert (fields["ProcReturnCode"], fields["Response"], fields["AuthCode"]) == ("00", "Approved", "A1B2C3")
+    # The payment page, opened again, says the merchant has not confirmed yet and leads back to okUrl.
+    page = browser.get(f"/paiement/{token}")
+    assert "le site marchand ne l'a pas encore confirmé" in html.unescape(page.content.decode())
+    assert f'action="{counterparty.url}/shop/ok"' in page.content.decode()
+    # The task worker tries again at the deadline; the merchant answers at last: captured.
+    watch = DBTaskResult.objects.filter(task_path="tasdid.gateway.tasks.watch_attempt", status="READY",
+                                        run_after=a.deadline)
+    assert watch.count() == 1
+    counterparty.state.callback_answer = "ACTION=POSTAUTH"
+    make_due(a)
+    run_tasks()
+    a.refresh_from_db()
+    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.CAPTURED, "POSTAUTH", 4)
+    assert len(counterparty.state.callbacks) == 4 and counterparty.state.callbacks[3] == counterparty.state.callbacks[0]
+    assert len(rails.captures) == 1 and rails.voids == []
+    assert PaymentSession.objects.get().state == SessionState.SUCCEEDED
+    assert states() == ["authenticating", "authorizing", "authorized", "capturing", "captured"]
+    assert Event.objects.filter(cause__startswith="rappel n° ").count() == 3
+
+
+@pytest.mark.parametrize("answer", ["ACTION=POSTAUTH", "FAILURE", "APPROVED"])
+def test_the_first_usable_answer_to_a_callback_sent_again_decides(shop, counterparty, rails, slow_merchant, answer):
+    counterparty.state.callback_script = ["drop", "500"]
+    counterparty.state.callback_answer = answer
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert len(counterparty.state.callbacks) == 3
+    a = attempt()
+    assert a.callback_tries == 3
+    if answer == "FAILURE":
+        assert_voided_at_the_merchants_word(counterparty, rails, action, fields, answer="FAILURE", tries=3)
+    else:
+        assert action.endswith("/shop/ok")
+        assert a.state == (AttemptState.CAPTURED if answer == "ACTION=POSTAUTH" else AttemptState.AUTHORIZED)
+        assert PaymentSession.objects.get().state == SessionState.SUCCEEDED
+
+
+def test_a_refused_connection_after_an_ambiguous_try_is_still_ambiguous(shop, counterparty, rails, slow_merchant):
+    """The first try may have reached the merchant: a later try that cannot connect proves nothing."""
+    counterparty.state.callback_script = ["drop", "404", "404"]
+    browser, token = shop
+    action, _fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/ok")
+    a = attempt()
+    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.AUTHORIZED, "", 3)
+    assert rails.voids == []
+
+
+def test_a_callback_never_answered_is_voided_after_its_last_try_and_logged_for_reconciliation(
+        shop, counterparty, rails, slow_merchant, caplog):
+    counterparty.state.callback_answer = "500"
+    browser, token = shop
+    form_of(pay(browser, token))
+    done = [flow.sweep(now=later(hours=1)) for _ in range(6)]
+    assert done == [{"callback retry later": 1}] * 6
+    a = attempt()
+    assert (a.state, a.callback_tries, len(counterparty.state.callbacks)) == (AttemptState.AUTHORIZED, 9, 9)
+    assert rails.voids == []
+    with caplog.at_level("ERROR", logger="tasdid.gateway.services"):
+        assert flow.sweep(now=later(hours=1)) == {"concluded": 1}
+    a.refresh_from_db()
+    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.VOIDED, "UNREACHABLE", 10)
+    assert len(counterparty.state.callbacks) == 10 and len(rails.voids) == 1 and rails.captures == []
+    assert PaymentSession.objects.get().state == SessionState.FAILED
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == (
+        f"gateway: callback of {a.trans_id} unanswered after 10 tries: the authorization is voided; reconcile with "
+        "merchant 600000099, which may have recorded order ORDER-0001 as paid")
+    assert flow.sweep(now=later(hours=2)) == {}
+
+
+def test_the_callback_is_tried_again_on_a_growing_schedule_of_about_half_an_hour(shop, counterparty, rails,
+                                                                                slow_merchant):
+    from tasdid.gateway import services
+    assert services.CALLBACK_MAX_TRIES == 10
+    delays = [services.callback_retry_delay(n).total_seconds() for n in range(3, 10)]
+    assert delays == [15, 30, 60, 120, 240, 480, 900] and sum(delays) == 1845
+    counterparty.state.callback_answer = "500"
+    browser, token = shop
+    form_of(pay(browser, token))
+    a = attempt()
+    noted = Event.objects.filter(attempt=a, cause__startswith="rappel n° 3").get()
+    assert a.deadline == noted.at + dt.timedelta(seconds=15)
+    assert noted.cause == "rappel n° 3 sans réponse claire du marchand (AMBIGUOUS) : nouvel essai dans 15 s"
 
 
 def test_approved_keeps_the_authorization_without_capture_until_its_hold_ends(shop, counterparty, rails):

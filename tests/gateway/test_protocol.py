@@ -294,13 +294,28 @@ def test_response_word(code, word):
     ("failure: invoice already paid", "FAILURE"),
     ("ACTION=POSTAUTH FAILURE", "FAILURE"),
     ("APPROVED but FAILURE", "FAILURE"),
-    ("OK", "FAILURE"),
-    ("POSTAUTH", "FAILURE"),
-    ("", "FAILURE"),
-    (None, "FAILURE"),
+    ("OK", ""),
+    ("POSTAUTH", ""),
+    ("<html><title>502 Bad Gateway</title></html>", ""),
+    ("", ""),
+    (None, ""),
 ])
 def test_callback_answer_parsing(answer, parsed):
     assert protocol.parse_callback_answer(answer) == parsed
+
+
+@pytest.mark.parametrize(("status", "text", "outcome"), [
+    (200, "ACTION=POSTAUTH", "POSTAUTH"), (200, "APPROVED", "APPROVED"), (200, "FAILURE", "FAILURE"),
+    # sent, and no usable answer: the merchant may have recorded the payment
+    (200, "OK", "AMBIGUOUS"), (200, "", "AMBIGUOUS"), (500, "ACTION=POSTAUTH", "AMBIGUOUS"), (502, "", "AMBIGUOUS"),
+    (503, "FAILURE", "AMBIGUOUS"), (408, "", "AMBIGUOUS"), (429, "", "AMBIGUOUS"), (302, "", "AMBIGUOUS"),
+    (201, "ACTION=POSTAUTH", "AMBIGUOUS"),
+    # refused before any processing: nothing was recorded
+    (404, "", "NOT_DELIVERED"), (403, "CSRF", "NOT_DELIVERED"), (405, "", "NOT_DELIVERED"),
+    (400, "ACTION=POSTAUTH", "NOT_DELIVERED"),
+])
+def test_what_a_reply_to_the_callback_says(status, text, outcome):
+    assert protocol.callback_outcome(status, text) == outcome
 
 
 OUTCOME = protocol.Outcome(

@@ -123,7 +123,7 @@ class CallbackAnswer(models.TextChoices):
     POSTAUTH = "POSTAUTH", _("remise demandée (ACTION=POSTAUTH)")
     APPROVED = "APPROVED", _("acquitté sans remise (APPROVED)")
     FAILURE = "FAILURE", _("refusé par le marchand (FAILURE)")
-    UNREACHABLE = "UNREACHABLE", _("marchand injoignable ou réponse invalide")
+    UNREACHABLE = "UNREACHABLE", _("marchand injoignable, ou sans réponse claire après tous les essais")
 
 
 class Attempt(models.Model):
@@ -164,6 +164,8 @@ class Attempt(models.Model):
     err_msg = models.CharField(max_length=255, blank=True, default="")
     callback_answer = models.CharField(max_length=11, choices=CallbackAnswer.choices, blank=True, default="")
     callback_at = models.DateTimeField(null=True, blank=True)
+    # Tries of the callback so far: an ambiguous one (sent, no usable answer) is tried again (services).
+    callback_tries = models.PositiveSmallIntegerField(default=0)
     # Settlement
     settle_tries = models.PositiveIntegerField(default=0)
     settled_at = models.DateTimeField(null=True, blank=True)

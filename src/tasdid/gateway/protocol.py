@@ -370,9 +370,16 @@ def result_fields(request_fields: Mapping[str, str], outcome: Outcome, *, store_
     return fields
 
 
+# What one try of the callback came to when it is not one of the merchant's answers.
+NOT_DELIVERED = "NOT_DELIVERED"  # nothing reached the merchant's application: it cannot have acted on it
+AMBIGUOUS = "AMBIGUOUS"  # sent, then no usable answer: the merchant may have recorded the payment
+# 4xx statuses a server answers without having processed the request, but which say "try again".
+_RETRY_STATUSES = frozenset({408, 425, 429})
+
+
 def parse_callback_answer(text: str | None) -> str:
     """The merchant's answer to a callback, read case-insensitively by substring: ``POSTAUTH`` (capture),
-    ``APPROVED`` (acknowledged, no capture) or ``FAILURE`` (void) — and ``FAILURE`` for anything else.
+    ``APPROVED`` (acknowledged, no capture) or ``FAILURE`` (void); "" when the text holds none of them.
     A FAILURE anywhere wins: when in doubt, nothing is captured."""
     upper = (text or "").upper()
     if "FAILURE" in upper:
@@ -381,4 +388,16 @@ def parse_callback_answer(text: str | None) -> str:
         return "POSTAUTH"
     if "APPROVED" in upper:
         return "APPROVED"
-    return "FAILURE"
+    return ""
+
+
+def callback_outcome(status_code: int, text: str | None) -> str:
+    """What an HTTP reply to the callback says: the merchant's answer (200 with POSTAUTH, APPROVED or FAILURE);
+    NOT_DELIVERED for a 4xx refusal (the request was not processed: no such page, method, size…); AMBIGUOUS
+    for anything else (a 5xx, a 408/425/429, a 200 that says nothing): the merchant may have recorded the
+    payment before failing to answer, so its authorization must not be voided on that reply."""
+    if status_code == 200:
+        return parse_callback_answer(text) or AMBIGUOUS
+    if 400 <= status_code < 500 and status_code not in _RETRY_STATUSES:
+        return NOT_DELIVERED
+    return AMBIGUOUS

@@ -173,8 +173,10 @@ def _status_page(request: HttpRequest, session: PaymentSession, *, status: int =
     """The order is being paid, was already processed, or its time ran out: say so, and offer the way back
     to the merchant when there is one."""
     attempt = selectors.latest_attempt(session)
+    awaiting_merchant = attempt is not None and services.callback_pending(attempt)
     back = None
-    if offer_return and session.state in (SessionState.SUCCEEDED, SessionState.FAILED) and attempt is not None:
+    if offer_return and attempt is not None and (
+            session.state in (SessionState.SUCCEEDED, SessionState.FAILED) or awaiting_merchant):
         back = flow.merchant_return(attempt_id=attempt.pk)
     elif offer_return and session.state == SessionState.EXPIRED:
         back = flow.expired_return(session=session)
@@ -183,6 +185,7 @@ def _status_page(request: HttpRequest, session: PaymentSession, *, status: int =
         "merchant": session.merchant,
         "attempt": attempt,
         "in_challenge": attempt is not None and attempt.state == AttemptState.CHALLENGE,
+        "awaiting_merchant": awaiting_merchant,
         "back": back,
         "back_fields": list(back.fields.items()) if back else [],
         "page_url": reverse("gateway_pay", args=[session.token]),
