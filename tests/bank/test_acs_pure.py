@@ -86,8 +86,7 @@ def test_eci(brand, status, eci):
 
 @pytest.mark.parametrize(
     ("amount", "text"),
-    [("285.00", "285,00 DH"), ("0.5", "0,50 DH"), ("10000", "10\u202f000,00 DH"),
-     ("1234567.89", "1\u202f234\u202f567,89 DH")],
+    [("285.00", "285.00 DH"), ("0.5", "0.50 DH"), ("10000", "10000.00 DH"), ("1234567.89", "1234567.89 DH")],
 )
 def test_amounts_as_the_page_writes_them(amount, text):
     assert acs.format_dh(Decimal(amount)) == text

@@ -386,7 +386,7 @@ def test_opening_a_challenge_sends_one_sms_code_hashed_at_rest(banks):
     sms = Sms.objects.get()
     assert (sms.sender, sms.recipient) == ("CreditSahel", "+212662000002")
     code = last_code()
-    assert "Crédit du Sahel" in sms.text and "285,00 DH" in sms.text and "Tasdid Télécom" in sms.text
+    assert "Crédit du Sahel" in sms.text and "285.00 DH" in sms.text and "Tasdid Télécom" in sms.text
     assert sms.secrets == [code]
     record = AcsTransaction.objects.get()
     assert record.otp_digest and code not in record.otp_digest

@@ -178,6 +178,7 @@ def test_the_same_order_with_other_fields_is_refused_while_open(merchant, client
     (SessionState.SUCCEEDED, "Cette commande a déjà été traitée"),
     (SessionState.FAILED, "Cette commande a déjà été traitée"),
     (SessionState.PROCESSING, "Paiement en cours"),
+    (SessionState.CANCELLED, "Vous avez annulé le paiement de cette commande"),
 ])
 def test_an_order_already_processed_gets_no_second_session(merchant, client, state, title):
     open_session(client, signed(merchant_fields()))

@@ -728,6 +728,80 @@ def test_the_sweeper_closes_expired_sessions_and_the_command_reports(shop, count
     assert out.getvalue() == "Rien à traiter.\n"
 
 
+# --- « Annuler » -------------------------------------------------------------------------------------
+
+
+def cancel(browser, token):
+    return browser.post(f"/paiement/{token}", {"action": "cancel"})
+
+
+def test_cancel_ends_the_session_tells_the_merchant_and_returns_to_fail_url(shop, counterparty, rails):
+    browser, token = shop
+    page = browser.get(f"/paiement/{token}")
+    assert re.search(r'<form method="post" action="/paiement/[^"]+" class="cancel-form" data-submit-once>'
+                     r'<input type="hidden" name="csrfmiddlewaretoken" value="[^"]+">\s*'
+                     r'<input type="hidden" name="action" value="cancel">\s*'
+                     r'<button type="submit" class="button cancel-button">Annuler</button>', page.content.decode())
+    response = cancel(browser, token)
+    action, fields = form_of(response)
+    assert action == counterparty.url + "/shop/fail"
+    assert "Paiement annulé. Retour au site marchand en cours…" in html.unescape(response.content.decode())
+    assert (fields["ProcReturnCode"], fields["Response"], fields["ErrMsg"], fields["TransId"], fields["AuthCode"]) \
+        == ("99", "Error", "Paiement annulé par le client", "", "")
+    assert (fields["oid"], fields["paidAmount"], fields["paidItems"]) == ("ORDER-0001", "285.00",
+                                                                          f"{FIXE},{INTERNET}")
+    assert "callbackCall" not in fields and ver3_verify(fields, STORE_KEY, hash_field="HASH")
+    # The merchant got the usual failure callback, signed.
+    (callback,) = counterparty.state.callbacks
+    assert (callback["ProcReturnCode"], callback["ErrMsg"], callback["callbackCall"]) == (
+        "99", "Paiement annulé par le client", "true")
+    assert ver3_verify(callback, STORE_KEY, hash_field="HASH")
+    # Nothing was paid, and the session is over.
+    session = PaymentSession.objects.get()
+    assert session.state == SessionState.CANCELLED
+    assert [(e.from_state, e.to_state, e.cause) for e in Event.objects.filter(subject="session").order_by("pk")
+            if e.from_state != e.to_state][-1] == ("open", "cancelled", "paiement annulé par le client")
+    assert Event.objects.filter(cause="réponse du marchand au rappel d'annulation : POSTAUTH").count() == 1
+    assert Attempt.objects.count() == 0 and rails.authorizations == [] and counterparty.state.areqs == []
+    # The page says so and leads back to failUrl; a card or a second cancel does nothing.
+    again = browser.get(f"/paiement/{token}")
+    assert "Vous avez annulé le paiement de cette commande" in html.unescape(again.content.decode())
+    assert f'action="{counterparty.url}/shop/fail"' in again.content.decode()
+    assert pay(browser, token).status_code == 409 and cancel(browser, token).status_code == 409
+    assert Attempt.objects.count() == 0 and len(counterparty.state.callbacks) == 1
+
+
+def test_cancel_needs_the_csrf_token(shop, counterparty):
+    browser, token = shop
+    strict = gateway_client()
+    strict.cookies = copy.deepcopy(browser.cookies)
+    strict.handler.enforce_csrf_checks = True
+    assert cancel(strict, token).status_code == 403
+    assert PaymentSession.objects.get().state == SessionState.OPEN and counterparty.state.callbacks == []
+
+
+def test_cancel_while_a_card_is_being_paid_changes_nothing(shop, counterparty, rails):
+    counterparty.state.ares_by_pan[VISA] = "C"
+    browser, token = shop
+    pay(browser, token)
+    response = cancel(browser, token)
+    assert response.status_code == 409
+    assert "L'authentification 3-D Secure de ce paiement est en cours" in html.unescape(response.content.decode())
+    assert PaymentSession.objects.get().state == SessionState.PROCESSING
+    assert attempt().state == AttemptState.CHALLENGE and counterparty.state.callbacks == []
+
+
+def test_cancel_returns_to_fail_url_even_when_the_merchant_cannot_be_reached(counterparty, rails, closed_port):
+    make_merchant(hosts=[counterparty.host, f"127.0.0.1:{closed_port}"])
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(
+        base=counterparty.url, callbackUrl=f"http://127.0.0.1:{closed_port}/shop/callback")))
+    action, fields = form_of(cancel(browser, token))
+    assert action == counterparty.url + "/shop/fail" and fields["ErrMsg"] == "Paiement annulé par le client"
+    assert PaymentSession.objects.get().state == SessionState.CANCELLED
+    assert Event.objects.filter(cause="réponse du marchand au rappel d'annulation : NOT_DELIVERED").count() == 1
+
+
 # --- one order, one authorization ----------------------------------------------------------------------
 
 

@@ -55,10 +55,11 @@ def test_an_approved_authorization_can_only_end_captured_or_voided():
     assert set(ATTEMPT_TERMINAL) == terminal
 
 
-def test_a_session_is_paid_at_most_once():
-    assert SESSION_TRANSITIONS[SessionState.OPEN] == {SessionState.PROCESSING, SessionState.EXPIRED}
+def test_a_session_is_paid_at_most_once_and_cancelled_only_while_open():
+    assert SESSION_TRANSITIONS[SessionState.OPEN] == {SessionState.PROCESSING, SessionState.EXPIRED,
+                                                      SessionState.CANCELLED}
     assert SESSION_TRANSITIONS[SessionState.PROCESSING] == {SessionState.SUCCEEDED, SessionState.FAILED}
-    for final in (SessionState.SUCCEEDED, SessionState.FAILED, SessionState.EXPIRED):
+    for final in (SessionState.SUCCEEDED, SessionState.FAILED, SessionState.EXPIRED, SessionState.CANCELLED):
         assert SESSION_TRANSITIONS[final] == frozenset()
 
 

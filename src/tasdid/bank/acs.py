@@ -177,7 +177,6 @@ def format_purchase_date(value: dt.datetime) -> str:
 
 
 def format_dh(amount: Decimal) -> str:
-    """"285,00 DH" (French: decimal comma, thin grouping)."""
-    whole, cents = f"{quantize(amount):.2f}".split(".")
-    groups = f"{int(whole):,}".replace(",", "\u202f")
-    return f"{groups},{cents} DH"
+    """"285.00 DH": as the guide's bill, the biller and the payment page write amounts (a point, no grouping;
+    a plain space, which an SMS carries in the GSM alphabet)."""
+    return f"{quantize(amount):.2f} DH"

@@ -32,7 +32,7 @@ from tasdid.core.cards import fingerprint, mask
 from tasdid.core.money import MAD_NUMERIC, to_minor
 
 from . import protocol, selectors, services, threeds_server, vault
-from .models import Attempt, AttemptState, CallbackAnswer, PaymentSession
+from .models import Attempt, AttemptState, CallbackAnswer, PaymentSession, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -317,20 +317,37 @@ def merchant_return(*, attempt_id: int) -> BrowserStep:
     return BrowserStep(kind="merchant", action=url, fields=fields, session=session)
 
 
-def expired_return(*, session: PaymentSession) -> BrowserStep:
-    """The way back to the merchant's failUrl from a session whose time ran out."""
+def _closed_fields(session: PaymentSession, *, callback: bool) -> dict[str, str]:
+    """The result of a session closed without any card attempt (expired, cancelled), signed for the merchant."""
     items = protocol.items_of(session.items)
-    now = timezone.localtime()
+    err_msg = _("Paiement annulé par le client") if session.state == SessionState.CANCELLED else _(
+        "Session de paiement expirée")
     outcome = protocol.Outcome(
-        proc_return_code=protocol.ERROR_CODE, err_msg=_("Session de paiement expirée"), auth_code="", trans_id="",
-        host_ref_num="", masked_pan="", card_brand="", trx_date=now.strftime("%Y%m%d %H:%M:%S"), md_status="",
-        eci="", paid_amount=protocol.payable(session.amount, items, session.deferred_refs),
+        proc_return_code=protocol.ERROR_CODE, err_msg=err_msg, auth_code="", trans_id="", host_ref_num="",
+        masked_pan="", card_brand="", trx_date=timezone.localtime(session.updated_at).strftime("%Y%m%d %H:%M:%S"),
+        md_status="", eci="", paid_amount=protocol.payable(session.amount, items, session.deferred_refs),
         paid_items=services.paid_refs_of(session), deferred_items=session.deferred_refs,
     )
-    fields = protocol.result_fields(session.request_fields, outcome, store_key=session.merchant.store_key,
-                                    callback=False)
+    return protocol.result_fields(session.request_fields, outcome, store_key=session.merchant.store_key,
+                                  callback=callback)
+
+
+def closed_return(*, session: PaymentSession) -> BrowserStep:
+    """The way back to the merchant's failUrl from a session whose time ran out or that the customer cancelled."""
     return BrowserStep(kind="merchant", action=protocol.value_of(session.request_fields, "failUrl") or "",
-                       fields=fields, session=session)
+                       fields=_closed_fields(session, callback=False), session=session)
+
+
+def cancel(*, session_id: int) -> BrowserStep:
+    """« Annuler »: the session ends cancelled (services.SessionBusy if a card is being paid or it ended), the
+    merchant is told by the usual failure callback (its answer changes nothing here), and the browser goes
+    back to failUrl with ProcReturnCode 99."""
+    session = services.session_cancel(session_id=session_id)
+    _outside_transaction()
+    answer = send_callback(protocol.value_of(session.request_fields, "callbackUrl") or "",
+                           _closed_fields(session, callback=True))
+    services.session_note(session_id=session.pk, cause=f"réponse du marchand au rappel d'annulation : {answer}")
+    return closed_return(session=session)
 
 
 # --- the sweeper ---------------------------------------------------------------------------------------

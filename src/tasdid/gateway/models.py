@@ -33,18 +33,21 @@ class SessionState(models.TextChoices):
     SUCCEEDED = "succeeded", _("payée")
     FAILED = "failed", _("échouée")
     EXPIRED = "expired", _("expirée")
+    CANCELLED = "cancelled", _("annulée par le client")
 
 
-# Allowed moves of a payment session; every other move is refused. A session is paid (or fails) once.
+# Allowed moves of a payment session; every other move is refused. A session is paid (or fails) once; the
+# customer may cancel it while no card is being paid (« Annuler »).
 SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
-    SessionState.OPEN: frozenset({SessionState.PROCESSING, SessionState.EXPIRED}),
+    SessionState.OPEN: frozenset({SessionState.PROCESSING, SessionState.EXPIRED, SessionState.CANCELLED}),
     SessionState.PROCESSING: frozenset({SessionState.SUCCEEDED, SessionState.FAILED}),
     SessionState.SUCCEEDED: frozenset(),
     SessionState.FAILED: frozenset(),
     SessionState.EXPIRED: frozenset(),
+    SessionState.CANCELLED: frozenset(),
 }
 SESSION_ORDER = [SessionState.OPEN, SessionState.PROCESSING, SessionState.SUCCEEDED, SessionState.FAILED,
-                 SessionState.EXPIRED]
+                 SessionState.EXPIRED, SessionState.CANCELLED]
 
 
 class PaymentSession(models.Model):

@@ -240,6 +240,27 @@ def session_expire(*, session_id: int, now: dt.datetime | None = None) -> Paymen
 
 
 @transaction.atomic
+def session_cancel(*, session_id: int, now: dt.datetime | None = None) -> PaymentSession:
+    """« Annuler » on the payment page: the session ends cancelled, nothing paid. SessionBusy when it is not
+    open any more (a card being paid, paid, failed, expired or cancelled already)."""
+    now = now or timezone.now()
+    session = _lock_open_session(session_id, now)
+    if session.state != SessionState.OPEN:
+        raise SessionBusy(session)
+    _move_session(session, SessionState.CANCELLED, "paiement annulé par le client", now=now)
+    return session
+
+
+@transaction.atomic
+def session_note(*, session_id: int, cause: str, now: dt.datetime | None = None) -> PaymentSession:
+    """Record something that happened to a session without moving it (a callback's answer after it ended)."""
+    now = now or timezone.now()
+    session = PaymentSession.objects.select_for_update().get(pk=session_id)
+    _session_note(session, cause, now=now)
+    return session
+
+
+@transaction.atomic
 def session_defer(*, session_id: int, ref: str, now: dt.datetime | None = None) -> PaymentSession:
     """Defer one invoice to later; the last invoice kept cannot be deferred (protocol.DeferError)."""
     now = now or timezone.now()

@@ -117,6 +117,8 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
     action = request.POST.get("action", "")
     if action in ("defer", "restore"):
         return _defer_or_restore(request, session, action)
+    if action == "cancel":
+        return _cancel(request, session)
     if action != "pay":
         return _page(request, session, _card_form(), status=400)
     form = _card_form(request.POST)
@@ -133,6 +135,17 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
         else:
             return _step(request, step)
     return _page(request, session, form)
+
+
+def _cancel(request: HttpRequest, session: PaymentSession) -> HttpResponse:
+    """« Annuler »: back to the merchant's failUrl, nothing paid."""
+    try:
+        step = flow.cancel(session_id=session.pk)
+    except services.SessionBusy as exc:
+        return _status_page(request, exc.session, status=409)
+    return autosubmit(request, action=step.action, fields=step.fields, title=_("Paiement annulé"),
+                      message=_("Paiement annulé. Retour au site marchand en cours…"),
+                      button=_("Retour au site marchand"))
 
 
 def _defer_or_restore(request: HttpRequest, session: PaymentSession, action: str) -> HttpResponse:
@@ -178,8 +191,8 @@ def _status_page(request: HttpRequest, session: PaymentSession, *, status: int =
     if offer_return and attempt is not None and (
             session.state in (SessionState.SUCCEEDED, SessionState.FAILED) or awaiting_merchant):
         back = flow.merchant_return(attempt_id=attempt.pk)
-    elif offer_return and session.state == SessionState.EXPIRED:
-        back = flow.expired_return(session=session)
+    elif offer_return and session.state in (SessionState.EXPIRED, SessionState.CANCELLED):
+        back = flow.closed_return(session=session)
     context = {
         "session": session,
         "merchant": session.merchant,
