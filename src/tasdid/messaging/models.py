@@ -5,7 +5,8 @@ from django.db import models
 
 
 class Sms(models.Model):
-    """One SMS through the SMS centre, either way. Secrets in the text are redacted once it is delivered or has failed."""
+    """One SMS through the SMS centre, either way. Secrets in the text are redacted once it is delivered or
+    has failed."""
 
     class Direction(models.TextChoices):
         INBOUND = "in", "reçu par un service"
