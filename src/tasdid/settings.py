@@ -206,6 +206,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_USE_SESSIONS = True
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_FAILURE_VIEW = "tasdid.core.http.csrf_failure"
+# Error reports (debug page, emails to ADMINS) never show a card number, a CVV or a code (PCI DSS 3.3, 3.5).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "tasdid.core.error_reports.CardDataReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "tasdid.core.error_reports.CardDataExceptionReporter"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
