@@ -122,6 +122,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside the others, so that every response carries the policy, error pages of a failing middleware too.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tasdid.core.http.PartyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -131,7 +133,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
 ]
 
 # Which URLs each party serves; the WSGI application of a party sets environ["tasdid.party"].
@@ -141,6 +142,12 @@ PARTY_URLCONFS = {
     "bank": "tasdid.bank.urls",
 }
 ROOT_URLCONF = "tasdid.portal.urls"
+# The template each party's pages extend (its header and footer); the error pages of tasdid.core use it too.
+PARTY_BASE_TEMPLATES = {
+    "biller": "portal/base.html",
+    "gateway": "gateway/base.html",
+    "bank": "bank/layout.html",
+}
 
 TEMPLATES = [
     {

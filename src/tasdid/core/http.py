@@ -1,14 +1,19 @@
 """HTTP plumbing every party uses: which party a request is for, its own session cookie, CSP for
 cross-party form posts, and the auto-submitted form that carries a browser from one party to another."""
 
+import logging
 from collections.abc import Iterable, Mapping
 from http.cookies import Morsel
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseServerError
 from django.shortcuts import render
+from django.template import loader
+from django.urls import set_urlconf
 from django.utils.translation import gettext as _
+
+logger = logging.getLogger(__name__)
 
 PARTY_ENVIRON_KEY = "tasdid.party"
 PARTIES = ("biller", "gateway", "bank")
@@ -37,6 +42,9 @@ class PartyMiddleware:
         party = party_of(request)
         request.party = party
         request.urlconf = settings.PARTY_URLCONFS[party]
+        # Now, not only when the view is resolved: a middleware's error (a bad Host header) is answered with
+        # an error page that reverses the party's own URLs and uses the party's handler500.
+        set_urlconf(request.urlconf)
         own = party_cookie_name(party)
         standard = settings.SESSION_COOKIE_NAME
         cookies = {k: v for k, v in request.COOKIES.items() if k != standard}
@@ -54,7 +62,13 @@ class PartyMiddleware:
 
 
 def party_context(request: HttpRequest) -> dict:
-    return {"party": getattr(request, "party", party_of(request)), "sandbox": settings.SANDBOX}
+    party = getattr(request, "party", party_of(request))
+    return {"party": party, "party_base": party_base_template(party), "sandbox": settings.SANDBOX}
+
+
+def party_base_template(party: str) -> str:
+    """The template a party's pages extend (settings.PARTY_BASE_TEMPLATES), for the shared error pages."""
+    return settings.PARTY_BASE_TEMPLATES.get(party, "core/base.html")
 
 
 def origin_of(url: str) -> str:
@@ -104,6 +118,25 @@ def client_ip(request: HttpRequest) -> str:
         if len(hops) >= trusted:
             return hops[-trusted]
     return request.META.get("REMOTE_ADDR", "")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500 of every party: the French 500 page under the party's header.
+
+    Rendered without context processors, which may need the database (the user, the messages, the session) that
+    has perhaps just failed; the page gets the party and its base template only. Should that fail too (the
+    party's template cannot render here), the plain page.
+    """
+    party = getattr(request, "party", party_of(request))
+    for base in (party_base_template(party), "core/base.html"):
+        try:
+            html = loader.render_to_string("500.html", {"party": party, "party_base": base})
+        except Exception:  # a failing header must not hide the error page itself
+            logger.exception("500 page under %s failed to render", base)
+            continue
+        return HttpResponseServerError(html)
+    return HttpResponseServerError(_("Erreur technique. Veuillez réessayer dans quelques instants."),
+                                   content_type="text/plain; charset=utf-8")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
