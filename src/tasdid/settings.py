@@ -126,7 +126,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tasdid.core.http.PartyMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "tasdid.core.http.PartySessionMiddleware",  # Django's, with each session bound to its party
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

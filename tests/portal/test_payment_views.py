@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tasdid.billing.models import Invoice, Payment, PaymentOrder
 from tasdid.billing.receipts import receipt_path
-from tasdid.core.http import party_cookie_name
+from tasdid.core.http import party_cookie_name, party_session
 from tasdid.core.signing import ver3_verify
 from tasdid.messaging.models import Email
 from tasdid.portal.payment_views import failure_reason
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 def identified_client(line, *, email: str = EMAIL, enforce_csrf: bool = True) -> tuple[Client, str]:
     """A browser whose session holds an identified line, and the CSRF token its forms carry."""
     client = Client(enforce_csrf_checks=enforce_csrf)
-    session = client.session
+    session = party_session("biller")  # the biller's sessions record their party (tasdid.core.http)
     session.update({"tasdid.line_id": line.pk, "tasdid.email": email, "tasdid.line_kind": line.kind,
                     "tasdid.identified_at": timezone.now().isoformat()})
     session["_csrftoken"] = "a" * 32  # CSRF_USE_SESSIONS: the secret lives in the session

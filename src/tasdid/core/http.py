@@ -1,12 +1,17 @@
-"""HTTP plumbing every party uses: which party a request is for, its own session cookie, CSP for
-cross-party form posts, and the auto-submitted form that carries a browser from one party to another."""
+"""HTTP plumbing every party uses: which party a request is for, its own session cookie and sessions bound to
+it, CSP for cross-party form posts, the auto-submitted form that carries a browser from one party to another,
+the error pages' context."""
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping
 from http.cookies import Morsel
+from importlib import import_module
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError
 from django.shortcuts import render
 from django.template import loader
@@ -59,6 +64,55 @@ class PartyMiddleware:
             renamed.update(morsel)
             response.cookies[own] = renamed
         return response
+
+
+# The party a session belongs to, written into the session itself.
+SESSION_PARTY_KEY = "_tasdid_party"
+
+
+@functools.cache
+def party_session_store(store_class: type[SessionBase]) -> type[SessionBase]:
+    """``store_class`` (settings.SESSION_ENGINE's) bound to one party: a session records the party it was made
+    for, and a session presented under another party's cookie (a cookie value copied from one party's cookie to
+    another's) is read as an empty one, under no key, so that writing to it makes a new session and leaves the
+    other party's as it was."""
+
+    class PartySessionStore(store_class):
+        party: str | None = None
+
+        @property
+        def key_salt(self) -> str:
+            # The engine's own salt (it names the class), so that its tools (Session.get_decoded) read these too.
+            return "django.contrib.sessions." + store_class.__qualname__
+
+        def load(self):
+            data = super().load()
+            if data.get(SESSION_PARTY_KEY) != self.party:
+                self._session_key = None
+                return {}
+            return data
+
+        def save(self, must_create=False):
+            self._get_session(no_load=must_create)[SESSION_PARTY_KEY] = self.party
+            super().save(must_create=must_create)
+
+    PartySessionStore.__name__ = PartySessionStore.__qualname__ = f"Party{store_class.__name__}"
+    return PartySessionStore
+
+
+def party_session(party: str, session_key: str | None = None) -> SessionBase:
+    """The session store of ``party`` for ``session_key`` (a new session without one)."""
+    store = party_session_store(import_module(settings.SESSION_ENGINE).SessionStore)(session_key)
+    store.party = party
+    return store
+
+
+class PartySessionMiddleware(SessionMiddleware):
+    """Django's SessionMiddleware with sessions bound to the party they were made for (party_session_store).
+    Replaces it in settings.MIDDLEWARE, after PartyMiddleware."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        request.session = party_session(party_of(request), request.COOKIES.get(settings.SESSION_COOKIE_NAME))
 
 
 def party_context(request: HttpRequest) -> dict:
