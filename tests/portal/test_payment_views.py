@@ -55,7 +55,9 @@ def test_pay_creates_the_order_and_autosubmits_the_signed_request_to_the_gateway
     assert fields["oid"] == order.oid
     assert fields["amount"] == "285.00"
     assert fields["item1Ref"] == june.reference and fields["item2Ref"] == july.reference
-    assert fields["BillToName"] == "Mme Amina Test"
+    # The customer's name never goes to the gateway, nor into the page anyone with the line's number reaches.
+    assert fields["BillToName"] == ""
+    assert "Amina" not in html
     assert ver3_verify(fields, settings.BILLER_STORE_KEY)
     assert f"form-action 'self' {settings.GATEWAY_URL}" in response["Content-Security-Policy"]
     assert response["Cache-Control"] == "no-store"

@@ -47,11 +47,9 @@ def month_label(month: dt.date) -> str:
 
 
 def item_label(*, kind: str, month: dt.date) -> str:
-    """"Facture Fixe juin 2017": what the payment page shows beside an invoice's number."""
-    return _("Facture %(kind)s %(month)s") % {
-        "kind": ServiceLine.Kind(kind).label,
-        "month": date_format(month, "F Y"),
-    }
+    """"Facture Fixe Juin 2017": what the payment page shows beside an invoice's number, the month written as
+    on the biller's own pages (month_label)."""
+    return _("Facture %(kind)s %(month)s") % {"kind": ServiceLine.Kind(kind).label, "month": month_label(month)}
 
 
 def _tel(line: ServiceLine) -> str:
@@ -84,7 +82,9 @@ def merchant_request(*, order: PaymentOrder) -> dict[str, str]:
         "TranType": "PreAuth",
         "hashAlgorithm": "ver3",
         "lang": "fr",
-        "BillToName": line.customer.name,
+        # Not the customer's name: the gateway neither needs nor shows it, and the request passes through the
+        # browser of whoever typed the line's number or internet identifier (printed on the bill).
+        "BillToName": "",
         "email": order.email,
         "tel": _tel(line),
         "encoding": "UTF-8",
