@@ -9,13 +9,19 @@ from django.test import Client
 from django.utils import timezone
 
 from tasdid.billing.models import Invoice, Payment, PaymentOrder
-from tasdid.billing.receipts import receipt_path
 from tasdid.core.http import party_cookie_name, party_session
 from tasdid.core.signing import ver3_verify
 from tasdid.messaging.models import Email
 from tasdid.portal.payment_views import failure_reason
 from tests import factories
-from tests.billing.payments_fixtures import EMAIL, gateway_message, line_with_two_invoices, new_order, sign
+from tests.billing.payments_fixtures import (
+    EMAIL,
+    gateway_message,
+    line_with_two_invoices,
+    new_order,
+    receipt_link,
+    sign,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -174,7 +180,7 @@ def test_ok_return_of_a_paid_order_goes_to_its_receipt_without_a_session():
     response = Client(enforce_csrf_checks=True).post("/paiement/ok", gateway_message(order, callback=False))
 
     assert response.status_code == 303
-    assert response["Location"] == receipt_path(payment.receipt_number)
+    assert response["Location"] == receipt_link(payment)
 
 
 def test_ok_return_before_the_callback_says_nothing_was_charged():
@@ -261,7 +267,7 @@ def test_fail_return_of_an_order_settled_after_all_goes_to_the_receipt():
     response = Client().post("/paiement/echec", gateway_message(order, code="05", callback=False))
 
     assert response.status_code == 303
-    assert response["Location"] == receipt_path(Payment.objects.get().receipt_number)
+    assert response["Location"] == receipt_link(Payment.objects.get())
     order.refresh_from_db()
     assert order.state == "paid"
 

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from tasdid.billing.receipts import receipt_path, receipt_token_matches, render_pdf
+from tasdid.billing.receipts import receipt_token_matches, render_pdf
 from tasdid.billing.selectors.payments import (
     CONSULT_PATH,
     Receipt,
@@ -94,7 +94,7 @@ def payment_ok(request: HttpRequest) -> HttpResponse:
     except payments.GatewayMessageRefused as exc:
         return _invalid_return(request, exc.reason)
     if outcome.receipt_number:
-        return _see_other(receipt_path(outcome.receipt_number))
+        return _see_other(outcome.receipt_path)
     return no_store(render(request, "portal/payment/not_confirmed.html", {"consult_url": CONSULT_PATH}))
 
 
@@ -132,17 +132,17 @@ def payment_failed(request: HttpRequest) -> HttpResponse:
         return _invalid_return(request, exc.reason)
     if outcome.receipt_number:
         # The order was settled after all (an earlier try on the same payment page): the receipt is the truth.
-        return _see_other(receipt_path(outcome.receipt_number))
+        return _see_other(outcome.receipt_path)
     context = {"reason": failure_reason(outcome.code, outcome.md_status), "code": outcome.code,
                "consult_url": CONSULT_PATH}
     return no_store(render(request, "portal/payment/failed.html", context))
 
 
 def _receipt_or_404(receipt_number: str, token: str) -> Receipt:
-    if not receipt_token_matches(receipt_number, token):
-        raise Http404
+    """The receipt whose link this is: its number, and a token bound to its payment."""
     receipt = receipt_for(receipt_number=receipt_number)
-    if receipt is None:
+    if receipt is None or not receipt_token_matches(receipt_number=receipt.number, oid=receipt.oid,
+                                                    trans_id=receipt.trans_id, token=token):
         raise Http404
     return receipt
 

@@ -164,6 +164,6 @@ def receipt_for(*, receipt_number: str) -> Receipt | None:
         trans_id=payment.trans_id,
         merchant_name=payment.merchant_name,
         oid=payment.order.oid,
-        path=receipt_path(payment.receipt_number),
-        url=receipt_url(payment.receipt_number),
+        path=receipt_path(receipt_number=payment.receipt_number, oid=payment.order.oid, trans_id=payment.trans_id),
+        url=receipt_url(receipt_number=payment.receipt_number, oid=payment.order.oid, trans_id=payment.trans_id),
     )

@@ -23,7 +23,7 @@ from tasdid.core.signing import ver3_verify
 
 from ..emails import receipt_email_queue
 from ..models import Invoice, Payment, PaymentOrder, PaymentOrderEvent, PaymentOrderItem, ServiceLine
-from ..receipts import receipt_number_allocate
+from ..receipts import receipt_number_allocate, receipt_path
 
 logger = logging.getLogger(__name__)
 
@@ -315,6 +315,7 @@ class ReturnOutcome:
 
     order: PaymentOrder
     receipt_number: str | None  # set when the order is paid
+    receipt_path: str | None  # the receipt's link (its path on the biller's site), when the order is paid
     code: str
     md_status: str
     message: str
@@ -329,10 +330,13 @@ def payment_return(*, fields: Mapping[str, str], failed: bool) -> ReturnOutcome:
         order = _fail(message, source="retour navigateur")
     else:
         order = _checked_order(message, lock=False)
-    payment = Payment.objects.filter(order=order).only("receipt_number").first()
+    payment = Payment.objects.filter(order=order).only("receipt_number", "trans_id").first()
+    paid = payment is not None and order.state == State.PAID
     return ReturnOutcome(
         order=order,
-        receipt_number=payment.receipt_number if payment and order.state == State.PAID else None,
+        receipt_number=payment.receipt_number if paid else None,
+        receipt_path=receipt_path(receipt_number=payment.receipt_number, oid=order.oid, trans_id=payment.trans_id)
+        if paid else None,
         code=message.code,
         md_status=message.get("mdStatus").strip(),
         message=message.get("ErrMsg").strip(),
