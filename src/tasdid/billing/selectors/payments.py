@@ -41,6 +41,13 @@ def order_for_oid(*, oid: str) -> PaymentOrder | None:
     return PaymentOrder.objects.filter(oid=oid).select_related("line__customer").first()
 
 
+def order_invoices_paid_elsewhere(*, order_id: int) -> bool:
+    """Whether one of the order's invoices has been paid by another order (the same line paid from another tab
+    or browser meanwhile): the biller refuses to settle this one."""
+    return (PaymentOrderItem.objects.filter(order_id=order_id, invoice__status=Invoice.Status.PAID)
+            .exclude(invoice__payment__order_id=order_id).exists())
+
+
 def month_label(month: dt.date) -> str:
     """"Juin 2017" (in the active language)."""
     return capfirst(date_format(month, "F Y"))

@@ -24,6 +24,7 @@ from tasdid.core.signing import ver3_verify
 from ..emails import receipt_email_queue
 from ..models import Invoice, Payment, PaymentOrder, PaymentOrderEvent, PaymentOrderItem, ServiceLine
 from ..receipts import receipt_number_allocate, receipt_path
+from ..selectors.payments import order_invoices_paid_elsewhere
 
 logger = logging.getLogger(__name__)
 
@@ -319,6 +320,7 @@ class ReturnOutcome:
     code: str
     md_status: str
     message: str
+    invoice_paid_elsewhere: bool  # one of its invoices was paid meanwhile by another order (so it cannot be)
 
 
 def payment_return(*, fields: Mapping[str, str], failed: bool) -> ReturnOutcome:
@@ -340,4 +342,5 @@ def payment_return(*, fields: Mapping[str, str], failed: bool) -> ReturnOutcome:
         code=message.code,
         md_status=message.get("mdStatus").strip(),
         message=message.get("ErrMsg").strip(),
+        invoice_paid_elsewhere=not paid and order_invoices_paid_elsewhere(order_id=order.pk),
     )
