@@ -32,7 +32,10 @@ def is_party_staff(user, party: str) -> bool:
     """An active staff account that belongs to ``party``'s staff group (remembered on the user object)."""
     if not (user.is_authenticated and user.is_active and user.is_staff):
         return False
-    cache = user.__dict__.setdefault("_tasdid_party_staff", {})
+    cache = getattr(user, "_tasdid_party_staff", None)
+    if cache is None:
+        cache = {}
+        user._tasdid_party_staff = cache  # one query per party and request, however often the admin asks
     if party not in cache:
         cache[party] = user.groups.filter(name=STAFF_GROUPS[_checked(party)]).exists()
     return cache[party]
