@@ -157,3 +157,24 @@ def test_sensitive_keys_in_text_and_containers():
     assert cleanse({"Payment-Code": "4821", "items": [{"card_number": VISA}, VISA]}) == {
         "Payment-Code": CLEANSED, "items": [{"card_number": CLEANSED}, VISA_MASKED]}
     assert repr(cleanse(int(VISA))) == VISA_MASKED and cleanse(285) == 285
+
+
+def test_logged_messages_and_tracebacks_show_card_numbers_masked():
+    import logging
+
+    from tasdid.core.error_reports import CardDataLogFilter
+
+    try:
+        raise RuntimeError(f"panne avec {VISA}")
+    except RuntimeError:
+        record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "Erreur sur %s (code=%s)",
+                                   (f"/paiement?pan={MASTERCARD}", "51"), sys.exc_info())
+    assert CardDataLogFilter().filter(record) is True
+    text = logging.Formatter("%(message)s").format(record)
+    assert text.startswith(f"Erreur sur /paiement?pan={MASTERCARD_MASKED} (code=51)\nTraceback")
+    assert text.endswith(f"RuntimeError: panne avec {VISA_MASKED}")
+    assert VISA not in text and MASTERCARD not in text
+
+
+def test_every_log_handler_masks_card_numbers(settings):
+    assert all("card_data" in handler.get("filters", []) for handler in settings.LOGGING["handlers"].values())

@@ -10,8 +10,12 @@ data, the request's META and the exception's text:
   in mappings, QueryDicts, lists, and in text that spells ``key=value`` / ``'key': 'value'``.
 
 It is active whatever DEBUG says: a debug page shown to a developer must not show a card number either.
+
+The log handlers get CardDataLogFilter: a card number in a logged message or traceback (an exception's text
+that quotes it) is written masked.
 """
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -169,3 +173,21 @@ class CardDataExceptionReporter(ExceptionReporter):
             if frame.get("exc_cause") is not None:
                 frame["exc_cause"] = Cleansed(cleanse_text(str(frame["exc_cause"])))
         return data
+
+
+class CardDataLogFilter(logging.Filter):
+    """A log handler's filter (settings.LOGGING): card numbers in a record's message, traceback and stack are
+    written masked. Only card numbers: a log line's "code=51" stays readable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_card_numbers(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_card_numbers(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_card_numbers(record.stack_info)
+        return True
