@@ -16,6 +16,7 @@ from django.utils import timezone
 from tasdid.billing.models import Payment, ReceiptSequence
 from tasdid.billing.receipts import (
     format_receipt_number,
+    is_receipt_number,
     receipt_number_allocate,
     receipt_path,
     receipt_token,
@@ -48,6 +49,8 @@ def paid(*, deferred: bool = False) -> tuple[Payment, list]:
 
 def test_receipt_number_format():
     assert format_receipt_number(2026, 42) == "R2026-00000042"
+    assert is_receipt_number("R2026-00000042") and is_receipt_number(format_receipt_number(2026, 123_456_789))
+    assert not any(is_receipt_number(t) for t in ("", "R2026-42", "R2026-00000042\n", "R\x00", "X2026-00000042"))
 
 
 @pytest.mark.django_db

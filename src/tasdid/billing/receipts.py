@@ -2,6 +2,7 @@
 
 import datetime as dt
 import hmac
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -16,11 +17,17 @@ from tasdid.core.signing import keyed_digest
 from .models import ReceiptSequence
 
 RECEIPT_PREFIX = "R"
+_RECEIPT_NUMBER = re.compile(r"R\d{4}-\d{8,10}")
 
 
 def format_receipt_number(year: int, number: int) -> str:
     """"R2026-00000042": the year the payment settled (Casablanca time), then its rank in that year."""
     return f"{RECEIPT_PREFIX}{year}-{number:08d}"
+
+
+def is_receipt_number(text: str) -> bool:
+    """Whether ``text`` has the shape of a receipt number (a link's part worth looking up)."""
+    return bool(_RECEIPT_NUMBER.fullmatch(text or ""))
 
 
 @transaction.atomic

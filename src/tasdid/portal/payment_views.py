@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from tasdid.billing.receipts import receipt_token_matches, render_pdf
+from tasdid.billing.receipts import is_receipt_number, receipt_token_matches, render_pdf
 from tasdid.billing.selectors.payments import (
     CONSULT_PATH,
     Receipt,
@@ -175,6 +175,8 @@ def payment_failed(request: HttpRequest) -> HttpResponse:
 
 def _receipt_or_404(receipt_number: str, token: str) -> Receipt:
     """The receipt whose link this is: its number, and a token bound to its payment."""
+    if not is_receipt_number(receipt_number):
+        raise Http404  # junk is not looked up (a NUL byte, megabytes of it)
     receipt = receipt_for(receipt_number=receipt_number)
     if receipt is None or not receipt_token_matches(receipt_number=receipt.number, oid=receipt.oid,
                                                     trans_id=receipt.trans_id, token=token):
