@@ -41,6 +41,7 @@ LOGGING["handlers"]["file"] = {  # noqa: F405
     "class": "logging.FileHandler",
     "filename": str(_run_dir / "log" / "tasdid.log"),
     "formatter": "plain",
+    "filters": ["card_data"],
 }
 LOGGING["root"]["handlers"] = ["console", "file"]  # noqa: F405
 # The console is the process's own stderr, never the stand-in pytest's capsys puts in sys.stderr: tests run the

@@ -23,6 +23,12 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _cookie_header(response: httpx.Response) -> dict[str, str]:
+    """The cookies a response set, sent back by hand (httpx keeps Secure cookies off plain http; browsers send
+    them to loopback)."""
+    return {"Cookie": "; ".join(f"{c.name}={c.value}" for c in response.cookies.jar)}
+
+
 def test_demo_starts_every_party_with_demo_data_and_stops_on_ctrl_c(tmp_path: Path):
     ports = {name: free_port() for name in ("biller", "gateway", "bank", "smtp")}
     env = {
@@ -54,8 +60,16 @@ def test_demo_starts_every_party_with_demo_data_and_stops_on_ctrl_c(tmp_path: Pa
         assert home.status_code == 200 and "Mobile" in home.text and "Internet" in home.text
         phone = httpx.get(env["TASDID_BILLER_URL"] + "/sandbox/phone", timeout=10)
         assert phone.status_code == 200
-        for party in ("GATEWAY", "BANK"):
-            assert httpx.get(env[f"TASDID_{party}_URL"] + "/admin/login/", timeout=10).status_code == 200
+        # The demo's staff account opens the three admin sites (it belongs to the three parties' staff).
+        for party in ("BILLER", "GATEWAY", "BANK"):
+            base = env[f"TASDID_{party}_URL"]
+            form = httpx.get(base + "/admin/login/", timeout=10)
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+            signed_in = httpx.post(base + "/admin/login/", headers=_cookie_header(form), timeout=10, data={
+                "csrfmiddlewaretoken": token, "username": "admin", "password": "tasdid-demo", "next": "/admin/"})
+            assert (signed_in.status_code, signed_in.headers.get("location")) == (302, "/admin/"), party
+            index = httpx.get(base + "/admin/", headers=_cookie_header(signed_in), timeout=10)
+            assert index.status_code == 200 and "Administration" in index.text, party
         # Demo data: the guide's sample customer reaches her fixed invoice through the real pages.
         # (Python's cookie jar keeps Secure cookies off plain http, which browsers allow on loopback: carry
         # the session cookie by hand.)

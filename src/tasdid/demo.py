@@ -36,10 +36,14 @@ def _wait_for_port(port: int, deadline: float) -> bool:
 
 
 def prepare() -> None:
-    """Database schema, demo data for every party, and a staff account for the admin sites."""
+    """Database schema, demo data for every party, and a staff account member of every party's staff, so that
+    it opens the three admin sites."""
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.utils.module_loading import import_string
+
+    from tasdid.core.http import PARTIES
+    from tasdid.core.staff import staff_grant
 
     call_command("migrate", verbosity=0)
     for path in SEEDERS:
@@ -48,6 +52,7 @@ def prepare() -> None:
     user.is_staff = user.is_superuser = True
     user.set_password(DEMO_ADMIN[1])
     user.save()
+    staff_grant(username=user.username, parties=PARTIES)
 
 
 class Supervisor:

@@ -122,16 +122,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside the others, so that every response carries the policy, error pages of a failing middleware too.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tasdid.core.http.PartyMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "tasdid.core.http.PartySessionMiddleware",  # Django's, with each session bound to its party
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
 ]
 
 # Which URLs each party serves; the WSGI application of a party sets environ["tasdid.party"].
@@ -141,6 +142,12 @@ PARTY_URLCONFS = {
     "bank": "tasdid.bank.urls",
 }
 ROOT_URLCONF = "tasdid.portal.urls"
+# The template each party's pages extend (its header and footer); the error pages of tasdid.core use it too.
+PARTY_BASE_TEMPLATES = {
+    "biller": "portal/base.html",
+    "gateway": "gateway/base.html",
+    "bank": "bank/layout.html",
+}
 
 TEMPLATES = [
     {
@@ -206,6 +213,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_USE_SESSIONS = True
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_FAILURE_VIEW = "tasdid.core.http.csrf_failure"
+# Error reports (debug page, emails to ADMINS) never show a card number, a CVV or a code (PCI DSS 3.3, 3.5).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "tasdid.core.error_reports.CardDataReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "tasdid.core.error_reports.CardDataExceptionReporter"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -254,8 +264,10 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    # Every handler masks card numbers (an exception's text may quote one; PCI DSS 3.3).
+    "filters": {"card_data": {"()": "tasdid.core.error_reports.CardDataLogFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["card_data"]},
     },
     "root": {"handlers": ["console"], "level": env("TASDID_LOG_LEVEL", "INFO")},
     "loggers": {

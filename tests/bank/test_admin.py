@@ -7,6 +7,7 @@ from django.test import Client
 from tasdid.bank import sandbox, services
 from tasdid.bank.models import AcsTransaction, Card, Hold
 from tasdid.core.cards import fingerprint
+from tasdid.core.staff import staff_grant
 
 from .conftest import areq_message
 
@@ -17,6 +18,7 @@ MAIN = sandbox.card_by_outcome("00", "challenge")
 @pytest.fixture
 def staff(banks):
     User.objects.create_superuser("banker", "banker@example.ma", "pw-Strong-123")
+    staff_grant(username="banker", parties=["bank"])  # only the bank's staff open its admin
     client = Client(**{"tasdid.party": "bank"})
     # Through the login form: the party's own session cookie (tasdid_bank_session) is what the bank reads.
     response = client.post("/admin/login/", {"username": "banker", "password": "pw-Strong-123", "next": "/admin/"})

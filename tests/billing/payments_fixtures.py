@@ -6,7 +6,8 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from tasdid.billing.models import Invoice, PaymentOrder, ServiceLine
+from tasdid.billing.models import Invoice, Payment, PaymentOrder, ServiceLine
+from tasdid.billing.receipts import receipt_path, receipt_url
 from tasdid.billing.selectors.payments import merchant_request
 from tasdid.billing.services.payments import payment_order_create
 from tasdid.core.signing import ver3_hash
@@ -82,3 +83,9 @@ def gateway_message(
     for name, value in overrides.items():
         fields[name.replace("EXTRA_", "EXTRA.")] = value
     return sign(fields)
+
+
+def receipt_link(payment: Payment, *, absolute: bool = False) -> str:
+    """The link to ``payment``'s receipt (its path, or the absolute URL that the email carries)."""
+    identity = {"receipt_number": payment.receipt_number, "oid": payment.order.oid, "trans_id": payment.trans_id}
+    return receipt_url(**identity) if absolute else receipt_path(**identity)

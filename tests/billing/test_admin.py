@@ -3,24 +3,21 @@
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
-from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
 from tasdid.billing.demo import seed_demo
 from tasdid.billing.models import Bill, Customer, Invoice, Payment, PaymentOrder, ServiceLine
-from tasdid.core.http import party_cookie_name
+from tests.support.staff import signed_in, staff_account
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff() -> Client:
-    """A logged-in superuser on the biller's site (its own session cookie name)."""
-    client = Client()
-    client.force_login(User.objects.create_superuser("staff", "staff@example.ma", "pw-Strong-123"))
-    client.cookies[party_cookie_name("biller")] = client.cookies.pop(settings.SESSION_COOKIE_NAME).value
+    """A superuser of the biller's staff, signed in on the biller's site (its own session cookie)."""
+    staff_account("staff", parties=["biller"])
+    client = signed_in("biller", "staff")
     seed_demo()
     return client
 

@@ -1,5 +1,6 @@
 """Payment orders: what the biller asks the gateway to collect, and the CMI request that carries it."""
 
+import datetime as dt
 import re
 from decimal import Decimal
 
@@ -7,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from tasdid.billing.models import PaymentOrder, PaymentOrderEvent, PaymentOrderItem
-from tasdid.billing.selectors.payments import item_label, merchant_request, payable_invoices
+from tasdid.billing.selectors.payments import item_label, merchant_request, month_label, payable_invoices
 from tasdid.billing.services.payments import (
     NothingToPay,
     UnknownLine,
@@ -92,7 +93,7 @@ def test_merchant_request_has_every_cmi_field_and_the_bill_extension():
         "TranType": "PreAuth",
         "hashAlgorithm": "ver3",
         "lang": "fr",
-        "BillToName": "Mme Amina Test",
+        "BillToName": "",
         "email": EMAIL,
         "tel": "0661000001",
         "encoding": "UTF-8",
@@ -100,10 +101,10 @@ def test_merchant_request_has_every_cmi_field_and_the_bill_extension():
         "sessionTimeout": "1800",
         "itemCount": "2",
         "item1Ref": june.reference,
-        "item1Label": "Facture Mobile juin 2017",
+        "item1Label": "Facture Mobile Juin 2017",
         "item1Amount": "186.00",
         "item2Ref": july.reference,
-        "item2Label": "Facture Mobile juillet 2017",
+        "item2Label": "Facture Mobile Juillet 2017",
         "item2Amount": "99.00",
         "allowDefer": "true",
     }
@@ -124,8 +125,11 @@ def test_internet_line_sends_an_empty_tel_and_fixed_line_its_national_number():
     assert merchant_request(order=new_order(internet))["tel"] == ""
     fixed_fields = merchant_request(order=new_order(fixed))
     assert fixed_fields["tel"] == "0522000001"
-    assert fixed_fields["item1Label"] == "Facture Fixe juin 2017"
+    assert fixed_fields["item1Label"] == "Facture Fixe Juin 2017"
 
 
 def test_item_label_names_the_service_and_month():
-    assert item_label(kind="internet", month=JULY) == "Facture Internet juillet 2017"
+    assert item_label(kind="internet", month=JULY) == "Facture Internet Juillet 2017"
+    # The month as the biller's own pages write it (consult page, receipt).
+    assert item_label(kind="mobile", month=dt.date(2017, 5, 1)) == f"Facture Mobile {month_label(dt.date(2017, 5, 1))}"
+    assert month_label(dt.date(2017, 5, 1)) == "Mai 2017"

@@ -16,6 +16,7 @@ from django.utils import timezone
 from tasdid.billing.models import Payment, ReceiptSequence
 from tasdid.billing.receipts import (
     format_receipt_number,
+    is_receipt_number,
     receipt_number_allocate,
     receipt_path,
     receipt_token,
@@ -26,7 +27,14 @@ from tasdid.billing.selectors.payments import receipt_for
 from tasdid.billing.services.payments import payment_callback
 from tasdid.core.cards import find_card_numbers
 from tasdid.portal import payment_views
-from tests.billing.payments_fixtures import EMAIL, MASKED, gateway_message, line_with_two_invoices, new_order
+from tests.billing.payments_fixtures import (
+    EMAIL,
+    MASKED,
+    gateway_message,
+    line_with_two_invoices,
+    new_order,
+    receipt_link,
+)
 
 
 def paid(*, deferred: bool = False) -> tuple[Payment, list]:
@@ -41,6 +49,8 @@ def paid(*, deferred: bool = False) -> tuple[Payment, list]:
 
 def test_receipt_number_format():
     assert format_receipt_number(2026, 42) == "R2026-00000042"
+    assert is_receipt_number("R2026-00000042") and is_receipt_number(format_receipt_number(2026, 123_456_789))
+    assert not any(is_receipt_number(t) for t in ("", "R2026-42", "R2026-00000042\n", "R\x00", "X2026-00000042"))
 
 
 @pytest.mark.django_db
@@ -57,26 +67,56 @@ def test_receipt_numbers_count_up_within_a_year_and_restart_with_the_next():
         (2026, 3), (2027, 1)]
 
 
-def test_receipt_token_is_keyed_unguessable_and_checked_exactly():
-    token = receipt_token("R2026-00000001")
+IDENTITY = {"receipt_number": "R2026-00000001", "oid": "TSDAAAAAAAAAAAAAAAA", "trans_id": "26101ABCD1234"}
+
+
+def test_receipt_token_is_keyed_unguessable_bound_to_the_payment_and_checked_exactly():
+    token = receipt_token(**IDENTITY)
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
-    assert token == receipt_token("R2026-00000001")
-    assert token != receipt_token("R2026-00000002")
-    assert receipt_token_matches("R2026-00000001", token)
-    assert not receipt_token_matches("R2026-00000002", token)
-    assert not receipt_token_matches("R2026-00000001", token[:-1])
-    assert not receipt_token_matches("R2026-00000001", "")
-    assert not receipt_token_matches("R2026-00000001", token[:-1] + "é")
+    assert token == receipt_token(**IDENTITY)
+    # Another payment under the same number (a database started afresh) has another token.
+    assert token != receipt_token(**{**IDENTITY, "oid": "TSDBBBBBBBBBBBBBBBB"})
+    assert token != receipt_token(**{**IDENTITY, "trans_id": "26101ABCD9999"})
+    assert token != receipt_token(**{**IDENTITY, "receipt_number": "R2026-00000002"})
+    assert receipt_token_matches(**IDENTITY, token=token)
+    assert not receipt_token_matches(**{**IDENTITY, "receipt_number": "R2026-00000002"}, token=token)
+    assert not receipt_token_matches(**{**IDENTITY, "oid": "TSDBBBBBBBBBBBBBBBB"}, token=token)
+    assert not receipt_token_matches(**IDENTITY, token=token[:-1])
+    assert not receipt_token_matches(**IDENTITY, token="")
+    assert not receipt_token_matches(**IDENTITY, token=token[:-1] + "é")
 
 
 def test_receipt_link_is_absolute_on_the_biller_and_matches_the_route():
-    number = "R2026-00000001"
-    token = receipt_token(number)
-    assert receipt_path(number) == f"/recu/{number}/{token}"
-    match = resolve(receipt_path(number))
+    number = IDENTITY["receipt_number"]
+    token = receipt_token(**IDENTITY)
+    assert receipt_path(**IDENTITY) == f"/recu/{number}/{token}"
+    match = resolve(receipt_path(**IDENTITY))
     assert (match.func, match.kwargs) == (payment_views.receipt, {"receipt_number": number, "token": token})
-    assert resolve(receipt_path(number) + "/pdf").func == payment_views.receipt_pdf
-    assert receipt_url(number) == f"{settings.BILLER_URL}/recu/{number}/{token}"
+    assert resolve(receipt_path(**IDENTITY) + "/pdf").func == payment_views.receipt_pdf
+    assert receipt_url(**IDENTITY) == f"{settings.BILLER_URL}/recu/{number}/{token}"
+
+
+@pytest.mark.django_db
+def test_an_old_link_does_not_open_the_receipt_of_whoever_has_its_number_now():
+    """After the database starts afresh, receipt numbers are given again: a link emailed before opens nothing."""
+    first, _ = paid()
+    old_link = receipt_link(first)
+    number = first.receipt_number
+    assert Client().get(old_link).status_code == 200
+    # The payment of the old link is gone, its number counted again from 1 and given to another payment.
+    Payment.objects.filter(pk=first.pk).update(receipt_number="R-EFFACE")
+    ReceiptSequence.objects.update(last_number=0)
+    line, *_ = line_with_two_invoices(number="+212661000002")
+    assert payment_callback(fields=gateway_message(new_order(line), trans_id="26102EFGH5678")).answer == \
+        "ACTION=POSTAUTH"
+    second = Payment.objects.get(trans_id="26102EFGH5678")
+    assert second.receipt_number == number
+
+    for suffix in ("", "/pdf"):
+        assert Client().get(old_link + suffix).status_code == 404
+    new_link = receipt_link(second)
+    assert new_link != old_link
+    assert "26102EFGH5678" in Client().get(new_link).content.decode()
 
 
 @pytest.mark.django_db
@@ -100,7 +140,7 @@ def test_receipt_page_shows_everything_the_guide_asks_without_a_session():
     payment, (june, july) = paid()
     local = timezone.localtime(payment.paid_at)
 
-    response = Client().get(receipt_path(payment.receipt_number))
+    response = Client().get(receipt_link(payment))
 
     assert response.status_code == 200
     html = unescape(response.content.decode())
@@ -111,7 +151,7 @@ def test_receipt_page_shows_everything_the_guide_asks_without_a_session():
     ]:
         assert text in html, text
     assert '<button type="button" class="button primary" data-print>Imprimer</button>' in html
-    assert f'href="{receipt_path(payment.receipt_number)}/pdf" download>Télécharger (PDF)</a>' in html
+    assert f'href="{receipt_link(payment)}/pdf" download>Télécharger (PDF)</a>' in html
     assert '<link rel="stylesheet" href="/static/portal/receipt.css">' in html
     assert "<style" not in html and "style=" not in html and "<script>" not in html
     assert response["Referrer-Policy"] == "no-referrer"
@@ -122,15 +162,16 @@ def test_receipt_page_shows_everything_the_guide_asks_without_a_session():
 @pytest.mark.django_db
 def test_receipt_page_queries_do_not_grow_with_the_invoices():
     payment, _ = paid()
+    link = receipt_link(payment)
     with CaptureQueriesContext(connection) as queries:
-        Client().get(receipt_path(payment.receipt_number))
+        Client().get(link)
     assert len(queries) == 2
 
 
 @pytest.mark.django_db
 def test_deferred_invoice_is_not_on_the_receipt():
     payment, (june, july) = paid(deferred=True)
-    html = Client().get(receipt_path(payment.receipt_number)).content.decode()
+    html = Client().get(receipt_link(payment)).content.decode()
     assert june.reference in html
     assert july.reference not in html
     assert "Juillet 2017" not in html
@@ -141,11 +182,17 @@ def test_deferred_invoice_is_not_on_the_receipt():
 def test_a_wrong_token_or_an_unknown_receipt_is_not_found(suffix):
     payment, _ = paid()
     number = payment.receipt_number
-    token = receipt_token(number)
+    token = receipt_link(payment).rsplit("/", 1)[1]
+    identity = {"oid": payment.order.oid, "trans_id": payment.trans_id}
     client = Client()
+    assert client.get(f"/recu/{number}/{token}{suffix}").status_code == 200
     assert client.get(f"/recu/{number}/{token[:-1]}A{suffix}").status_code == 404
-    assert client.get(f"/recu/{number}/{receipt_token('R2026-00000002')}{suffix}").status_code == 404
-    assert client.get(f"/recu/R1999-00000001/{receipt_token('R1999-00000001')}{suffix}").status_code == 404
+    assert client.get(f"/recu/{number}/{receipt_token(receipt_number=number, oid='TSDX', trans_id='T')}{suffix}"
+                      ).status_code == 404
+    assert client.get(f"/recu/{number}/{receipt_token(receipt_number='R2026-00000002', **identity)}{suffix}"
+                      ).status_code == 404
+    other = receipt_token(receipt_number="R1999-00000001", **identity)
+    assert client.get(f"/recu/R1999-00000001/{other}{suffix}").status_code == 404
     assert client.get(f"/recu/{number}/x%00y{suffix}").status_code == 404
     assert client.get(f"/recu/R%00%FF/{token}{suffix}").status_code == 404
     assert client.get(f"/recu/{'R' * 5000}/{token}{suffix}").status_code == 404
@@ -164,7 +211,7 @@ def test_receipt_pdf_has_the_same_content(tmp_path):
     payment, (june, july) = paid(deferred=True)
     local = timezone.localtime(payment.paid_at)
 
-    response = Client().get(receipt_path(payment.receipt_number) + "/pdf")
+    response = Client().get(receipt_link(payment) + "/pdf")
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"

@@ -43,7 +43,8 @@ def test_the_biller_answers_failure_when_an_invoice_was_paid_meanwhile(world, cu
     assert [(fields["oid"], answer) for _url, fields, answer in callbacks][1] == (
         PaymentOrder.objects.order_by("pk").first().oid, "FAILURE")
     assert (landing.url, landing.title) == (biller + "/paiement/echec", "Votre paiement n'a pas abouti")
-    assert "Aucun montant n'a été débité" in landing.visible_text
+    assert "Une des factures a déjà été réglée entre-temps ; aucun montant n'a été débité." in landing.visible_text
+    assert "code 99" not in landing.visible_text
     # The biller: the first order failed, May paid once (by the second order), June unpaid, one receipt.
     first, second = PaymentOrder.objects.order_by("pk")
     assert (first.state, first.failure_code, second.state) == ("failed", "99", "paid")

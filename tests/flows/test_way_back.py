@@ -46,6 +46,7 @@ def test_an_expired_payment_page_pays_nothing_and_the_biller_hears_of_it(world, 
     assert "Aucun paiement n'a été effectué." in expired.visible_text
     landing = person.press(expired, "Retour au site marchand")
     assert (landing.url, landing.title) == (biller + "/paiement/echec", "Votre paiement n'a pas abouti")
+    assert "Session de paiement expirée" in landing.visible_text and "code 99" not in landing.visible_text
     order = PaymentOrder.objects.get()
     assert (order.state, order.failure_code) == ("failed", "99")
     assert journey.unpaid_refs() == [journey.REF_MAY, journey.REF_JUNE]

@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from tasdid.cli import main as tasdid
+from tasdid.core.staff import staff_grant
 from tasdid.gateway.demo import seed_demo
 from tasdid.gateway.models import Attempt, Merchant
 
@@ -99,6 +100,7 @@ def test_seed_demo_registers_the_biller_from_settings():
 @pytest.fixture
 def staff():
     User.objects.create_superuser("admin", "admin@example.ma", "pw-Strong-123")
+    staff_grant(username="admin", parties=["gateway"])  # only the gateway's staff open its admin
     client = gateway_client()
     response = client.post("/admin/login/", {"username": "admin", "password": "pw-Strong-123", "next": "/admin/"})
     assert response.status_code == 302 and response["Location"] == "/admin/"

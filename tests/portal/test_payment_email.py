@@ -10,10 +10,16 @@ from django.conf import settings
 from django.utils import timezone
 
 from tasdid.billing.models import Payment
-from tasdid.billing.receipts import receipt_url
 from tasdid.messaging.models import Email, MailboxMessage
 from tasdid.messaging.selectors import mailbox
-from tests.billing.payments_fixtures import EMAIL, MASKED, gateway_message, line_with_two_invoices, new_order
+from tests.billing.payments_fixtures import (
+    EMAIL,
+    MASKED,
+    gateway_message,
+    line_with_two_invoices,
+    new_order,
+    receipt_link,
+)
 from tests.support.pci import card_numbers_in
 
 
@@ -44,7 +50,7 @@ def test_receipt_email_arrives_by_smtp_with_a_link_that_works_without_a_session(
     [message] = mailbox(to=EMAIL)
     parts = read_email(message.raw)
     number = payment.receipt_number
-    link = receipt_url(number)
+    link = receipt_link(payment, absolute=True)
     assert parts["subject"] == f"Votre reçu de paiement {number}"
     assert parts["to"] == EMAIL
     local = timezone.localtime(payment.paid_at)

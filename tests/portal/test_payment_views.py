@@ -9,13 +9,19 @@ from django.test import Client
 from django.utils import timezone
 
 from tasdid.billing.models import Invoice, Payment, PaymentOrder
-from tasdid.billing.receipts import receipt_path
-from tasdid.core.http import party_cookie_name
+from tasdid.core.http import party_cookie_name, party_session
 from tasdid.core.signing import ver3_verify
 from tasdid.messaging.models import Email
-from tasdid.portal.payment_views import failure_reason
+from tasdid.portal.payment_views import FailureNotice, failure_notice
 from tests import factories
-from tests.billing.payments_fixtures import EMAIL, gateway_message, line_with_two_invoices, new_order, sign
+from tests.billing.payments_fixtures import (
+    EMAIL,
+    gateway_message,
+    line_with_two_invoices,
+    new_order,
+    receipt_link,
+    sign,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +29,7 @@ pytestmark = pytest.mark.django_db
 def identified_client(line, *, email: str = EMAIL, enforce_csrf: bool = True) -> tuple[Client, str]:
     """A browser whose session holds an identified line, and the CSRF token its forms carry."""
     client = Client(enforce_csrf_checks=enforce_csrf)
-    session = client.session
+    session = party_session("biller")  # the biller's sessions record their party (tasdid.core.http)
     session.update({"tasdid.line_id": line.pk, "tasdid.email": email, "tasdid.line_kind": line.kind,
                     "tasdid.identified_at": timezone.now().isoformat()})
     session["_csrftoken"] = "a" * 32  # CSRF_USE_SESSIONS: the secret lives in the session
@@ -55,7 +61,9 @@ def test_pay_creates_the_order_and_autosubmits_the_signed_request_to_the_gateway
     assert fields["oid"] == order.oid
     assert fields["amount"] == "285.00"
     assert fields["item1Ref"] == june.reference and fields["item2Ref"] == july.reference
-    assert fields["BillToName"] == "Mme Amina Test"
+    # The customer's name never goes to the gateway, nor into the page anyone with the line's number reaches.
+    assert fields["BillToName"] == ""
+    assert "Amina" not in html
     assert ver3_verify(fields, settings.BILLER_STORE_KEY)
     assert f"form-action 'self' {settings.GATEWAY_URL}" in response["Content-Security-Policy"]
     assert response["Cache-Control"] == "no-store"
@@ -172,7 +180,7 @@ def test_ok_return_of_a_paid_order_goes_to_its_receipt_without_a_session():
     response = Client(enforce_csrf_checks=True).post("/paiement/ok", gateway_message(order, callback=False))
 
     assert response.status_code == 303
-    assert response["Location"] == receipt_path(payment.receipt_number)
+    assert response["Location"] == receipt_link(payment)
 
 
 def test_ok_return_before_the_callback_says_nothing_was_charged():
@@ -210,33 +218,109 @@ def test_a_return_by_get_goes_back_to_the_consult_page(path):
     assert (response.status_code, response["Location"]) == (302, "/factures")
 
 
-@pytest.mark.parametrize("code, md_status, reason", [
-    ("51", "1", "Provision insuffisante"),
-    ("54", "1", "Carte expirée"),
-    ("41", "1", "Carte déclarée perdue ou volée"),
-    ("43", "2", "Carte déclarée perdue ou volée"),
-    ("N7", "1", "Code de vérification incorrect"),
-    ("05", "4", "Transaction refusée par votre banque"),
-    ("99", "0", "Authentification 3-D Secure échouée"),
-    ("99", "1", "Le paiement n'a pas pu aboutir"),
-    ("91", "1", "Le paiement n'a pas pu aboutir"),
+BILLER_HEADER = "Paiement en ligne de vos factures"
+
+
+def alert_text(html: str) -> str:
+    """The failure page's reason as a person reads it."""
+    return re.sub(r"<[^>]+>", "", re.search(r'<p class="alert error">(.*?)</p>', html, re.S).group(1))
+RETRY = "Aucun montant n'a été débité et vos factures restent à payer."
+
+
+@pytest.mark.parametrize("code, md_status, err_msg, reason", [
+    ("51", "1", "Provision insuffisante", "Provision insuffisante (code 51)"),
+    ("54", "1", "Carte expirée", "Carte expirée (code 54)"),
+    ("41", "1", "Carte perdue", "Carte déclarée perdue ou volée (code 41)"),
+    ("43", "2", "Carte volée", "Carte déclarée perdue ou volée (code 43)"),
+    ("N7", "1", "", "Code de vérification incorrect (code N7)"),
+    ("05", "4", "", "Transaction refusée par votre banque (code 05)"),
+    ("99", "0", "Authentification 3-D Secure échouée",
+     "Authentification 3-D Secure échouée : le code de vérification n'a pas été validé"),
+    ("99", "1", "", "Le paiement n'a pas pu aboutir"),
+    ("91", "1", "", "Le paiement n'a pas pu aboutir (code 91)"),
+    # The gateway's own words when they say more than a generic reason; code 99 is not shown.
+    ("99", "", "Session de paiement expirée", "Session de paiement expirée"),
+    ("91", "1", "Votre banque ne répond pas, veuillez réessayer plus tard",
+     "Votre banque ne répond pas, veuillez réessayer plus tard (code 91)"),
 ])
-def test_fail_return_says_why_keeps_the_invoices_unpaid_and_offers_to_try_again(code, md_status, reason):
+def test_fail_return_says_why_keeps_the_invoices_unpaid_and_offers_to_try_again(code, md_status, err_msg, reason):
     line, *_ = line_with_two_invoices()
     order = new_order(line)
 
     response = Client(enforce_csrf_checks=True).post(
-        "/paiement/echec", gateway_message(order, code=code, md_status=md_status, callback=False))
+        "/paiement/echec", gateway_message(order, code=code, md_status=md_status, err_msg=err_msg, callback=False))
 
     assert response.status_code == 200
     html = unescape(response.content.decode())
-    assert reason in html
-    assert "vos factures restent à payer" in html
+    assert alert_text(html) == reason
+    assert "code 99" not in html
+    assert f"<p>{RETRY} Vous pouvez réessayer, avec la même carte ou une autre.</p>" in html
     assert re.search(r'<a class="button primary" href="/factures">Réessayer</a>', html)
+    assert BILLER_HEADER in html and settings.BILLER_NAME in html  # the biller's own header, as on its other pages
     order.refresh_from_db()
     assert (order.state, order.failure_code) == ("failed", code)
     assert Invoice.objects.filter(status="paid").count() == 0
     assert Email.objects.count() == 0
+
+
+def test_a_payment_cancelled_on_the_payment_page_says_so():
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+
+    response = Client().post("/paiement/echec", gateway_message(
+        order, code="99", md_status="", err_msg="Paiement annulé par le client", callback=False))
+
+    html = unescape(response.content.decode())
+    assert '<p class="alert error">Vous avez annulé le paiement. Vos factures restent à payer.</p>' in html
+    assert "Aucun montant n'a été débité. Vous pouvez payer quand vous le souhaitez." in html
+    order.refresh_from_db()
+    assert (order.state, order.failure_code, order.failure_message) == ("failed", "99", "Paiement annulé par le client")
+
+
+def test_the_gateway_message_is_shown_escaped():
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+    response = Client().post("/paiement/echec", gateway_message(
+        order, code="99", err_msg="<script>alert(1)</script>\x07 Refus", callback=False))
+    html = response.content.decode()
+    assert "<script>alert" not in html
+    shown = re.search(r'<p class="alert error">(.*?)</p>', html).group(1)
+    assert shown == "&lt;script&gt;alert(1)&lt;/script&gt; Refus"
+
+
+def test_fail_return_when_an_invoice_was_paid_meanwhile_by_another_order_says_so():
+    """Two tabs: the second paid the June invoice first; the biller refused to settle the first order's
+    payment of both (FAILURE), and the gateway brought the customer back to failUrl with code 99."""
+    line, june, july = line_with_two_invoices()
+    first, second = new_order(line), new_order(line)
+    assert Client().post("/paiement/callback", gateway_message(second, paid=[june.reference],
+                                                               trans_id="26101SECOND01")).content == b"ACTION=POSTAUTH"
+    assert Client().post("/paiement/callback", gateway_message(first, trans_id="26101FIRST001")).content == \
+        b"FAILURE"
+
+    response = Client().post("/paiement/echec", gateway_message(
+        first, code="99", trans_id="26101FIRST001", callback=False,
+        err_msg="Le commerçant n'a pas validé le paiement : il a été annulé et votre carte n'est pas débitée"))
+
+    html = unescape(response.content.decode())
+    assert ('<p class="alert error">Une des factures a déjà été réglée entre-temps ; aucun montant n\'a été '
+            'débité.</p>') in html
+    assert "Consultez de nouveau vos factures : celles qui restent à payer y figurent." in html
+    assert "code 99" not in html and "vos factures restent à payer" not in html
+    first.refresh_from_db()
+    assert first.state == "failed"
+    assert [i.reference for i in Invoice.objects.filter(status="unpaid")] == [july.reference]
+
+
+@pytest.mark.parametrize("path", ["/paiement/ok", "/paiement/echec"])
+def test_the_other_payment_pages_have_the_biller_header(path):
+    line, *_ = line_with_two_invoices()
+    order = new_order(line)
+    fields = gateway_message(order, code="00" if path.endswith("ok") else "51", callback=False)
+    not_confirmed_or_failed = Client().post(path, fields).content.decode()
+    invalid = Client().post(path, {**fields, "amount": "1.00"}).content.decode()
+    for html in (not_confirmed_or_failed, invalid):
+        assert BILLER_HEADER in html and '<a href="/conditions">' in html
 
 
 def test_fail_return_after_the_callback_recorded_the_decline_changes_nothing_more():
@@ -259,7 +343,7 @@ def test_fail_return_of_an_order_settled_after_all_goes_to_the_receipt():
     response = Client().post("/paiement/echec", gateway_message(order, code="05", callback=False))
 
     assert response.status_code == 303
-    assert response["Location"] == receipt_path(Payment.objects.get().receipt_number)
+    assert response["Location"] == receipt_link(Payment.objects.get())
     order.refresh_from_db()
     assert order.state == "paid"
 
@@ -271,6 +355,17 @@ def test_a_return_for_an_unknown_order_is_refused():
     assert response.status_code == 400
 
 
-def test_failure_reason_puts_3ds_before_the_response_code():
-    assert failure_reason("05", "0").startswith("Authentification 3-D Secure échouée")
-    assert failure_reason("", "") == "Le paiement n'a pas pu aboutir"
+def test_failure_notice_puts_what_only_the_biller_knows_first_then_3ds_then_the_bank():
+    assert failure_notice(code="05", md_status="0", err_msg="", paid_elsewhere=False).reason.startswith(
+        "Authentification 3-D Secure échouée")
+    assert failure_notice(code="", md_status="", err_msg="", paid_elsewhere=False) == FailureNotice(
+        reason="Le paiement n'a pas pu aboutir",
+        detail=f"{RETRY} Vous pouvez réessayer, avec la même carte ou une autre.")
+    assert failure_notice(code="51", md_status="0", err_msg="Provision insuffisante", paid_elsewhere=True).reason == \
+        "Une des factures a déjà été réglée entre-temps ; aucun montant n'a été débité."
+    # Cancelled is the gateway's exact message with code 99 only.
+    assert failure_notice(code="05", md_status="", err_msg="Paiement annulé par le client",
+                          paid_elsewhere=False).reason == "Transaction refusée par votre banque"
+    assert failure_notice(code="99", md_status="", err_msg=" paiement annulé par le client ",
+                          paid_elsewhere=False).reason == "Vous avez annulé le paiement. Vos factures restent à payer."
+    assert len(failure_notice(code="99", md_status="", err_msg="x" * 500, paid_elsewhere=False).reason) == 200

@@ -14,3 +14,6 @@ urlpatterns = [
     path("acs/challenge/<uuid:acs_trans_id>", views.challenge_step, name="challenge_step"),
     path("admin/", bank_admin.urls),
 ]
+
+# The French 500 page under this party's header (400, 403 and 404 use the project templates as they are).
+handler500 = "tasdid.core.http.server_error"

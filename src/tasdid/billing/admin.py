@@ -6,8 +6,6 @@ line's offer label. Codes are never shown, not even hashed.
 """
 
 from django.contrib import admin
-from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.models import Group, User
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
@@ -28,9 +26,8 @@ from .models import (
     ServiceLine,
 )
 
+# Its staff accounts are on it too (tasdid.core.admin_sites.PartyUserAdmin), as on every party's site.
 biller_admin = PartyAdminSite("biller_admin", _("Tasdid — espace facturier"))
-biller_admin.register(User, UserAdmin)
-biller_admin.register(Group, GroupAdmin)
 
 
 def _searched_number(term: str) -> str | None:

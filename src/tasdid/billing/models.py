@@ -169,6 +169,7 @@ class PaymentOrder(models.Model):
         CREATED = "created", _("créé")
         PAID = "paid", _("payé")
         FAILED = "failed", _("échoué")
+        EXPIRED = "expired", _("expiré")  # abandoned: no word from the gateway in time (a late payment still settles)
 
     oid = models.CharField(max_length=64, unique=True)
     line = models.ForeignKey(ServiceLine, on_delete=models.PROTECT, related_name="payment_orders")
@@ -182,6 +183,7 @@ class PaymentOrder(models.Model):
 
     class Meta:
         verbose_name = _("ordre de paiement")
+        indexes = [models.Index(fields=["state", "created_at"], name="order_state_created")]  # the expiry sweep
 
 
 class PaymentOrderItem(models.Model):

@@ -1,14 +1,24 @@
-"""HTTP plumbing every party uses: which party a request is for, its own session cookie, CSP for
-cross-party form posts, and the auto-submitted form that carries a browser from one party to another."""
+"""HTTP plumbing every party uses: which party a request is for, its own session cookie and sessions bound to
+it, CSP for cross-party form posts, the auto-submitted form that carries a browser from one party to another,
+the error pages' context."""
 
+import functools
+import logging
 from collections.abc import Iterable, Mapping
 from http.cookies import Morsel
+from importlib import import_module
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.middleware import SessionMiddleware
+from django.http import HttpRequest, HttpResponse, HttpResponseServerError
 from django.shortcuts import render
+from django.template import loader
+from django.urls import set_urlconf
 from django.utils.translation import gettext as _
+
+logger = logging.getLogger(__name__)
 
 PARTY_ENVIRON_KEY = "tasdid.party"
 PARTIES = ("biller", "gateway", "bank")
@@ -37,6 +47,9 @@ class PartyMiddleware:
         party = party_of(request)
         request.party = party
         request.urlconf = settings.PARTY_URLCONFS[party]
+        # Now, not only when the view is resolved: a middleware's error (a bad Host header) is answered with
+        # an error page that reverses the party's own URLs and uses the party's handler500.
+        set_urlconf(request.urlconf)
         own = party_cookie_name(party)
         standard = settings.SESSION_COOKIE_NAME
         cookies = {k: v for k, v in request.COOKIES.items() if k != standard}
@@ -53,8 +66,63 @@ class PartyMiddleware:
         return response
 
 
+# The party a session belongs to, written into the session itself.
+SESSION_PARTY_KEY = "_tasdid_party"
+
+
+@functools.cache
+def party_session_store(store_class: type[SessionBase]) -> type[SessionBase]:
+    """``store_class`` (settings.SESSION_ENGINE's) bound to one party: a session records the party it was made
+    for, and a session presented under another party's cookie (a cookie value copied from one party's cookie to
+    another's) is read as an empty one, under no key, so that writing to it makes a new session and leaves the
+    other party's as it was."""
+
+    class PartySessionStore(store_class):
+        party: str | None = None
+
+        @property
+        def key_salt(self) -> str:
+            # The engine's own salt (it names the class), so that its tools (Session.get_decoded) read these too.
+            return "django.contrib.sessions." + store_class.__qualname__
+
+        def load(self):
+            data = super().load()
+            if data.get(SESSION_PARTY_KEY) != self.party:
+                self._session_key = None
+                return {}
+            return data
+
+        def save(self, must_create=False):
+            self._get_session(no_load=must_create)[SESSION_PARTY_KEY] = self.party
+            super().save(must_create=must_create)
+
+    PartySessionStore.__name__ = PartySessionStore.__qualname__ = f"Party{store_class.__name__}"
+    return PartySessionStore
+
+
+def party_session(party: str, session_key: str | None = None) -> SessionBase:
+    """The session store of ``party`` for ``session_key`` (a new session without one)."""
+    store = party_session_store(import_module(settings.SESSION_ENGINE).SessionStore)(session_key)
+    store.party = party
+    return store
+
+
+class PartySessionMiddleware(SessionMiddleware):
+    """Django's SessionMiddleware with sessions bound to the party they were made for (party_session_store).
+    Replaces it in settings.MIDDLEWARE, after PartyMiddleware."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        request.session = party_session(party_of(request), request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+
+
 def party_context(request: HttpRequest) -> dict:
-    return {"party": getattr(request, "party", party_of(request)), "sandbox": settings.SANDBOX}
+    party = getattr(request, "party", party_of(request))
+    return {"party": party, "party_base": party_base_template(party), "sandbox": settings.SANDBOX}
+
+
+def party_base_template(party: str) -> str:
+    """The template a party's pages extend (settings.PARTY_BASE_TEMPLATES), for the shared error pages."""
+    return settings.PARTY_BASE_TEMPLATES.get(party, "core/base.html")
 
 
 def origin_of(url: str) -> str:
@@ -104,6 +172,25 @@ def client_ip(request: HttpRequest) -> str:
         if len(hops) >= trusted:
             return hops[-trusted]
     return request.META.get("REMOTE_ADDR", "")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500 of every party: the French 500 page under the party's header.
+
+    Rendered without context processors, which may need the database (the user, the messages, the session) that
+    has perhaps just failed; the page gets the party and its base template only. Should that fail too (the
+    party's template cannot render here), the plain page.
+    """
+    party = getattr(request, "party", party_of(request))
+    for base in (party_base_template(party), "core/base.html"):
+        try:
+            html = loader.render_to_string("500.html", {"party": party, "party_base": base})
+        except Exception:  # a failing header must not hide the error page itself
+            logger.exception("500 page under %s failed to render", base)
+            continue
+        return HttpResponseServerError(html)
+    return HttpResponseServerError(_("Erreur technique. Veuillez réessayer dans quelques instants."),
+                                   content_type="text/plain; charset=utf-8")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

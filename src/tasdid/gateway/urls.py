@@ -13,3 +13,6 @@ urlpatterns = [
     path("conditions", views.conditions, name="gateway_conditions"),
     path("admin/", gateway_admin.urls),
 ]
+
+# The French 500 page under this party's header (400, 403 and 404 use the project templates as they are).
+handler500 = "tasdid.core.http.server_error"

@@ -5,7 +5,8 @@ from django.db import models
 
 
 class Sms(models.Model):
-    """One SMS through the SMS centre, either way. Secrets in the text are redacted once delivered."""
+    """One SMS through the SMS centre, either way. Secrets in the text are redacted once it is delivered or
+    has failed."""
 
     class Direction(models.TextChoices):
         INBOUND = "in", "reçu par un service"
@@ -21,7 +22,7 @@ class Sms(models.Model):
     sender = models.CharField(max_length=20)  # E.164, a short number, or an alphanumeric sender name
     recipient = models.CharField(max_length=20)
     text = models.TextField()
-    secrets = models.JSONField(default=list, blank=True)  # substrings to redact after delivery
+    secrets = models.JSONField(default=list, blank=True)  # substrings to redact when the SMS reaches a final state
     status = models.CharField(max_length=10, choices=Status.choices)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=255, blank=True, default="")

@@ -25,7 +25,8 @@ EMAIL_MAX_ATTEMPTS = 8
 
 @transaction.atomic
 def sms_send(*, sender: str, to: str, text: str, secrets: Sequence[str] = ()) -> Sms:
-    """Queue an SMS from a service to a phone. ``secrets`` (codes) are redacted from the outbox once delivered."""
+    """Queue an SMS from a service to a phone. ``secrets`` (codes) are redacted from the outbox as soon as the
+    SMS reaches a final state, delivered or failed."""
     from .tasks import deliver_sms
 
     sms = Sms.objects.create(
@@ -42,6 +43,27 @@ def sms_send(*, sender: str, to: str, text: str, secrets: Sequence[str] = ()) ->
     return sms
 
 
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret replaced by REDACTED, longest first (a code inside another stays hidden)."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _finish(sms: Sms, *, status: str, at: dt.datetime, error: str = "") -> None:
+    """Move a locked SMS to a final state; its secrets leave the outbox with it, whatever the outcome."""
+    sms.text, sms.secrets = redact(sms.text, sms.secrets), []
+    sms.status = status
+    fields = ["attempts", "text", "secrets", "status"]
+    if status == Sms.Status.DELIVERED:
+        sms.delivered_at = at
+        fields.append("delivered_at")
+    else:
+        sms.last_error = error[:255]
+        fields.append("last_error")
+    sms.save(update_fields=fields)
+
+
 def sms_deliver(*, sms_id: int) -> bool:
     """Hand a queued SMS to the SMS channel; idempotent. Returns True when this call delivered it."""
     with transaction.atomic():
@@ -51,18 +73,11 @@ def sms_deliver(*, sms_id: int) -> bool:
         now = timezone.now()
         sms.attempts += 1
         if settings.SMS_CHANNEL != "sandbox":
-            sms.status = Sms.Status.FAILED
-            sms.last_error = f"no SMS channel {settings.SMS_CHANNEL!r}"
-            sms.save(update_fields=["attempts", "status", "last_error"])
+            _finish(sms, status=Sms.Status.FAILED, at=now, error=f"no SMS channel {settings.SMS_CHANNEL!r}")
             return False
-        # The sandbox channel: the phone itself receives it.
+        # The sandbox channel: the phone itself receives it (the handset keeps the code, as a phone does).
         HandsetMessage.objects.create(number=sms.recipient, sender=sms.sender, text=sms.text, received_at=now, sms=sms)
-        text = sms.text
-        for secret in sms.secrets:
-            text = text.replace(secret, REDACTED)
-        sms.text, sms.secrets = text, []
-        sms.status, sms.delivered_at = Sms.Status.DELIVERED, now
-        sms.save(update_fields=["attempts", "text", "secrets", "status", "delivered_at"])
+        _finish(sms, status=Sms.Status.DELIVERED, at=now)
         return True
 
 

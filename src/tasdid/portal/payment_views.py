@@ -2,6 +2,8 @@
 browser's return, the receipt (page and PDF)."""
 
 import logging
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.contrib import messages
@@ -13,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from tasdid.billing.receipts import receipt_path, receipt_token_matches, render_pdf
+from tasdid.billing.receipts import is_receipt_number, receipt_token_matches, render_pdf
 from tasdid.billing.selectors.payments import (
     CONSULT_PATH,
     Receipt,
@@ -94,7 +96,7 @@ def payment_ok(request: HttpRequest) -> HttpResponse:
     except payments.GatewayMessageRefused as exc:
         return _invalid_return(request, exc.reason)
     if outcome.receipt_number:
-        return _see_other(receipt_path(outcome.receipt_number))
+        return _see_other(outcome.receipt_path)
     return no_store(render(request, "portal/payment/not_confirmed.html", {"consult_url": CONSULT_PATH}))
 
 
@@ -110,14 +112,47 @@ FAILURE_REASONS = {
     "14": gettext_lazy("Numéro de carte inconnu de votre banque"),
 }
 THREEDS_FAILED = "0"  # mdStatus: the cardholder was not authenticated
+ERROR_CODE = "99"  # the gateway's code for a payment that ended without the bank's decline (says nothing more)
+# The gateway's ErrMsg when the customer pressed « Annuler » on the payment page (code 99).
+CANCELLED_BY_CUSTOMER = "Paiement annulé par le client"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+ERR_MSG_MAX = 200
 
 
-def failure_reason(code: str, md_status: str) -> str:
-    """The reason to show for a failed payment: 3-D Secure first (no authorization followed), then the bank's."""
+@dataclass(frozen=True)
+class FailureNotice:
+    """What the failure page says: why, what it means for the invoices, and the code to show beside the why."""
+
+    reason: str
+    detail: str
+    code: str = ""
+
+
+def failure_notice(*, code: str, md_status: str, err_msg: str, paid_elsewhere: bool) -> FailureNotice:
+    """Why a payment failed, as precisely as the biller and the gateway know it (a pure decision).
+
+    First what only the biller knows (an invoice paid meanwhile by another order), then the customer's own
+    cancellation, 3-D Secure (no authorization followed), the bank's decline by its code, the gateway's message
+    (« Session de paiement expirée »…), and last a generic reason. Code 99 is not shown: it says nothing.
+    """
+    retry = _("Aucun montant n'a été débité et vos factures restent à payer. Vous pouvez réessayer, avec la même "
+              "carte ou une autre.")
+    shown_code = "" if code == ERROR_CODE else code
+    err_msg = " ".join(_CONTROL.sub(" ", err_msg or "").split())[:ERR_MSG_MAX]
+    if paid_elsewhere:
+        return FailureNotice(
+            reason=_("Une des factures a déjà été réglée entre-temps ; aucun montant n'a été débité."),
+            detail=_("Consultez de nouveau vos factures : celles qui restent à payer y figurent."))
+    if code == ERROR_CODE and err_msg.casefold() == CANCELLED_BY_CUSTOMER.casefold():
+        return FailureNotice(reason=_("Vous avez annulé le paiement. Vos factures restent à payer."),
+                             detail=_("Aucun montant n'a été débité. Vous pouvez payer quand vous le souhaitez."))
     if md_status == THREEDS_FAILED:
-        return _("Authentification 3-D Secure échouée : le code de vérification n'a pas été validé")
-    reason = FAILURE_REASONS.get(code)
-    return str(reason) if reason else _("Le paiement n'a pas pu aboutir")
+        return FailureNotice(
+            reason=_("Authentification 3-D Secure échouée : le code de vérification n'a pas été validé"),
+            detail=retry, code=shown_code)
+    if code in FAILURE_REASONS:
+        return FailureNotice(reason=str(FAILURE_REASONS[code]), detail=retry, code=shown_code)
+    return FailureNotice(reason=err_msg or _("Le paiement n'a pas pu aboutir"), detail=retry, code=shown_code)
 
 
 @csrf_exempt  # the browser's return from the gateway: verified by its ver3 HASH, not by a session.
@@ -132,17 +167,19 @@ def payment_failed(request: HttpRequest) -> HttpResponse:
         return _invalid_return(request, exc.reason)
     if outcome.receipt_number:
         # The order was settled after all (an earlier try on the same payment page): the receipt is the truth.
-        return _see_other(receipt_path(outcome.receipt_number))
-    context = {"reason": failure_reason(outcome.code, outcome.md_status), "code": outcome.code,
-               "consult_url": CONSULT_PATH}
-    return no_store(render(request, "portal/payment/failed.html", context))
+        return _see_other(outcome.receipt_path)
+    notice = failure_notice(code=outcome.code, md_status=outcome.md_status, err_msg=outcome.message,
+                            paid_elsewhere=outcome.invoice_paid_elsewhere)
+    return no_store(render(request, "portal/payment/failed.html", {"notice": notice, "consult_url": CONSULT_PATH}))
 
 
 def _receipt_or_404(receipt_number: str, token: str) -> Receipt:
-    if not receipt_token_matches(receipt_number, token):
-        raise Http404
+    """The receipt whose link this is: its number, and a token bound to its payment."""
+    if not is_receipt_number(receipt_number):
+        raise Http404  # junk is not looked up (a NUL byte, megabytes of it)
     receipt = receipt_for(receipt_number=receipt_number)
-    if receipt is None:
+    if receipt is None or not receipt_token_matches(receipt_number=receipt.number, oid=receipt.oid,
+                                                    trans_id=receipt.trans_id, token=token):
         raise Http404
     return receipt
 

@@ -35,3 +35,6 @@ urlpatterns = [
 
 if settings.SANDBOX:
     urlpatterns += [path("sandbox/", include("tasdid.messaging.sandbox_urls"))]
+
+# The French 500 page under this party's header (400, 403 and 404 use the project templates as they are).
+handler500 = "tasdid.core.http.server_error"

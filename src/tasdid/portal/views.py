@@ -3,6 +3,7 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from tasdid.billing.selectors.invoices import line_unpaid_invoices
@@ -28,12 +29,14 @@ def _identify(request: HttpRequest, form_class: type[IdentificationForm], *, tit
     return no_store(render(request, "portal/identify.html", {"form": form, "title": title, "intro": intro}))
 
 
+@sensitive_post_parameters("fidelio_code")  # never in an error report
 @require_http_methods(["GET", "POST"])
 def mobile(request: HttpRequest) -> HttpResponse:
     return _identify(request, MobileForm, title=_("Paiement des factures mobile"),
                      intro=_("Renseignez votre numéro de téléphone mobile et le code fidelio reçu par SMS."))
 
 
+@sensitive_post_parameters("payment_code")  # never in an error report
 @require_http_methods(["GET", "POST"])
 def fixed(request: HttpRequest) -> HttpResponse:
     return _identify(request, FixedForm, title=_("Paiement des factures fixe"),

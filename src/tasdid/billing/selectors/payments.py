@@ -41,17 +41,22 @@ def order_for_oid(*, oid: str) -> PaymentOrder | None:
     return PaymentOrder.objects.filter(oid=oid).select_related("line__customer").first()
 
 
+def order_invoices_paid_elsewhere(*, order_id: int) -> bool:
+    """Whether one of the order's invoices has been paid by another order (the same line paid from another tab
+    or browser meanwhile): the biller refuses to settle this one."""
+    return (PaymentOrderItem.objects.filter(order_id=order_id, invoice__status=Invoice.Status.PAID)
+            .exclude(invoice__payment__order_id=order_id).exists())
+
+
 def month_label(month: dt.date) -> str:
     """"Juin 2017" (in the active language)."""
     return capfirst(date_format(month, "F Y"))
 
 
 def item_label(*, kind: str, month: dt.date) -> str:
-    """"Facture Fixe juin 2017": what the payment page shows beside an invoice's number."""
-    return _("Facture %(kind)s %(month)s") % {
-        "kind": ServiceLine.Kind(kind).label,
-        "month": date_format(month, "F Y"),
-    }
+    """"Facture Fixe Juin 2017": what the payment page shows beside an invoice's number, the month written as
+    on the biller's own pages (month_label)."""
+    return _("Facture %(kind)s %(month)s") % {"kind": ServiceLine.Kind(kind).label, "month": month_label(month)}
 
 
 def _tel(line: ServiceLine) -> str:
@@ -84,7 +89,9 @@ def merchant_request(*, order: PaymentOrder) -> dict[str, str]:
         "TranType": "PreAuth",
         "hashAlgorithm": "ver3",
         "lang": "fr",
-        "BillToName": line.customer.name,
+        # Not the customer's name: the gateway neither needs nor shows it, and the request passes through the
+        # browser of whoever typed the line's number or internet identifier (printed on the bill).
+        "BillToName": "",
         "email": order.email,
         "tel": _tel(line),
         "encoding": "UTF-8",
@@ -164,6 +171,6 @@ def receipt_for(*, receipt_number: str) -> Receipt | None:
         trans_id=payment.trans_id,
         merchant_name=payment.merchant_name,
         oid=payment.order.oid,
-        path=receipt_path(payment.receipt_number),
-        url=receipt_url(payment.receipt_number),
+        path=receipt_path(receipt_number=payment.receipt_number, oid=payment.order.oid, trans_id=payment.trans_id),
+        url=receipt_url(receipt_number=payment.receipt_number, oid=payment.order.oid, trans_id=payment.trans_id),
     )

@@ -1,11 +1,15 @@
-"""Writes of the payment side: payment orders, and the gateway's word on them (settle, record a failure).
+"""Writes of the payment side: payment orders, and the gateway's word on them (settle, record a failure), and
+the expiry of the orders nobody finished.
 
 An order moves created → paid or created → failed, and failed → paid when the customer's next try on the same
-payment page is approved; a paid order never moves again. Each move locks the order, appends an event row and is
-a no-op when it already happened, so re-sent callbacks and returns change nothing.
+payment page is approved; an order still "created" when the payment page's time and a margin have passed is
+abandoned: created → expired, and expired → paid should an approved callback still come (its invoices unpaid;
+else the biller answers FAILURE as for any order). A paid order never moves again. Each move locks the order,
+appends an event row and is a no-op when it already happened, so re-sent callbacks and returns change nothing.
 """
 
 import base64
+import datetime as dt
 import logging
 import re
 import secrets
@@ -23,16 +27,24 @@ from tasdid.core.signing import ver3_verify
 
 from ..emails import receipt_email_queue
 from ..models import Invoice, Payment, PaymentOrder, PaymentOrderEvent, PaymentOrderItem, ServiceLine
-from ..receipts import receipt_number_allocate
+from ..receipts import receipt_number_allocate, receipt_path
+from ..selectors.payments import PAYMENT_SESSION_SECONDS, order_invoices_paid_elsewhere
+from ..tasks import expire_order
 
 logger = logging.getLogger(__name__)
 
 State = PaymentOrder.State
 TRANSITIONS: dict[str, frozenset[str]] = {
-    State.CREATED: frozenset({State.PAID, State.FAILED}),
+    State.CREATED: frozenset({State.PAID, State.FAILED, State.EXPIRED}),
     State.FAILED: frozenset({State.PAID}),
+    State.EXPIRED: frozenset({State.PAID}),
     State.PAID: frozenset(),
 }
+
+# An order the gateway said nothing about this long after it was made is abandoned: the payment page's time
+# (sessionTimeout), and a margin for a 3-D Secure challenge begun at its last minute and the callback after it.
+ORDER_EXPIRY_MARGIN = dt.timedelta(minutes=15)
+ORDER_EXPIRY = dt.timedelta(seconds=PAYMENT_SESSION_SECONDS) + ORDER_EXPIRY_MARGIN
 
 # The merchant's answers to a callback (DESIGN.md §4).
 ANSWER_CAPTURE = "ACTION=POSTAUTH"
@@ -98,7 +110,31 @@ def payment_order_create(*, line_id: int, email: str) -> PaymentOrder:
     )
     PaymentOrderEvent.objects.create(order=order, at=now, from_state="", to_state=State.CREATED,
                                      cause=f"commande créée depuis le portail ({len(invoices)} facture(s))")
+    # Its expiry is watched from now on: the task row is written in this transaction (durable).
+    expire_order.using(run_after=order.created_at + ORDER_EXPIRY).enqueue(order_id=order.pk)
     return order
+
+
+@transaction.atomic
+def payment_order_expire(*, order_id: int, now: dt.datetime | None = None) -> bool:
+    """Close an order still waiting for the gateway's word once ORDER_EXPIRY has passed since it was made.
+    Returns True when this call moved it; an order already answered, or not yet due, is left as it is."""
+    now = now or timezone.now()
+    order = PaymentOrder.objects.select_for_update().filter(pk=order_id).first()
+    if order is None or order.state != State.CREATED or order.created_at + ORDER_EXPIRY > now:
+        return False
+    minutes = int(ORDER_EXPIRY.total_seconds() // 60)
+    _move(order, State.EXPIRED, at=now,
+          cause=f"abandonnée : aucune réponse de la page de paiement {minutes} minutes après sa création")
+    return True
+
+
+def payment_orders_expire(*, now: dt.datetime | None = None) -> int:
+    """Expire every order overdue (``tasdid billing-sweep``: after an outage of the worker, or for orders made
+    before their expiry was watched). One transaction per order. Returns how many moved."""
+    now = now or timezone.now()
+    overdue = PaymentOrder.objects.filter(state=State.CREATED, created_at__lte=now - ORDER_EXPIRY)
+    return sum(payment_order_expire(order_id=pk, now=now) for pk in overdue.values_list("pk", flat=True))
 
 
 # --- The gateway's messages: pure reading and checks ---------------------------------------------------------
@@ -315,9 +351,11 @@ class ReturnOutcome:
 
     order: PaymentOrder
     receipt_number: str | None  # set when the order is paid
+    receipt_path: str | None  # the receipt's link (its path on the biller's site), when the order is paid
     code: str
     md_status: str
     message: str
+    invoice_paid_elsewhere: bool  # one of its invoices was paid meanwhile by another order (so it cannot be)
 
 
 def payment_return(*, fields: Mapping[str, str], failed: bool) -> ReturnOutcome:
@@ -329,11 +367,15 @@ def payment_return(*, fields: Mapping[str, str], failed: bool) -> ReturnOutcome:
         order = _fail(message, source="retour navigateur")
     else:
         order = _checked_order(message, lock=False)
-    payment = Payment.objects.filter(order=order).only("receipt_number").first()
+    payment = Payment.objects.filter(order=order).only("receipt_number", "trans_id").first()
+    paid = payment is not None and order.state == State.PAID
     return ReturnOutcome(
         order=order,
-        receipt_number=payment.receipt_number if payment and order.state == State.PAID else None,
+        receipt_number=payment.receipt_number if paid else None,
+        receipt_path=receipt_path(receipt_number=payment.receipt_number, oid=order.oid, trans_id=payment.trans_id)
+        if paid else None,
         code=message.code,
         md_status=message.get("mdStatus").strip(),
         message=message.get("ErrMsg").strip(),
+        invoice_paid_elsewhere=not paid and order_invoices_paid_elsewhere(order_id=order.pk),
     )
