@@ -276,7 +276,7 @@ def test_annuler_on_the_payment_page_leads_back_to_the_biller_and_pays_nothing(j
 
     page.wait_for_url(biller + "/paiement/echec")
     expect(page.get_by_role("heading", name="Votre paiement n'a pas abouti")).to_be_visible()
-    expect(page.get_by_text("Aucun montant n'a été débité et vos factures restent à payer.")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("Vous avez annulé le paiement. Vos factures restent à payer.")
     order = PaymentOrder.objects.get()
     assert (order.state, order.failure_code, order.failure_message) == ("failed", "99", "Paiement annulé par le client")
     assert Invoice.objects.get(reference=REF_INTERNET).status == "unpaid"

@@ -67,6 +67,7 @@ def test_annuler_on_the_payment_page_pays_nothing_and_the_biller_records_the_can
     landing = person.follow(leaving)
 
     assert (landing.url, landing.title) == (biller + "/paiement/echec", "Votre paiement n'a pas abouti")
+    assert "Vous avez annulé le paiement. Vos factures restent à payer." in landing.visible_text
     order = PaymentOrder.objects.get()
     assert (order.state, order.failure_code, order.failure_message) == ("failed", "99", "Paiement annulé par le client")
     # The biller heard it first by the gateway's failure callback, and acknowledged it.
