@@ -52,7 +52,7 @@ def test_the_code_from_the_sandbox_phone_authenticates(challenge_page, three_ds_
     expect(page.get_by_role("img", name="Logo Crédit du Sahel")).to_be_visible()
     facts = page.locator("dl.acs-facts")
     expect(facts).to_contain_text("Tasdid Télécom")
-    expect(facts).to_contain_text("285,00 DH")
+    expect(facts).to_contain_text("285.00 DH")
     expect(facts).to_contain_text("522011******0026")
     expect(page.get_by_text("06 •• •• •• 02")).to_be_visible()
 

@@ -1,6 +1,7 @@
 """The ACS over real HTTP: signed AReq/ARes on the bank's live server, the challenge pages, the RReq to a stand-in
 3DS Server on loopback, and junk that must never make the bank answer 500."""
 
+import base64
 import html
 import re
 from http.cookies import SimpleCookie
@@ -114,6 +115,26 @@ def test_a_signed_areq_with_bad_elements_gets_erro_naming_them(bank):
     assert "threeDSServerTransID" not in verified(missing)
 
 
+DEEP = b"[" * 10_000  # JSON nested deeper than the parser's recursion allows, under the 16 KB cap
+
+
+@pytest.mark.parametrize("body", [DEEP, b"[" * 200_000, b'{"messageType": "AReq", "a": ' + DEEP + b"}"])
+def test_an_areq_nested_too_deep_or_too_large_gets_a_signed_erro_not_a_500(bank, body):
+    response = httpx.post(bank + "/3ds/areq", content=body, timeout=30,
+                          headers={"Content-Type": "application/json", threeds.SIGNATURE_HEADER: "x"})
+    assert response.status_code == 400
+    assert (verified(response)["messageType"], verified(response)["errorCode"]) == ("Erro", "101")
+    assert AcsTransaction.objects.count() == 0
+
+
+@pytest.mark.parametrize("raw", [DEEP, b"[" * 200_000, b'{"messageType": "CReq", "sig": ' + DEEP + b"}"])
+def test_a_creq_nested_too_deep_or_too_large_gets_a_french_page_not_a_500(bank, raw):
+    creq = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    response = Browser().post(bank + "/acs/challenge", {"creq": creq, "threeDSSessionData": SESSION_DATA})
+    assert response.status_code == 400
+    assert "Cette demande d'authentification est invalide ou a expiré." in html.unescape(response.text)
+
+
 def test_the_areq_endpoint_takes_only_post(bank):
     assert httpx.get(bank + "/3ds/areq", timeout=10).status_code == 405
     assert httpx.get(bank + "/acs/challenge", timeout=10).status_code == 405
@@ -127,7 +148,7 @@ def test_challenge_over_http_right_code_sends_rreq_then_cres(bank, three_ds_serv
     ares, page = start(bank, three_ds_server, browser)
     assert page.status_code == 200
     text = page.text
-    for expected in ("Crédit du Sahel", "Tasdid Télécom", "285,00 DH", "522011******0026", "Code reçu par SMS",
+    for expected in ("Crédit du Sahel", "Tasdid Télécom", "285.00 DH", "522011******0026", "Code reçu par SMS",
                      "Valider", "Renvoyer le code", "Annuler", "06 •• •• •• 02", "/static/bank/logos/sahel.svg"):
         assert expected in text, expected
     assert MAIN.number not in text
@@ -222,14 +243,30 @@ def test_resend_is_limited(bank, three_ds_server, run_tasks):
     assert len(handset_inbox(number=MAIN.phone)) == 3
 
 
-def test_a_code_of_the_wrong_shape_costs_no_try(bank, three_ds_server):
+@pytest.mark.parametrize("code", ["12ab", "12345²", "１２３４５６", "1234567"])
+def test_a_code_of_the_wrong_shape_costs_no_try(bank, three_ds_server, code):
     browser = Browser()
     ares, page = start(bank, three_ds_server, browser)
     again = browser.post(bank + f"/acs/challenge/{ares['acsTransID']}",
                          {"csrfmiddlewaretoken": csrf_of(page), "threeDSSessionData": SESSION_DATA,
-                          "action": "validate", "code": "12ab"})
+                          "action": "validate", "code": code})
     assert again.status_code == 200 and "Le code comporte 6 chiffres." in again.text
     assert AcsTransaction.objects.get().otp_failures == 0
+
+
+@pytest.mark.parametrize("digits", ["٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹"])
+def test_the_code_typed_in_arabic_indic_digits_is_the_code(bank, three_ds_server, run_tasks, digits):
+    browser = Browser()
+    ares, page = start(bank, three_ds_server, browser)
+    code = sms_code(MAIN.phone, run_tasks)
+    typed = code[:3].translate(str.maketrans("0123456789", digits)) + " " + code[3:]
+    done = browser.post(bank + f"/acs/challenge/{ares['acsTransID']}",
+                        {"csrfmiddlewaretoken": csrf_of(page), "threeDSSessionData": SESSION_DATA,
+                         "action": "validate", "code": typed})
+    assert done.status_code == 200 and "Code vérifié" in done.text
+    record = AcsTransaction.objects.get()
+    assert (record.state, record.otp_failures) == ("authenticated", 0)
+    assert [r["transStatus"] for r in three_ds_server.rreqs] == ["Y"]
 
 
 def test_later_steps_need_the_bank_session_and_its_csrf_token(bank, three_ds_server):

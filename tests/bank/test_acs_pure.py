@@ -35,6 +35,11 @@ def test_a_good_areq_is_read_without_keeping_the_number_in_its_repr():
         ({"messageVersion": "1.0.2"}, "203", "messageVersion"),
         ({"threeDSServerTransID": "not-a-uuid"}, "203", "threeDSServerTransID"),
         ({"acctNumber": "4000 11"}, "203", "acctNumber"),
+        # protocol fields are ASCII: int() would read Arabic-Indic digits
+        ({"acctNumber": "٥٢٢٠١١٠٠٠٠٠٠٠٠٢٦"}, "203", "acctNumber"),
+        ({"cardExpiryDate": "٢٨١٢"}, "203", "cardExpiryDate"),
+        ({"purchaseAmount": "٢٨٥٠٠"}, "203", "purchaseAmount"),
+        ({"purchaseAmount": "²"}, "203", "purchaseAmount"),
         ({"cardExpiryDate": "2813"}, "203", "cardExpiryDate"),
         ({"purchaseAmount": "0"}, "203", "purchaseAmount"),
         ({"purchaseAmount": "-5"}, "203", "purchaseAmount"),
@@ -81,8 +86,7 @@ def test_eci(brand, status, eci):
 
 @pytest.mark.parametrize(
     ("amount", "text"),
-    [("285.00", "285,00 DH"), ("0.5", "0,50 DH"), ("10000", "10\u202f000,00 DH"),
-     ("1234567.89", "1\u202f234\u202f567,89 DH")],
+    [("285.00", "285.00 DH"), ("0.5", "0.50 DH"), ("10000", "10000.00 DH"), ("1234567.89", "1234567.89 DH")],
 )
 def test_amounts_as_the_page_writes_them(amount, text):
     assert acs.format_dh(Decimal(amount)) == text

@@ -90,7 +90,7 @@ def test_every_code_of_the_bank_is_a_known_response_code():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("2812", (2028, 12)), ("2901", (2029, 1)), ("2813", None), ("2800", None), ("281", None), ("ab12", None),
-     ("", None)],
+     ("", None), ("٢٨١٢", None), ("28١٢", None)],
 )
 def test_typed_expiry(text, expected):
     assert parse_typed_expiry(text) == expected

@@ -19,6 +19,7 @@ from tasdid.bank.models import (
     Hold,
     HoldEvent,
     LedgerEntry,
+    MessageKey,
 )
 from tasdid.core.cards import fingerprint
 from tasdid.messaging.models import Sms
@@ -142,7 +143,7 @@ def test_a_decline_changes_no_balance_and_places_no_hold(banks, change, code):
 
 
 @pytest.mark.parametrize(("stan", "merchant"), [("12345", "600000001"), ("1234567", "600000001"), ("abcdef", "6"),
-                                               ("000001", ""), ("000001", "6" * 33)])
+                                               ("000001", ""), ("000001", "6" * 33), ("٠٠٠٠٠١", "600000001")])
 def test_a_message_without_a_usable_key_is_a_format_error_and_writes_nothing(banks, stan, merchant):
     outcome = authorize(VISA, stan=stan, merchant=merchant)
     assert (outcome.response_code, outcome.rrn) == ("30", "")
@@ -154,6 +155,14 @@ def test_an_unknown_card_is_recorded_masked_without_a_card(banks):
     row = Authorization.objects.get()
     assert (row.card, row.masked_pan, row.response_code, row.reason) == (
         None, "400011******9998", "14", "unknown card number")
+
+
+def test_a_number_or_cvv_in_other_digits_is_not_a_card_of_ours(banks):
+    arabic = VISA.number.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert authorize(VISA, pan=arabic).response_code == "14"
+    assert authorize(VISA, cvv=VISA.cvv.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))).response_code == "N7"
+    assert Hold.objects.count() == 0
+    assert list(Authorization.objects.values_list("masked_pan", flat=True)) == ["", "400011******0017"]
 
 
 def test_an_enrolled_card_without_authentication_is_not_honoured(banks):
@@ -235,14 +244,49 @@ def test_void_releases_the_hold_once_and_a_captured_hold_is_not_voided(banks):
     assert account_of(VISA).balance == balance
 
 
-def test_void_of_an_unknown_authorization_is_acknowledged_and_changes_nothing(banks):
+def test_void_of_an_unknown_authorization_is_acknowledged_and_changes_no_hold(banks):
     held = authorize(VISA)
     events = HoldEvent.objects.count()
     outcome = services.hold_void(merchant_id="600000001", rrn="", original_stan="999999",
                                  original_transmitted_at=timezone.now())
-    assert outcome == services.SettlementOutcome("00", "no such authorization: nothing to release")
+    assert outcome == services.SettlementOutcome("00", "no such authorization: a late one will be declined")
     assert Hold.objects.get(rrn=held.rrn).state == "held"
     assert HoldEvent.objects.count() == events
+    malformed = services.hold_void(merchant_id="600000001", rrn="", original_stan="٩٩٩٩٩٩",
+                                   original_transmitted_at=timezone.now())
+    assert malformed == services.SettlementOutcome("00", "no such authorization: nothing to release")
+    assert MessageKey.objects.filter(reversed_at__isnull=False).count() == 1
+
+
+def test_an_authorization_arriving_after_its_reversal_is_declined_and_holds_nothing(banks):
+    """The gateway gave up waiting and reversed (by STAN and time); the authorization then reached the bank."""
+    when = timezone.now()
+    opening = available(VISA)
+    first = services.hold_void(merchant_id="600000001", original_stan="004343", original_transmitted_at=when)
+    again = services.hold_void(merchant_id="600000001", original_stan="004343",
+                               original_transmitted_at=when + dt.timedelta(microseconds=400))  # the same second
+    assert first.accepted and again.accepted
+    late = authorize(VISA, stan="004343", when=when)
+    assert (late.response_code, late.reason, late.auth_code, late.rrn) == (
+        "12", "authorization reversed before it arrived", "", "")
+    assert Hold.objects.count() == 0 and available(VISA) == opening
+    row = Authorization.objects.get()
+    assert (row.response_code, row.masked_pan, row.stan) == ("12", "400011******0017", "004343")
+    # The same message sent again gets the same answer; the same STAN of another merchant or another second
+    # is another message and is approved.
+    assert authorize(VISA, stan="004343", when=when).response_code == "12"
+    assert authorize(VISA, stan="004343", when=when, merchant="600000002").approved
+    assert authorize(VISA, stan="004343", when=when + dt.timedelta(seconds=1)).approved
+    assert Hold.objects.count() == 2
+
+
+def test_a_reversal_after_the_authorization_releases_it_and_marks_nothing(banks):
+    when = timezone.now()
+    held = authorize(VISA, stan="004444", when=when)
+    assert services.hold_void(merchant_id="600000001", original_stan="004444",
+                              original_transmitted_at=when).reason == "released"
+    assert Hold.objects.get(rrn=held.rrn).state == "released"
+    assert not MessageKey.objects.filter(reversed_at__isnull=False).exists()
 
 
 def test_reversal_of_an_authorization_whose_answer_was_lost_by_stan_and_time(banks):
@@ -342,7 +386,7 @@ def test_opening_a_challenge_sends_one_sms_code_hashed_at_rest(banks):
     sms = Sms.objects.get()
     assert (sms.sender, sms.recipient) == ("CreditSahel", "+212662000002")
     code = last_code()
-    assert "Crédit du Sahel" in sms.text and "285,00 DH" in sms.text and "Tasdid Télécom" in sms.text
+    assert "Crédit du Sahel" in sms.text and "285.00 DH" in sms.text and "Tasdid Télécom" in sms.text
     assert sms.secrets == [code]
     record = AcsTransaction.objects.get()
     assert record.otp_digest and code not in record.otp_digest
@@ -453,3 +497,60 @@ def test_rreq_delivery_is_bounded_in_time_and_happens_once(banks, three_ds_serve
     record = AcsTransaction.objects.get()
     assert record.rreq_attempts == 1 and record.rreq_delivered_at is not None
     assert [r["transStatus"] for r in three_ds_server.rreqs] == ["N"]
+
+
+# --- 3-D Secure: too many failed challenges -------------------------------------------------------------------
+
+
+def fail_challenge(how: str) -> None:
+    ares, _step = open_challenge()
+    key = ares["acsTransID"]
+    if how == "wrong codes":
+        wrong = "000000" if last_code() != "000000" else "111111"
+        for _ in range(services.OTP_MAX_TRIES):
+            services.challenge_submit_code(acs_trans_id=key, code=wrong)
+    elif how == "cancelled":
+        services.challenge_cancel(acs_trans_id=key)
+    elif how == "expired":
+        AcsTransaction.objects.filter(acs_trans_id=key).update(otp_expires_at=timezone.now() - dt.timedelta(seconds=1))
+        services.challenge_submit_code(acs_trans_id=key, code="123456")
+    else:  # abandoned: the code sent, nobody came back, its time over
+        AcsTransaction.objects.filter(acs_trans_id=key).update(otp_expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+
+@pytest.mark.parametrize("how", ["wrong codes", "cancelled", "expired", "abandoned"])
+def test_after_three_failed_challenges_in_a_day_the_card_gets_no_new_challenge_nor_sms(banks, how):
+    for _ in range(services.CHALLENGE_FAILURE_LIMIT):
+        fail_challenge(how)
+    sent = Sms.objects.count()
+    assert sent == services.CHALLENGE_FAILURE_LIMIT
+
+    message = areq_message(MAIN, server_url=GW)
+    ares = services.areq_answer(message=message)
+    assert {k: ares[k] for k in ("messageType", "transStatus", "transStatusReason")} == {
+        "messageType": "ARes", "transStatus": "R", "transStatusReason": "04"}
+    assert "acsURL" not in ares and "authenticationValue" not in ares
+    record = AcsTransaction.objects.get(acs_trans_id=ares["acsTransID"])
+    assert (record.state, record.trans_status, record.trans_status_reason, record.ended) == (
+        "rejected", "R", "04", True)
+    # No challenge to open, no SMS; the same AReq again gets the same answer.
+    with pytest.raises(services.ChallengeNotFound):
+        services.challenge_open(acs_trans_id=ares["acsTransID"], three_ds_server_trans_id=ares["threeDSServerTransID"])
+    assert services.areq_answer(message=message) == ares
+    assert Sms.objects.count() == sent
+    # Other cards are not concerned: the frictionless card still authenticates.
+    assert services.areq_answer(message=areq_message(FRICTIONLESS, server_url=GW))["transStatus"] == "Y"
+
+
+def test_the_limit_is_rolling_and_counts_failures_only(banks):
+    open_challenge()  # open, its code still valid: not a failure
+    for _ in range(services.CHALLENGE_FAILURE_LIMIT - 1):
+        fail_challenge("cancelled")
+    assert services.areq_answer(message=areq_message(MAIN, server_url=GW))["transStatus"] == "C"
+    fail_challenge("cancelled")
+    assert services.areq_answer(message=areq_message(MAIN, server_url=GW))["transStatus"] == "R"
+    # The oldest failure leaves the window: one challenge again (a rejection is not a failure).
+    oldest = AcsTransaction.objects.filter(state="failed").order_by("ended_at").first()
+    AcsTransaction.objects.filter(pk=oldest.pk).update(
+        ended_at=timezone.now() - services.CHALLENGE_FAILURE_WINDOW - dt.timedelta(seconds=1))
+    assert services.areq_answer(message=areq_message(MAIN, server_url=GW))["transStatus"] == "C"

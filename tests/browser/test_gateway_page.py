@@ -47,18 +47,18 @@ def test_defer_by_the_trash_icon_without_javascript(browser, browser_context_arg
     shop_page(page)
     expect(page.locator("#merchant-name")).to_have_text("Boutique Test")
     expect(page.locator("#order-id")).to_have_text("ORDER-0001")
-    expect(total(page)).to_have_text("285,00 DH")
+    expect(total(page)).to_have_text("285.00 DH")
 
     page.get_by_role("button", name=f"Reporter la facture {INTERNET}").click()
-    expect(total(page)).to_have_text("186,00 DH")
-    expect(page.locator("#pay-total")).to_have_text("186,00 DH")
+    expect(total(page)).to_have_text("186.00 DH")
+    expect(page.locator("#pay-total")).to_have_text("186.00 DH")
     # the last invoice kept has no trash; the deferred one can be paid after all
     expect(page.get_by_role("button", name=re.compile("Reporter la facture"))).to_have_count(0)
     expect(page.get_by_role("button", name=f"Payer aussi la facture {INTERNET}")).to_be_visible()
     assert PaymentSession.objects.get().deferred_refs == [INTERNET]
 
     page.get_by_role("button", name=f"Payer aussi la facture {INTERNET}").click()
-    expect(total(page)).to_have_text("285,00 DH")
+    expect(total(page)).to_have_text("285.00 DH")
     expect(page.get_by_role("button", name=re.compile("Reporter la facture"))).to_have_count(2)
     assert PaymentSession.objects.get().deferred_refs == []
     context.close()
@@ -70,14 +70,14 @@ def test_defer_by_the_trash_icon_with_javascript_keeps_what_was_typed(page, shop
     shop_page(page)
     page.get_by_label("Numéro de carte").fill("4111 1111 1111 1111")
     page.get_by_role("button", name=f"Reporter la facture {FIXE}").click()
-    expect(total(page)).to_have_text("99,00 DH")
-    expect(page.locator("#pay-total")).to_have_text("99,00 DH")
+    expect(total(page)).to_have_text("99.00 DH")
+    expect(page.locator("#pay-total")).to_have_text("99.00 DH")
     expect(page.locator("#card-form input[name=selection]")).to_have_value(INTERNET)
     # no reload: the card number typed is still there
     expect(page.get_by_label("Numéro de carte")).to_have_value("4111 1111 1111 1111")
     assert PaymentSession.objects.get().deferred_refs == [FIXE]
     page.get_by_role("button", name=f"Payer aussi la facture {FIXE}").click()
-    expect(total(page)).to_have_text("285,00 DH")
+    expect(total(page)).to_have_text("285.00 DH")
     expect(page.locator("#card-form input[name=selection]")).to_have_value(f"{FIXE},{INTERNET}")
     assert PaymentSession.objects.get().deferred_refs == []
     assert problems == []  # nothing blocked by the Content-Security-Policy, no script error
@@ -104,7 +104,7 @@ def test_card_errors_next_to_their_fields_without_echo(browser, browser_context_
     expect(page.get_by_label("Code de vérification (CVV)")).to_have_value("")
     expect(page.get_by_label("Type de carte")).to_have_value("MASTERCARD")
     expect(page.get_by_label("Mois")).to_have_value("12")
-    expect(total(page)).to_have_text("186,00 DH")
+    expect(total(page)).to_have_text("186.00 DH")
     content = page.content()
     assert "4111111111111112" not in content and "4111 1111 1111 1112" not in content
     assert Attempt.objects.count() == 0

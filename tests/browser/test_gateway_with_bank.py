@@ -73,9 +73,9 @@ def submit_card(page: Page, card: sandbox.SandboxCard) -> None:
 def test_a_challenge_with_the_code_from_the_sandbox_phone(gateway_page, counterparty):
     page = gateway_page
     page.get_by_role("button", name=f"Reporter la facture {FIXE}").click()
-    expect(page.locator("#invoices-total")).to_have_text("99,00 DH")
+    expect(page.locator("#invoices-total")).to_have_text("99.00 DH")
     submit_card(page, CHALLENGE)
-    expect(page.locator("dl.acs-facts")).to_contain_text("99,00 DH")
+    expect(page.locator("dl.acs-facts")).to_contain_text("99.00 DH")
     expect(page.locator("dl.acs-facts")).to_contain_text("Boutique Test")
     page.get_by_label("Code reçu par SMS").fill(sms_code(CHALLENGE.phone))
     page.get_by_role("button", name="Valider").click()

@@ -1,7 +1,8 @@
 """The guide's journeys in Chromium, across the real parties (biller, gateway, bank), by the labels a person
 reads: the code fidelio from the sandbox phone, the consult page, the payment page with an invoice deferred, the
 bank's 3-D Secure page with the code from the sandbox phone, the receipt, and the email's link opened later in a
-browser that has never been there; a declined card; the fixe and internet ways in."""
+browser that has never been there; a declined card; the fixe and internet ways in; « Annuler » on the payment
+page."""
 
 import datetime as dt
 import re
@@ -11,9 +12,11 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tasdid.bank import sandbox
 from tasdid.bank.demo import seed_demo as seed_bank
+from tasdid.bank.models import Authorization
 from tasdid.billing.models import Invoice, Payment, PaymentOrder
 from tasdid.core.cards import mask
 from tasdid.gateway.demo import seed_demo as seed_gateway
+from tasdid.gateway.models import PaymentSession
 from tasdid.messaging.models import Email, MailboxMessage
 from tests import factories
 from tests.flows.journey import SECRETS
@@ -173,10 +176,10 @@ def test_the_whole_mobile_journey_of_the_guide(journey, page: Page, browser: Bro
     expect(page.get_by_role("row", name=re.compile("Total à payer"))).to_contain_text("300.00 DH")
 
     # The payment page: defer June by its trash icon, then the challenge card.
-    pay_online(page, gateway, "300,00 DH")
+    pay_online(page, gateway, "300.00 DH")
     page.get_by_role("button", name=f"Reporter la facture {REF_MOBILE_JUNE}").click()
-    expect(page.locator("#invoices-total")).to_have_text("120,00 DH")
-    expect(page.locator("#pay-total")).to_have_text("120,00 DH")
+    expect(page.locator("#invoices-total")).to_have_text("120.00 DH")
+    expect(page.locator("#pay-total")).to_have_text("120.00 DH")
     type_card(page, CHALLENGE)
 
     # The bank's page: its logo and name; the code arrives on the card's phone, read in another tab.
@@ -185,7 +188,7 @@ def test_the_whole_mobile_journey_of_the_guide(journey, page: Page, browser: Bro
     expect(page.get_by_role("img", name="Logo Crédit du Sahel")).to_be_visible()
     expect(page.locator(".acs-bank-name")).to_have_text("Crédit du Sahel")
     expect(page.locator("dl.acs-facts")).to_contain_text("Tasdid Télécom")
-    expect(page.locator(".acs-amount")).to_have_text("120,00 DH")
+    expect(page.locator(".acs-amount")).to_have_text("120.00 DH")
     phone = page.context.new_page()
     otp = six_digits(newest_sms(phone, biller, "0662000002", sender="CreditSahel"))
     phone.close()
@@ -219,7 +222,7 @@ def test_a_declined_card_says_why_and_lets_the_customer_try_again(journey, page:
     open_category(page, biller, "Internet")
     page.get_by_label("Identifiant de paiement").fill("12 345 678")
     email_and_terms(page, confirm=False)
-    pay_online(page, gateway, "99,00 DH")
+    pay_online(page, gateway, "99.00 DH")
     type_card(page, NO_FUNDS)
 
     page.wait_for_url(biller + "/paiement/echec")
@@ -234,7 +237,7 @@ def test_a_declined_card_says_why_and_lets_the_customer_try_again(journey, page:
     page.get_by_role("link", name="Réessayer").click()
     expect(page).to_have_url(biller + "/factures")
     expect(page.get_by_role("row", name=re.compile(REF_INTERNET))).to_contain_text("99.00")
-    pay_online(page, gateway, "99,00 DH")
+    pay_online(page, gateway, "99.00 DH")
     type_card(page, VISA)
     expect_receipt(page, biller, paid=[(REF_INTERNET, "Juin 2017", "99.00")], total="99.00 DH", card=VISA)
     assert list(PaymentOrder.objects.order_by("pk").values_list("state", flat=True)) == ["failed", "paid"]
@@ -246,7 +249,7 @@ def test_fixe_to_the_receipt_with_a_card_without_3d_secure(journey, page: Page):
     page.get_by_label("Numéro de téléphone fixe").fill("05 22 00 00 01")
     page.get_by_label("Code de paiement fixe").fill("4821")
     email_and_terms(page, confirm=False)
-    pay_online(page, gateway, "186,00 DH")
+    pay_online(page, gateway, "186.00 DH")
     type_card(page, VISA)
     expect_receipt(page, biller, paid=[(REF_FIXED, "Juin 2017", "186.00")], total="186.00 DH", card=VISA)
     assert Invoice.objects.get(reference=REF_FIXED).status == "paid"
@@ -257,10 +260,34 @@ def test_internet_to_the_receipt_with_a_frictionless_card(journey, page: Page):
     open_category(page, biller, "Internet")
     page.get_by_label("Identifiant de paiement").fill("12 345 678")
     email_and_terms(page, confirm=False)
-    pay_online(page, gateway, "99,00 DH")
+    pay_online(page, gateway, "99.00 DH")
     type_card(page, FRICTIONLESS)
     expect_receipt(page, biller, paid=[(REF_INTERNET, "Juin 2017", "99.00")], total="99.00 DH", card=FRICTIONLESS)
     assert Invoice.objects.get(reference=REF_INTERNET).status == "paid"
+
+
+def test_annuler_on_the_payment_page_leads_back_to_the_biller_and_pays_nothing(journey, page: Page):
+    biller, gateway = journey["biller"], journey["gateway"]
+    open_category(page, biller, "Internet")
+    page.get_by_label("Identifiant de paiement").fill("12 345 678")
+    email_and_terms(page, confirm=False)
+    pay_online(page, gateway, "99.00 DH")
+    page.get_by_role("button", name="Annuler").click()
+
+    page.wait_for_url(biller + "/paiement/echec")
+    expect(page.get_by_role("heading", name="Votre paiement n'a pas abouti")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("Vous avez annulé le paiement. Vos factures restent à payer.")
+    order = PaymentOrder.objects.get()
+    assert (order.state, order.failure_code, order.failure_message) == ("failed", "99", "Paiement annulé par le client")
+    assert Invoice.objects.get(reference=REF_INTERNET).status == "unpaid"
+    assert (Payment.objects.count(), Authorization.objects.count()) == (0, 0)
+    assert PaymentSession.objects.get().state == "cancelled"
+
+    # « Réessayer » pays the same invoice with a new order.
+    page.get_by_role("link", name="Réessayer").click()
+    pay_online(page, gateway, "99.00 DH")
+    type_card(page, VISA)
+    expect_receipt(page, biller, paid=[(REF_INTERNET, "Juin 2017", "99.00")], total="99.00 DH", card=VISA)
 
 
 def test_after_the_journeys_no_card_number_nor_cvv_anywhere(journey, page: Page):
@@ -272,7 +299,7 @@ def test_after_the_journeys_no_card_number_nor_cvv_anywhere(journey, page: Page)
     page.get_by_label("Numéro de téléphone fixe").fill("0522000001")
     page.get_by_label("Code de paiement fixe").fill("4821")
     email_and_terms(page, confirm=False)
-    pay_online(page, gateway, "186,00 DH")
+    pay_online(page, gateway, "186.00 DH")
     # Typed as a MasterCard: refused next to the number, shown back masked only, the CVV not at all.
     page.get_by_label("Type de carte").select_option(label="MasterCard")
     page.get_by_label("Numéro de carte").fill(VISA.number)

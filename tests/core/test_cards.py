@@ -4,7 +4,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasdid.core.cards import brand_of, find_card_numbers, luhn_complete, luhn_valid, mask, parse_expiry
+from tasdid.core.cards import (
+    ascii_digits,
+    brand_of,
+    find_card_numbers,
+    is_digits,
+    luhn_complete,
+    luhn_valid,
+    mask,
+    parse_expiry,
+)
 
 
 @pytest.mark.parametrize("number", ["4111111111111111", "5555555555554444", "79927398713"])
@@ -52,3 +61,31 @@ def test_expiry_is_valid_through_its_month():
 def test_card_number_scan_finds_scheme_numbers_only():
     text = "ref 0000111995072017 pan 4111111111111111, masked 411111******1111, long 41111111111111110000"
     assert find_card_numbers(text) == ["4111111111111111"]
+
+
+ARABIC_VISA = "٤١١١١١١١١١١١١١١١"  # 4111 1111 1111 1111 in Arabic-Indic digits
+EASTERN_VISA = "۴۱۱۱۱۱۱۱۱۱۱۱۱۱۱۱"  # the same in Eastern Arabic-Indic (Persian) digits
+
+
+def test_ascii_digits_reads_arabic_indic_and_eastern_arabic_indic_digits_only():
+    assert ascii_digits(ARABIC_VISA) == ascii_digits(EASTERN_VISA) == "4111111111111111"
+    assert ascii_digits("٠١٢٣٤٥٦٧٨٩ ۰۱۲۳۴۵۶۷۸۹") == "0123456789 0123456789"
+    assert ascii_digits("²１٣a") == "²１3a"  # superscripts and full-width digits are not what a person types
+    assert ascii_digits("") == "" and ascii_digits(None) == ""
+
+
+@pytest.mark.parametrize("text", ["٤١١١", "²", "１", "12 3", "", None, 123])
+def test_is_digits_is_ascii_only(text):
+    assert not is_digits(text)
+
+
+def test_card_checks_take_ascii_digits_only():
+    assert is_digits("0123456789") and is_digits("123", 3) and not is_digits("1234", 3)
+    # int() would read these and Luhn would pass: a number the bank never knows
+    assert not luhn_valid(ARABIC_VISA) and not luhn_valid(EASTERN_VISA)
+    assert brand_of("4a") == "VISA" and brand_of("٢٢٢١٠٠٠٠") is None and brand_of("22a1000000000000") is None
+    assert find_card_numbers(f"pan {ARABIC_VISA} end") == []
+    for month, year in (("٠٩", "29"), ("09", "٢٩"), ("²", "29")):
+        with pytest.raises(ValueError):
+            parse_expiry(month, year)
+    assert parse_expiry("09", "29").yymm == "2909" and parse_expiry(9, 2029).yymm == "2909"

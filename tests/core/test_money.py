@@ -14,7 +14,9 @@ def test_parse_amount_accepts_what_merchants_send(raw, expected):
     assert parse_amount(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "abc", "1.234", "-5.00", "0", "0.00", "1e3", "1,50", " ", "99999999999.00"])
+@pytest.mark.parametrize("raw", ["", "abc", "1.234", "-5.00", "0", "0.00", "1e3", "1,50", " ", "99999999999.00",
+                                 # digits other than ASCII, which Decimal() reads: an amount on the wire is ASCII
+                                 "٢٨٥.00", "۲۸۵.۰۰", "285.٠٠", "²", "１８６.00", "285.00\n0"])
 def test_parse_amount_refuses_junk(raw):
     with pytest.raises(AmountError):
         parse_amount(raw)

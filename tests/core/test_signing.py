@@ -35,3 +35,10 @@ def test_encoding_and_hash_fields_are_excluded_whatever_their_case():
 def test_natural_order_puts_item2_before_item10_case_insensitively():
     names = ["item10Ref", "Item2Ref", "item1Ref", "amount", "AutoRedirect"]
     assert sorted(names, key=natural_key) == ["amount", "AutoRedirect", "item1Ref", "Item2Ref", "item10Ref"]
+
+
+def test_field_names_with_non_ascii_digits_sort_as_letters_and_never_crash():
+    assert natural_key("²") == ((1, 0, "²"),)
+    assert natural_key("item٢ref") == ((1, 0, "item٢ref"),)
+    assert natural_key("item2ref") == ((1, 0, "item"), (0, 2, "2"), (1, 0, "ref"))
+    assert ver3_verify({"²": "x", "hash": ver3_hash({"²": "x"}, "KEY")}, "KEY")

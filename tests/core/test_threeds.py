@@ -1,6 +1,10 @@
+import base64
+import json
+
 import pytest
 
 from tasdid.core.threeds import (
+    MAX_MESSAGE_BYTES,
     MessageError,
     decode_browser_message,
     encode_browser_message,
@@ -30,3 +34,39 @@ def test_browser_message_round_trip_and_forgery():
     for junk in ("", "!!!", "e30", text[:-4]):
         with pytest.raises(MessageError):
             decode_browser_message(junk, message_type="CRes")
+
+
+DEEP = b"[" * 10_000  # under the size cap, nested far deeper than the JSON parser's recursion allows
+
+
+@pytest.mark.parametrize("body", [DEEP, b'{"messageType": "RReq", "x": ' + DEEP + b"}", b"[" * 200_000,
+                                  b'{"messageType": "RReq", "pad": "' + b"x" * 16_400 + b'"}'])
+def test_a_body_too_deep_or_too_large_is_a_message_error_not_a_crash(body):
+    with pytest.raises(MessageError):
+        verify_body(body, "sig", message_type="RReq")
+
+
+def test_a_signed_body_at_the_size_cap_is_still_read():
+    payload = {"messageType": "RReq", "pad": "x" * 16_000}
+    body, signature = sign_body(payload)
+    assert len(body) <= MAX_MESSAGE_BYTES
+    assert verify_body(body, signature, message_type="RReq") == payload
+
+
+@pytest.mark.parametrize("raw", [DEEP, b"[" * 200_000])
+def test_a_browser_message_too_deep_or_too_large_is_a_message_error_not_a_crash(raw):
+    text = base64.urlsafe_b64encode(raw).decode()
+    with pytest.raises(MessageError):
+        decode_browser_message(text, message_type="CRes")
+
+
+@pytest.mark.parametrize("sig", [5, None, ["a"], {"b": 1}])
+def test_a_browser_message_whose_signature_is_not_text_is_refused(sig):
+    text = base64.urlsafe_b64encode(json.dumps({"messageType": "CRes", "sig": sig}).encode()).decode()
+    with pytest.raises(MessageError):
+        decode_browser_message(text, message_type="CRes")
+
+
+def test_a_lone_surrogate_in_a_message_is_refused():
+    with pytest.raises(MessageError):
+        verify_body(b'{"messageType": "RReq", "x": "\\ud800"}', "sig", message_type="RReq")

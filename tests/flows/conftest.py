@@ -36,13 +36,13 @@ def person():
 
 @pytest.fixture
 def callbacks(monkeypatch):
-    """The callbacks the gateway sends to the biller, as sent, with the biller's answer (a spy: the real
-    callback still goes over HTTP)."""
+    """The callbacks the gateway sends to the biller, as sent, with what came of each (the biller's answer, or
+    AMBIGUOUS / NOT_DELIVERED; a spy: the real callback still goes over HTTP)."""
     sent: list[tuple[str, dict[str, str], str]] = []
     send = flow.send_callback
 
-    def spy(url: str, fields: dict[str, str]) -> str:
-        answer = send(url, fields)
+    def spy(url: str, fields: dict[str, str], **kwargs) -> str:
+        answer = send(url, fields, **kwargs)
         sent.append((url, dict(fields), answer))
         return answer
 

@@ -21,20 +21,20 @@ def test_deferring_one_of_two_invoices_pays_exactly_the_kept_one(world, customer
     biller, bank = world["biller"], world["bank"]
     opening = journey.balance_of(CHALLENGE)
     pay_page = journey.to_gateway(person, journey.consult(person, biller))
-    assert "Total à payer 219,00 DH" in pay_page.visible_text
+    assert "Total à payer 219.00 DH" in pay_page.visible_text
 
     pay_page = journey.defer(person, pay_page, journey.REF_JUNE)
 
     text = pay_page.visible_text
-    assert "Total à payer 120,00 DH" in text and "Montant à payer : 120,00 DH" in text
-    assert f"Factures reportées {journey.REF_JUNE} — 99,00 DH" in text
+    assert "Total à payer 120.00 DH" in text and "Montant à payer : 120.00 DH" in text
+    assert f"Factures reportées {journey.REF_JUNE} — 99.00 DH" in text
     # The bank's page: its name, the merchant, the amount kept, the masked card.
     to_bank = journey.submit_card(person, pay_page, CHALLENGE)
     assert to_bank.autosubmit_form.action == bank + "/acs/challenge"
     before = journey.last_sms_pk()
     challenge = person.follow(to_bank)
     text = challenge.visible_text
-    for shown in ("Crédit du Sahel", "Marchand Tasdid Télécom", "Montant 120,00 DH", "Carte 522011******0026"):
+    for shown in ("Crédit du Sahel", "Marchand Tasdid Télécom", "Montant 120.00 DH", "Carte 522011******0026"):
         assert shown in text, shown
     assert re.search(r'<img src="/static/bank/logos/sahel\.svg" alt="Logo Crédit du Sahel"', challenge.text)
     done = person.press(challenge, "Valider", code=journey.sms_code(CHALLENGE.phone, after_pk=before))
@@ -86,5 +86,5 @@ def test_the_last_invoice_cannot_be_deferred(world, customer, person):
     assert not [f for f in pay_page.forms if dict(f.fields).get("action") == "defer"]
     form = pay_page.form(button=f"Payer aussi la facture {journey.REF_JUNE}")
     again = person.submit(form, action="defer", ref=journey.REF_MAY)
-    assert "Total à payer 120,00 DH" in again.visible_text
+    assert "Total à payer 120.00 DH" in again.visible_text
     assert PaymentSession.objects.get().deferred_refs == [journey.REF_JUNE]

@@ -1,5 +1,5 @@
 """The ways back from the gateway to the biller besides the payment itself: the payment page opened again after
-paying (the back button, a bookmark), and a payment page whose time ran out."""
+paying (the back button, a bookmark), a payment page whose time ran out, and « Annuler » on the payment page."""
 
 import datetime as dt
 
@@ -54,4 +54,34 @@ def test_an_expired_payment_page_pays_nothing_and_the_biller_hears_of_it(world, 
     assert PaymentSession.objects.get().state == "expired"
     assert (Attempt.objects.count(), Authorization.objects.count()) == (0, 0)
     assert journey.balance_of(VISA) == opening
+    journey.assert_invariants()
+
+
+def test_annuler_on_the_payment_page_pays_nothing_and_the_biller_records_the_cancel(world, customer, person, callbacks):
+    biller = world["biller"]
+    opening = journey.balance_of(VISA)
+    pay_page = journey.to_gateway(person, journey.consult(person, biller))
+
+    leaving = person.press(pay_page, "Annuler")
+    assert leaving.autosubmit_form.action == biller + "/paiement/echec"
+    landing = person.follow(leaving)
+
+    assert (landing.url, landing.title) == (biller + "/paiement/echec", "Votre paiement n'a pas abouti")
+    assert "Vous avez annulé le paiement. Vos factures restent à payer." in landing.visible_text
+    order = PaymentOrder.objects.get()
+    assert (order.state, order.failure_code, order.failure_message) == ("failed", "99", "Paiement annulé par le client")
+    # The biller heard it first by the gateway's failure callback, and acknowledged it.
+    ((_url, fields, answer),) = callbacks
+    assert (fields["oid"], fields["ProcReturnCode"], fields["ErrMsg"], answer) == (
+        order.oid, "99", "Paiement annulé par le client", "APPROVED")
+    assert journey.unpaid_refs() == [journey.REF_MAY, journey.REF_JUNE]
+    assert (Payment.objects.count(), Email.objects.count()) == (0, 0)
+    assert PaymentSession.objects.get().state == "cancelled"
+    assert (Attempt.objects.count(), Authorization.objects.count()) == (0, 0)
+    assert journey.balance_of(VISA) == opening
+    # The payment page opened again says so; paying from it is no longer possible.
+    again = person.get(pay_page.url)
+    assert (again.status, again.title) == (200, "Paiement annulé")
+    assert journey.submit_card(person, pay_page, VISA).status == 409
+    assert Attempt.objects.count() == 0
     journey.assert_invariants()

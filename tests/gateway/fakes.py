@@ -86,7 +86,8 @@ class Counterparty:
     # card number -> "Y" | "A" | "C" | "U" | "N" | "R" | "500" (HTTP error) | "badsig" | "timeout"
     ares_by_pan: dict[str, str] = field(default_factory=dict)
     default_ares: str = "U"
-    callback_answer: str = "ACTION=POSTAUTH"  # or "timeout", "500"
+    callback_answer: str = "ACTION=POSTAUTH"  # or "timeout", "500", "404", "drop" (connection closed unanswered)
+    callback_script: list[str] = field(default_factory=list)  # answers for the next callbacks, then callback_answer
     callback_delay: float = 0.0
     areqs: list[dict] = field(default_factory=list)
     ares: list[dict] = field(default_factory=list)
@@ -107,6 +108,8 @@ def ares_for(areq: dict, status: str, acs_url: str) -> dict:
         ares.update(eci=brand_eci if status == "Y" else "06", authenticationValue="AAABBEg0VhI0VniQEjRWAAAAAAA=")
     if status == "U":
         ares["transStatusReason"] = "13"
+    if status == "R":
+        ares["transStatusReason"] = "04"
     return ares
 
 
@@ -151,11 +154,17 @@ class _Handler(BaseHTTPRequestHandler):
             state.callbacks.append(fields)
             if state.on_callback:
                 state.on_callback(fields)
-            if state.callback_answer == "timeout":
+            answer = state.callback_script.pop(0) if state.callback_script else state.callback_answer
+            if answer == "timeout":
                 time.sleep(self.server.slow_seconds)
-            if state.callback_answer == "500":
+            if answer == "500":
                 return self._send(500, b"ACTION=POSTAUTH")
-            return self._send(200, state.callback_answer.encode(), {"Content-Type": "text/plain"})
+            if answer == "404":
+                return self._send(404, b"not here")
+            if answer == "drop":  # the merchant got it all, then the connection closed without an answer
+                self.close_connection = True
+                return None
+            return self._send(200, answer.encode(), {"Content-Type": "text/plain"})
         if self.path in ("/shop/ok", "/shop/fail"):
             fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
             state.returns.append((self.path, fields))

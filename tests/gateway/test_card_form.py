@@ -40,8 +40,17 @@ def test_a_valid_card(card_type, number):
     assert card.cvv == "123"
 
 
+@pytest.mark.parametrize("number", ["٤١١١ ١١١١ ١١١١ ١١١١", "۴۱۱۱-۱۱۱۱-۱۱۱۱-۱۱۱۱", "٤١١١1111۱۱۱۱١١١١"])
+def test_a_number_typed_in_arabic_indic_digits_is_the_same_card(number):
+    f = form(card_number=number, cvv="١٢٣")
+    assert f.is_valid(), f.errors
+    assert (f.card_data().pan, f.card_data().cvv) == (VISA, "123")
+
+
 @pytest.mark.parametrize(("number", "message"), [
     ("4111111111111112", "Ce numéro de carte n'est pas valide : vérifiez-le."),
+    ("４１１１１１１１１１１１１１１１", "Le numéro de carte doit comporter 16 chiffres."),
+    ("411111111111111²", "Le numéro de carte doit comporter 16 chiffres."),
     ("411111111111111", "Le numéro de carte doit comporter 16 chiffres."),
     ("41111111111111111", "Le numéro de carte doit comporter 16 chiffres."),
     ("4111a11111111111", "Le numéro de carte doit comporter 16 chiffres."),
@@ -93,6 +102,8 @@ def test_a_card_is_valid_through_its_expiry_month():
     ("12", "Le code de vérification doit comporter 3 chiffres."),
     ("1234", "Le code de vérification doit comporter 3 chiffres."),
     ("12a", "Le code de vérification doit comporter 3 chiffres."),
+    ("12²", "Le code de vérification doit comporter 3 chiffres."),
+    ("１２３", "Le code de vérification doit comporter 3 chiffres."),
     ("", "Saisissez le code de vérification à 3 chiffres."),
 ])
 def test_cvv_checks(cvv, message):
@@ -111,6 +122,7 @@ def test_the_form_never_renders_the_number_or_the_cvv_back_but_hints_the_masked_
     assert 'value=' not in html
     assert f.masked_number == "411111******1112"
     assert form(card_number="4111").masked_number == ""
+    assert form(card_number="٤١١١١١١١١١١١١١١٢").masked_number == "411111******1112"
 
 
 def test_year_choices_start_this_year():

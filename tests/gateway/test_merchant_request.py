@@ -126,6 +126,13 @@ def test_missing_hash(merchant, client):
     ({"itemCount": "1"}, "Extension facture incohérente : il y a plus de factures que « itemCount »."),
     ({"item1Amount": "186.5O"}, "Extension facture incohérente : le montant « item1Amount » est invalide."),
     ({"item2Amount": "100.00"}, "Extension facture incohérente : la somme des factures n'est pas égale au montant."),
+    # digits other than ASCII in protocol fields: refused, never read by int() ("²" made a 500)
+    ({"itemCount": "²"}, "Extension facture incohérente : « itemCount » doit être un nombre de 1 à 99."),
+    ({"itemCount": "٢"}, "Extension facture incohérente : « itemCount » doit être un nombre de 1 à 99."),
+    ({"sessionTimeout": "²"}, "La durée « sessionTimeout » doit être un nombre de secondes."),
+    ({"sessionTimeout": "٩٠٠"}, "La durée « sessionTimeout » doit être un nombre de secondes."),
+    ({"amount": "٢٨٥.00"}, "Le montant « amount » doit être un nombre positif"),
+    ({"item1Amount": "١٨٦.00"}, "Extension facture incohérente : le montant « item1Amount » est invalide."),
     ({"item2Ref": "0000111995072017"},
      "Extension facture incohérente : la référence 0000111995072017 figure deux fois."),
 ])
@@ -171,6 +178,7 @@ def test_the_same_order_with_other_fields_is_refused_while_open(merchant, client
     (SessionState.SUCCEEDED, "Cette commande a déjà été traitée"),
     (SessionState.FAILED, "Cette commande a déjà été traitée"),
     (SessionState.PROCESSING, "Paiement en cours"),
+    (SessionState.CANCELLED, "Vous avez annulé le paiement de cette commande"),
 ])
 def test_an_order_already_processed_gets_no_second_session(merchant, client, state, title):
     open_session(client, signed(merchant_fields()))

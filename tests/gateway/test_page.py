@@ -5,6 +5,7 @@ import datetime as dt
 import html
 import json
 import re
+from decimal import Decimal
 
 import pytest
 from django.contrib.sessions.models import Session
@@ -15,6 +16,7 @@ from django.utils import timezone
 from tasdid.core.cards import find_card_numbers
 from tasdid.core.signing import ver3_verify
 from tasdid.gateway.models import Attempt, Event, PaymentSession, SessionState
+from tasdid.gateway.templatetags.gateway_tags import dh
 
 from .conftest import MASTERCARD, STORE_KEY, VISA, card_post, merchant_fields, open_session, signed
 
@@ -48,10 +50,10 @@ def test_the_page_shows_merchant_order_invoices_and_card_form(client, token):
     assert response["Cache-Control"] == "no-store"
     page = plain(response)
     assert "Boutique Test" in page and "ORDER-0001" in page
-    assert f"{FIXE} Facture Fixe juin 2017 186,00 DH" in page
-    assert f"{INTERNET} Facture Internet juin 2017 99,00 DH" in page
-    assert "Total à payer 285,00 DH" in page
-    assert "Montant à payer : 285,00 DH" in page
+    assert f"{FIXE} Facture Fixe juin 2017 186.00 DH" in page
+    assert f"{INTERNET} Facture Internet juin 2017 99.00 DH" in page
+    assert "Total à payer 285.00 DH" in page
+    assert "Montant à payer : 285.00 DH" in page
     assert trash_buttons(response) == [FIXE, INTERNET]
     for label in ("Type de carte", "Numéro de carte", "Date d'expiration", "Code de vérification (CVV)",
                   "J'accepte les conditions générales d'utilisation", "Valider pour payer"):
@@ -72,8 +74,8 @@ def test_no_trash_without_allow_defer(merchant, client):
 def test_without_the_bill_extension_the_order_is_one_line(merchant, client):
     token = open_session(client, signed(merchant_fields(items=[], amount="42.50")))
     page = plain(client.get(f"/paiement/{token}"))
-    assert "Commande ORDER-0001 42,50 DH" in page
-    assert "Total à payer 42,50 DH" in page
+    assert "Commande ORDER-0001 42.50 DH" in page
+    assert "Total à payer 42.50 DH" in page
 
 
 def test_defer_and_restore_without_javascript(client, token):
@@ -82,15 +84,15 @@ def test_defer_and_restore_without_javascript(client, token):
     assert PaymentSession.objects.get().deferred_refs == [INTERNET]
     page = client.get(f"/paiement/{token}")
     assert trash_buttons(page) == []  # the last invoice kept has no trash
-    assert "Total à payer 186,00 DH" in plain(page)
-    assert "Montant à payer : 186,00 DH" in plain(page)
-    assert f"Factures reportées {INTERNET} — 99,00 DH Payer aussi la facture {INTERNET}" in plain(page)
+    assert "Total à payer 186.00 DH" in plain(page)
+    assert "Montant à payer : 186.00 DH" in plain(page)
+    assert f"Factures reportées {INTERNET} — 99.00 DH Payer aussi la facture {INTERNET}" in plain(page)
     assert f'name="selection" value="{FIXE}"' in page.content.decode()
 
     response = client.post(f"/paiement/{token}", {"action": "restore", "ref": INTERNET})
     assert response.status_code == 303
     assert PaymentSession.objects.get().deferred_refs == []
-    assert "Total à payer 285,00 DH" in plain(client.get(f"/paiement/{token}"))
+    assert "Total à payer 285.00 DH" in plain(client.get(f"/paiement/{token}"))
     causes = list(Event.objects.order_by("pk").values_list("cause", flat=True))
     assert causes[-2:] == [f"facture {INTERNET} reportée", f"facture {INTERNET} rétablie"]
 
@@ -100,7 +102,7 @@ def test_the_last_invoice_cannot_be_deferred(client, token):
     response = client.post(f"/paiement/{token}", {"action": "defer", "ref": FIXE}, follow=True)
     assert "Vous devez payer au moins une facture : la dernière ne peut pas être reportée." in text(response)
     assert PaymentSession.objects.get().deferred_refs == [INTERNET]
-    assert "Total à payer 186,00 DH" in plain(response)
+    assert "Total à payer 186.00 DH" in plain(response)
 
 
 def test_an_unknown_invoice_cannot_be_deferred(client, token):
@@ -115,7 +117,7 @@ def test_the_fragment_for_the_page_script(client, token):
     assert response.status_code == 200
     body = response.content.decode()
     assert not body.lstrip().startswith("<!doctype")
-    assert 'data-total="99,00\u00a0DH"' in body and f'data-selection="{INTERNET}"' in body
+    assert 'data-total="99.00\u00a0DH"' in body and f'data-selection="{INTERNET}"' in body
     refused = client.post(f"/paiement/{token}", {"action": "defer", "ref": INTERNET},
                           headers={"X-Tasdid-Fragment": "invoices"})
     assert refused.status_code == 400
@@ -164,7 +166,7 @@ def test_card_errors_next_to_their_fields_without_echoing_number_or_cvv(client, 
     # what is not secret stays selected; the deferred invoice stays deferred
     assert '<option value="VISA" selected>Visa</option>' in body
     assert '<option value="1" selected>01</option>' in body
-    assert "Total à payer 186,00 DH" in plain(response)
+    assert "Total à payer 186.00 DH" in plain(response)
     # nothing started, nothing called
     assert Attempt.objects.count() == 0
     assert PaymentSession.objects.get().state == SessionState.OPEN
@@ -241,3 +243,10 @@ def test_the_terms_page(client):
     response = client.get("/conditions")
     assert response.status_code == 200
     assert "Conditions générales d'utilisation" in text(response)
+
+
+@pytest.mark.parametrize(("amount", "text"), [
+    ("186", "186.00\u00a0DH"), (Decimal("99.5"), "99.50\u00a0DH"), ("1234567.89", "1234567.89\u00a0DH"),
+])
+def test_amounts_are_written_as_the_guide_and_the_biller_write_them(amount, text):
+    assert dh(amount) == text

@@ -1,9 +1,12 @@
 """A card submit through 3-D Secure, the authorization, the callback and the capture or void, with a local
 fake acquirer and a local fake directory/merchant server on 127.0.0.1 (the real ones are other parties)."""
 
+import base64
 import copy
+import datetime as dt
 import html
 import re
+import socket
 import threading
 from decimal import Decimal
 from io import StringIO
@@ -176,6 +179,18 @@ def test_a_refused_authentication_authorizes_nothing(shop, counterparty, rails):
     assert PaymentSession.objects.get().state == SessionState.FAILED
 
 
+def test_a_card_refused_for_too_many_failed_challenges_is_told_so(shop, counterparty, rails):
+    counterparty.state.ares_by_pan[VISA] = "R"  # with transStatusReason 04: exceeds the frequency limit
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/fail")
+    assert rails.authorizations == []
+    assert (fields["ProcReturnCode"], fields["mdStatus"], fields["ErrMsg"]) == (
+        "99", "0", "Authentification 3-D Secure refusée par votre banque : trop de tentatives ont échoué pour cette "
+        "carte. Réessayez plus tard.")
+    assert attempt().state == AttemptState.FAILED and attempt().trans_status == "R"
+
+
 @pytest.mark.parametrize("fault", ["500", "badsig", "closed"])
 def test_an_unusable_directory_fails_the_attempt_cleanly(shop, counterparty, rails, settings, fault):
     if fault == "closed":
@@ -317,6 +332,30 @@ def test_rreq_refusals_record_nothing(shop, counterparty, rails):
     assert a.rreq_received_at is None and a.state == AttemptState.CHALLENGE
 
 
+DEEP = "[" * 10_000  # JSON nested deeper than the parser's recursion allows, under the 16 KB cap
+HUGE = "[" * 200_000
+
+
+@pytest.mark.parametrize("body", [DEEP, HUGE, '{"messageType": "RReq", "a": ' + DEEP + "}"])
+def test_an_rreq_nested_too_deep_or_too_large_gets_a_signed_400_not_a_500(db, body):
+    response = gateway_client().post("/3ds/rreq", body.encode(), content_type="application/json",
+                                     headers={threeds.SIGNATURE_HEADER: "x"})
+    assert response.status_code == 400
+    erro = threeds.verify_body(response.content, response[threeds.SIGNATURE_HEADER], message_type="Erro")
+    assert erro["errorCode"] == "203"
+
+
+@pytest.mark.parametrize("raw", [DEEP, HUGE, '{"messageType": "CRes", "sig": ' + DEEP + "}"])
+def test_a_cres_nested_too_deep_or_too_large_gets_a_french_400_not_a_500(shop, counterparty, rails, raw):
+    _browser, fields = challenge(shop, counterparty)
+    cres = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    response = gateway_client().post("/3ds/notification", {"cres": cres,
+                                                           "threeDSSessionData": fields["threeDSSessionData"]})
+    assert response.status_code == 400
+    assert "Le retour de l'authentification 3-D Secure est invalide" in html.unescape(response.content.decode())
+    assert attempt().state == AttemptState.CHALLENGE and rails.authorizations == []
+
+
 def test_notification_refuses_what_is_not_ours(shop, counterparty, rails):
     _browser, fields = challenge(shop, counterparty)
     a = attempt()
@@ -345,16 +384,10 @@ def test_damaged_session_data_fails_the_attempt(shop, counterparty, rails):
 # --- the merchant's answer -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("answer", ["FAILURE", "timeout", "500", "nonsense"])
-def test_a_merchant_refusing_or_unreachable_gets_the_authorization_voided(shop, counterparty, rails, settings,
-                                                                         answer):
-    settings.PARTY_HTTP_TIMEOUT = 0.5
-    counterparty.slow_seconds = 1.5
-    counterparty.state.callback_answer = answer
-    browser, token = shop
-    action, fields = form_of(pay(browser, token))
+def assert_voided_at_the_merchants_word(counterparty, rails, action, fields, *, answer: str, tries: int,
+                                        received: int | None = None):
     assert action.endswith("/shop/fail")
-    assert len(counterparty.state.callbacks) == 1
+    assert len(counterparty.state.callbacks) == (tries if received is None else received)
     (void,) = rails.voids
     assert (void.original_stan, void.rrn, void.auth_code, void.amount_minor) == ("000001", "123456789012", "A1B2C3",
                                                                                 28500)
@@ -362,9 +395,155 @@ def test_a_merchant_refusing_or_unreachable_gets_the_authorization_voided(shop, 
     assert (fields["ProcReturnCode"], fields["Response"]) == ("99", "Error")
     assert fields["ErrMsg"].startswith("Le commerçant n'a pas validé le paiement")
     a = attempt()
-    assert a.state == AttemptState.VOIDED
-    assert a.callback_answer == ("FAILURE" if answer in ("FAILURE", "nonsense") else "UNREACHABLE")
+    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.VOIDED, answer, tries)
     assert PaymentSession.objects.get().state == SessionState.FAILED
+
+
+def test_a_merchant_answering_failure_gets_the_authorization_voided(shop, counterparty, rails):
+    counterparty.state.callback_answer = "FAILURE"
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert_voided_at_the_merchants_word(counterparty, rails, action, fields, answer="FAILURE", tries=1)
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port bound but not listening: a connection there is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("fault", ["connection refused", "HTTP 404"])
+def test_a_callback_that_reaches_no_merchant_voids_the_authorization_at_once(counterparty, rails, closed_port, fault):
+    """Nothing reached the merchant's application (refused, or turned away before any processing): it cannot
+    have recorded the payment, so the authorization is voided without waiting."""
+    make_merchant(hosts=[counterparty.host, f"127.0.0.1:{closed_port}"])
+    if fault == "connection refused":
+        overrides = {"callbackUrl": f"http://127.0.0.1:{closed_port}/shop/callback"}
+    else:
+        counterparty.state.callback_answer = "404"
+        overrides = {}
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(base=counterparty.url, **overrides)))
+    action, fields = form_of(pay(browser, token))
+    assert_voided_at_the_merchants_word(counterparty, rails, action, fields, answer="UNREACHABLE", tries=1,
+                                        received=0 if fault == "connection refused" else 1)
+
+
+AMBIGUOUS = ["timeout", "500", "nonsense", "drop"]
+
+
+@pytest.fixture
+def slow_merchant(settings, counterparty):
+    settings.PARTY_HTTP_TIMEOUT = 0.5
+    counterparty.slow_seconds = 1.5
+
+
+@pytest.mark.parametrize("fault", AMBIGUOUS)
+def test_a_callback_without_a_usable_answer_keeps_the_authorization_and_is_sent_again(
+        shop, counterparty, rails, slow_merchant, run_tasks, fault):
+    """The request went out, no usable answer came back: the merchant may have recorded the payment. The
+    authorization stands, the browser goes to okUrl (the merchant's page says if it recorded the payment), and
+    the same callback is sent again until the merchant answers."""
+    counterparty.state.callback_answer = fault
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+
+    # Three tries while the customer waits, the same fields and HASH each time; nothing settled.
+    assert len(counterparty.state.callbacks) == 3
+    assert counterparty.state.callbacks[0] == counterparty.state.callbacks[1] == counterparty.state.callbacks[2]
+    assert ver3_verify(counterparty.state.callbacks[0], STORE_KEY, hash_field="HASH")
+    assert rails.captures == [] and rails.voids == []
+    a = attempt()
+    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.AUTHORIZED, "", 3)
+    assert PaymentSession.objects.get().state == SessionState.PROCESSING
+    assert action.endswith("/shop/ok")
+    assert (fields["ProcReturnCode"], fields["Response"], fields["AuthCode"]) == ("00", "Approved", "A1B2C3")
+    # The payment page, opened again, says the merchant has not confirmed yet and leads back to okUrl.
+    page = browser.get(f"/paiement/{token}")
+    assert "le site marchand ne l'a pas encore confirmé" in html.unescape(page.content.decode())
+    assert f'action="{counterparty.url}/shop/ok"' in page.content.decode()
+    # The task worker tries again at the deadline; the merchant answers at last: captured.
+    watch = DBTaskResult.objects.filter(task_path="tasdid.gateway.tasks.watch_attempt", status="READY",
+                                        run_after=a.deadline)
+    assert watch.count() == 1
+    counterparty.state.callback_answer = "ACTION=POSTAUTH"
+    make_due(a)
+    run_tasks()
+    a.refresh_from_db()
+    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.CAPTURED, "POSTAUTH", 4)
+    assert len(counterparty.state.callbacks) == 4 and counterparty.state.callbacks[3] == counterparty.state.callbacks[0]
+    assert len(rails.captures) == 1 and rails.voids == []
+    assert PaymentSession.objects.get().state == SessionState.SUCCEEDED
+    assert states() == ["authenticating", "authorizing", "authorized", "capturing", "captured"]
+    assert Event.objects.filter(cause__startswith="rappel n° ").count() == 3
+
+
+@pytest.mark.parametrize("answer", ["ACTION=POSTAUTH", "FAILURE", "APPROVED"])
+def test_the_first_usable_answer_to_a_callback_sent_again_decides(shop, counterparty, rails, slow_merchant, answer):
+    counterparty.state.callback_script = ["drop", "500"]
+    counterparty.state.callback_answer = answer
+    browser, token = shop
+    action, fields = form_of(pay(browser, token))
+    assert len(counterparty.state.callbacks) == 3
+    a = attempt()
+    assert a.callback_tries == 3
+    if answer == "FAILURE":
+        assert_voided_at_the_merchants_word(counterparty, rails, action, fields, answer="FAILURE", tries=3)
+    else:
+        assert action.endswith("/shop/ok")
+        assert a.state == (AttemptState.CAPTURED if answer == "ACTION=POSTAUTH" else AttemptState.AUTHORIZED)
+        assert PaymentSession.objects.get().state == SessionState.SUCCEEDED
+
+
+def test_a_refused_connection_after_an_ambiguous_try_is_still_ambiguous(shop, counterparty, rails, slow_merchant):
+    """The first try may have reached the merchant: a later try that cannot connect proves nothing."""
+    counterparty.state.callback_script = ["drop", "404", "404"]
+    browser, token = shop
+    action, _fields = form_of(pay(browser, token))
+    assert action.endswith("/shop/ok")
+    a = attempt()
+    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.AUTHORIZED, "", 3)
+    assert rails.voids == []
+
+
+def test_a_callback_never_answered_is_voided_after_its_last_try_and_logged_for_reconciliation(
+        shop, counterparty, rails, slow_merchant, caplog):
+    counterparty.state.callback_answer = "500"
+    browser, token = shop
+    form_of(pay(browser, token))
+    done = [flow.sweep(now=later(hours=1)) for _ in range(6)]
+    assert done == [{"callback retry later": 1}] * 6
+    a = attempt()
+    assert (a.state, a.callback_tries, len(counterparty.state.callbacks)) == (AttemptState.AUTHORIZED, 9, 9)
+    assert rails.voids == []
+    with caplog.at_level("ERROR", logger="tasdid.gateway.services"):
+        assert flow.sweep(now=later(hours=1)) == {"concluded": 1}
+    a.refresh_from_db()
+    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.VOIDED, "UNREACHABLE", 10)
+    assert len(counterparty.state.callbacks) == 10 and len(rails.voids) == 1 and rails.captures == []
+    assert PaymentSession.objects.get().state == SessionState.FAILED
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == (
+        f"gateway: callback of {a.trans_id} unanswered after 10 tries: the authorization is voided; reconcile with "
+        "merchant 600000099, which may have recorded order ORDER-0001 as paid")
+    assert flow.sweep(now=later(hours=2)) == {}
+
+
+def test_the_callback_is_tried_again_on_a_growing_schedule_of_about_half_an_hour(shop, counterparty, rails,
+                                                                                slow_merchant):
+    from tasdid.gateway import services
+    assert services.CALLBACK_MAX_TRIES == 10
+    delays = [services.callback_retry_delay(n).total_seconds() for n in range(3, 10)]
+    assert delays == [15, 30, 60, 120, 240, 480, 900] and sum(delays) == 1845
+    counterparty.state.callback_answer = "500"
+    browser, token = shop
+    form_of(pay(browser, token))
+    a = attempt()
+    noted = Event.objects.filter(attempt=a, cause__startswith="rappel n° 3").get()
+    assert a.deadline == noted.at + dt.timedelta(seconds=15)
+    assert noted.cause == "rappel n° 3 sans réponse claire du marchand (AMBIGUOUS) : nouvel essai dans 15 s"
 
 
 def test_approved_keeps_the_authorization_without_capture_until_its_hold_ends(shop, counterparty, rails):
@@ -492,6 +671,37 @@ def test_the_sweeper_reverses_an_authorization_left_without_answer(shop, counter
     assert PaymentSession.objects.get().state == SessionState.FAILED
 
 
+def test_an_approval_arriving_after_its_reversal_was_acknowledged_is_voided_again_with_its_rrn(shop, counterparty,
+                                                                                           rails):
+    """The acquirer's answer came after the sweeper had reversed the authorization by STAN and time and the
+    bank had acknowledged that reversal (it did not know the authorization yet): the approval's hold would stay."""
+    from tasdid.gateway import services
+    session = PaymentSession.objects.get()
+    a = services.attempt_start(session_id=session.pk, brand="VISA", masked_pan="411111******1111",
+                               pan_fingerprint="x")
+    services.attempt_begin_authorization(attempt_id=a.pk, from_state=AttemptState.AUTHENTICATING,
+                                         trans_status="U", eci="07", md_status="2", stan="000042")
+    assert flow.sweep(now=later(minutes=5)) == {"reversed": 1}
+    assert attempt().state == AttemptState.VOIDED and [v.rrn for v in rails.voids] == [""]
+
+    late = services.attempt_record_authorization(attempt_id=a.pk, result=AuthorizationResult("00", "XYZ123",
+                                                                                             "987654321098"))
+    assert (late.state, late.rrn, late.auth_code) == (AttemptState.VOIDING, "987654321098", "XYZ123")
+    assert flow.sweep(now=later(minutes=6)) == {"settled": 1}
+    a.refresh_from_db()
+    assert a.state == AttemptState.VOIDED
+    assert [(v.original_stan, v.rrn, v.auth_code) for v in rails.voids] == [
+        ("000042", "", ""), ("000042", "987654321098", "XYZ123")]
+    assert states() == ["authenticating", "authorizing", "voiding", "voided", "voiding", "voided"]
+    assert rails.captures == []
+    # the merchant was told once (the failure); the session stays failed
+    assert [c["ProcReturnCode"] for c in counterparty.state.callbacks] == ["91"]
+    assert PaymentSession.objects.get().state == SessionState.FAILED
+    # a decline arriving late only notes it
+    services.attempt_record_authorization(attempt_id=a.pk, result=AuthorizationResult("05"))
+    assert attempt().state == AttemptState.VOIDED and len(rails.voids) == 2
+
+
 def test_the_sweeper_finishes_a_callback_that_never_completed(shop, counterparty, rails):
     from tasdid.gateway import services
     session = PaymentSession.objects.get()
@@ -516,6 +726,80 @@ def test_the_sweeper_closes_expired_sessions_and_the_command_reports(shop, count
     out = StringIO()
     call_command("gateway_sweep", stdout=out)
     assert out.getvalue() == "Rien à traiter.\n"
+
+
+# --- « Annuler » -------------------------------------------------------------------------------------
+
+
+def cancel(browser, token):
+    return browser.post(f"/paiement/{token}", {"action": "cancel"})
+
+
+def test_cancel_ends_the_session_tells_the_merchant_and_returns_to_fail_url(shop, counterparty, rails):
+    browser, token = shop
+    page = browser.get(f"/paiement/{token}")
+    assert re.search(r'<form method="post" action="/paiement/[^"]+" class="cancel-form" data-submit-once>'
+                     r'<input type="hidden" name="csrfmiddlewaretoken" value="[^"]+">\s*'
+                     r'<input type="hidden" name="action" value="cancel">\s*'
+                     r'<button type="submit" class="button cancel-button">Annuler</button>', page.content.decode())
+    response = cancel(browser, token)
+    action, fields = form_of(response)
+    assert action == counterparty.url + "/shop/fail"
+    assert "Paiement annulé. Retour au site marchand en cours…" in html.unescape(response.content.decode())
+    assert (fields["ProcReturnCode"], fields["Response"], fields["ErrMsg"], fields["TransId"], fields["AuthCode"]) \
+        == ("99", "Error", "Paiement annulé par le client", "", "")
+    assert (fields["oid"], fields["paidAmount"], fields["paidItems"]) == ("ORDER-0001", "285.00",
+                                                                          f"{FIXE},{INTERNET}")
+    assert "callbackCall" not in fields and ver3_verify(fields, STORE_KEY, hash_field="HASH")
+    # The merchant got the usual failure callback, signed.
+    (callback,) = counterparty.state.callbacks
+    assert (callback["ProcReturnCode"], callback["ErrMsg"], callback["callbackCall"]) == (
+        "99", "Paiement annulé par le client", "true")
+    assert ver3_verify(callback, STORE_KEY, hash_field="HASH")
+    # Nothing was paid, and the session is over.
+    session = PaymentSession.objects.get()
+    assert session.state == SessionState.CANCELLED
+    assert [(e.from_state, e.to_state, e.cause) for e in Event.objects.filter(subject="session").order_by("pk")
+            if e.from_state != e.to_state][-1] == ("open", "cancelled", "paiement annulé par le client")
+    assert Event.objects.filter(cause="réponse du marchand au rappel d'annulation : POSTAUTH").count() == 1
+    assert Attempt.objects.count() == 0 and rails.authorizations == [] and counterparty.state.areqs == []
+    # The page says so and leads back to failUrl; a card or a second cancel does nothing.
+    again = browser.get(f"/paiement/{token}")
+    assert "Vous avez annulé le paiement de cette commande" in html.unescape(again.content.decode())
+    assert f'action="{counterparty.url}/shop/fail"' in again.content.decode()
+    assert pay(browser, token).status_code == 409 and cancel(browser, token).status_code == 409
+    assert Attempt.objects.count() == 0 and len(counterparty.state.callbacks) == 1
+
+
+def test_cancel_needs_the_csrf_token(shop, counterparty):
+    browser, token = shop
+    strict = gateway_client()
+    strict.cookies = copy.deepcopy(browser.cookies)
+    strict.handler.enforce_csrf_checks = True
+    assert cancel(strict, token).status_code == 403
+    assert PaymentSession.objects.get().state == SessionState.OPEN and counterparty.state.callbacks == []
+
+
+def test_cancel_while_a_card_is_being_paid_changes_nothing(shop, counterparty, rails):
+    counterparty.state.ares_by_pan[VISA] = "C"
+    browser, token = shop
+    pay(browser, token)
+    response = cancel(browser, token)
+    assert response.status_code == 409
+    assert "L'authentification 3-D Secure de ce paiement est en cours" in html.unescape(response.content.decode())
+    assert PaymentSession.objects.get().state == SessionState.PROCESSING
+    assert attempt().state == AttemptState.CHALLENGE and counterparty.state.callbacks == []
+
+
+def test_cancel_returns_to_fail_url_even_when_the_merchant_cannot_be_reached(counterparty, rails, closed_port):
+    make_merchant(hosts=[counterparty.host, f"127.0.0.1:{closed_port}"])
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(
+        base=counterparty.url, callbackUrl=f"http://127.0.0.1:{closed_port}/shop/callback")))
+    action, fields = form_of(cancel(browser, token))
+    assert action == counterparty.url + "/shop/fail" and fields["ErrMsg"] == "Paiement annulé par le client"
+    assert PaymentSession.objects.get().state == SessionState.CANCELLED
+    assert Event.objects.filter(cause="réponse du marchand au rappel d'annulation : NOT_DELIVERED").count() == 1
 
 
 # --- one order, one authorization ----------------------------------------------------------------------

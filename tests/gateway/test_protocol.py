@@ -29,12 +29,12 @@ HOSTS = ["shop.example.ma"]
 # --- the state machine's tables ------------------------------------------------------------------------
 
 
-def test_every_allowed_attempt_move_goes_forward():
+def test_every_allowed_attempt_move_goes_forward_but_a_late_approval_voided_again():
     rank = {s: i for i, s in enumerate(ATTEMPT_ORDER)}
     assert set(rank) == set(AttemptState.values)
-    for source, targets in ATTEMPT_TRANSITIONS.items():
-        for target in targets:
-            assert rank[target] > rank[source], (source, target)
+    backwards = [(source, target) for source, targets in ATTEMPT_TRANSITIONS.items() for target in targets
+                 if rank[target] <= rank[source]]
+    assert backwards == [(AttemptState.VOIDED, AttemptState.VOIDING)]
 
 
 def test_every_allowed_session_move_goes_forward():
@@ -55,10 +55,11 @@ def test_an_approved_authorization_can_only_end_captured_or_voided():
     assert set(ATTEMPT_TERMINAL) == terminal
 
 
-def test_a_session_is_paid_at_most_once():
-    assert SESSION_TRANSITIONS[SessionState.OPEN] == {SessionState.PROCESSING, SessionState.EXPIRED}
+def test_a_session_is_paid_at_most_once_and_cancelled_only_while_open():
+    assert SESSION_TRANSITIONS[SessionState.OPEN] == {SessionState.PROCESSING, SessionState.EXPIRED,
+                                                      SessionState.CANCELLED}
     assert SESSION_TRANSITIONS[SessionState.PROCESSING] == {SessionState.SUCCEEDED, SessionState.FAILED}
-    for final in (SessionState.SUCCEEDED, SessionState.FAILED, SessionState.EXPIRED):
+    for final in (SessionState.SUCCEEDED, SessionState.FAILED, SessionState.EXPIRED, SessionState.CANCELLED):
         assert SESSION_TRANSITIONS[final] == frozenset()
 
 
@@ -294,13 +295,28 @@ def test_response_word(code, word):
     ("failure: invoice already paid", "FAILURE"),
     ("ACTION=POSTAUTH FAILURE", "FAILURE"),
     ("APPROVED but FAILURE", "FAILURE"),
-    ("OK", "FAILURE"),
-    ("POSTAUTH", "FAILURE"),
-    ("", "FAILURE"),
-    (None, "FAILURE"),
+    ("OK", ""),
+    ("POSTAUTH", ""),
+    ("<html><title>502 Bad Gateway</title></html>", ""),
+    ("", ""),
+    (None, ""),
 ])
 def test_callback_answer_parsing(answer, parsed):
     assert protocol.parse_callback_answer(answer) == parsed
+
+
+@pytest.mark.parametrize(("status", "text", "outcome"), [
+    (200, "ACTION=POSTAUTH", "POSTAUTH"), (200, "APPROVED", "APPROVED"), (200, "FAILURE", "FAILURE"),
+    # sent, and no usable answer: the merchant may have recorded the payment
+    (200, "OK", "AMBIGUOUS"), (200, "", "AMBIGUOUS"), (500, "ACTION=POSTAUTH", "AMBIGUOUS"), (502, "", "AMBIGUOUS"),
+    (503, "FAILURE", "AMBIGUOUS"), (408, "", "AMBIGUOUS"), (429, "", "AMBIGUOUS"), (302, "", "AMBIGUOUS"),
+    (201, "ACTION=POSTAUTH", "AMBIGUOUS"),
+    # refused before any processing: nothing was recorded
+    (404, "", "NOT_DELIVERED"), (403, "CSRF", "NOT_DELIVERED"), (405, "", "NOT_DELIVERED"),
+    (400, "ACTION=POSTAUTH", "NOT_DELIVERED"),
+])
+def test_what_a_reply_to_the_callback_says(status, text, outcome):
+    assert protocol.callback_outcome(status, text) == outcome
 
 
 OUTCOME = protocol.Outcome(

@@ -7,6 +7,7 @@ Until the ISO 8583 switch exists, ``settings.GATEWAY_ACQUIRER`` names this class
 import logging
 
 from django.db import DatabaseError
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core.acquiring import (
     AcquirerUnavailable,
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 class InProcessAcquirer:
     """The sandbox bank as the gateway's acquirer, without a network in between."""
 
+    @sensitive_variables()  # the card
     def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
         auth = request.authentication
         try:

@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.views.decorators.debug import sensitive_variables
+
 from tasdid.core import threeds
 from tasdid.core.cards import digits_only
 from tasdid.core.keys import secret_key
@@ -28,6 +30,7 @@ ERR_FORMAT_INVALID = "203"
 ERR_DUPLICATE = "204"
 ERR_SIGNATURE = "302"
 REASON_AUTH_FAILED = "01"
+REASON_FREQUENCY_LIMIT = threeds.REASON_FREQUENCY_LIMIT
 REASON_NOT_ENROLLED = "13"
 REASON_TIMED_OUT = "14"
 CANCEL_BY_CARDHOLDER = "01"
@@ -73,6 +76,7 @@ def _http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc) and len(value) <= 500
 
 
+@sensitive_variables()  # acctNumber
 def parse_areq(message: dict[str, Any]) -> AReq:
     """Check an AReq's data elements; raise AReqError naming the first bad one."""
     missing = [name for name in _REQUIRED if not isinstance(message.get(name), str) or not message[name].strip()]
@@ -89,12 +93,12 @@ def parse_areq(message: dict[str, Any]) -> AReq:
     except ValueError:
         raise bad("threeDSServerTransID") from None
     pan = digits_only(message["acctNumber"])
-    if not re.fullmatch(r"\d{13,19}", pan):
+    if not re.fullmatch(r"[0-9]{13,19}", pan):  # ASCII only, as every protocol field
         raise bad("acctNumber")
     expiry = message["cardExpiryDate"]
-    if not re.fullmatch(r"\d{2}(0[1-9]|1[0-2])", expiry):
+    if not re.fullmatch(r"[0-9]{2}(0[1-9]|1[0-2])", expiry):
         raise bad("cardExpiryDate")
-    if not re.fullmatch(r"\d{1,12}", message["purchaseAmount"]) or int(message["purchaseAmount"]) <= 0:
+    if not re.fullmatch(r"[0-9]{1,12}", message["purchaseAmount"]) or int(message["purchaseAmount"]) <= 0:
         raise bad("purchaseAmount")
     if message["purchaseCurrency"] != MAD_NUMERIC:
         raise bad("purchaseCurrency")
@@ -173,7 +177,6 @@ def format_purchase_date(value: dt.datetime) -> str:
 
 
 def format_dh(amount: Decimal) -> str:
-    """"285,00 DH" (French: decimal comma, thin grouping)."""
-    whole, cents = f"{quantize(amount):.2f}".split(".")
-    groups = f"{int(whole):,}".replace(",", "\u202f")
-    return f"{groups},{cents} DH"
+    """"285.00 DH": as the guide's bill, the biller and the payment page write amounts (a point, no grouping;
+    a plain space, which an SMS carries in the GSM alphabet)."""
+    return f"{quantize(amount):.2f} DH"

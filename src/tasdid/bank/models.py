@@ -130,6 +130,26 @@ class Authorization(models.Model):
         ]
 
 
+class MessageKey(models.Model):
+    """The key an authorization and its reversal share: merchant, STAN and transmission time (DE42, DE11, DE7).
+
+    Both lock this row first, so that a reversal and the authorization it cancels never pass each other
+    unseen. A reversal that finds no authorization marks the key reversed (the authorization may still be on its
+    way, or its answer got lost before it was recorded); the authorization that arrives after it is declined."""
+
+    merchant_id = models.CharField(max_length=32)
+    stan = models.CharField(max_length=6)
+    transmitted_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+    reversed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "clé de message"
+        constraints = [
+            models.UniqueConstraint(fields=["merchant_id", "stan", "transmitted_at"], name="bank_message_key_unique"),
+        ]
+
+
 class Hold(models.Model):
     """The amount an approval reserves on the account until it is captured (debited) or released."""
 
@@ -185,6 +205,7 @@ class AcsTransaction(models.Model):
         AUTHENTICATED = "authenticated", "authentifiée (Y)"
         FAILED = "failed", "échec (N)"
         NOT_ENROLLED = "not_enrolled", "non inscrite (U)"
+        REJECTED = "rejected", "refusée (R)"
 
     acs_trans_id = models.UUIDField(unique=True)
     ds_trans_id = models.UUIDField(unique=True)

@@ -21,6 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from tasdid.core.cards import is_digits
 from tasdid.core.money import MAD_NUMERIC, MAX_AMOUNT
 
 APPROVED = "00"
@@ -95,7 +96,7 @@ def decide(s: Snapshot) -> Decision:
 
 def parse_typed_expiry(yymm: str) -> tuple[int, int] | None:
     """DE14 "YYMM" as (year, month), or None when it is not a valid month."""
-    if not isinstance(yymm, str) or len(yymm) != 4 or not yymm.isdigit():
+    if not is_digits(yymm, 4):
         return None
     year, month = 2000 + int(yymm[:2]), int(yymm[2:])
     if not 1 <= month <= 12:

@@ -106,7 +106,7 @@ CARDS = (
     SandboxCard(
         bank="sahel", brand="MASTERCARD", number="5220110000000059", expiry="11/29", cvv="559",
         phone="+212662000005", holder="Nadia Chraibi", three_d_secure="none",
-        outcome=_("Refusée : provision insuffisante (solde 50,00 DH)"), response_code="51",
+        outcome=_("Refusée : provision insuffisante (solde 50.00 DH)"), response_code="51",
         balance=Decimal("50.00"),
     ),
     SandboxCard(

@@ -4,19 +4,22 @@ import uuid
 from decimal import Decimal
 
 from django.db.models import Sum
+from django.views.decorators.debug import sensitive_variables
 
-from tasdid.core.cards import fingerprint
+from tasdid.core.cards import fingerprint, is_digits
 
 from .models import AcsTransaction, Bank, Card, Hold
 
 
+@sensitive_variables()
 def card_by_number(*, pan: str) -> Card | None:
     """The card carrying ``pan``, found by its keyed fingerprint (the number itself is nowhere in the tables)."""
-    if not pan or not pan.isdigit():
+    if not is_digits(pan):
         return None
     return Card.objects.select_related("bank", "account").filter(fingerprint=fingerprint(pan)).first()
 
 
+@sensitive_variables()
 def bank_for_number(*, pan: str) -> Bank | None:
     """The bank whose BIN prefix matches ``pan`` the longest (the directory's routing), or None."""
     best, best_len = None, 0

@@ -17,9 +17,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import threeds
-from tasdid.core.cards import brand_of, cvv_digest, fingerprint, mask, parse_expiry
+from tasdid.core.cards import brand_of, cvv_digest, fingerprint, is_digits, mask, parse_expiry
 from tasdid.core.codes import code_digest, code_matches, generate_numeric
 from tasdid.core.money import MAD_NUMERIC, MAX_AMOUNT, from_minor, quantize, to_minor
 from tasdid.core.phones import PhoneKind, parse_number
@@ -36,20 +37,26 @@ from .models import (
     Hold,
     HoldEvent,
     LedgerEntry,
+    MessageKey,
 )
 
 logger = logging.getLogger(__name__)
 
 DUPLICATE_TRANSMISSION = "94"
 INVALID_TRANSACTION = "12"
+REVERSED_BEFORE_ARRIVAL = "authorization reversed before it arrived"
 FORMAT_ERROR = "30"
-STAN = re.compile(r"\d{6}")
+STAN = re.compile(r"[0-9]{6}")  # ASCII: \d takes Arabic-Indic digits
 
 OTP_LENGTH = 6
 OTP_LIFETIME = dt.timedelta(minutes=5)
 OTP_MAX_TRIES = 3
 OTP_MAX_SENDS = 3  # the first code and two more on « Renvoyer le code »
 CAVV_LIFETIME = dt.timedelta(minutes=30)
+# A card whose holder failed this many challenges (wrong codes, cancelled, expired or abandoned) within the
+# window gets no new challenge, hence no new SMS and no new tries, until the oldest failure leaves the window.
+CHALLENGE_FAILURE_LIMIT = 3
+CHALLENGE_FAILURE_WINDOW = dt.timedelta(hours=24)
 RREQ_ATTEMPTS = 3
 RREQ_BACKOFF_SECONDS = 0.5
 RREQ_BUDGET_SECONDS = 20.0
@@ -86,6 +93,7 @@ def account_open(*, bank_id: int, holder_name: str, opening_balance: Decimal) ->
     return account
 
 
+@sensitive_variables()  # the card number and CVV
 @transaction.atomic
 def card_issue(
     *,
@@ -103,7 +111,7 @@ def card_issue(
     brand = brand_of(pan)
     if brand is None or not any(pan.startswith(p) for p in account.bank.bin_prefixes):
         raise ValueError("the number is not in one of the bank's BIN ranges")
-    if not (cvv.isdigit() and len(cvv) == 3):
+    if not is_digits(cvv, 3):
         raise ValueError("a CVV has three digits")
     month, year = expiry.split("/")
     parsed = parse_expiry(month, year)
@@ -165,6 +173,13 @@ def _new_rrn(now: dt.datetime) -> str:
             return rrn
 
 
+def _lock_key(*, merchant_id: str, stan: str, sent_at: dt.datetime, now: dt.datetime) -> MessageKey:
+    """The message key's row, created if needed and locked: an authorization and its reversal queue up on it."""
+    key, _created = MessageKey.objects.get_or_create(merchant_id=merchant_id, stan=stan, transmitted_at=sent_at,
+                                                     defaults={"created_at": now})
+    return MessageKey.objects.select_for_update().get(pk=key.pk)
+
+
 def _authentication_check(
     *, card: Card, amount_minor: int, eci: str, authentication_value: str, ds_trans_id: str, trans_status: str,
     now: dt.datetime,
@@ -191,6 +206,7 @@ def _authentication_check(
     return record
 
 
+@sensitive_variables()  # outermost, so that transaction.atomic's frame is hidden too
 @transaction.atomic
 def authorize(
     *,
@@ -222,13 +238,14 @@ def authorize(
         return AuthorizationOutcome(FORMAT_ERROR, "format error: STAN or merchant id")
     now = timezone.now()
     sent_at = message_time(transmitted_at)
+    key = _lock_key(merchant_id=merchant_id, stan=stan, sent_at=sent_at, now=now)
     pan = pan if isinstance(pan, str) else ""
     card = selectors.card_by_number(pan=pan)
     account = None
     if card is not None:
         account = Account.objects.select_for_update().get(pk=card.account_id)
     amount = _amount_of(amount_minor)
-    masked = mask(pan) if pan.isdigit() else ""
+    masked = mask(pan) if is_digits(pan) else ""
     common = {
         "card": card, "masked_pan": masked, "amount": amount, "currency": str(currency)[:3],
         "merchant_id": merchant_id, "merchant_name": merchant_name[:120], "order_id": order_id[:64],
@@ -248,6 +265,12 @@ def authorize(
         Authorization.objects.create(**common, response_code=DUPLICATE_TRANSMISSION,
                                      reason="another message already used this STAN", duplicate_of=earlier)
         return AuthorizationOutcome(DUPLICATE_TRANSMISSION, "another message already used this STAN")
+    if key.reversed_at is not None:
+        # The acquirer gave up on this message and reversed it before it got here: approving it now would
+        # place a hold that nothing will ever release.
+        logger.warning("authorization declined: reversed before it arrived (merchant %s, STAN %s)", merchant_id, stan)
+        Authorization.objects.create(**common, response_code=INVALID_TRANSACTION, reason=REVERSED_BEFORE_ARRIVAL)
+        return AuthorizationOutcome(INVALID_TRANSACTION, REVERSED_BEFORE_ARRIVAL)
 
     presented = None
     if card is not None and card.three_ds != Card.ThreeDS.NONE:
@@ -264,7 +287,7 @@ def authorize(
         card_status=card.status if card else "",
         card_expiry=(card.expiry_year, card.expiry_month) if card else None,
         typed_expiry=rules.parse_typed_expiry(expiry_yymm),
-        cvv_matches=bool(card) and isinstance(cvv, str) and len(cvv) == 3 and cvv.isdigit()
+        cvv_matches=bool(card) and is_digits(cvv, 3)
         and hmac.compare_digest(cvv_digest(pan, cvv).encode(), card.cvv_digest.encode()),
         enrolment=card.three_ds if card else rules.NOT_ENROLLED,
         authentication_valid=presented is not None,
@@ -361,13 +384,27 @@ def hold_void(
     """Void or reversal (0400): release the hold. Found by RRN, or by the original STAN and transmission time
     when the authorization's answer never came back.
 
-    Unknown or already released: acknowledged (00) without changing anything, so that a reversal repeated
-    until acknowledged stops. A captured hold is not voided.
+    Already released: acknowledged (00) without change, so that a reversal repeated until acknowledged stops.
+    Unknown: acknowledged too, and the original's key (merchant, STAN, transmission time) is marked reversed,
+    so that the authorization, should it arrive after its reversal, is declined instead of holding money
+    forever. A captured hold is not voided.
     """
     found = _find_hold(merchant_id=merchant_id, rrn=rrn, original_stan=original_stan,
                        original_transmitted_at=original_transmitted_at)
     if found is None:
-        return SettlementOutcome(rules.APPROVED, "no such authorization: nothing to release")
+        if not (isinstance(original_stan, str) and STAN.fullmatch(original_stan)):
+            return SettlementOutcome(rules.APPROVED, "no such authorization: nothing to release")
+        now = timezone.now()
+        sent_at = message_time(original_transmitted_at)
+        key = _lock_key(merchant_id=merchant_id, stan=original_stan, sent_at=sent_at, now=now)
+        # Under the key's lock an authorization of this key has either committed (its hold is seen now) or
+        # will find the key reversed.
+        found = Hold.objects.filter(merchant_id=merchant_id, stan=original_stan, transmitted_at=sent_at).first()
+        if found is None:
+            if key.reversed_at is None:
+                key.reversed_at = now
+                key.save(update_fields=["reversed_at"])
+            return SettlementOutcome(rules.APPROVED, "no such authorization: a late one will be declined")
     hold = Hold.objects.select_for_update().get(pk=found.pk)
     if hold.state == Hold.State.RELEASED:
         return SettlementOutcome(rules.APPROVED, "already released")
@@ -388,10 +425,13 @@ def acs_url() -> str:
     return settings.BANK_URL + "/acs/challenge"
 
 
+@sensitive_variables()  # the AReq carries the card number
 @transaction.atomic
 def areq_answer(*, message: dict) -> dict:
     """Answer a verified AReq with an ARes: challenge (C) for a card enrolled with a code, authenticated (Y)
-    for a frictionless one, unable (U, reason 13) for a card not enrolled or unknown to this directory.
+    for a frictionless one, unable (U, reason 13) for a card not enrolled or unknown to this directory;
+    rejected (R, reason 04) for a card enrolled with a code whose holder failed CHALLENGE_FAILURE_LIMIT
+    challenges within CHALLENGE_FAILURE_WINDOW.
 
     A re-sent AReq (same threeDSServerTransID, same card and amount) gets the same ARes.
     Raises acs.AReqError for a message to answer with Erro.
@@ -427,7 +467,16 @@ def areq_answer(*, message: dict) -> dict:
         purchase_date=areq.purchase_date, three_ds_server_url=areq.three_ds_server_url,
         notification_url=areq.notification_url, created_at=now,
     )
-    if card.three_ds == Card.ThreeDS.CHALLENGE:
+    if card.three_ds == Card.ThreeDS.CHALLENGE and failed_challenges(card=card, now=now) >= CHALLENGE_FAILURE_LIMIT:
+        # Too many failed challenges: no new code to guess, no new SMS to the holder's phone.
+        logger.warning("ACS: challenge refused for card %s: %s failed within %s", card.masked_pan,
+                       CHALLENGE_FAILURE_LIMIT, CHALLENGE_FAILURE_WINDOW)
+        record.state, record.trans_status = AcsTransaction.State.REJECTED, threeds.REJECTED
+        record.trans_status_reason = acs.REASON_FREQUENCY_LIMIT
+        record.eci = acs.eci_for(card.brand, threeds.REJECTED)
+        record.ended_at = now
+        ares = {**base, "transStatus": threeds.REJECTED, "transStatusReason": acs.REASON_FREQUENCY_LIMIT}
+    elif card.three_ds == Card.ThreeDS.CHALLENGE:
         record.state, record.trans_status = AcsTransaction.State.CHALLENGE, threeds.CHALLENGE
         ares = {**base, "transStatus": threeds.CHALLENGE, "acsURL": acs_url(), "acsChallengeMandated": "Y",
                 "authenticationType": "02"}
@@ -447,6 +496,16 @@ def areq_answer(*, message: dict) -> dict:
     record.save()
     _acs_event(record, "areq", f"transStatus {ares['transStatus']}", now=now)
     return ares
+
+
+def failed_challenges(*, card: Card, now: dt.datetime) -> int:
+    """The card's challenges that failed within CHALLENGE_FAILURE_WINDOW: ended failed, or left open past their
+    code's expiry (abandoned: its SMS was sent, nobody finished)."""
+    since = now - CHALLENGE_FAILURE_WINDOW
+    ended = AcsTransaction.objects.filter(card=card, state=AcsTransaction.State.FAILED, ended_at__gte=since)
+    abandoned = AcsTransaction.objects.filter(card=card, state=AcsTransaction.State.CHALLENGE,
+                                              otp_expires_at__gte=since, otp_expires_at__lte=now)
+    return ended.count() + abandoned.count()
 
 
 class ChallengeNotFound(LookupError):
@@ -484,6 +543,7 @@ def _otp_scope(record: AcsTransaction) -> str:
     return f"acs:{record.acs_trans_id}:{record.otp_sent_count}"
 
 
+@sensitive_variables()  # the code in clear, and the SMS text
 def _send_otp(record: AcsTransaction, *, now: dt.datetime) -> None:
     code = generate_numeric(OTP_LENGTH)
     record.otp_sent_count += 1
@@ -544,6 +604,7 @@ def challenge_open(*, acs_trans_id: str, three_ds_server_trans_id: str) -> Chall
     return ChallengeStep("open", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
 
 
+@sensitive_variables()  # the code typed
 @transaction.atomic
 def challenge_submit_code(*, acs_trans_id: str, code: str) -> ChallengeStep:
     """Check the code typed: right → authenticated (Y); wrong → one try less; the third wrong → failed (N)."""

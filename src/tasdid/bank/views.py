@@ -10,9 +10,11 @@ from django.templatetags.static import static
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
 from tasdid.core import threeds
+from tasdid.core.cards import ascii_digits, digits_only, is_digits
 from tasdid.core.http import allow_form_action, autosubmit, no_store
 from tasdid.core.phones import national
 
@@ -33,6 +35,7 @@ def _signed_json(message: dict, *, status: int = 200) -> HttpResponse:
 
 
 @csrf_exempt  # server-to-server: the AReq's HMAC signature (X-Tasdid-Signature) is checked instead of CSRF
+@sensitive_variables()  # the AReq carries the card number
 @require_POST
 def areq(request: HttpRequest) -> HttpResponse:
     """Directory + ACS: answer a signed AReq with a signed ARes, or a signed Erro (HTTP 400)."""
@@ -54,15 +57,19 @@ def areq(request: HttpRequest) -> HttpResponse:
 
 
 class CodeForm(forms.Form):
-    code = forms.RegexField(
+    code = forms.CharField(
         label=gettext_lazy("Code reçu par SMS"),
-        regex=r"^\d{6}$",
         strip=True,
-        error_messages={
-            "required": gettext_lazy("Saisissez le code à 6 chiffres reçu par SMS."),
-            "invalid": gettext_lazy("Le code comporte 6 chiffres."),
-        },
+        error_messages={"required": gettext_lazy("Saisissez le code à 6 chiffres reçu par SMS.")},
     )
+
+    def clean_code(self) -> str:
+        # The code as its holder means it: digits typed on an Arabic keyboard are its digits, and spaces
+        # between groups do not count. Anything else is not a code and costs no try.
+        code = digits_only(ascii_digits(self.cleaned_data["code"]))
+        if not is_digits(code, services.OTP_LENGTH):
+            raise forms.ValidationError(_("Le code comporte 6 chiffres."), code="invalid")
+        return code
 
 
 def _masked_phone(e164: str) -> str:
@@ -157,6 +164,8 @@ def _remember(request: HttpRequest, record: AcsTransaction) -> None:
 
 
 @csrf_exempt  # the CReq is signed by the 3DS Server (core.threeds.decode_browser_message) and names its challenge
+@sensitive_variables()
+@sensitive_post_parameters("threeDSSessionData")  # the gateway's sealed card data
 @require_POST
 def challenge_start(request: HttpRequest) -> HttpResponse:
     """Step 3: the browser arrives with ``creq`` and ``threeDSSessionData``; the SMS code is sent."""
@@ -178,6 +187,8 @@ def challenge_start(request: HttpRequest) -> HttpResponse:
     return _finish(request, step.transaction, session_data, step.outcome)
 
 
+@sensitive_variables()  # the code typed
+@sensitive_post_parameters("code", "threeDSSessionData")
 @require_POST
 def challenge_step(request: HttpRequest, acs_trans_id) -> HttpResponse:
     """Every later step of the challenge page: Valider, Renvoyer le code, Annuler (CSRF of the bank session)."""

@@ -5,6 +5,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from django.views.decorators.debug import sensitive_variables
+
 from .keys import secret_key
 from .signing import keyed_digest
 
@@ -17,7 +19,26 @@ DEFAULT_BIN_TABLE: Mapping[str, Sequence[str]] = {
 }
 BRAND_LABELS = {"CMI": "CMI", "MASTERCARD": "MasterCard", "VISA": "Visa"}
 
-_DIGITS = re.compile(r"^\d+$")
+# Card data is ASCII digits. ``\d``, str.isdigit() and int() also take Arabic-Indic digits ("٤"), superscripts
+# ("²") and the like: every check here is written with [0-9].
+_DIGITS = re.compile(r"[0-9]+")
+
+# What a person may type for a digit on an Arabic keyboard: Arabic-Indic (U+0660-0669) and Eastern
+# Arabic-Indic (U+06F0-06F9) digits, read as the ASCII digit they mean.
+_TYPED_DIGITS = str.maketrans({**{chr(0x0660 + i): str(i) for i in range(10)},
+                               **{chr(0x06F0 + i): str(i) for i in range(10)}})
+
+
+def ascii_digits(text: str) -> str:
+    """``text`` with the Arabic-Indic and Eastern Arabic-Indic digits a person typed written as ASCII digits
+    (for what a person types: a card number, a CVV, a code; never for a protocol field)."""
+    return (text or "").translate(_TYPED_DIGITS)
+
+
+def is_digits(text: object, length: int | None = None) -> bool:
+    """True for a non-empty string of ASCII digits (of ``length`` digits when given)."""
+    return (isinstance(text, str) and _DIGITS.fullmatch(text) is not None
+            and (length is None or len(text) == length))
 
 
 def digits_only(text: str) -> str:
@@ -26,7 +47,7 @@ def digits_only(text: str) -> str:
 
 
 def luhn_valid(number: str) -> bool:
-    if not _DIGITS.match(number or ""):
+    if not is_digits(number):
         return False
     total = 0
     for i, ch in enumerate(reversed(number)):
@@ -53,7 +74,7 @@ def _matches(number: str, spec: str) -> int:
         low, high = spec.split("-", 1)
         width = len(low)
         head = number[:width]
-        return width if len(head) == width and int(low) <= int(head) <= int(high) else 0
+        return width if is_digits(head, width) and int(low) <= int(head) <= int(high) else 0
     return len(spec) if number.startswith(spec) else 0
 
 
@@ -75,11 +96,13 @@ def mask(number: str) -> str:
     return number[:6] + "*" * (len(number) - 10) + number[-4:]
 
 
+@sensitive_variables()
 def fingerprint(number: str) -> str:
     """A keyed hash that recognises a card without storing its number."""
     return keyed_digest(secret_key("cards"), "pan", number)
 
 
+@sensitive_variables()
 def cvv_digest(number: str, cvv: str) -> str:
     """A keyed hash of the CVV bound to its card, for the issuer's sandbox records only."""
     return keyed_digest(secret_key("cards"), "cvv", number, cvv)
@@ -103,7 +126,9 @@ class Expiry:
 
 
 def parse_expiry(month: str | int, year: str | int) -> Expiry:
-    """Month 1-12 and a year of two or four digits."""
+    """Month 1-12 and a year of two or four digits (ASCII when written as text)."""
+    if any(isinstance(v, str) and not is_digits(v) for v in (month, year)):
+        raise ValueError("not a number")
     m, y = int(month), int(year)
     if not 1 <= m <= 12:
         raise ValueError("month out of range")
@@ -115,7 +140,7 @@ def parse_expiry(month: str | int, year: str | int) -> Expiry:
 
 
 # A "card number" in a text, for scans of logs and databases: 13-19 digits not part of a longer run.
-PAN_CANDIDATE = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+PAN_CANDIDATE = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 
 
 def find_card_numbers(text: str, table: Mapping[str, Sequence[str]] = DEFAULT_BIN_TABLE) -> list[str]:

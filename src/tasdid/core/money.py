@@ -8,7 +8,8 @@ MAD_NUMERIC = "504"
 VAT_RATE = Decimal("0.20")
 MAX_AMOUNT = Decimal("9999999999.99")
 
-_WIRE_AMOUNT = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
+# ASCII digits only: Decimal() would read "٢٨٥.00" (Arabic-Indic digits) as 285.00.
+_WIRE_AMOUNT = re.compile(r"[0-9]{1,10}(\.[0-9]{1,2})?")
 
 
 class AmountError(ValueError):
@@ -27,7 +28,7 @@ def parse_amount(text: str | int | Decimal, *, allow_zero: bool = False) -> Deci
         value = text
     else:
         raw = str(text).strip()
-        if not _WIRE_AMOUNT.match(raw):
+        if not _WIRE_AMOUNT.fullmatch(raw):
             raise AmountError(f"not an amount with at most two decimals: {raw!r}")
         try:
             value = Decimal(raw)

@@ -11,13 +11,14 @@ from typing import Any
 # Fields that never take part in the ver3 hash (names compared case-insensitively).
 VER3_EXCLUDED = frozenset({"hash", "encoding"})
 
-_CHUNKS = re.compile(r"(\d+)")
+# ASCII digit runs, as PHP reads them ("²" or "٢" are letters to natcasesort, and int() of "²" raises).
+_CHUNKS = re.compile(r"([0-9]+)")
 
 
 def natural_key(name: str) -> tuple:
     """Sort key reproducing PHP's natcasesort for field names: case-insensitive, digit runs by value."""
     parts = _CHUNKS.split(name.lower())
-    return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts if p != "")
+    return tuple((0, int(p), p) if _CHUNKS.fullmatch(p) else (1, 0, p) for p in parts if p != "")
 
 
 def _escape(value: str) -> str:

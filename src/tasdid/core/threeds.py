@@ -15,6 +15,9 @@ from .signing import hmac_sign, hmac_verify
 
 MESSAGE_VERSION = "2.2.0"
 SIGNATURE_HEADER = "X-Tasdid-Signature"
+# The largest message either side reads (a JSON body, or a creq/cres as posted): ours are far below 2 KB.
+# Bigger is refused before parsing, and JSON nested too deep for the parser is refused too (a RecursionError).
+MAX_MESSAGE_BYTES = 16 * 1024
 
 # transStatus values (EMV 3DS 2.2 table A.1)
 AUTHENTICATED = "Y"
@@ -23,6 +26,8 @@ UNABLE = "U"
 ATTEMPTED = "A"
 CHALLENGE = "C"
 REJECTED = "R"
+# transStatusReason (EMV 3DS 2.2 table A.5) the parties act on
+REASON_FREQUENCY_LIMIT = "04"  # exceeds authentication frequency limit
 
 # ECI values by scheme for a full authentication / an attempt / none.
 ECI_AUTHENTICATED = {"VISA": "05", "MASTERCARD": "02", "CMI": "05"}
@@ -40,14 +45,23 @@ def sign_body(payload: Mapping[str, Any]) -> tuple[bytes, str]:
     return body, hmac_sign(payload, secret_key("threeds"))
 
 
+def _signature_matches(payload: Mapping[str, Any], signature: str) -> bool:
+    try:
+        return hmac_verify(payload, signature, secret_key("threeds"))
+    except (RecursionError, ValueError, TypeError):
+        return False  # nested deeper than the canonical JSON can be written: not a message of ours
+
+
 def verify_body(body: bytes, signature: str | None, *, message_type: str) -> dict[str, Any]:
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise MessageError("message too large")
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MessageError("body is not JSON") from exc
     if not isinstance(payload, dict) or payload.get("messageType") != message_type:
         raise MessageError(f"expected a {message_type} message")
-    if not hmac_verify(payload, signature or "", secret_key("threeds")):
+    if not _signature_matches(payload, signature or ""):
         raise MessageError("bad signature")
     return payload
 
@@ -58,16 +72,19 @@ def encode_browser_message(payload: Mapping[str, Any]) -> str:
 
 
 def decode_browser_message(text: str, *, message_type: str) -> dict[str, Any]:
+    text = text or ""
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise MessageError("message too large")
     try:
-        raw = base64.urlsafe_b64decode((text or "") + "=" * (-len(text or "") % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MessageError("not a base64url JSON message") from exc
     if not isinstance(payload, dict):
         raise MessageError("not a JSON object")
     sig = payload.pop("sig", "")
     if payload.get("messageType") != message_type:
         raise MessageError(f"expected a {message_type} message")
-    if not hmac_verify(payload, sig, secret_key("threeds")):
+    if not isinstance(sig, str) or not _signature_matches(payload, sig):
         raise MessageError("bad signature")
     return payload

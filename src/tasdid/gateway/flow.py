@@ -8,6 +8,7 @@ called, so a slow bank or merchant never holds a lock.
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -16,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import threeds
 from tasdid.core.acquiring import (
@@ -30,7 +32,7 @@ from tasdid.core.cards import fingerprint, mask
 from tasdid.core.money import MAD_NUMERIC, to_minor
 
 from . import protocol, selectors, services, threeds_server, vault
-from .models import Attempt, AttemptState, CallbackAnswer, PaymentSession
+from .models import Attempt, AttemptState, CallbackAnswer, PaymentSession, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ def _status(attempt_or_session: Attempt | PaymentSession) -> BrowserStep:
 # --- card submit and 3-D Secure ----------------------------------------------------------------------
 
 
+@sensitive_variables()  # the card, the AReq: hidden in error reports, with every frame below
 def submit_card(*, session: PaymentSession, card: CardData, brand: str, selection: str | None) -> BrowserStep:
     """A valid card form was posted: start one attempt (services.SessionBusy if the order is already being
     paid), authenticate it with the directory, and go on as the ARes says."""
@@ -110,6 +113,11 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
     if status in (threeds.AUTHENTICATED, threeds.ATTEMPTED):
         cause, err, md = (f"ARes {status} sans ECI ni CAVV", _("Authentification 3-D Secure échouée"),
                           protocol.MD_STATUS_ERROR)
+    elif status == threeds.REJECTED and ares.get("transStatusReason") == threeds.REASON_FREQUENCY_LIMIT:
+        cause = "3-D Secure : authentification refusée, trop de tentatives pour cette carte (ARes R, raison 04)"
+        err = _("Authentification 3-D Secure refusée par votre banque : trop de tentatives ont échoué pour cette "
+                "carte. Réessayez plus tard.")
+        md = protocol.MD_STATUS["R"]
     else:
         cause, err, md = f"3-D Secure : authentification refusée (ARes {status})", \
             _("Authentification 3-D Secure échouée"), protocol.MD_STATUS["N"]
@@ -118,6 +126,7 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
     return conclude(attempt_id=attempt.pk) if moved else _status(attempt)
 
 
+@sensitive_variables()  # the sealed and unsealed card
 def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
     """The customer is back from the bank's challenge page. The result that counts is the one the ACS sent
     by RReq, server to server; the CRes only says the browser is back."""
@@ -157,6 +166,7 @@ def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
 # --- authorization, callback, settlement -------------------------------------------------------------
 
 
+@sensitive_variables()  # the card and the authorization request
 def authorize(*, attempt_id: int, card: CardData, authentication: Authentication | None, from_state: str,
               trans_status: str, eci: str, md_status: str) -> BrowserStep:
     stan = services.next_stan()
@@ -198,30 +208,60 @@ def outcome_of(attempt: Attempt) -> protocol.Outcome:
     )
 
 
-def send_callback(url: str, fields: dict[str, str]) -> str:
-    """POST the result to the merchant's callbackUrl and read its answer; an unreachable merchant, a timeout
-    or an HTTP error counts as UNREACHABLE (the authorization is then voided)."""
+# The callback's tries while the customer waits: pauses between them, and the time they may take together.
+CALLBACK_INLINE_PAUSES = (0.5, 1.0)
+CALLBACK_INLINE_BUDGET = 15.0
+
+
+def send_callback(url: str, fields: dict[str, str], *, timeout: float | None = None) -> str:
+    """POST the result to the merchant's callbackUrl once: its answer (POSTAUTH, APPROVED, FAILURE), or
+    protocol.NOT_DELIVERED when nothing reached it (connection refused, name unknown, connect timeout, a 4xx
+    refusal), or protocol.AMBIGUOUS when the request went out and no usable answer came back (read timeout,
+    connection dropped, a 5xx, a reply that says nothing): then the merchant may have recorded the payment."""
     _outside_transaction()
+    host = protocol.host_of_url(url)
     try:
-        response = httpx.post(url, data=fields, timeout=settings.PARTY_HTTP_TIMEOUT)
+        response = httpx.post(url, data=fields, timeout=timeout or settings.PARTY_HTTP_TIMEOUT)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as exc:
+        logger.warning("gateway: callback to %s not delivered: %s", host, type(exc).__name__)
+        return protocol.NOT_DELIVERED
     except httpx.HTTPError as exc:
-        logger.warning("gateway: callback to %s failed: %s", protocol.host_of_url(url), type(exc).__name__)
-        return CallbackAnswer.UNREACHABLE
-    if response.status_code != 200:
-        logger.warning("gateway: callback to %s answered HTTP %s", protocol.host_of_url(url), response.status_code)
-        return CallbackAnswer.UNREACHABLE
-    return protocol.parse_callback_answer(response.text[:2000])
+        logger.warning("gateway: callback to %s sent, no answer: %s", host, type(exc).__name__)
+        return protocol.AMBIGUOUS
+    outcome = protocol.callback_outcome(response.status_code, response.text[:2000])
+    if outcome in (protocol.NOT_DELIVERED, protocol.AMBIGUOUS):
+        logger.warning("gateway: callback to %s answered HTTP %s without a usable answer", host,
+                       response.status_code)
+    return outcome
+
+
+def deliver_callback(*, attempt_id: int, tries: int = 1) -> Attempt:
+    """Send the callback, up to ``tries`` times in a row (short pauses, CALLBACK_INLINE_BUDGET in all), until
+    the merchant answers or it is certain nothing reached it (services.attempt_record_callback decides).
+    Every try sends the same fields and the same HASH: the merchant answers a callback sent again as it
+    answered it the first time. Without an answer the authorization stands and the task worker tries again."""
+    attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
+    session = attempt.session
+    fields = protocol.result_fields(session.request_fields, outcome_of(attempt), store_key=session.merchant.store_key,
+                                    callback=True)
+    url = protocol.value_of(session.request_fields, "callbackUrl") or ""
+    ends = time.monotonic() + CALLBACK_INLINE_BUDGET
+    for n in range(tries):
+        left = ends - time.monotonic()
+        last = n == tries - 1 or left < 1 + CALLBACK_INLINE_PAUSES[min(n, len(CALLBACK_INLINE_PAUSES) - 1)]
+        answer = send_callback(url, fields, timeout=min(settings.PARTY_HTTP_TIMEOUT, max(left, 1.0)))
+        attempt = services.attempt_record_callback(attempt_id=attempt.pk, answer=answer, schedule_retry=last)
+        if attempt.callback_answer or last:
+            return attempt
+        time.sleep(CALLBACK_INLINE_PAUSES[min(n, len(CALLBACK_INLINE_PAUSES) - 1)])
+    return attempt  # pragma: no cover - the loop returns on its last try
 
 
 def conclude(*, attempt_id: int) -> BrowserStep:
     """Tell the merchant (once), settle as it answered, and send the browser back to it."""
-    attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
+    attempt = Attempt.objects.get(pk=attempt_id)
     if not attempt.callback_answer:
-        session = attempt.session
-        fields = protocol.result_fields(session.request_fields, outcome_of(attempt),
-                                        store_key=session.merchant.store_key, callback=True)
-        answer = send_callback(protocol.value_of(session.request_fields, "callbackUrl") or "", fields)
-        services.attempt_record_callback(attempt_id=attempt.pk, answer=answer)
+        deliver_callback(attempt_id=attempt.pk, tries=services.CALLBACK_INLINE_TRIES)
     settle(attempt_id=attempt.pk)
     return merchant_return(attempt_id=attempt.pk)
 
@@ -259,9 +299,12 @@ def settle(*, attempt_id: int) -> Attempt:
 
 
 def is_success(attempt: Attempt) -> bool:
-    """The customer goes to okUrl: the authorization stands (captured, being captured, or kept by the merchant)."""
+    """The customer goes to okUrl: the authorization stands (captured, being captured, kept by the merchant, or
+    waiting for the merchant's answer to the callback: the merchant's page then shows its receipt if it
+    recorded the payment, else that the payment is not confirmed yet)."""
     return attempt.state in (AttemptState.CAPTURING, AttemptState.CAPTURED) or (
-        attempt.state == AttemptState.AUTHORIZED and attempt.callback_answer == CallbackAnswer.APPROVED)
+        attempt.state == AttemptState.AUTHORIZED and attempt.callback_answer == CallbackAnswer.APPROVED
+    ) or services.callback_pending(attempt)
 
 
 def merchant_return(*, attempt_id: int) -> BrowserStep:
@@ -274,20 +317,37 @@ def merchant_return(*, attempt_id: int) -> BrowserStep:
     return BrowserStep(kind="merchant", action=url, fields=fields, session=session)
 
 
-def expired_return(*, session: PaymentSession) -> BrowserStep:
-    """The way back to the merchant's failUrl from a session whose time ran out."""
+def _closed_fields(session: PaymentSession, *, callback: bool) -> dict[str, str]:
+    """The result of a session closed without any card attempt (expired, cancelled), signed for the merchant."""
     items = protocol.items_of(session.items)
-    now = timezone.localtime()
+    err_msg = _("Paiement annulé par le client") if session.state == SessionState.CANCELLED else _(
+        "Session de paiement expirée")
     outcome = protocol.Outcome(
-        proc_return_code=protocol.ERROR_CODE, err_msg=_("Session de paiement expirée"), auth_code="", trans_id="",
-        host_ref_num="", masked_pan="", card_brand="", trx_date=now.strftime("%Y%m%d %H:%M:%S"), md_status="",
-        eci="", paid_amount=protocol.payable(session.amount, items, session.deferred_refs),
+        proc_return_code=protocol.ERROR_CODE, err_msg=err_msg, auth_code="", trans_id="", host_ref_num="",
+        masked_pan="", card_brand="", trx_date=timezone.localtime(session.updated_at).strftime("%Y%m%d %H:%M:%S"),
+        md_status="", eci="", paid_amount=protocol.payable(session.amount, items, session.deferred_refs),
         paid_items=services.paid_refs_of(session), deferred_items=session.deferred_refs,
     )
-    fields = protocol.result_fields(session.request_fields, outcome, store_key=session.merchant.store_key,
-                                    callback=False)
+    return protocol.result_fields(session.request_fields, outcome, store_key=session.merchant.store_key,
+                                  callback=callback)
+
+
+def closed_return(*, session: PaymentSession) -> BrowserStep:
+    """The way back to the merchant's failUrl from a session whose time ran out or that the customer cancelled."""
     return BrowserStep(kind="merchant", action=protocol.value_of(session.request_fields, "failUrl") or "",
-                       fields=fields, session=session)
+                       fields=_closed_fields(session, callback=False), session=session)
+
+
+def cancel(*, session_id: int) -> BrowserStep:
+    """« Annuler »: the session ends cancelled (services.SessionBusy if a card is being paid or it ended), the
+    merchant is told by the usual failure callback (its answer changes nothing here), and the browser goes
+    back to failUrl with ProcReturnCode 99."""
+    session = services.session_cancel(session_id=session_id)
+    _outside_transaction()
+    answer = send_callback(protocol.value_of(session.request_fields, "callbackUrl") or "",
+                           _closed_fields(session, callback=True))
+    services.session_note(session_id=session.pk, cause=f"réponse du marchand au rappel d'annulation : {answer}")
+    return closed_return(session=session)
 
 
 # --- the sweeper ---------------------------------------------------------------------------------------
@@ -317,8 +377,10 @@ def sweep_attempt(*, attempt_id: int, now: dt.datetime | None = None) -> str:
         conclude(attempt_id=attempt_id)
         return "reversed"
     if not attempt.callback_answer:
-        conclude(attempt_id=attempt_id)
-        return "concluded"
+        # The callback never completed (the process died), or came back without a usable answer: once more.
+        attempt = deliver_callback(attempt_id=attempt_id)
+        settle(attempt_id=attempt_id)
+        return "concluded" if attempt.callback_answer else "callback retry later"
     if state == AttemptState.AUTHORIZED:
         services.attempt_hold_expired(attempt_id=attempt_id, now=now)
         settle(attempt_id=attempt_id)

@@ -2,14 +2,23 @@
 CVV, terms). The card number and the CVV are never written back into a page."""
 
 import datetime as dt
-import re
 from collections.abc import Mapping, Sequence
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core.acquiring import CardData
-from tasdid.core.cards import BRAND_LABELS, brand_of, digits_only, luhn_valid, mask, parse_expiry
+from tasdid.core.cards import (
+    BRAND_LABELS,
+    ascii_digits,
+    brand_of,
+    digits_only,
+    is_digits,
+    luhn_valid,
+    mask,
+    parse_expiry,
+)
 
 CARD_TYPES = [("CMI", "CMI"), ("MASTERCARD", BRAND_LABELS["MASTERCARD"]), ("VISA", BRAND_LABELS["VISA"])]
 PAN_LENGTH = 16
@@ -76,20 +85,29 @@ class CardForm(forms.Form):
         years = [(y, str(y)) for y in range(today.year, today.year + YEARS_AHEAD + 1)]
         self.fields["expiry_year"].widget.choices = [("", _("Année")), *years]
 
+    @staticmethod
+    @sensitive_variables()
+    def _typed_number(text: str) -> str:
+        # Spaces and dashes between groups are dropped; digits typed on an Arabic keyboard mean ASCII digits.
+        return digits_only(ascii_digits(text))
+
+    @sensitive_variables()
     def clean_card_number(self) -> str:
-        number = digits_only(self.cleaned_data["card_number"])
-        if not re.fullmatch(r"\d+", number) or len(number) != PAN_LENGTH:
+        number = self._typed_number(self.cleaned_data["card_number"])
+        if not is_digits(number, PAN_LENGTH):
             raise forms.ValidationError(_("Le numéro de carte doit comporter 16 chiffres."), code="length")
         if not luhn_valid(number):
             raise forms.ValidationError(_("Ce numéro de carte n'est pas valide : vérifiez-le."), code="luhn")
         return number
 
+    @sensitive_variables()
     def clean_cvv(self) -> str:
-        cvv = self.cleaned_data["cvv"]
-        if not re.fullmatch(r"\d{3}", cvv):
+        cvv = ascii_digits(self.cleaned_data["cvv"])
+        if not is_digits(cvv, 3):
             raise forms.ValidationError(_("Le code de vérification doit comporter 3 chiffres."), code="cvv")
         return cvv
 
+    @sensitive_variables()
     def clean(self):
         data = super().clean()
         number, card_type = data.get("card_number"), data.get("card_type")
@@ -113,11 +131,13 @@ class CardForm(forms.Form):
         return data
 
     @property
+    @sensitive_variables()
     def masked_number(self) -> str:
         """The number as typed, masked (first 6 and last 4), to hint at a typing error; "" when too short."""
-        raw = digits_only(self.data.get(self.add_prefix("card_number"), "") if self.is_bound else "")
-        return mask(raw) if raw.isdigit() and 13 <= len(raw) <= 19 else ""
+        raw = self._typed_number(self.data.get(self.add_prefix("card_number"), "") if self.is_bound else "")
+        return mask(raw) if is_digits(raw) and 13 <= len(raw) <= 19 else ""
 
+    @sensitive_variables()
     def card_data(self) -> CardData:
         data = self.cleaned_data
         return CardData(pan=data["card_number"], expiry_yymm=data["expiry"].yymm, cvv=data["cvv"])

@@ -33,18 +33,21 @@ class SessionState(models.TextChoices):
     SUCCEEDED = "succeeded", _("payée")
     FAILED = "failed", _("échouée")
     EXPIRED = "expired", _("expirée")
+    CANCELLED = "cancelled", _("annulée par le client")
 
 
-# Allowed moves of a payment session; every other move is refused. A session is paid (or fails) once.
+# Allowed moves of a payment session; every other move is refused. A session is paid (or fails) once; the
+# customer may cancel it while no card is being paid (« Annuler »).
 SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
-    SessionState.OPEN: frozenset({SessionState.PROCESSING, SessionState.EXPIRED}),
+    SessionState.OPEN: frozenset({SessionState.PROCESSING, SessionState.EXPIRED, SessionState.CANCELLED}),
     SessionState.PROCESSING: frozenset({SessionState.SUCCEEDED, SessionState.FAILED}),
     SessionState.SUCCEEDED: frozenset(),
     SessionState.FAILED: frozenset(),
     SessionState.EXPIRED: frozenset(),
+    SessionState.CANCELLED: frozenset(),
 }
 SESSION_ORDER = [SessionState.OPEN, SessionState.PROCESSING, SessionState.SUCCEEDED, SessionState.FAILED,
-                 SessionState.EXPIRED]
+                 SessionState.EXPIRED, SessionState.CANCELLED]
 
 
 class PaymentSession(models.Model):
@@ -95,7 +98,8 @@ class AttemptState(models.TextChoices):
 
 
 # Allowed moves of a card attempt. An authorization whose answer never came is reversed (AUTHORIZING ->
-# VOIDING); an approved one ends captured or voided (DESIGN.md §7, invariant 2).
+# VOIDING); an approved one ends captured or voided (DESIGN.md §7, invariant 2). The one move back: an
+# approval that arrives after its reversal was acknowledged (VOIDED -> VOIDING), voided again with its RRN.
 ATTEMPT_TRANSITIONS: dict[str, frozenset[str]] = {
     AttemptState.AUTHENTICATING: frozenset({AttemptState.CHALLENGE, AttemptState.AUTHORIZING, AttemptState.FAILED}),
     AttemptState.CHALLENGE: frozenset({AttemptState.AUTHORIZING, AttemptState.FAILED}),
@@ -106,22 +110,23 @@ ATTEMPT_TRANSITIONS: dict[str, frozenset[str]] = {
     AttemptState.DECLINED: frozenset(),
     AttemptState.FAILED: frozenset(),
     AttemptState.CAPTURED: frozenset(),
-    AttemptState.VOIDED: frozenset(),
+    AttemptState.VOIDED: frozenset({AttemptState.VOIDING}),
 }
-# The order states are reached in: every allowed move goes forward in it.
+# The order states are reached in: every allowed move goes forward in it, but VOIDED -> VOIDING.
 ATTEMPT_ORDER = [
     AttemptState.AUTHENTICATING, AttemptState.CHALLENGE, AttemptState.AUTHORIZING, AttemptState.AUTHORIZED,
     AttemptState.DECLINED, AttemptState.FAILED, AttemptState.CAPTURING, AttemptState.CAPTURED,
     AttemptState.VOIDING, AttemptState.VOIDED,
 ]
-ATTEMPT_TERMINAL = frozenset(s for s, moves in ATTEMPT_TRANSITIONS.items() if not moves)
+# Where an attempt rests: nothing moves it any more, except a late approval for VOIDED.
+ATTEMPT_TERMINAL = frozenset({AttemptState.DECLINED, AttemptState.FAILED, AttemptState.CAPTURED, AttemptState.VOIDED})
 
 
 class CallbackAnswer(models.TextChoices):
     POSTAUTH = "POSTAUTH", _("remise demandée (ACTION=POSTAUTH)")
     APPROVED = "APPROVED", _("acquitté sans remise (APPROVED)")
     FAILURE = "FAILURE", _("refusé par le marchand (FAILURE)")
-    UNREACHABLE = "UNREACHABLE", _("marchand injoignable ou réponse invalide")
+    UNREACHABLE = "UNREACHABLE", _("marchand injoignable, ou sans réponse claire après tous les essais")
 
 
 class Attempt(models.Model):
@@ -162,6 +167,8 @@ class Attempt(models.Model):
     err_msg = models.CharField(max_length=255, blank=True, default="")
     callback_answer = models.CharField(max_length=11, choices=CallbackAnswer.choices, blank=True, default="")
     callback_at = models.DateTimeField(null=True, blank=True)
+    # Tries of the callback so far: an ambiguous one (sent, no usable answer) is tried again (services).
+    callback_tries = models.PositiveSmallIntegerField(default=0)
     # Settlement
     settle_tries = models.PositiveIntegerField(default=0)
     settled_at = models.DateTimeField(null=True, blank=True)

@@ -31,10 +31,12 @@ RESULT_FIELDS = (
     "EXTRA.TRXDATE", "mdStatus", "eci", "callbackCall", "paidAmount", "paidItems", "deferredItems", "HASH",
 )
 
-_ITEM_FIELD = re.compile(r"^item(\d+)(ref|label|amount)$")
+# Protocol fields are ASCII: str.isdigit() and int() would take "²" or "٢" (and int("²") raises).
+_NUMBER = re.compile(r"[0-9]{1,6}")
+_ITEM_FIELD = re.compile(r"item([0-9]{1,6})(ref|label|amount)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _OID = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
-_HOST_ENTRY = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$")
+_HOST_ENTRY = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:[0-9]{1,5})?$")
 
 
 class RequestError(ValueError):
@@ -185,7 +187,7 @@ def parse_request(fields: Mapping[str, str], *, return_hosts: Sequence[str]) -> 
         lang = "fr"
     session_seconds = DEFAULT_SESSION_SECONDS
     if get("sessionTimeout"):
-        if not get("sessionTimeout").isdigit() or len(get("sessionTimeout")) > 6:
+        if not _NUMBER.fullmatch(get("sessionTimeout")):
             raise RequestError(_("La durée « sessionTimeout » doit être un nombre de secondes."))
         session_seconds = min(max(int(get("sessionTimeout")), MIN_SESSION_SECONDS), MAX_SESSION_SECONDS)
     items, allow_defer = parse_items(fields, amount)
@@ -201,13 +203,13 @@ def parse_items(fields: Mapping[str, str], amount: Decimal) -> tuple[tuple[Item,
     """The bill extension (``itemCount``, ``item<N>Ref|Label|Amount``, ``allowDefer``), checked against
     ``amount``. Without ``itemCount`` there are no items (and nothing to defer)."""
     low = {k.lower(): v.strip() for k, v in fields.items()}
-    indexes = {int(m.group(1)) for k in low if (m := _ITEM_FIELD.match(k))}
+    indexes = {int(m.group(1)) for k in low if (m := _ITEM_FIELD.fullmatch(k))}
     raw_count = low.get("itemcount", "")
     if not raw_count:
         if indexes:
             raise RequestError(_("Extension facture incohérente : des factures sont listées sans « itemCount »."))
         return (), False
-    if not raw_count.isdigit() or not 1 <= int(raw_count) <= MAX_ITEMS:
+    if not _NUMBER.fullmatch(raw_count) or not 1 <= int(raw_count) <= MAX_ITEMS:
         raise RequestError(_("Extension facture incohérente : « itemCount » doit être un nombre de 1 à %(max)s.")
                            % {"max": MAX_ITEMS})
     count = int(raw_count)
@@ -368,9 +370,16 @@ def result_fields(request_fields: Mapping[str, str], outcome: Outcome, *, store_
     return fields
 
 
+# What one try of the callback came to when it is not one of the merchant's answers.
+NOT_DELIVERED = "NOT_DELIVERED"  # nothing reached the merchant's application: it cannot have acted on it
+AMBIGUOUS = "AMBIGUOUS"  # sent, then no usable answer: the merchant may have recorded the payment
+# 4xx statuses a server answers without having processed the request, but which say "try again".
+_RETRY_STATUSES = frozenset({408, 425, 429})
+
+
 def parse_callback_answer(text: str | None) -> str:
     """The merchant's answer to a callback, read case-insensitively by substring: ``POSTAUTH`` (capture),
-    ``APPROVED`` (acknowledged, no capture) or ``FAILURE`` (void) — and ``FAILURE`` for anything else.
+    ``APPROVED`` (acknowledged, no capture) or ``FAILURE`` (void); "" when the text holds none of them.
     A FAILURE anywhere wins: when in doubt, nothing is captured."""
     upper = (text or "").upper()
     if "FAILURE" in upper:
@@ -379,4 +388,16 @@ def parse_callback_answer(text: str | None) -> str:
         return "POSTAUTH"
     if "APPROVED" in upper:
         return "APPROVED"
-    return "FAILURE"
+    return ""
+
+
+def callback_outcome(status_code: int, text: str | None) -> str:
+    """What an HTTP reply to the callback says: the merchant's answer (200 with POSTAUTH, APPROVED or FAILURE);
+    NOT_DELIVERED for a 4xx refusal (the request was not processed: no such page, method, size…); AMBIGUOUS
+    for anything else (a 5xx, a 408/425/429, a 200 that says nothing): the merchant may have recorded the
+    payment before failing to answer, so its authorization must not be voided on that reply."""
+    if status_code == 200:
+        return parse_callback_answer(text) or AMBIGUOUS
+    if 400 <= status_code < 500 and status_code not in _RETRY_STATUSES:
+        return NOT_DELIVERED
+    return AMBIGUOUS

@@ -44,6 +44,12 @@ CHALLENGE_GRACE = dt.timedelta(seconds=SEAL_SECONDS + 60)
 AUTHORIZATION_HOLD = dt.timedelta(days=1)  # an authorization the merchant kept without capture, then voided
 SETTLE_SAFETY = dt.timedelta(seconds=60)  # a capture/void not confirmed by then is tried again
 MAX_SETTLE_BACKOFF = dt.timedelta(minutes=10)
+# The callback: CALLBACK_INLINE_TRIES while the customer waits (flow.deliver_callback), then one try by the task
+# worker after each of these delays; after the last one unanswered, the authorization is voided.
+CALLBACK_INLINE_TRIES = 3
+CALLBACK_RETRY_DELAYS = tuple(dt.timedelta(seconds=s) for s in (15, 30, 60, 120, 240, 480, 900))
+CALLBACK_MAX_TRIES = CALLBACK_INLINE_TRIES + len(CALLBACK_RETRY_DELAYS)  # 10 tries over about 31 minutes
+MERCHANT_ANSWERS = frozenset({CallbackAnswer.POSTAUTH, CallbackAnswer.APPROVED, CallbackAnswer.FAILURE})
 
 
 def _exchange_grace() -> dt.timedelta:
@@ -234,6 +240,27 @@ def session_expire(*, session_id: int, now: dt.datetime | None = None) -> Paymen
 
 
 @transaction.atomic
+def session_cancel(*, session_id: int, now: dt.datetime | None = None) -> PaymentSession:
+    """« Annuler » on the payment page: the session ends cancelled, nothing paid. SessionBusy when it is not
+    open any more (a card being paid, paid, failed, expired or cancelled already)."""
+    now = now or timezone.now()
+    session = _lock_open_session(session_id, now)
+    if session.state != SessionState.OPEN:
+        raise SessionBusy(session)
+    _move_session(session, SessionState.CANCELLED, "paiement annulé par le client", now=now)
+    return session
+
+
+@transaction.atomic
+def session_note(*, session_id: int, cause: str, now: dt.datetime | None = None) -> PaymentSession:
+    """Record something that happened to a session without moving it (a callback's answer after it ended)."""
+    now = now or timezone.now()
+    session = PaymentSession.objects.select_for_update().get(pk=session_id)
+    _session_note(session, cause, now=now)
+    return session
+
+
+@transaction.atomic
 def session_defer(*, session_id: int, ref: str, now: dt.datetime | None = None) -> PaymentSession:
     """Defer one invoice to later; the last invoice kept cannot be deferred (protocol.DeferError)."""
     now = now or timezone.now()
@@ -378,9 +405,16 @@ def attempt_record_authorization(*, attempt_id: int, result: AuthorizationResult
     attempt = _lock_attempt(attempt_id)
     code = (result.response_code or "")[:2]
     if attempt.state != AttemptState.AUTHORIZING:
-        # Too late: the sweeper already reversed it; keep the references the void needs.
-        _note(attempt, f"réponse d'autorisation tardive {code}", now=now, auth_code=result.auth_code[:6],
-              rrn=result.rrn[:12])
+        # Too late: the sweeper already reversed it (the attempt is VOIDING or VOIDED). Keep the references the
+        # void needs; an approval whose reversal was already acknowledged, maybe before the bank had the
+        # authorization, is voided again, with its RRN this time, or its hold would stay.
+        cause = f"réponse d'autorisation tardive {code}"
+        if result.approved and attempt.state == AttemptState.VOIDED:
+            logger.warning("gateway: approval of %s after its reversal: voiding again with its RRN", attempt.trans_id)
+            _move_attempt(attempt, AttemptState.VOIDING, cause + " après l'annulation : nouvelle annulation", now=now,
+                          auth_code=result.auth_code[:6], rrn=result.rrn[:12], settled_at=None, deadline=now)
+        else:
+            _note(attempt, cause, now=now, auth_code=result.auth_code[:6], rrn=result.rrn[:12])
         return attempt
     common = {"response_code": code, "auth_code": result.auth_code[:6], "rrn": result.rrn[:12],
               "deadline": now + _exchange_grace()}
@@ -426,16 +460,55 @@ def attempt_fail(*, attempt_id: int, cause: str, err_msg: str, md_status: str,
     return attempt
 
 
+def callback_retry_delay(tries: int) -> dt.timedelta:
+    """When the task worker tries the callback again after ``tries`` tries without a usable answer."""
+    return CALLBACK_RETRY_DELAYS[min(max(tries - CALLBACK_INLINE_TRIES, 0), len(CALLBACK_RETRY_DELAYS) - 1)]
+
+
+def callback_pending(attempt: Attempt) -> bool:
+    """An authorization whose callback was sent without a usable answer yet: it stands while the callback is
+    tried again (the merchant may have recorded the payment)."""
+    return attempt.state == AttemptState.AUTHORIZED and not attempt.callback_answer and attempt.callback_tries > 0
+
+
 @transaction.atomic
-def attempt_record_callback(*, attempt_id: int, answer: str, now: dt.datetime | None = None) -> Attempt:
-    """The merchant's answer to the callback decides the settlement, and the session's end. First answer wins."""
+def attempt_record_callback(*, attempt_id: int, answer: str, schedule_retry: bool = True,
+                            now: dt.datetime | None = None) -> Attempt:
+    """One try of the callback and what came of it; the first answer wins.
+
+    The merchant's answer (POSTAUTH, APPROVED, FAILURE) decides the settlement and the session's end.
+    NOT_DELIVERED on the first try (nothing reached the merchant, which cannot have recorded anything): as
+    UNREACHABLE, the authorization is voided. AMBIGUOUS, or NOT_DELIVERED after an ambiguous try (the merchant
+    may have recorded the payment and lost only its answer): the authorization stands, the try is counted and,
+    with ``schedule_retry``, the task worker tries again after callback_retry_delay; once CALLBACK_MAX_TRIES
+    tries are spent, UNREACHABLE, voided, and an ERROR for reconciliation with the merchant. An attempt not
+    authorized waits on no answer: a try without one is recorded as UNREACHABLE at once."""
     now = now or timezone.now()
     attempt = _lock_attempt(attempt_id)
     if attempt.callback_answer:
         return attempt
+    tries = attempt.callback_tries + 1
+    if answer not in MERCHANT_ANSWERS:
+        first_not_delivered = answer == protocol.NOT_DELIVERED and attempt.callback_tries == 0
+        if attempt.state == AttemptState.AUTHORIZED and not first_not_delivered:
+            if tries < CALLBACK_MAX_TRIES:
+                logger.warning("gateway: callback of %s without a usable answer (%s, try %s of %s)",
+                               attempt.trans_id, answer, tries, CALLBACK_MAX_TRIES)
+                changes = {"callback_tries": tries}
+                cause = f"rappel n° {tries} sans réponse claire du marchand ({answer})"
+                if schedule_retry:
+                    delay = callback_retry_delay(tries)
+                    changes["deadline"] = now + delay
+                    cause += f" : nouvel essai dans {int(delay.total_seconds())} s"
+                _note(attempt, cause, now=now, **changes)
+                return attempt
+            logger.error("gateway: callback of %s unanswered after %s tries: the authorization is voided; "
+                         "reconcile with merchant %s, which may have recorded order %s as paid", attempt.trans_id,
+                         tries, attempt.session.merchant.client_id, attempt.session.oid)
+        answer = CallbackAnswer.UNREACHABLE
     session = PaymentSession.objects.select_for_update().get(pk=attempt.session_id)
-    attempt.callback_answer, attempt.callback_at = answer, now
-    attempt.save(update_fields=["callback_answer", "callback_at"])
+    attempt.callback_answer, attempt.callback_at, attempt.callback_tries = answer, now, tries
+    attempt.save(update_fields=["callback_answer", "callback_at", "callback_tries"])
     cause = f"réponse du marchand : {answer}"
     succeeded = False
     if attempt.state == AttemptState.AUTHORIZED:

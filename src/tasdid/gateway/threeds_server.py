@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import threeds
 from tasdid.core.acquiring import CardData
@@ -22,6 +23,7 @@ class DirectoryError(Exception):
     """The directory could not be reached or answered something unusable: a fault, not a refusal."""
 
 
+@sensitive_variables()  # acctNumber
 def build_areq(*, attempt: Attempt, merchant: Merchant, card: CardData, now: dt.datetime) -> dict[str, str]:
     return {
         "messageType": "AReq",
@@ -50,6 +52,7 @@ def _is_uuid(value: Any) -> bool:
     return True
 
 
+@sensitive_variables()  # the AReq and its body carry the card number
 def send_areq(areq: dict[str, str]) -> dict[str, Any]:
     """POST the signed AReq to the directory and return its verified ARes; DirectoryError otherwise."""
     body, signature = threeds.sign_body(areq)

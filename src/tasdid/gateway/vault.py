@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core.acquiring import CardData
 from tasdid.core.keys import secret_key
@@ -33,6 +34,7 @@ def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
+@sensitive_variables()
 def seal(*, attempt_id: int, threeds_server_trans_id: str, card: CardData) -> str:
     payload = {"a": attempt_id, "t": threeds_server_trans_id, "p": card.pan, "e": card.expiry_yymm, "c": card.cvv}
     token = _fernet().encrypt(json.dumps(payload, separators=(",", ":")).encode()).decode("ascii")
@@ -41,6 +43,7 @@ def seal(*, attempt_id: int, threeds_server_trans_id: str, card: CardData) -> st
     return token
 
 
+@sensitive_variables()
 def unseal(token: str, *, ttl: int = SEAL_SECONDS) -> Sealed:
     if not token or len(token) > MAX_LENGTH:
         raise VaultError("no sealed data")

@@ -96,7 +96,7 @@ def _page(request: HttpRequest, session: PaymentSession, form: CardForm, *, stat
     return no_store(render(request, "gateway/pay.html", context, status=status))
 
 
-@sensitive_variables("form")
+@sensitive_variables()  # every frame below holds the card: Django forms keep what was typed in locals
 @sensitive_post_parameters("card_number", "cvv")
 @require_http_methods(["GET", "POST"])
 def pay(request: HttpRequest, token: str) -> HttpResponse:
@@ -117,6 +117,8 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
     action = request.POST.get("action", "")
     if action in ("defer", "restore"):
         return _defer_or_restore(request, session, action)
+    if action == "cancel":
+        return _cancel(request, session)
     if action != "pay":
         return _page(request, session, _card_form(), status=400)
     form = _card_form(request.POST)
@@ -133,6 +135,17 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
         else:
             return _step(request, step)
     return _page(request, session, form)
+
+
+def _cancel(request: HttpRequest, session: PaymentSession) -> HttpResponse:
+    """« Annuler »: back to the merchant's failUrl, nothing paid."""
+    try:
+        step = flow.cancel(session_id=session.pk)
+    except services.SessionBusy as exc:
+        return _status_page(request, exc.session, status=409)
+    return autosubmit(request, action=step.action, fields=step.fields, title=_("Paiement annulé"),
+                      message=_("Paiement annulé. Retour au site marchand en cours…"),
+                      button=_("Retour au site marchand"))
 
 
 def _defer_or_restore(request: HttpRequest, session: PaymentSession, action: str) -> HttpResponse:
@@ -173,16 +186,19 @@ def _status_page(request: HttpRequest, session: PaymentSession, *, status: int =
     """The order is being paid, was already processed, or its time ran out: say so, and offer the way back
     to the merchant when there is one."""
     attempt = selectors.latest_attempt(session)
+    awaiting_merchant = attempt is not None and services.callback_pending(attempt)
     back = None
-    if offer_return and session.state in (SessionState.SUCCEEDED, SessionState.FAILED) and attempt is not None:
+    if offer_return and attempt is not None and (
+            session.state in (SessionState.SUCCEEDED, SessionState.FAILED) or awaiting_merchant):
         back = flow.merchant_return(attempt_id=attempt.pk)
-    elif offer_return and session.state == SessionState.EXPIRED:
-        back = flow.expired_return(session=session)
+    elif offer_return and session.state in (SessionState.EXPIRED, SessionState.CANCELLED):
+        back = flow.closed_return(session=session)
     context = {
         "session": session,
         "merchant": session.merchant,
         "attempt": attempt,
         "in_challenge": attempt is not None and attempt.state == AttemptState.CHALLENGE,
+        "awaiting_merchant": awaiting_merchant,
         "back": back,
         "back_fields": list(back.fields.items()) if back else [],
         "page_url": reverse("gateway_pay", args=[session.token]),

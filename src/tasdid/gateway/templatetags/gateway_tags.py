@@ -11,8 +11,6 @@ register = template.Library()
 
 @register.filter
 def dh(amount: Decimal | str) -> str:
-    """285.00 -> "285,00 DH" (French writing, non-breaking space before the unit)."""
-    value = quantize(Decimal(str(amount)))
-    whole, cents = f"{value:.2f}".split(".")
-    groups = f"{int(whole):,}".replace(",", "\u202f")
-    return f"{groups},{cents}\u00a0DH"
+    """285 -> "285.00 DH", written as the guide's bill and the biller's pages write amounts (a point, no
+    grouping), with a non-breaking space before the unit."""
+    return f"{quantize(Decimal(str(amount))):.2f}\u00a0DH"
