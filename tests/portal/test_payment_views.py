@@ -183,7 +183,7 @@ def test_ok_return_of_a_paid_order_goes_to_its_receipt_without_a_session():
     assert response["Location"] == receipt_link(payment)
 
 
-def test_ok_return_before_the_callback_says_nothing_was_charged():
+def test_ok_return_before_the_callback_says_the_payment_is_not_confirmed_yet():
     line, *_ = line_with_two_invoices()
     order = new_order(line)
 
@@ -191,8 +191,8 @@ def test_ok_return_before_the_callback_says_nothing_was_charged():
 
     assert response.status_code == 200
     html = unescape(response.content.decode())
-    assert "Votre paiement n'est pas confirmé" in html
-    assert "Aucun montant n'a été débité" in html
+    assert "Votre paiement n'est pas encore confirmé" in html
+    assert "sinon, l'autorisation sur votre carte sera annulée et aucun montant ne sera débité" in html
     assert 'href="/factures"' in html
     order.refresh_from_db()
     assert order.state == "created"
