@@ -586,6 +586,15 @@ def _remaining_sends(record: AcsTransaction) -> int:
     return max(0, OTP_MAX_SENDS - record.otp_sent_count)
 
 
+def _closed_step(record: AcsTransaction, now: dt.datetime) -> ChallengeStep | None:
+    """The step to show when the challenge is over (ended before, or expiring now), else None."""
+    if record.ended:
+        return ChallengeStep("ended", record)
+    if _end_if_expired(record, now):
+        return ChallengeStep("expired", record)
+    return None
+
+
 @transaction.atomic
 def challenge_open(*, acs_trans_id: str, three_ds_server_trans_id: str) -> ChallengeStep:
     """The browser arrived with a CReq: send the SMS code (once; opening again does not send another)."""
@@ -594,11 +603,9 @@ def challenge_open(*, acs_trans_id: str, three_ds_server_trans_id: str) -> Chall
         raise ChallengeNotFound(acs_trans_id)
     if not record.is_challenge:
         raise ChallengeNotFound(acs_trans_id)
-    if record.ended:
-        return ChallengeStep("ended", record)
     now = timezone.now()
-    if _end_if_expired(record, now):
-        return ChallengeStep("expired", record)
+    if (closed := _closed_step(record, now)) is not None:
+        return closed
     if record.otp_sent_count == 0:
         _send_otp(record, now=now)
     return ChallengeStep("open", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
@@ -609,11 +616,9 @@ def challenge_open(*, acs_trans_id: str, three_ds_server_trans_id: str) -> Chall
 def challenge_submit_code(*, acs_trans_id: str, code: str) -> ChallengeStep:
     """Check the code typed: right → authenticated (Y); wrong → one try less; the third wrong → failed (N)."""
     record = _lock_challenge(acs_trans_id)
-    if record.ended:
-        return ChallengeStep("ended", record)
     now = timezone.now()
-    if _end_if_expired(record, now):
-        return ChallengeStep("expired", record)
+    if (closed := _closed_step(record, now)) is not None:
+        return closed
     record.interaction_counter += 1
     if record.otp_digest and code_matches(_otp_scope(record), code, record.otp_digest):
         _end(record, authenticated=True, cause="right code", now=now)
@@ -631,11 +636,9 @@ def challenge_submit_code(*, acs_trans_id: str, code: str) -> ChallengeStep:
 def challenge_resend_code(*, acs_trans_id: str) -> ChallengeStep:
     """A new code replaces the previous one (which stops working), within the limit of sends."""
     record = _lock_challenge(acs_trans_id)
-    if record.ended:
-        return ChallengeStep("ended", record)
     now = timezone.now()
-    if _end_if_expired(record, now):
-        return ChallengeStep("expired", record)
+    if (closed := _closed_step(record, now)) is not None:
+        return closed
     if record.otp_sent_count >= OTP_MAX_SENDS:
         return ChallengeStep("resend_limit", record, OTP_MAX_TRIES - record.otp_failures, 0)
     _send_otp(record, now=now)
@@ -646,11 +649,9 @@ def challenge_resend_code(*, acs_trans_id: str) -> ChallengeStep:
 def challenge_cancel(*, acs_trans_id: str) -> ChallengeStep:
     """« Annuler »: the authentication fails (N, cancelled by the cardholder)."""
     record = _lock_challenge(acs_trans_id)
-    if record.ended:
-        return ChallengeStep("ended", record)
     now = timezone.now()
-    if _end_if_expired(record, now):
-        return ChallengeStep("expired", record)
+    if (closed := _closed_step(record, now)) is not None:
+        return closed
     _end(record, authenticated=False, reason=acs.REASON_AUTH_FAILED, cancel=acs.CANCEL_BY_CARDHOLDER,
          cause="cancelled by the cardholder", now=now)
     return ChallengeStep("cancelled", record)

@@ -85,18 +85,28 @@ def _invalid_return(request: HttpRequest, reason: str) -> HttpResponse:
     return no_store(render(request, "portal/payment/invalid.html", status=400))
 
 
-@csrf_exempt  # the browser's return from the gateway: verified by its ver3 HASH, not by a session.
-@require_http_methods(["GET", "POST"])
-def payment_ok(request: HttpRequest) -> HttpResponse:
-    """The gateway's okUrl: the receipt when the callback settled the order, else "not confirmed"."""
+def _gateway_return(request: HttpRequest, *, failed: bool) -> payments.ReturnOutcome | HttpResponse:
+    """The browser's return from the gateway, checked; or the page to answer at once: the consult page for a
+    bare GET, an error page for a bad HASH, the receipt when the order is settled (on failUrl too: an earlier
+    try on the same payment page may have paid it — the receipt is the truth)."""
     if request.method == "GET":
         return redirect(CONSULT_PATH)
     try:
-        outcome = payments.payment_return(fields=_posted(request), failed=False)
+        outcome = payments.payment_return(fields=_posted(request), failed=failed)
     except payments.GatewayMessageRefused as exc:
         return _invalid_return(request, exc.reason)
     if outcome.receipt_number:
         return _see_other(outcome.receipt_path)
+    return outcome
+
+
+@csrf_exempt  # the browser's return from the gateway: verified by its ver3 HASH, not by a session.
+@require_http_methods(["GET", "POST"])
+def payment_ok(request: HttpRequest) -> HttpResponse:
+    """The gateway's okUrl: the receipt when the callback settled the order, else "not confirmed"."""
+    outcome = _gateway_return(request, failed=False)
+    if isinstance(outcome, HttpResponse):
+        return outcome
     return no_store(render(request, "portal/payment/not_confirmed.html", {"consult_url": CONSULT_PATH}))
 
 
@@ -159,15 +169,9 @@ def failure_notice(*, code: str, md_status: str, err_msg: str, paid_elsewhere: b
 @require_http_methods(["GET", "POST"])
 def payment_failed(request: HttpRequest) -> HttpResponse:
     """The gateway's failUrl: say why, the invoices stay unpaid, try again from the consult page."""
-    if request.method == "GET":
-        return redirect(CONSULT_PATH)
-    try:
-        outcome = payments.payment_return(fields=_posted(request), failed=True)
-    except payments.GatewayMessageRefused as exc:
-        return _invalid_return(request, exc.reason)
-    if outcome.receipt_number:
-        # The order was settled after all (an earlier try on the same payment page): the receipt is the truth.
-        return _see_other(outcome.receipt_path)
+    outcome = _gateway_return(request, failed=True)
+    if isinstance(outcome, HttpResponse):
+        return outcome
     notice = failure_notice(code=outcome.code, md_status=outcome.md_status, err_msg=outcome.message,
                             paid_elsewhere=outcome.invoice_paid_elsewhere)
     return no_store(render(request, "portal/payment/failed.html", {"notice": notice, "consult_url": CONSULT_PATH}))
