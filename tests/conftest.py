@@ -61,7 +61,15 @@ def task_worker(transactional_db):
         queue_names=["*"], interval=0.05, batch=False, backend_name="default", startup_delay=False,
         max_tasks=None, worker_id="test-thread-worker", excluded_queue_names=[],
     )
-    thread = threading.Thread(target=worker.run, daemon=True)
+    def run() -> None:
+        from django.db import connections
+
+        try:
+            worker.run()
+        finally:  # the thread's own connection, which would otherwise keep the test database in use
+            connections.close_all()
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     yield worker
     worker.running = False
@@ -111,3 +119,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def playwright(playwright):
+    """pytest-playwright's driver, whose event loop makes the main thread look asynchronous while it runs: Django
+    then keeps this thread's database connections per context, apart from the ones opened before. Those are
+    closed here, while the loop still runs, or they would keep the test database in use when it is dropped."""
+    yield playwright
+    from django.db import connections
+
+    connections.close_all()

@@ -5,6 +5,7 @@ Until the ISO 8583 switch exists, ``settings.GATEWAY_ACQUIRER`` names this class
 """
 
 import logging
+from contextlib import contextmanager
 
 from django.db import DatabaseError
 from django.views.decorators.debug import sensitive_variables
@@ -28,7 +29,7 @@ class InProcessAcquirer:
     @sensitive_variables()  # the card
     def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
         auth = request.authentication
-        try:
+        with _bank_answers("authorization"):
             outcome = services.authorize(
                 pan=request.card.pan,
                 expiry_yymm=request.card.expiry_yymm,
@@ -45,14 +46,10 @@ class InProcessAcquirer:
                 ds_trans_id=auth.ds_trans_id if auth else "",
                 trans_status=auth.trans_status if auth else "",
             )
-        except DatabaseError as exc:
-            # The issuer could not answer (database down or locked): a fault, not a refusal.
-            logger.warning("in-process authorization failed: %s", type(exc).__name__)
-            raise AcquirerUnavailable("the bank did not answer") from exc
         return AuthorizationResult(response_code=outcome.response_code, auth_code=outcome.auth_code, rrn=outcome.rrn)
 
     def capture(self, request: SettlementRequest) -> SettlementResult:
-        try:
+        with _bank_answers("capture"):
             outcome = services.hold_capture(
                 merchant_id=request.merchant_id,
                 rrn=request.rrn,
@@ -61,20 +58,24 @@ class InProcessAcquirer:
                 amount_minor=request.amount_minor,
                 currency=request.currency,
             )
-        except DatabaseError as exc:
-            logger.warning("in-process capture failed: %s", type(exc).__name__)
-            raise AcquirerUnavailable("the bank did not answer") from exc
         return SettlementResult(response_code=outcome.response_code)
 
     def void(self, request: SettlementRequest) -> SettlementResult:
-        try:
+        with _bank_answers("void"):
             outcome = services.hold_void(
                 merchant_id=request.merchant_id,
                 rrn=request.rrn,
                 original_stan=request.original_stan,
                 original_transmitted_at=request.original_transmitted_at,
             )
-        except DatabaseError as exc:
-            logger.warning("in-process void failed: %s", type(exc).__name__)
-            raise AcquirerUnavailable("the bank did not answer") from exc
         return SettlementResult(response_code=outcome.response_code)
+
+
+@contextmanager
+def _bank_answers(operation: str):
+    """The issuer could not answer (database down or locked): a fault for the caller, never a refusal."""
+    try:
+        yield
+    except DatabaseError as exc:
+        logger.warning("in-process %s failed: %s", operation, type(exc).__name__)
+        raise AcquirerUnavailable("the bank did not answer") from exc
