@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.billing.codes import fidelio_scope
 from tasdid.billing.models import FidelioCode, ServiceLine
@@ -46,6 +47,7 @@ def clock_text(at: dt.datetime, now: dt.datetime) -> str:
     return _("%(day)s à %(time)s") % {"day": date_format(local, "d/m/Y"), "time": date_format(local, "H:i")}
 
 
+@sensitive_variables("text")  # the SMS may hold a code: hidden in error reports, here and in the frames below
 def _reply(to: str, text: str, secrets: tuple[str, ...] = ()) -> None:
     sms_send(sender=FIDELIO_SHORT_NUMBER, to=to, text=text, secrets=secrets)
 
