@@ -30,7 +30,7 @@ def identified_client(line, *, email: str = EMAIL, enforce_csrf: bool = True) ->
     """A browser whose session holds an identified line, and the CSRF token its forms carry."""
     client = Client(enforce_csrf_checks=enforce_csrf)
     session = party_session("biller")  # the biller's sessions record their party (tasdid.core.http)
-    session.update({"tasdid.line_id": line.pk, "tasdid.email": email, "tasdid.line_kind": line.kind,
+    session.update({"tasdid.line_id": line.pk, "tasdid.email": email,
                     "tasdid.identified_at": timezone.now().isoformat()})
     session["_csrftoken"] = "a" * 32  # CSRF_USE_SESSIONS: the secret lives in the session
     session.save()
