@@ -2,16 +2,20 @@
 single use, replaced by the next one, limited per line; anything else gets a polite answer."""
 
 import datetime as dt
+import html
+import sys
 
 import pytest
 import time_machine
 from django.utils import timezone
+from django.views.debug import SafeExceptionReporterFilter, get_exception_reporter_class
 
 from tasdid.billing.codes import fidelio_scope
 from tasdid.billing.models import FidelioCode, IdentificationAttempt
+from tasdid.billing.services import fidelio
 from tasdid.billing.services.fidelio import FidelioReply, fidelio_code_request, is_code_request
 from tasdid.billing.services.identification import Identified, Refusal, Refused, identify_mobile
-from tasdid.core.codes import code_digest
+from tasdid.core.codes import code_digest, generate_numeric
 from tasdid.messaging.models import HandsetMessage, Sms
 from tasdid.messaging.services import REDACTED, sms_receive
 from tests import factories
@@ -222,3 +226,38 @@ def test_a_lock_ending_another_day_says_the_day(run_tasks):
     fidelio_code_request(number=NUMBER, now=T0)
     run_tasks()
     assert "bloquée jusqu'à 13/06/2025 à 00:50." in last_sms_text(NUMBER)
+
+
+
+def _error_report(call):
+    """The project's error report of the exception ``call()`` raises, as the 500 email would render it."""
+    try:
+        call()
+    except RuntimeError:
+        return get_exception_reporter_class(None)(None, *sys.exc_info())
+    raise AssertionError("no exception")
+
+
+@pytest.mark.django_db
+def test_an_error_while_queueing_the_code_sms_reports_no_code(monkeypatch):
+    """The finished SMS holds the code in clear: an error report of a failure to queue it must not show it."""
+    factories.mobile_line(number=NUMBER)
+    issued = {}
+
+    def generate(length):
+        issued["code"] = generate_numeric(length)
+        return issued["code"]
+
+    def outbox_down(*, sender, to, text, secrets=()):
+        assert issued["code"] in text  # the SMS is finished, the code in it
+        raise RuntimeError("outbox down")
+
+    monkeypatch.setattr(fidelio, "generate_numeric", generate)
+    monkeypatch.setattr(fidelio, "sms_send", outbox_down)
+    reporter = _error_report(lambda: fidelio_code_request(number=NUMBER, now=T0))
+
+    text, page = reporter.get_traceback_text(), html.unescape(reporter.get_traceback_html())
+    assert "outbox down" in text
+    assert issued["code"] not in text and issued["code"] not in page
+    reply = next(frame for frame in reporter.get_traceback_frames() if frame["function"] == "_reply")
+    assert dict(reply["vars"])["text"] == SafeExceptionReporterFilter.cleansed_substitute

@@ -210,12 +210,15 @@ def test_a_transaction_id_already_settled_elsewhere_is_voided():
     line, *_ = line_with_two_invoices()
     other, *_ = line_with_two_invoices(number="+212661000002")
     payment_callback(fields=gateway_message(new_order(line), trans_id="T-SAME"))
+    later = new_order(other)
     before = state_of_the_world()
 
-    result = payment_callback(fields=gateway_message(new_order(other), trans_id="T-SAME"))
+    result = payment_callback(fields=gateway_message(later, trans_id="T-SAME"))
 
     assert (result.answer, result.reason) == ("FAILURE", "trans_id_used")
-    assert state_of_the_world()["payments"] == before["payments"]
+    assert state_of_the_world() == before
+    later.refresh_from_db()
+    assert later.state == "created" and later.events.count() == 1
     assert Invoice.objects.filter(line=other, status="paid").count() == 0
 
 

@@ -161,6 +161,7 @@ def test_wrong_code_fidelio(parties, page, task_worker, customer):
     expect(page.get_by_label("Confirmation de l'adresse email")).to_have_value("client@example.ma")
     assert wrong not in page.content()
     assert_nothing_shown(page, biller)
+    assert FidelioCode.objects.get().used_at is None  # the right code is still there to be used
 
 
 def test_wrong_payment_code(parties, page, customer):

@@ -1,6 +1,6 @@
 import pytest
 
-from tasdid.core.phones import PhoneError, PhoneKind, national, normalize_address, parse_number
+from tasdid.core.phones import PhoneError, PhoneKind, is_short_number, national, normalize_address, parse_number
 
 
 @pytest.mark.parametrize(("raw", "kind", "e164"), [
@@ -35,3 +35,13 @@ def test_national_display_and_sms_addresses():
     assert normalize_address("0661000001") == "+212661000001"
     with pytest.raises(PhoneError):
         normalize_address("not a number")
+
+
+@pytest.mark.parametrize("text", ["1111", " 1111 ", "123", "12345"])
+def test_short_numbers_are_3_to_5_ascii_digits(text):
+    assert is_short_number(text)
+
+
+@pytest.mark.parametrize("text", ["", "12", "123456", "١١١١", "１１１１", "11 11", "+1111", "²²²²"])
+def test_other_addresses_are_not_short_numbers(text):
+    assert not is_short_number(text)

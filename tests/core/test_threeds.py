@@ -31,6 +31,13 @@ def test_browser_message_round_trip_and_forgery():
     assert decode_browser_message(text, message_type="CRes") == {"messageType": "CRes", "transStatus": "Y"}
     forged = encode_browser_message({"messageType": "CRes", "transStatus": "N"})
     assert decode_browser_message(forged, message_type="CRes")["transStatus"] == "N"
+    # Tampered: the signed message of a "Y", decoded, turned into an "N" and encoded again without signing.
+    tampered = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    assert tampered["transStatus"] == "Y" and tampered["sig"]
+    tampered["transStatus"] = "N"
+    tampered_text = base64.urlsafe_b64encode(json.dumps(tampered, separators=(",", ":")).encode()).decode()
+    with pytest.raises(MessageError, match="bad signature"):
+        decode_browser_message(tampered_text, message_type="CRes")
     for junk in ("", "!!!", "e30", text[:-4]):
         with pytest.raises(MessageError):
             decode_browser_message(junk, message_type="CRes")

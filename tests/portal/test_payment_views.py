@@ -30,7 +30,7 @@ def identified_client(line, *, email: str = EMAIL, enforce_csrf: bool = True) ->
     """A browser whose session holds an identified line, and the CSRF token its forms carry."""
     client = Client(enforce_csrf_checks=enforce_csrf)
     session = party_session("biller")  # the biller's sessions record their party (tasdid.core.http)
-    session.update({"tasdid.line_id": line.pk, "tasdid.email": email, "tasdid.line_kind": line.kind,
+    session.update({"tasdid.line_id": line.pk, "tasdid.email": email,
                     "tasdid.identified_at": timezone.now().isoformat()})
     session["_csrftoken"] = "a" * 32  # CSRF_USE_SESSIONS: the secret lives in the session
     session.save()
@@ -129,12 +129,16 @@ def test_callback_with_a_bad_hash_answers_failure_and_changes_nothing():
     line, *_ = line_with_two_invoices()
     order = new_order(line)
     fields = {**gateway_message(order), "amount": "1.00"}
+    events = order.events.count()
 
     response = Client(enforce_csrf_checks=True).post("/paiement/callback", fields)
 
     assert (response.status_code, response.content) == (200, b"FAILURE")
     assert Payment.objects.count() == 0
     assert Invoice.objects.filter(status="paid").count() == 0
+    order.refresh_from_db()
+    assert order.state == "created" and order.events.count() == events
+    assert Email.objects.count() == 0
 
 
 @pytest.mark.parametrize("content_type, body", [
@@ -351,8 +355,12 @@ def test_fail_return_of_an_order_settled_after_all_goes_to_the_receipt():
 def test_a_return_for_an_unknown_order_is_refused():
     line, *_ = line_with_two_invoices()
     order = new_order(line)
+    events = order.events.count()
     response = Client().post("/paiement/echec", sign({**gateway_message(order, code="51"), "oid": "TSDNOPE"}))
     assert response.status_code == 400
+    order.refresh_from_db()
+    assert order.state == "created" and order.events.count() == events
+    assert (Payment.objects.count(), Email.objects.count()) == (0, 0)
 
 
 def test_failure_notice_puts_what_only_the_biller_knows_first_then_3ds_then_the_bank():

@@ -12,7 +12,7 @@ from django.utils.text import capfirst
 
 from tasdid.billing.models import IdentificationAttempt, Invoice, Payment, PaymentOrder
 from tasdid.billing.services.fidelio import fidelio_code_request
-from tasdid.portal.session import EMAIL_KEY, KIND_KEY, LINE_KEY
+from tasdid.portal.session import EMAIL_KEY, LINE_KEY
 from tests import factories
 from tests.support.sms import code_in, last_sms_text
 
@@ -103,7 +103,6 @@ def test_fixed_identification_rotates_the_session_and_shows_the_invoices(client,
     assert client.cookies[COOKIE].value != before
     assert session_of(client)[LINE_KEY] == line.pk
     assert session_of(client)[EMAIL_KEY] == "client@example.ma"
-    assert session_of(client)[KIND_KEY] == "fixed"
     assert list(IdentificationAttempt.objects.values_list("client_ip", "succeeded")) == [("10.0.0.5", True)]
 
 

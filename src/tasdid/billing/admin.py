@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnlyAdmin, ReadOnlyInline
-from tasdid.core.phones import PhoneError, national, parse_number
+from tasdid.core.phones import PhoneError, parse_number
 
 from .models import (
     Bill,
@@ -25,6 +25,7 @@ from .models import (
     PaymentOrderItem,
     ServiceLine,
 )
+from .selectors.invoices import line_display
 
 # Its staff accounts are on it too (tasdid.core.admin_sites.PartyUserAdmin), as on every party's site.
 biller_admin = PartyAdminSite("biller_admin", _("Tasdid — espace facturier"))
@@ -57,20 +58,13 @@ class ServiceLineInline(ReadOnlyInline):
 
     @admin.display(description=_("numéro / identifiant"))
     def shown_number(self, line: ServiceLine) -> str:
-        return _line_display(line)
+        return line_display(line)
 
 
 class BillInline(ReadOnlyInline):
     model = Bill
     fields = ("month", "due_date", "total_ttc", "loyalty_points")
     readonly_fields = fields
-
-
-def _line_display(line: ServiceLine) -> str:
-    if line.number:
-        return national(line.number)
-    identifier = line.payment_identifier or ""
-    return f"{identifier[:2]} {identifier[2:5]} {identifier[5:]}" if len(identifier) == 8 else identifier
 
 
 @admin.register(Customer, site=biller_admin)
@@ -112,7 +106,7 @@ class ServiceLineAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("numéro / identifiant"))
     def shown_number(self, line: ServiceLine) -> str:
-        return _line_display(line)
+        return line_display(line)
 
     def has_add_permission(self, request):
         return False

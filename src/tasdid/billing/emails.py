@@ -7,7 +7,6 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from tasdid.messaging.models import Email
 from tasdid.messaging.services import email_send
 
 from .models import Payment
@@ -32,10 +31,10 @@ def receipt_email(*, receipt: Receipt) -> ComposedEmail:
         )
 
 
-def receipt_email_queue(*, payment: Payment) -> Email:
+def receipt_email_queue(*, payment: Payment) -> None:
     """Queue the receipt email in the caller's transaction (durable outbox): sent once it commits, or never."""
     receipt = receipt_for(receipt_number=payment.receipt_number)
     assert receipt is not None
     composed = receipt_email(receipt=receipt)
-    return email_send(to=payment.email, subject=composed.subject, body_text=composed.body_text,
-                      body_html=composed.body_html)
+    email_send(to=payment.email, subject=composed.subject, body_text=composed.body_text,
+               body_html=composed.body_html)

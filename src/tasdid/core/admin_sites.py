@@ -28,7 +28,7 @@ class PartyAuthenticationForm(AdminAuthenticationForm):
 
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)
-        if not is_party_staff(user, getattr(self.request, "party", None) or party_of(self.request)):
+        if not is_party_staff(user, party_of(self.request)):
             raise ValidationError(self.error_messages["invalid_login"], code="invalid_login",
                                   params={"username": self.username_field.verbose_name})
 

@@ -116,7 +116,7 @@ class PartySessionMiddleware(SessionMiddleware):
 
 
 def party_context(request: HttpRequest) -> dict:
-    party = getattr(request, "party", party_of(request))
+    party = party_of(request)
     return {"party": party, "party_base": party_base_template(party), "sandbox": settings.SANDBOX}
 
 
@@ -160,8 +160,7 @@ def autosubmit(
             "button": button or _("Continuer"),
         },
     )
-    response["Cache-Control"] = "no-store"
-    return allow_form_action(response, [action])
+    return allow_form_action(no_store(response), [action])
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -181,7 +180,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     has perhaps just failed; the page gets the party and its base template only. Should that fail too (the
     party's template cannot render here), the plain page.
     """
-    party = getattr(request, "party", party_of(request))
+    party = party_of(request)
     for base in (party_base_template(party), "core/base.html"):
         try:
             html = loader.render_to_string("500.html", {"party": party, "party_base": base})

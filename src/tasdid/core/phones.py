@@ -5,6 +5,8 @@ from enum import StrEnum
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
+from .cards import is_digits
+
 REGION = "MA"
 
 
@@ -53,9 +55,9 @@ def national(e164: str) -> str:
 
 
 def is_short_number(text: str) -> bool:
-    """Service short numbers such as 1111 (3 to 5 digits)."""
+    """Service short numbers such as 1111 (3 to 5 ASCII digits)."""
     raw = (text or "").strip()
-    return raw.isdigit() and 3 <= len(raw) <= 5
+    return is_digits(raw) and 3 <= len(raw) <= 5
 
 
 def normalize_address(text: str) -> str:

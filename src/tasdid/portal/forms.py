@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from tasdid.billing.services.fidelio import clock_text
+from tasdid.billing.clock import clock_text
 from tasdid.billing.services.identification import (
     Identification,
     Refusal,

@@ -23,7 +23,7 @@ def _identify(request: HttpRequest, form_class: type[IdentificationForm], *, tit
     if form.is_valid():
         result = form.identify(client_ip=client_ip(request))
         if isinstance(result, Identified):
-            remember_line(request, line_id=result.line_id, kind=result.kind, email=form.cleaned_data["email"])
+            remember_line(request, line_id=result.line_id, email=form.cleaned_data["email"])
             return redirect("portal:invoices")
         form.show_refusal(result)
     return no_store(render(request, "portal/identify.html", {"form": form, "title": title, "intro": intro}))

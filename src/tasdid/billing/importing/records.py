@@ -24,7 +24,7 @@ from django.utils.translation import gettext_noop as N_
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from tasdid.billing.codes import payment_code_digest
-from tasdid.core.money import CENT, vat_of
+from tasdid.core.money import CENT, ttc_of, vat_of, wire
 from tasdid.core.phones import PhoneError, PhoneKind
 
 from .errors import Problems, Where
@@ -250,10 +250,6 @@ def line_key(written: str) -> str | None:
         return None
 
 
-def _money(value: Decimal) -> str:
-    return f"{value:.2f}"
-
-
 def _customer(c: CustomerIn, index: int, problems: Problems) -> CustomerRecord | None:
     where = Where(None, "customers", index, f"client {c.client_number}")
     before = len(problems.items)
@@ -362,7 +358,7 @@ def _bill(b: BillIn, index: int, parent: Where, lines: dict[str, LineRecord | No
     for name, found, wanted in zip(("total_ht", "total_vat", "total_ttc"), totals, (ht, vat, ttc), strict=True):
         if found != wanted:
             problems.add(where, name, _("%(expected)s attendu (somme des factures), %(found)s trouvé") % {
-                "expected": _money(wanted), "found": _money(found)})
+                "expected": wire(wanted), "found": wire(found)})
     if len(problems.items) > before:
         return None
     return BillRecord(index=index, month=month, due_date=b.due_date, total_ht=ht, total_vat=vat, total_ttc=ttc,
@@ -393,7 +389,7 @@ def _invoice(v: InvoiceIn, index: int, parent: Where, lines: dict[str, LineRecor
     amount_ht = Decimal(v.amount_ht)
     if amount_ht != wanted_ht:
         problems.add(where, "amount_ht", _("%(expected)s attendu (somme des lignes), %(found)s trouvé") % {
-            "expected": _money(wanted_ht), "found": _money(amount_ht)})
+            "expected": wire(wanted_ht), "found": wire(amount_ht)})
         return None
     if not amount_ht:
         problems.add(where, "amount_ht", _("une facture à payer ne peut pas être gratuite"))
@@ -403,15 +399,15 @@ def _invoice(v: InvoiceIn, index: int, parent: Where, lines: dict[str, LineRecor
     if amount_vat != wanted_vat:
         problems.add(where, "amount_vat", _("%(expected)s attendu (TVA 20 %% de %(ht)s HT, arrondie au centime), "
                                             "%(found)s trouvé") % {
-            "expected": _money(wanted_vat), "ht": _money(amount_ht), "found": _money(amount_vat)})
-    wanted_ttc = amount_ht + wanted_vat
+            "expected": wire(wanted_vat), "ht": wire(amount_ht), "found": wire(amount_vat)})
+    wanted_ttc = ttc_of(amount_ht)
     if amount_ttc != wanted_ttc:
         problems.add(where, "amount_ttc", _("%(expected)s attendu (%(ht)s HT + TVA 20 %%), %(found)s trouvé") % {
-            "expected": _money(wanted_ttc), "ht": _money(amount_ht), "found": _money(amount_ttc)})
+            "expected": wire(wanted_ttc), "ht": wire(amount_ht), "found": wire(amount_ttc)})
     if len(problems.items) > before:
         return None
     return InvoiceRecord(index=index, reference=v.reference, line=line, amount_ht=amount_ht.quantize(CENT),
-                         amount_vat=wanted_vat, amount_ttc=wanted_ttc.quantize(CENT), items=items, where=where)
+                         amount_vat=wanted_vat, amount_ttc=wanted_ttc, items=items, where=where)
 
 
 def _item(it: ItemIn, index: int, parent: Where, problems: Problems) -> ItemRecord | None:

@@ -36,6 +36,11 @@ def payment_identifier_display(identifier: str) -> str:
     return identifier
 
 
+def line_display(line: ServiceLine) -> str:
+    """The line as the customer typed it: its national number, or its payment identifier as the bill prints it."""
+    return national(line.number) if line.number else payment_identifier_display(line.payment_identifier or "")
+
+
 def line_unpaid_invoices(*, line_id: int, today: dt.date | None = None) -> LineInvoices | None:
     """The unpaid invoices of one line, oldest due first, with their total (two queries whatever their number)."""
     line = ServiceLine.objects.filter(pk=line_id).only("pk", "kind", "number", "payment_identifier").first()
@@ -47,6 +52,5 @@ def line_unpaid_invoices(*, line_id: int, today: dt.date | None = None) -> LineI
             .order_by("bill__due_date", "reference"))
     invoices = [UnpaidInvoice(reference=inv.reference, month=inv.bill.month, due_date=inv.bill.due_date,
                               amount_ttc=inv.amount_ttc, overdue=inv.bill.due_date < today) for inv in rows]
-    display = national(line.number) if line.number else payment_identifier_display(line.payment_identifier or "")
-    return LineInvoices(line_id=line.pk, kind=line.kind, line_display=display, invoices=invoices,
+    return LineInvoices(line_id=line.pk, kind=line.kind, line_display=line_display(line), invoices=invoices,
                         total=quantize(sum((i.amount_ttc for i in invoices), Decimal("0"))))

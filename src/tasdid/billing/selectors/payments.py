@@ -37,10 +37,6 @@ def payable_invoices(*, line_id: int) -> list[Invoice]:
     )
 
 
-def order_for_oid(*, oid: str) -> PaymentOrder | None:
-    return PaymentOrder.objects.filter(oid=oid).select_related("line__customer").first()
-
-
 def order_invoices_paid_elsewhere(*, order_id: int) -> bool:
     """Whether one of the order's invoices has been paid by another order (the same line paid from another tab
     or browser meanwhile): the biller refuses to settle this one."""

@@ -10,9 +10,10 @@ from enum import StrEnum
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
+from tasdid.billing.clock import clock_text
 from tasdid.billing.codes import fidelio_scope
 from tasdid.billing.models import FidelioCode, ServiceLine
 from tasdid.core.codes import code_digest, generate_numeric, is_locked
@@ -38,14 +39,7 @@ def is_code_request(text: str) -> bool:
     return "".join((text or "").split()).casefold() == KEYWORD
 
 
-def clock_text(at: dt.datetime, now: dt.datetime) -> str:
-    """A time as the customer reads it on their phone: "14:35", or "12/06/2025 à 14:35" on another day."""
-    local = timezone.localtime(at)
-    if local.date() == timezone.localtime(now).date():
-        return date_format(local, "H:i")
-    return _("%(day)s à %(time)s") % {"day": date_format(local, "d/m/Y"), "time": date_format(local, "H:i")}
-
-
+@sensitive_variables("text")  # the SMS may hold a code: hidden in error reports, here and in the frames below
 def _reply(to: str, text: str, secrets: tuple[str, ...] = ()) -> None:
     sms_send(sender=FIDELIO_SHORT_NUMBER, to=to, text=text, secrets=secrets)
 

@@ -36,6 +36,7 @@ from tasdid.billing.importing.records import (
     check_header,
 )
 from tasdid.billing.models import Bill, Customer, Invoice, InvoiceLine, ServiceLine
+from tasdid.core.money import wire
 
 BATCH_INVOICES = 4000
 BATCH_CUSTOMERS = 2000
@@ -219,7 +220,7 @@ def _show(value) -> str:
     if value is None:
         return _("rien")
     if isinstance(value, Decimal):
-        return f"{value:.2f}"
+        return wire(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, bool):

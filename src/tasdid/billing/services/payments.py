@@ -28,7 +28,7 @@ from tasdid.core.signing import ver3_verify
 from ..emails import receipt_email_queue
 from ..models import Invoice, Payment, PaymentOrder, PaymentOrderEvent, PaymentOrderItem, ServiceLine
 from ..receipts import receipt_number_allocate, receipt_path
-from ..selectors.payments import PAYMENT_SESSION_SECONDS, order_invoices_paid_elsewhere
+from ..selectors.payments import PAYMENT_SESSION_SECONDS, order_invoices_paid_elsewhere, payable_invoices
 from ..tasks import expire_order
 
 logger = logging.getLogger(__name__)
@@ -95,9 +95,7 @@ def payment_order_create(*, line_id: int, email: str) -> PaymentOrder:
     line = ServiceLine.objects.filter(pk=line_id).first()
     if line is None:
         raise UnknownLine(line_id)
-    invoices = list(
-        Invoice.objects.filter(line=line, status=Invoice.Status.UNPAID).order_by("bill__month", "reference")
-    )
+    invoices = payable_invoices(line_id=line.pk)
     if not invoices:
         raise NothingToPay(line_id)
     now = timezone.now()
