@@ -63,6 +63,7 @@ class CodeForm(forms.Form):
         error_messages={"required": gettext_lazy("Saisissez le code à 6 chiffres reçu par SMS.")},
     )
 
+    @sensitive_variables()  # the code typed
     def clean_code(self) -> str:
         # The code as its holder means it: digits typed on an Arabic keyboard are its digits, and spaces
         # between groups do not count. Anything else is not a code and costs no try.

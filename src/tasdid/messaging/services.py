@@ -12,6 +12,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core.phones import normalize_address
 
@@ -23,6 +24,7 @@ REDACTED = "••••••"
 EMAIL_MAX_ATTEMPTS = 8
 
 
+@sensitive_variables()  # the text and its secrets (codes); outermost, so that transaction.atomic's frame is hidden too
 @transaction.atomic
 def sms_send(*, sender: str, to: str, text: str, secrets: Sequence[str] = ()) -> Sms:
     """Queue an SMS from a service to a phone. ``secrets`` (codes) are redacted from the outbox as soon as the
@@ -75,6 +77,7 @@ def _no_channel_error() -> str:
     return ""
 
 
+@sensitive_variables()  # the SMS in clear, its codes included, until it is delivered
 def sms_deliver(*, sms_id: int) -> bool:
     """Hand a queued SMS to the SMS channel; idempotent. Returns True when this call delivered it."""
     with transaction.atomic():
