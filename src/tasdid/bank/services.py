@@ -582,7 +582,8 @@ class ChallengeStep:
     remaining_sends: int = 0
 
 
-def _remaining_sends(record: AcsTransaction) -> int:
+def remaining_sends(record: AcsTransaction) -> int:
+    """How many more codes « Renvoyer le code » may still send."""
     return max(0, OTP_MAX_SENDS - record.otp_sent_count)
 
 
@@ -601,14 +602,12 @@ def challenge_open(*, acs_trans_id: str, three_ds_server_trans_id: str) -> Chall
     record = _lock_challenge(acs_trans_id)
     if record.three_ds_server_trans_id != str(three_ds_server_trans_id):
         raise ChallengeNotFound(acs_trans_id)
-    if not record.is_challenge:
-        raise ChallengeNotFound(acs_trans_id)
     now = timezone.now()
     if (closed := _closed_step(record, now)) is not None:
         return closed
     if record.otp_sent_count == 0:
         _send_otp(record, now=now)
-    return ChallengeStep("open", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
+    return ChallengeStep("open", record, OTP_MAX_TRIES - record.otp_failures, remaining_sends(record))
 
 
 @sensitive_variables()  # the code typed
@@ -629,7 +628,7 @@ def challenge_submit_code(*, acs_trans_id: str, code: str) -> ChallengeStep:
         return ChallengeStep("failed", record)
     record.save(update_fields=["otp_failures", "interaction_counter"])
     _acs_event(record, "wrong_code", f"{record.otp_failures} wrong", now=now)
-    return ChallengeStep("wrong", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
+    return ChallengeStep("wrong", record, OTP_MAX_TRIES - record.otp_failures, remaining_sends(record))
 
 
 @transaction.atomic
@@ -642,7 +641,7 @@ def challenge_resend_code(*, acs_trans_id: str) -> ChallengeStep:
     if record.otp_sent_count >= OTP_MAX_SENDS:
         return ChallengeStep("resend_limit", record, OTP_MAX_TRIES - record.otp_failures, 0)
     _send_otp(record, now=now)
-    return ChallengeStep("resent", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
+    return ChallengeStep("resent", record, OTP_MAX_TRIES - record.otp_failures, remaining_sends(record))
 
 
 @transaction.atomic

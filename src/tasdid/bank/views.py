@@ -82,9 +82,8 @@ def _masked_phone(e164: str) -> str:
 
 
 def _page(request: HttpRequest, record: AcsTransaction, session_data: str, *, form: CodeForm | None = None,
-          notice: str = "", remaining_sends: int | None = None, status: int = 200) -> HttpResponse:
+          notice: str = "") -> HttpResponse:
     bank = record.card.bank
-    sends_left = services.OTP_MAX_SENDS - record.otp_sent_count if remaining_sends is None else remaining_sends
     response = render(
         request,
         "bank/challenge.html",
@@ -97,9 +96,8 @@ def _page(request: HttpRequest, record: AcsTransaction, session_data: str, *, fo
             "masked_pan": record.card.masked_pan,
             "phone": _masked_phone(record.card.phone),
             "notice": notice,
-            "can_resend": sends_left > 0,
+            "can_resend": services.remaining_sends(record) > 0,
         },
-        status=status,
     )
     return no_store(response)
 
@@ -226,9 +224,9 @@ def challenge_step(request: HttpRequest, acs_trans_id) -> HttpResponse:
     elif action == "cancel":
         step = services.challenge_cancel(acs_trans_id=key)
     else:  # « Réessayer » after an RReq that did not go through, or a page posted again
-        step = services.ChallengeStep("ended" if record.ended else "open", record)
         if not record.ended:
             return _page(request, record, session_data)
+        step = services.ChallengeStep("ended", record)
     return _finish(request, step.transaction, session_data, step.outcome)
 
 
