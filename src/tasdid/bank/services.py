@@ -155,12 +155,16 @@ def message_time(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(microsecond=0)
 
 
-def _amount_of(amount_minor: int) -> Decimal:
-    """The amount to record; an amount out of every range is recorded as 0 (the decision says 13)."""
+def _requested_amount(amount_minor: int) -> Decimal:
+    """The amount a message asks for; 0.00 when ``amount_minor`` is not an integer (the decision says 13)."""
     if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
         return Decimal("0.00")
-    amount = from_minor(amount_minor)
-    return amount if -MAX_AMOUNT <= amount <= MAX_AMOUNT else Decimal("0.00")
+    return from_minor(amount_minor)
+
+
+def _recorded_amount(requested: Decimal) -> Decimal:
+    """The amount to record; an amount out of every range is recorded as 0 (the decision says 13)."""
+    return requested if -MAX_AMOUNT <= requested <= MAX_AMOUNT else Decimal("0.00")
 
 
 def _new_rrn(now: dt.datetime) -> str:
@@ -244,7 +248,8 @@ def authorize(
     account = None
     if card is not None:
         account = Account.objects.select_for_update().get(pk=card.account_id)
-    amount = _amount_of(amount_minor)
+    requested = _requested_amount(amount_minor)
+    amount = _recorded_amount(requested)
     masked = mask(pan) if is_digits(pan) else ""
     common = {
         "card": card, "masked_pan": masked, "amount": amount, "currency": str(currency)[:3],
@@ -275,12 +280,11 @@ def authorize(
     presented = None
     if card is not None and card.three_ds != Card.ThreeDS.NONE:
         presented = _authentication_check(
-            card=card, amount_minor=amount_minor if isinstance(amount_minor, int) else -1, eci=eci,
+            card=card, amount_minor=to_minor(requested), eci=eci,
             authentication_value=authentication_value, ds_trans_id=ds_trans_id, trans_status=trans_status, now=now,
         )
     snapshot = rules.Snapshot(
-        amount=from_minor(amount_minor) if isinstance(amount_minor, int) and not isinstance(amount_minor, bool)
-        else Decimal("0.00"),
+        amount=requested,
         currency=str(currency),
         card_known=card is not None,
         today=timezone.localdate(now),
@@ -355,7 +359,7 @@ def hold_capture(
         return SettlementOutcome(INVALID_TRANSACTION, "no such authorization")
     account = Account.objects.select_for_update().get(pk=found.account_id)
     hold = Hold.objects.select_for_update().get(pk=found.pk)
-    amount = _amount_of(amount_minor)
+    amount = _requested_amount(amount_minor)
     if currency != hold.currency:
         return SettlementOutcome(INVALID_TRANSACTION, "currency differs from the authorization")
     if amount != hold.amount:
