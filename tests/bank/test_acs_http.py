@@ -149,7 +149,8 @@ def test_challenge_over_http_right_code_sends_rreq_then_cres(bank, three_ds_serv
     assert page.status_code == 200
     text = page.text
     for expected in ("Crédit du Sahel", "Tasdid Télécom", "285.00 DH", "522011******0026", "Code reçu par SMS",
-                     "Valider", "Renvoyer le code", "Annuler", "06 •• •• •• 02", "/static/bank/logos/sahel.svg"):
+                     "Valider", "Renvoyer le code", "Annuler", "06 •• •• •• 02", "/static/bank/logos/sahel.svg",
+                     "Le code est valable 5 minutes. Vous disposez de 3 essais."):
         assert expected in text, expected
     assert MAIN.number not in text
     assert hidden(page, "threeDSSessionData") == SESSION_DATA

@@ -387,6 +387,7 @@ def test_opening_a_challenge_sends_one_sms_code_hashed_at_rest(banks):
     assert (sms.sender, sms.recipient) == ("CreditSahel", "+212662000002")
     code = last_code()
     assert "Crédit du Sahel" in sms.text and "285.00 DH" in sms.text and "Tasdid Télécom" in sms.text
+    assert "Il expire dans 5 minutes." in sms.text
     assert sms.secrets == [code]
     record = AcsTransaction.objects.get()
     assert record.otp_digest and code not in record.otp_digest
@@ -554,3 +555,12 @@ def test_the_limit_is_rolling_and_counts_failures_only(banks):
     AcsTransaction.objects.filter(pk=oldest.pk).update(
         ended_at=timezone.now() - services.CHALLENGE_FAILURE_WINDOW - dt.timedelta(seconds=1))
     assert services.areq_answer(message=areq_message(MAIN, server_url=GW))["transStatus"] == "C"
+
+
+def test_the_sms_says_the_code_lifetime_the_bank_applies(banks, monkeypatch):
+    monkeypatch.setattr(services, "OTP_LIFETIME", dt.timedelta(minutes=10))
+    monkeypatch.setattr(services, "OTP_LIFETIME_MINUTES", 10)
+    open_challenge()
+    assert "Il expire dans 10 minutes." in Sms.objects.get().text
+    record = AcsTransaction.objects.get()
+    assert record.otp_expires_at == AcsEvent.objects.get(kind="otp_sent").at + dt.timedelta(minutes=10)

@@ -50,6 +50,7 @@ STAN = re.compile(r"[0-9]{6}")  # ASCII: \d takes Arabic-Indic digits
 
 OTP_LENGTH = 6
 OTP_LIFETIME = dt.timedelta(minutes=5)
+OTP_LIFETIME_MINUTES = OTP_LIFETIME // dt.timedelta(minutes=1)  # as the SMS and the challenge page say it
 OTP_MAX_TRIES = 3
 OTP_MAX_SENDS = 3  # the first code and two more on « Renvoyer le code »
 CAVV_LIFETIME = dt.timedelta(minutes=30)
@@ -557,8 +558,9 @@ def _send_otp(record: AcsTransaction, *, now: dt.datetime) -> None:
     bank = record.card.bank
     text = _(
         "%(bank)s : votre code de sécurité est %(code)s pour le paiement de %(amount)s chez %(merchant)s. "
-        "Il expire dans 5 minutes. Ne le communiquez à personne."
-    ) % {"bank": bank.name, "code": code, "amount": acs.format_dh(record.amount), "merchant": record.merchant_name}
+        "Il expire dans %(minutes)s minutes. Ne le communiquez à personne."
+    ) % {"bank": bank.name, "code": code, "amount": acs.format_dh(record.amount), "merchant": record.merchant_name,
+         "minutes": OTP_LIFETIME_MINUTES}
     sms_send(sender=bank.short_name, to=record.card.phone, text=text, secrets=[code])
     _acs_event(record, "otp_sent", f"code n° {record.otp_sent_count}", now=now)
 

@@ -97,6 +97,8 @@ def _page(request: HttpRequest, record: AcsTransaction, session_data: str, *, fo
             "phone": _masked_phone(record.card.phone),
             "notice": notice,
             "can_resend": services.remaining_sends(record) > 0,
+            "code_minutes": services.OTP_LIFETIME_MINUTES,
+            "max_tries": services.OTP_MAX_TRIES,
         },
     )
     return no_store(response)
