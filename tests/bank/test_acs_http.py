@@ -363,6 +363,10 @@ def test_an_rreq_to_a_closed_port_fails_cleanly(bank, three_ds_server):
                           {"csrfmiddlewaretoken": csrf_of(page), "threeDSSessionData": SESSION_DATA,
                            "action": "cancel"})
     assert failed.status_code == 503 and "Réessayer" in failed.text
+    record = AcsTransaction.objects.get()
+    assert (record.state, record.rreq_attempts, record.rreq_delivered_at) == ("failed", services.RREQ_ATTEMPTS, None)
+    assert 'name="cres"' not in failed.text  # the browser is not sent back before the RReq went through
+    assert three_ds_server.rreqs == [] and three_ds_server.cres == []
 
 
 def test_home_page_lists_the_banks(bank):
