@@ -3,17 +3,11 @@ background tasks, and Playwright on Debian's Chromium."""
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="session")
-def run_dir() -> Path:
-    return Path(settings.TEST_RUN_DIR)
 
 
 @pytest.fixture(scope="session")

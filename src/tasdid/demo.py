@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 SEEDERS = (
     "tasdid.billing.demo.seed_demo",
@@ -18,11 +17,6 @@ SEEDERS = (
     "tasdid.gateway.demo.seed_demo",
 )
 DEMO_ADMIN = ("admin", "tasdid-demo")
-
-
-def _port(url: str) -> int:
-    parts = urlsplit(url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def _wait_for_port(port: int, deadline: float) -> bool:
@@ -108,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from django.conf import settings
 
+    from tasdid.core.management.commands.serve import party_port
+
     if not settings.SANDBOX:
         print("tasdid demo: la démo ne tourne qu'en mode bac à sable (TASDID_SANDBOX=1).", file=sys.stderr)
         return 2
@@ -120,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tasdid = [sys.executable, "-m", "tasdid.cli"]
     ports = {
-        "biller": _port(settings.BILLER_URL),
-        "gateway": _port(settings.GATEWAY_URL),
-        "bank": _port(settings.BANK_URL),
+        "biller": party_port("biller"),
+        "gateway": party_port("gateway"),
+        "bank": party_port("bank"),
         "smtp": settings.EMAIL_PORT,
     }
     supervisor = Supervisor(log_dir)

@@ -275,9 +275,9 @@ LOGGING = {
     },
 }
 
-# SMS: the channel that carries outbound SMS ("sandbox": the sandbox phones), and the services behind the
-# short numbers that receive SMS (number -> handler dotted path).
-SMS_CHANNEL = env("TASDID_SMS_CHANNEL", "sandbox")
+# SMS: the channel that carries outbound SMS ("sandbox": the sandbox phones, in sandbox mode only; none by
+# default outside it), and the services behind the short numbers that receive SMS (number -> handler dotted path).
+SMS_CHANNEL = env("TASDID_SMS_CHANNEL", "sandbox" if SANDBOX else "")
 SMS_SERVICES = {"1111": "tasdid.billing.sms.fidelio_service"}
 
 # The biller's codes and identification limits (tasdid.billing.services.fidelio / .identification).

@@ -4,6 +4,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from tasdid.core.http import PARTY_ENVIRON_KEY
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tasdid.settings")
 
 
@@ -15,7 +17,7 @@ class PartyApplication:
         self.party = party
 
     def __call__(self, environ, start_response):
-        environ["tasdid.party"] = self.party
+        environ[PARTY_ENVIRON_KEY] = self.party
         return self.app(environ, start_response)
 
 

@@ -149,7 +149,8 @@ def test_challenge_over_http_right_code_sends_rreq_then_cres(bank, three_ds_serv
     assert page.status_code == 200
     text = page.text
     for expected in ("Crédit du Sahel", "Tasdid Télécom", "285.00 DH", "522011******0026", "Code reçu par SMS",
-                     "Valider", "Renvoyer le code", "Annuler", "06 •• •• •• 02", "/static/bank/logos/sahel.svg"):
+                     "Valider", "Renvoyer le code", "Annuler", "06 •• •• •• 02", "/static/bank/logos/sahel.svg",
+                     "Le code est valable 5 minutes. Vous disposez de 3 essais."):
         assert expected in text, expected
     assert MAIN.number not in text
     assert hidden(page, "threeDSSessionData") == SESSION_DATA
@@ -362,6 +363,10 @@ def test_an_rreq_to_a_closed_port_fails_cleanly(bank, three_ds_server):
                           {"csrfmiddlewaretoken": csrf_of(page), "threeDSSessionData": SESSION_DATA,
                            "action": "cancel"})
     assert failed.status_code == 503 and "Réessayer" in failed.text
+    record = AcsTransaction.objects.get()
+    assert (record.state, record.rreq_attempts, record.rreq_delivered_at) == ("failed", services.RREQ_ATTEMPTS, None)
+    assert 'name="cres"' not in failed.text  # the browser is not sent back before the RReq went through
+    assert three_ds_server.rreqs == [] and three_ds_server.cres == []
 
 
 def test_home_page_lists_the_banks(bank):

@@ -10,10 +10,11 @@ import pytest
 from django.core.signals import got_request_exception
 from django.test import Client
 from django.utils import timezone
-from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter, get_exception_reporter_class
 
 from tasdid.bank import rules, sandbox, selectors, services
 from tasdid.core import threeds
+from tasdid.messaging import tasks
 
 from .conftest import areq_message, creq_for
 
@@ -99,3 +100,20 @@ def test_an_exception_while_checking_the_sms_code_reports_no_code(banks, monkeyp
     assert "broken on purpose" in text and "challenge_submit_code" in report
     assert "code = '********************'" in text
     assert_none_in((CODE, "sealed-card-data"), text, report)
+
+
+def test_an_exception_while_queueing_the_sms_code_reports_neither_the_code_nor_its_text(banks, monkeypatch):
+    body, signature = threeds.sign_body(areq_message(MAIN, server_url="https://gw.example.ma"))
+    ares = services.areq_answer(message=threeds.verify_body(body, signature, message_type="AReq"))
+    monkeypatch.setattr(services, "generate_numeric", lambda length: CODE)
+    monkeypatch.setattr(type(tasks.deliver_sms), "enqueue", broken)
+    with pytest.raises(RuntimeError) as raised:
+        services.challenge_open(acs_trans_id=ares["acsTransID"],
+                                three_ds_server_trans_id=ares["threeDSServerTransID"])
+    exc_info = (raised.type, raised.value, raised.tb)
+    text, page = reports(None, exc_info)
+    project = get_exception_reporter_class(None)(None, *exc_info, is_email=True)
+    project_text, project_page = project.get_traceback_text(), html.unescape(project.get_traceback_html())
+    for report in (text, page, project_text, project_page):
+        assert "broken on purpose" in report and "_send_otp" in report and "sms_send" in report
+    assert_none_in((CODE, "votre code de sécurité"), text, page, project_text, project_page)

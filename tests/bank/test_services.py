@@ -89,12 +89,14 @@ def test_seed_demo_creates_two_banks_and_every_sandbox_card_once(banks):
 
 def test_card_issue_refuses_a_number_outside_the_banks_bins(banks):
     account = account_of(VISA)
+    cards = Card.objects.count()
     with pytest.raises(ValueError, match="BIN"):
         services.card_issue(account_id=account.pk, pan="5220110000000026", expiry="12/28", cvv="123",
                             holder_name="X", phone="0662000099")
     with pytest.raises(ValueError, match="CVV"):
         services.card_issue(account_id=account.pk, pan="4000110000000090", expiry="12/28", cvv="12",
                             holder_name="X", phone="0662000099")
+    assert Card.objects.count() == cards
 
 
 # --- authorization ----------------------------------------------------------------------------------------------
@@ -148,6 +150,7 @@ def test_a_message_without_a_usable_key_is_a_format_error_and_writes_nothing(ban
     outcome = authorize(VISA, stan=stan, merchant=merchant)
     assert (outcome.response_code, outcome.rrn) == ("30", "")
     assert Authorization.objects.count() == 0 and Hold.objects.count() == 0
+    assert MessageKey.objects.count() == 0
 
 
 def test_an_unknown_card_is_recorded_masked_without_a_card(banks):
@@ -356,13 +359,18 @@ def test_a_cavv_expires(banks):
     AcsTransaction.objects.update(ended_at=timezone.now() - services.CAVV_LIFETIME - dt.timedelta(seconds=1))
     assert authorize(FRICTIONLESS, eci="05", authentication_value=ares["authenticationValue"],
                      ds_trans_id=ares["dsTransID"], trans_status="Y").response_code == "05"
+    assert Hold.objects.count() == 0
 
 
 def test_a_cavv_of_one_card_does_not_authorize_another(banks):
     ares = services.areq_answer(message=areq_message(FRICTIONLESS, server_url=GW))
-    outcome = authorize(MAIN, eci="05", authentication_value=ares["authenticationValue"],
-                        ds_trans_id=ares["dsTransID"], trans_status="Y")
+    auth = {"eci": "05", "authentication_value": ares["authenticationValue"], "ds_trans_id": ares["dsTransID"],
+            "trans_status": "Y"}
+    outcome = authorize(MAIN, **auth)
     assert outcome.response_code == "05"
+    assert Hold.objects.count() == 0
+    assert AcsTransaction.objects.get().cavv_used_at is None
+    assert authorize(FRICTIONLESS, **auth).approved  # still good for the card it was issued to
 
 
 # --- 3-D Secure: the challenge ----------------------------------------------------------------------------------
@@ -387,6 +395,7 @@ def test_opening_a_challenge_sends_one_sms_code_hashed_at_rest(banks):
     assert (sms.sender, sms.recipient) == ("CreditSahel", "+212662000002")
     code = last_code()
     assert "Crédit du Sahel" in sms.text and "285.00 DH" in sms.text and "Tasdid Télécom" in sms.text
+    assert "Il expire dans 5 minutes." in sms.text
     assert sms.secrets == [code]
     record = AcsTransaction.objects.get()
     assert record.otp_digest and code not in record.otp_digest
@@ -554,3 +563,12 @@ def test_the_limit_is_rolling_and_counts_failures_only(banks):
     AcsTransaction.objects.filter(pk=oldest.pk).update(
         ended_at=timezone.now() - services.CHALLENGE_FAILURE_WINDOW - dt.timedelta(seconds=1))
     assert services.areq_answer(message=areq_message(MAIN, server_url=GW))["transStatus"] == "C"
+
+
+def test_the_sms_says_the_code_lifetime_the_bank_applies(banks, monkeypatch):
+    monkeypatch.setattr(services, "OTP_LIFETIME", dt.timedelta(minutes=10))
+    monkeypatch.setattr(services, "OTP_LIFETIME_MINUTES", 10)
+    open_challenge()
+    assert "Il expire dans 10 minutes." in Sms.objects.get().text
+    record = AcsTransaction.objects.get()
+    assert record.otp_expires_at == AcsEvent.objects.get(kind="otp_sent").at + dt.timedelta(minutes=10)

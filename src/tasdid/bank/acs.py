@@ -172,10 +172,6 @@ def erro(*, code: str, description: str, detail: str = "", three_ds_server_trans
     return message
 
 
-def format_purchase_date(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
-
-
 def format_dh(amount: Decimal) -> str:
     """"285.00 DH": as the guide's bill, the biller and the payment page write amounts (a point, no grouping;
     a plain space, which an SMS carries in the GSM alphabet)."""

@@ -6,7 +6,7 @@ Records of money and messages are read-only here: they move only through the ser
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from tasdid.core.admin_sites import PartyAdminSite, ReadOnlyAdmin
+from tasdid.core.admin_sites import PartyAdminSite, ReadOnlyAdmin, ReadOnlyInline
 
 from .models import Account, AcsEvent, AcsTransaction, Authorization, Bank, Card, Hold, HoldEvent, LedgerEntry
 
@@ -18,27 +18,16 @@ class BankAdmin(admin.ModelAdmin):
     list_display = ("name", "short_name", "code", "bin_prefixes")
 
 
-class CardInline(admin.TabularInline):
+class CardInline(ReadOnlyInline):
     model = Card
     fields = ("masked_pan", "brand", "status", "three_ds", "expiry_month", "expiry_year")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class LedgerInline(admin.TabularInline):
+class LedgerInline(ReadOnlyInline):
     model = LedgerEntry
     fields = ("created_at", "kind", "amount", "balance_after", "label")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Account, site=bank_admin)
@@ -77,15 +66,10 @@ class AuthorizationAdmin(ReadOnlyAdmin):
     date_hierarchy = "received_at"
 
 
-class HoldEventInline(admin.TabularInline):
+class HoldEventInline(ReadOnlyInline):
     model = HoldEvent
     fields = ("at", "from_state", "to_state", "cause")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Hold, site=bank_admin)
@@ -96,15 +80,10 @@ class HoldAdmin(ReadOnlyAdmin):
     inlines = (HoldEventInline,)
 
 
-class AcsEventInline(admin.TabularInline):
+class AcsEventInline(ReadOnlyInline):
     model = AcsEvent
     fields = ("at", "kind", "detail")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AcsTransaction, site=bank_admin)

@@ -50,6 +50,7 @@ STAN = re.compile(r"[0-9]{6}")  # ASCII: \d takes Arabic-Indic digits
 
 OTP_LENGTH = 6
 OTP_LIFETIME = dt.timedelta(minutes=5)
+OTP_LIFETIME_MINUTES = OTP_LIFETIME // dt.timedelta(minutes=1)  # as the SMS and the challenge page say it
 OTP_MAX_TRIES = 3
 OTP_MAX_SENDS = 3  # the first code and two more on « Renvoyer le code »
 CAVV_LIFETIME = dt.timedelta(minutes=30)
@@ -155,12 +156,16 @@ def message_time(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(microsecond=0)
 
 
-def _amount_of(amount_minor: int) -> Decimal:
-    """The amount to record; an amount out of every range is recorded as 0 (the decision says 13)."""
+def _requested_amount(amount_minor: int) -> Decimal:
+    """The amount a message asks for; 0.00 when ``amount_minor`` is not an integer (the decision says 13)."""
     if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
         return Decimal("0.00")
-    amount = from_minor(amount_minor)
-    return amount if -MAX_AMOUNT <= amount <= MAX_AMOUNT else Decimal("0.00")
+    return from_minor(amount_minor)
+
+
+def _recorded_amount(requested: Decimal) -> Decimal:
+    """The amount to record; an amount out of every range is recorded as 0 (the decision says 13)."""
+    return requested if -MAX_AMOUNT <= requested <= MAX_AMOUNT else Decimal("0.00")
 
 
 def _new_rrn(now: dt.datetime) -> str:
@@ -244,7 +249,8 @@ def authorize(
     account = None
     if card is not None:
         account = Account.objects.select_for_update().get(pk=card.account_id)
-    amount = _amount_of(amount_minor)
+    requested = _requested_amount(amount_minor)
+    amount = _recorded_amount(requested)
     masked = mask(pan) if is_digits(pan) else ""
     common = {
         "card": card, "masked_pan": masked, "amount": amount, "currency": str(currency)[:3],
@@ -275,12 +281,11 @@ def authorize(
     presented = None
     if card is not None and card.three_ds != Card.ThreeDS.NONE:
         presented = _authentication_check(
-            card=card, amount_minor=amount_minor if isinstance(amount_minor, int) else -1, eci=eci,
+            card=card, amount_minor=to_minor(requested), eci=eci,
             authentication_value=authentication_value, ds_trans_id=ds_trans_id, trans_status=trans_status, now=now,
         )
     snapshot = rules.Snapshot(
-        amount=from_minor(amount_minor) if isinstance(amount_minor, int) and not isinstance(amount_minor, bool)
-        else Decimal("0.00"),
+        amount=requested,
         currency=str(currency),
         card_known=card is not None,
         today=timezone.localdate(now),
@@ -355,7 +360,7 @@ def hold_capture(
         return SettlementOutcome(INVALID_TRANSACTION, "no such authorization")
     account = Account.objects.select_for_update().get(pk=found.account_id)
     hold = Hold.objects.select_for_update().get(pk=found.pk)
-    amount = _amount_of(amount_minor)
+    amount = _requested_amount(amount_minor)
     if currency != hold.currency:
         return SettlementOutcome(INVALID_TRANSACTION, "currency differs from the authorization")
     if amount != hold.amount:
@@ -553,8 +558,9 @@ def _send_otp(record: AcsTransaction, *, now: dt.datetime) -> None:
     bank = record.card.bank
     text = _(
         "%(bank)s : votre code de sécurité est %(code)s pour le paiement de %(amount)s chez %(merchant)s. "
-        "Il expire dans 5 minutes. Ne le communiquez à personne."
-    ) % {"bank": bank.name, "code": code, "amount": acs.format_dh(record.amount), "merchant": record.merchant_name}
+        "Il expire dans %(minutes)s minutes. Ne le communiquez à personne."
+    ) % {"bank": bank.name, "code": code, "amount": acs.format_dh(record.amount), "merchant": record.merchant_name,
+         "minutes": OTP_LIFETIME_MINUTES}
     sms_send(sender=bank.short_name, to=record.card.phone, text=text, secrets=[code])
     _acs_event(record, "otp_sent", f"code n° {record.otp_sent_count}", now=now)
 
@@ -582,7 +588,8 @@ class ChallengeStep:
     remaining_sends: int = 0
 
 
-def _remaining_sends(record: AcsTransaction) -> int:
+def remaining_sends(record: AcsTransaction) -> int:
+    """How many more codes « Renvoyer le code » may still send."""
     return max(0, OTP_MAX_SENDS - record.otp_sent_count)
 
 
@@ -601,14 +608,12 @@ def challenge_open(*, acs_trans_id: str, three_ds_server_trans_id: str) -> Chall
     record = _lock_challenge(acs_trans_id)
     if record.three_ds_server_trans_id != str(three_ds_server_trans_id):
         raise ChallengeNotFound(acs_trans_id)
-    if not record.is_challenge:
-        raise ChallengeNotFound(acs_trans_id)
     now = timezone.now()
     if (closed := _closed_step(record, now)) is not None:
         return closed
     if record.otp_sent_count == 0:
         _send_otp(record, now=now)
-    return ChallengeStep("open", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
+    return ChallengeStep("open", record, OTP_MAX_TRIES - record.otp_failures, remaining_sends(record))
 
 
 @sensitive_variables()  # the code typed
@@ -629,7 +634,7 @@ def challenge_submit_code(*, acs_trans_id: str, code: str) -> ChallengeStep:
         return ChallengeStep("failed", record)
     record.save(update_fields=["otp_failures", "interaction_counter"])
     _acs_event(record, "wrong_code", f"{record.otp_failures} wrong", now=now)
-    return ChallengeStep("wrong", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
+    return ChallengeStep("wrong", record, OTP_MAX_TRIES - record.otp_failures, remaining_sends(record))
 
 
 @transaction.atomic
@@ -642,7 +647,7 @@ def challenge_resend_code(*, acs_trans_id: str) -> ChallengeStep:
     if record.otp_sent_count >= OTP_MAX_SENDS:
         return ChallengeStep("resend_limit", record, OTP_MAX_TRIES - record.otp_failures, 0)
     _send_otp(record, now=now)
-    return ChallengeStep("resent", record, OTP_MAX_TRIES - record.otp_failures, _remaining_sends(record))
+    return ChallengeStep("resent", record, OTP_MAX_TRIES - record.otp_failures, remaining_sends(record))
 
 
 @transaction.atomic

@@ -63,6 +63,7 @@ class CodeForm(forms.Form):
         error_messages={"required": gettext_lazy("Saisissez le code à 6 chiffres reçu par SMS.")},
     )
 
+    @sensitive_variables()  # the code typed
     def clean_code(self) -> str:
         # The code as its holder means it: digits typed on an Arabic keyboard are its digits, and spaces
         # between groups do not count. Anything else is not a code and costs no try.
@@ -81,9 +82,8 @@ def _masked_phone(e164: str) -> str:
 
 
 def _page(request: HttpRequest, record: AcsTransaction, session_data: str, *, form: CodeForm | None = None,
-          notice: str = "", remaining_sends: int | None = None, status: int = 200) -> HttpResponse:
+          notice: str = "") -> HttpResponse:
     bank = record.card.bank
-    sends_left = services.OTP_MAX_SENDS - record.otp_sent_count if remaining_sends is None else remaining_sends
     response = render(
         request,
         "bank/challenge.html",
@@ -96,9 +96,10 @@ def _page(request: HttpRequest, record: AcsTransaction, session_data: str, *, fo
             "masked_pan": record.card.masked_pan,
             "phone": _masked_phone(record.card.phone),
             "notice": notice,
-            "can_resend": sends_left > 0,
+            "can_resend": services.remaining_sends(record) > 0,
+            "code_minutes": services.OTP_LIFETIME_MINUTES,
+            "max_tries": services.OTP_MAX_TRIES,
         },
-        status=status,
     )
     return no_store(response)
 
@@ -225,9 +226,9 @@ def challenge_step(request: HttpRequest, acs_trans_id) -> HttpResponse:
     elif action == "cancel":
         step = services.challenge_cancel(acs_trans_id=key)
     else:  # « Réessayer » after an RReq that did not go through, or a page posted again
-        step = services.ChallengeStep("ended" if record.ended else "open", record)
         if not record.ended:
             return _page(request, record, session_data)
+        step = services.ChallengeStep("ended", record)
     return _finish(request, step.transaction, session_data, step.outcome)
 
 

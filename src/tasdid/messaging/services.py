@@ -12,6 +12,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core.phones import normalize_address
 
@@ -23,6 +24,7 @@ REDACTED = "••••••"
 EMAIL_MAX_ATTEMPTS = 8
 
 
+@sensitive_variables()  # the text and its secrets (codes); outermost, so that transaction.atomic's frame is hidden too
 @transaction.atomic
 def sms_send(*, sender: str, to: str, text: str, secrets: Sequence[str] = ()) -> Sms:
     """Queue an SMS from a service to a phone. ``secrets`` (codes) are redacted from the outbox as soon as the
@@ -64,6 +66,18 @@ def _finish(sms: Sms, *, status: str, at: dt.datetime, error: str = "") -> None:
     sms.save(update_fields=fields)
 
 
+def _no_channel_error() -> str:
+    """Why no SMS channel can carry an SMS now, or "" when one can. The sandbox phones keep the text in clear,
+    codes included: they are a channel in sandbox mode only."""
+    channel = settings.SMS_CHANNEL
+    if channel != "sandbox":
+        return f"no SMS channel {channel!r}" if channel else "no SMS channel configured"
+    if not settings.SANDBOX:
+        return "no SMS channel configured (the sandbox channel works only in sandbox mode)"
+    return ""
+
+
+@sensitive_variables()  # the SMS in clear, its codes included, until it is delivered
 def sms_deliver(*, sms_id: int) -> bool:
     """Hand a queued SMS to the SMS channel; idempotent. Returns True when this call delivered it."""
     with transaction.atomic():
@@ -72,8 +86,10 @@ def sms_deliver(*, sms_id: int) -> bool:
             return False
         now = timezone.now()
         sms.attempts += 1
-        if settings.SMS_CHANNEL != "sandbox":
-            _finish(sms, status=Sms.Status.FAILED, at=now, error=f"no SMS channel {settings.SMS_CHANNEL!r}")
+        error = _no_channel_error()
+        if error:
+            logger.error("SMS %s not delivered: %s", sms.pk, error)
+            _finish(sms, status=Sms.Status.FAILED, at=now, error=error)
             return False
         # The sandbox channel: the phone itself receives it (the handset keeps the code, as a phone does).
         HandsetMessage.objects.create(number=sms.recipient, sender=sms.sender, text=sms.text, received_at=now, sms=sms)
