@@ -43,7 +43,7 @@ def areq(request: HttpRequest) -> HttpResponse:
         message = threeds.verify_body(request.body, request.headers.get(threeds.SIGNATURE_HEADER),
                                       message_type="AReq")
     except threeds.MessageError as exc:
-        code = acs.ERR_SIGNATURE if str(exc) == "bad signature" else acs.ERR_MESSAGE_INVALID
+        code = acs.ERR_SIGNATURE if isinstance(exc, threeds.SignatureError) else acs.ERR_MESSAGE_INVALID
         return _signed_json(acs.erro(code=code, description="Message not accepted", detail=str(exc)), status=400)
     try:
         return _signed_json(services.areq_answer(message=message))

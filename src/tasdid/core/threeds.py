@@ -39,6 +39,10 @@ class MessageError(ValueError):
     """A 3DS message that is malformed, of the wrong type or badly signed."""
 
 
+class SignatureError(MessageError):
+    """A 3DS message whose signature is missing or not the sender's."""
+
+
 def sign_body(payload: Mapping[str, Any]) -> tuple[bytes, str]:
     """The JSON body and its signature header value."""
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
@@ -62,7 +66,7 @@ def verify_body(body: bytes, signature: str | None, *, message_type: str) -> dic
     if not isinstance(payload, dict) or payload.get("messageType") != message_type:
         raise MessageError(f"expected a {message_type} message")
     if not _signature_matches(payload, signature or ""):
-        raise MessageError("bad signature")
+        raise SignatureError("bad signature")
     return payload
 
 
@@ -86,5 +90,5 @@ def decode_browser_message(text: str, *, message_type: str) -> dict[str, Any]:
     if payload.get("messageType") != message_type:
         raise MessageError(f"expected a {message_type} message")
     if not isinstance(sig, str) or not _signature_matches(payload, sig):
-        raise MessageError("bad signature")
+        raise SignatureError("bad signature")
     return payload
