@@ -567,6 +567,63 @@ def test_auth_tran_type_is_captured_on_approved(counterparty, rails):
     assert len(rails.captures) == 1 and attempt().state == AttemptState.CAPTURED
 
 
+@pytest.mark.parametrize("tran_type", [" Auth", "auth\t", " AUTH "])
+def test_auth_tran_type_with_surrounding_whitespace_is_captured_on_approved(counterparty, rails, tran_type):
+    """The TranType the request was accepted with is the one that decides the capture."""
+    make_merchant(hosts=[counterparty.host])
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(base=counterparty.url, TranType=tran_type)))
+    counterparty.state.callback_answer = "APPROVED"
+    action, fields = form_of(pay(browser, token))
+    assert action == counterparty.url + "/shop/ok" and fields["ProcReturnCode"] == "00"
+    assert len(rails.captures) == 1 and rails.voids == [] and attempt().state == AttemptState.CAPTURED
+    assert PaymentSession.objects.get().state == SessionState.SUCCEEDED
+
+
+@pytest.mark.parametrize("pad", [" {}", "{}\t", "\t{} ", "{}\n"])
+@pytest.mark.parametrize("approved", [True, False])
+def test_return_and_callback_urls_with_surrounding_whitespace_work_end_to_end(counterparty, rails, pad, approved):
+    """Each URL is used as it was checked: stripped of the whitespace around it."""
+    make_merchant(hosts=[counterparty.host])
+    urls = {name: counterparty.url + path for name, path in
+            (("okUrl", "/shop/ok"), ("failUrl", "/shop/fail"), ("callbackUrl", "/shop/callback"))}
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(
+        base=counterparty.url, **{name: pad.format(url) for name, url in urls.items()})))
+    if not approved:
+        rails.authorize_answer = AuthorizationResult("51")
+    action, fields = form_of(pay(browser, token))
+    (callback,) = counterparty.state.callbacks
+    assert callback["ProcReturnCode"] == fields["ProcReturnCode"] == ("00" if approved else "51")
+    assert ver3_verify(fields, STORE_KEY, hash_field="HASH")
+    if approved:
+        assert action == urls["okUrl"]
+        assert len(rails.captures) == 1 and rails.voids == [] and attempt().state == AttemptState.CAPTURED
+        assert attempt().callback_answer == "POSTAUTH"
+    else:
+        assert action == urls["failUrl"]
+        assert rails.captures == [] and attempt().state == AttemptState.DECLINED
+
+
+def test_cancel_uses_the_callback_and_fail_urls_stripped(counterparty, rails):
+    make_merchant(hosts=[counterparty.host])
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(
+        base=counterparty.url, callbackUrl=f" {counterparty.url}/shop/callback\t",
+        failUrl=f"\t{counterparty.url}/shop/fail ")))
+    action, fields = form_of(cancel(browser, token))
+    assert action == counterparty.url + "/shop/fail" and fields["ProcReturnCode"] == "99"
+    (callback,) = counterparty.state.callbacks
+    assert callback["callbackCall"] == "true" and callback["ProcReturnCode"] == "99"
+    assert PaymentSession.objects.get().state == SessionState.CANCELLED
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/shop/callback\t", "http://[::1/shop/callback"])
+def test_a_callback_url_httpx_cannot_build_is_not_delivered(settings, url):
+    settings.PARTY_HTTP_TIMEOUT = 1
+    assert flow.send_callback(url, {"a": "b"}) == "NOT_DELIVERED"
+
+
 @pytest.mark.parametrize(("code", "message"), [
     ("51", "Provision insuffisante"), ("54", "Carte expirée"), ("41", "Carte perdue"), ("43", "Carte volée"),
     ("N7", "Code de vérification (CVV) incorrect"), ("05", "Transaction refusée par votre banque"),

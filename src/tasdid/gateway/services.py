@@ -512,9 +512,8 @@ def attempt_record_callback(*, attempt_id: int, answer: str, schedule_retry: boo
     cause = f"réponse du marchand : {answer}"
     succeeded = False
     if attempt.state == AttemptState.AUTHORIZED:
-        tran_type = protocol.value_of(session.request_fields, "TranType") or ""
         capture = answer == CallbackAnswer.POSTAUTH or (answer == CallbackAnswer.APPROVED
-                                                        and tran_type.lower() == "auth")
+                                                        and protocol.tran_type(session.request_fields) == "Auth")
         if capture:
             _move_attempt(attempt, AttemptState.CAPTURING, cause, now=now, deadline=now + SETTLE_SAFETY)
             succeeded = True
