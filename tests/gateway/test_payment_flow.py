@@ -13,15 +13,15 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from tasdid.core import threeds
 from tasdid.core.acquiring import AuthorizationResult, SettlementResult
 from tasdid.core.signing import ver3_verify
-from tasdid.gateway import flow
-from tasdid.gateway.models import Attempt, AttemptState, Event, PaymentSession, SessionState
+from tasdid.gateway import flow, services
+from tasdid.gateway.models import Attempt, AttemptState, Event, Merchant, PaymentSession, SessionState
 from tests.support.pci import card_data_findings
 
 from . import fakes
@@ -900,3 +900,38 @@ def test_two_submits_racing_make_exactly_one_authorization(shop, counterparty, r
     winner = next(r for r in responses.values() if r.status_code == 200)
     assert form_of(winner)[0].endswith("/shop/ok")
     assert len(rails.captures) == 1 and len(counterparty.state.callbacks) == 1
+
+
+@pytest.mark.skipif(not connection.features.has_select_for_update_of, reason="no row locks on this database")
+def test_locking_a_session_or_an_attempt_leaves_the_merchant_and_the_session_free(shop, counterparty, rails):
+    """A submit locks its own session's row, not its merchant's: the customers of one merchant never wait on
+    each other. Locking an attempt leaves its session free too."""
+    session = PaymentSession.objects.get()
+    a = services.attempt_start(session_id=session.pk, brand="VISA", masked_pan="411111******1111",
+                               pan_fingerprint="x")
+
+    def hold(lock, locked, release):
+        try:
+            with transaction.atomic():
+                lock()
+                locked.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    for lock, free in ((lambda: services._lock_open_session(session.pk, timezone.now()), [Merchant]),
+                       (lambda: services._lock_attempt(a.pk), [Merchant, PaymentSession])):
+        locked, release = threading.Event(), threading.Event()
+        holder = threading.Thread(target=hold, args=(lock, locked, release))
+        holder.start()
+        try:
+            assert locked.wait(timeout=10)
+            for model in free:
+                with transaction.atomic():
+                    try:
+                        model.objects.select_for_update(nowait=True).get()
+                    except DatabaseError as exc:
+                        pytest.fail(f"{model.__name__} locked along: {exc}")
+        finally:
+            release.set()
+            holder.join(timeout=10)
