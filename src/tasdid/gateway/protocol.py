@@ -288,7 +288,7 @@ def restore(items: Sequence[Item], deferred: Sequence[str], ref: str) -> list[st
 # 0 failed; 7 when the authentication could not run at all (a system error, as CMI reports it).
 MD_STATUS = {"Y": "1", "A": "4", "U": "2", "N": "0", "R": "0"}
 MD_STATUS_ERROR = "7"
-# ECI of an authorization without authentication, by scheme.
+# Response codes of a fault (the bank or the network), not of a refusal: "Error" rather than "Declined".
 FAULT_CODES = frozenset({"91", "96", "99"})
 ERROR_CODE = "99"
 
