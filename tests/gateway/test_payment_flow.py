@@ -6,7 +6,6 @@ import copy
 import datetime as dt
 import html
 import re
-import socket
 import threading
 from decimal import Decimal
 from io import StringIO
@@ -404,14 +403,6 @@ def test_a_merchant_answering_failure_gets_the_authorization_voided(shop, counte
     browser, token = shop
     action, fields = form_of(pay(browser, token))
     assert_voided_at_the_merchants_word(counterparty, rails, action, fields, answer="FAILURE", tries=1)
-
-
-@pytest.fixture
-def closed_port():
-    """A loopback port bound but not listening: a connection there is refused at once."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("fault", ["connection refused", "HTTP 404"])
