@@ -7,6 +7,7 @@ from tasdid.bank.demo import seed_demo as seed_bank
 from tasdid.gateway import flow
 from tasdid.gateway.demo import seed_demo as seed_gateway
 from tests.support.pci import card_data_findings
+from tests.support.ports import closed_port  # noqa: F401 - a fixture
 
 from . import journey
 from .browser import Browser

@@ -1,10 +1,8 @@
 """An approved card, and yet nothing is paid: the biller refuses the callback (FAILURE), or cannot be reached at
 callback time. The authorization is voided at the bank, the hold released, the customer told (DESIGN.md §7.2)."""
 
-import socket
 from decimal import Decimal
 
-import pytest
 from django.conf import settings
 
 from tasdid.bank import sandbox
@@ -63,14 +61,6 @@ def test_the_biller_answers_failure_when_an_invoice_was_paid_meanwhile(world, cu
     assert journey.holds_of(VISA) == [("captured", Decimal("120.00"))]
     assert journey.balance_of(VISA) == VISA.balance - Decimal("120.00")
     journey.assert_invariants()
-
-
-@pytest.fixture
-def closed_port():
-    """A loopback port bound but not listening: a connection there is refused at once."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 def test_the_biller_unreachable_at_callback_time_voids_the_payment(world, customer, person, closed_port):

@@ -13,6 +13,7 @@ from tasdid.core.cards import luhn_complete
 from tasdid.core.signing import ver3_hash
 from tasdid.gateway import services
 from tasdid.gateway.models import Merchant
+from tests.support.ports import closed_port  # noqa: F401 - a fixture
 
 from . import fakes
 

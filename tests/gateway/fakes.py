@@ -1,11 +1,9 @@
 """Local stand-ins for the gateway's counterparties, for the gateway's own tests: an acquirer (the card rails)
 and one small HTTP server on 127.0.0.1 playing the 3-D Secure directory and the merchant's callback."""
 
-import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
@@ -88,13 +86,11 @@ class Counterparty:
     default_ares: str = "U"
     callback_answer: str = "ACTION=POSTAUTH"  # or "timeout", "500", "404", "drop" (connection closed unanswered)
     callback_script: list[str] = field(default_factory=list)  # answers for the next callbacks, then callback_answer
-    callback_delay: float = 0.0
     areqs: list[dict] = field(default_factory=list)
     ares: list[dict] = field(default_factory=list)
     callbacks: list[dict[str, str]] = field(default_factory=list)
     returns: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # the browser's (path, fields)
     acs_url: str = "http://127.0.0.1:9/acs/challenge"
-    on_callback: Callable[[dict], None] | None = None
 
 
 def ares_for(areq: dict, status: str, acs_url: str) -> dict:
@@ -152,8 +148,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/shop/callback"):
             fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
             state.callbacks.append(fields)
-            if state.on_callback:
-                state.on_callback(fields)
             answer = state.callback_script.pop(0) if state.callback_script else state.callback_answer
             if answer == "timeout":
                 time.sleep(self.server.slow_seconds)
@@ -190,7 +184,3 @@ class CounterpartyServer(ThreadingHTTPServer):
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.server_address[1]}"
-
-
-def dumps(payload) -> str:
-    return json.dumps(payload)

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from tasdid.cli import main as tasdid
 from tasdid.core.staff import staff_grant
 from tasdid.gateway.demo import seed_demo
-from tasdid.gateway.models import Attempt, Merchant
+from tasdid.gateway.models import Attempt, AttemptState, Event, Merchant
 
 from .conftest import STORE_KEY, card_post, gateway_client, merchant_fields, open_session, signed
 
@@ -153,6 +153,17 @@ def test_admin_sessions_and_attempts_are_read_only(staff, merchant, rails, count
     assert attempt.trans_id in page and "411111******1111" in page
     assert "authentification refusée (ARes N)" in page  # its events
     assert 'name="_save"' not in page
+    # a change or a deletion posted anyway is refused, and nothing moves
+    before = (attempt.state, attempt.proc_return_code, Event.objects.count())
+    assert before[0] == AttemptState.FAILED
+    change = staff.post(f"/admin/gateway/attempt/{attempt.pk}/change/", {"state": AttemptState.CAPTURED,
+                                                                        "proc_return_code": "00", "_save": "1"})
+    assert change.status_code == 403
+    delete = staff.post(f"/admin/gateway/attempt/{attempt.pk}/delete/", {"post": "yes"})
+    assert delete.status_code == 403
+    attempt.refresh_from_db()
+    assert (attempt.state, attempt.proc_return_code, Event.objects.count()) == before
+    assert Attempt.objects.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tasdid.core.signing import ver3_hash
 from tasdid.gateway.models import Event, PaymentSession, SessionState
 
-from .conftest import CLIENT_ID, STORE_KEY, make_merchant, merchant_fields, open_session, signed
+from .conftest import STORE_KEY, make_merchant, merchant_fields, open_session, signed
 
 pytestmark = pytest.mark.django_db
 
@@ -166,12 +166,18 @@ def test_the_same_order_posted_again_continues_its_open_session(merchant, client
 
 
 def test_the_same_order_with_other_fields_is_refused_while_open(merchant, client):
-    open_session(client, signed(merchant_fields()))
-    response = client.post("/fim/est3Dgate", signed(merchant_fields(items=[("0000111995072017", "x", "186.00")])))
+    token = open_session(client, signed(merchant_fields()))
+    events = Event.objects.count()
+    other = type(client)(**{"tasdid.party": "gateway"})
+    response = other.post("/fim/est3Dgate", signed(merchant_fields(items=[("0000111995072017", "x", "186.00")])))
     assert response.status_code == 400
     assert "Cette commande est déjà en cours de paiement avec d'autres données." in text(response)
     assert PaymentSession.objects.count() == 1
     assert str(PaymentSession.objects.get().amount) == "285.00"
+    assert Event.objects.count() == events
+    # the session still belongs to the browser that opened it, not to the one refused
+    assert client.get(f"/paiement/{token}").status_code == 200
+    assert other.get(f"/paiement/{token}").status_code == 404
 
 
 @pytest.mark.parametrize(("state", "title"), [
@@ -181,12 +187,21 @@ def test_the_same_order_with_other_fields_is_refused_while_open(merchant, client
     (SessionState.CANCELLED, "Vous avez annulé le paiement de cette commande"),
 ])
 def test_an_order_already_processed_gets_no_second_session(merchant, client, state, title):
-    open_session(client, signed(merchant_fields()))
+    token = open_session(client, signed(merchant_fields()))
     PaymentSession.objects.update(state=state)
-    response = client.post("/fim/est3Dgate", signed(merchant_fields()))
-    assert response.status_code == 409
-    assert title in text(response)
+    events = Event.objects.count()
+    other = type(client)(**{"tasdid.party": "gateway"})
+    for browser in (client, other):
+        response = browser.post("/fim/est3Dgate", signed(merchant_fields()))
+        assert response.status_code == 409
+        assert title in text(response)
     assert PaymentSession.objects.count() == 1
+    assert PaymentSession.objects.get().state == state
+    assert Event.objects.count() == events
+    # the session still opens for the browser that started it (its status page), not for the other one
+    page = client.get(f"/paiement/{token}")
+    assert page.status_code == 200 and title in text(page)
+    assert other.get(f"/paiement/{token}").status_code == 404
 
 
 def test_an_expired_order_gets_no_second_session(merchant, client):
@@ -218,7 +233,3 @@ def test_junk_never_crashes_the_endpoint(merchant, client, junk, with_valid_base
     assert response.status_code == 400
     assert "Demande de paiement refusée" in text(response)
     assert PaymentSession.objects.count() == 0
-
-
-def test_client_id_of_the_demo(merchant):
-    assert merchant.client_id == CLIENT_ID

@@ -6,22 +6,21 @@ import copy
 import datetime as dt
 import html
 import re
-import socket
 import threading
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from tasdid.core import threeds
 from tasdid.core.acquiring import AuthorizationResult, SettlementResult
 from tasdid.core.signing import ver3_verify
-from tasdid.gateway import flow
-from tasdid.gateway.models import Attempt, AttemptState, Event, PaymentSession, SessionState
+from tasdid.gateway import flow, services
+from tasdid.gateway.models import Attempt, AttemptState, Event, Merchant, PaymentSession, SessionState
 from tests.support.pci import card_data_findings
 
 from . import fakes
@@ -406,14 +405,6 @@ def test_a_merchant_answering_failure_gets_the_authorization_voided(shop, counte
     assert_voided_at_the_merchants_word(counterparty, rails, action, fields, answer="FAILURE", tries=1)
 
 
-@pytest.fixture
-def closed_port():
-    """A loopback port bound but not listening: a connection there is refused at once."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("fault", ["connection refused", "HTTP 404"])
 def test_a_callback_that_reaches_no_merchant_voids_the_authorization_at_once(counterparty, rails, closed_port, fault):
     """Nothing reached the merchant's application (refused, or turned away before any processing): it cannot
@@ -565,6 +556,63 @@ def test_auth_tran_type_is_captured_on_approved(counterparty, rails):
     counterparty.state.callback_answer = "APPROVED"
     pay(browser, token)
     assert len(rails.captures) == 1 and attempt().state == AttemptState.CAPTURED
+
+
+@pytest.mark.parametrize("tran_type", [" Auth", "auth\t", " AUTH "])
+def test_auth_tran_type_with_surrounding_whitespace_is_captured_on_approved(counterparty, rails, tran_type):
+    """The TranType the request was accepted with is the one that decides the capture."""
+    make_merchant(hosts=[counterparty.host])
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(base=counterparty.url, TranType=tran_type)))
+    counterparty.state.callback_answer = "APPROVED"
+    action, fields = form_of(pay(browser, token))
+    assert action == counterparty.url + "/shop/ok" and fields["ProcReturnCode"] == "00"
+    assert len(rails.captures) == 1 and rails.voids == [] and attempt().state == AttemptState.CAPTURED
+    assert PaymentSession.objects.get().state == SessionState.SUCCEEDED
+
+
+@pytest.mark.parametrize("pad", [" {}", "{}\t", "\t{} ", "{}\n"])
+@pytest.mark.parametrize("approved", [True, False])
+def test_return_and_callback_urls_with_surrounding_whitespace_work_end_to_end(counterparty, rails, pad, approved):
+    """Each URL is used as it was checked: stripped of the whitespace around it."""
+    make_merchant(hosts=[counterparty.host])
+    urls = {name: counterparty.url + path for name, path in
+            (("okUrl", "/shop/ok"), ("failUrl", "/shop/fail"), ("callbackUrl", "/shop/callback"))}
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(
+        base=counterparty.url, **{name: pad.format(url) for name, url in urls.items()})))
+    if not approved:
+        rails.authorize_answer = AuthorizationResult("51")
+    action, fields = form_of(pay(browser, token))
+    (callback,) = counterparty.state.callbacks
+    assert callback["ProcReturnCode"] == fields["ProcReturnCode"] == ("00" if approved else "51")
+    assert ver3_verify(fields, STORE_KEY, hash_field="HASH")
+    if approved:
+        assert action == urls["okUrl"]
+        assert len(rails.captures) == 1 and rails.voids == [] and attempt().state == AttemptState.CAPTURED
+        assert attempt().callback_answer == "POSTAUTH"
+    else:
+        assert action == urls["failUrl"]
+        assert rails.captures == [] and attempt().state == AttemptState.DECLINED
+
+
+def test_cancel_uses_the_callback_and_fail_urls_stripped(counterparty, rails):
+    make_merchant(hosts=[counterparty.host])
+    browser = gateway_client()
+    token = open_session(browser, signed(merchant_fields(
+        base=counterparty.url, callbackUrl=f" {counterparty.url}/shop/callback\t",
+        failUrl=f"\t{counterparty.url}/shop/fail ")))
+    action, fields = form_of(cancel(browser, token))
+    assert action == counterparty.url + "/shop/fail" and fields["ProcReturnCode"] == "99"
+    (callback,) = counterparty.state.callbacks
+    assert callback["callbackCall"] == "true" and callback["ProcReturnCode"] == "99"
+    assert PaymentSession.objects.get().state == SessionState.CANCELLED
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/shop/callback\t", "http://[::1/shop/callback"])
+def test_a_callback_url_httpx_cannot_build_is_not_delivered(settings, url):
+    settings.PARTY_HTTP_TIMEOUT = 1
+    assert flow.send_callback(url, {"a": "b"}) == "NOT_DELIVERED"
 
 
 @pytest.mark.parametrize(("code", "message"), [
@@ -843,3 +891,38 @@ def test_two_submits_racing_make_exactly_one_authorization(shop, counterparty, r
     winner = next(r for r in responses.values() if r.status_code == 200)
     assert form_of(winner)[0].endswith("/shop/ok")
     assert len(rails.captures) == 1 and len(counterparty.state.callbacks) == 1
+
+
+@pytest.mark.skipif(not connection.features.has_select_for_update_of, reason="no row locks on this database")
+def test_locking_a_session_or_an_attempt_leaves_the_merchant_and_the_session_free(shop, counterparty, rails):
+    """A submit locks its own session's row, not its merchant's: the customers of one merchant never wait on
+    each other. Locking an attempt leaves its session free too."""
+    session = PaymentSession.objects.get()
+    a = services.attempt_start(session_id=session.pk, brand="VISA", masked_pan="411111******1111",
+                               pan_fingerprint="x")
+
+    def hold(lock, locked, release):
+        try:
+            with transaction.atomic():
+                lock()
+                locked.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    for lock, free in ((lambda: services._lock_open_session(session.pk, timezone.now()), [Merchant]),
+                       (lambda: services._lock_attempt(a.pk), [Merchant, PaymentSession])):
+        locked, release = threading.Event(), threading.Event()
+        holder = threading.Thread(target=hold, args=(lock, locked, release))
+        holder.start()
+        try:
+            assert locked.wait(timeout=10)
+            for model in free:
+                with transaction.atomic():
+                    try:
+                        model.objects.select_for_update(nowait=True).get()
+                    except DatabaseError as exc:
+                        pytest.fail(f"{model.__name__} locked along: {exc}")
+        finally:
+            release.set()
+            holder.join(timeout=10)

@@ -74,11 +74,14 @@ def test_collect_fields_refuses_a_field_posted_twice_in_any_case():
         protocol.collect_fields([("amount", ["1.00", "2.00"])])
 
 
-def test_field_names_are_case_insensitive():
-    fields = {"CLIENTID": "600000099", "OKURL": "x"}
-    assert protocol.value_of(fields, "clientid") == "600000099"
-    assert protocol.value_of(fields, "okUrl") == "x"
-    assert protocol.value_of(fields, "failUrl") is None
+def test_field_names_are_case_insensitive_and_values_read_without_surrounding_whitespace():
+    fields = {"CLIENTID": "600000099", "OKURL": "x", "tranTYPE": "\tauth "}
+    assert protocol.field(fields, "clientid") == "600000099"
+    assert protocol.field(fields, "okUrl") == "x"
+    assert protocol.field(fields, "failUrl") == ""
+    assert protocol.tran_type(fields) == "Auth"
+    assert protocol.tran_type({"TranType": " PreAuth"}) == "PreAuth"
+    assert protocol.tran_type({"TranType": "PostAuth"}) is None and protocol.tran_type({}) is None
 
 
 @pytest.mark.parametrize("missing", ["clientid", "amount", "currency", "oid", "okUrl", "failUrl", "callbackUrl",
@@ -102,8 +105,8 @@ def test_parse_request_reads_a_complete_request():
     request = protocol.parse_request({**merchant_fields(), "hash": "h", "Extra.Field": "kept"}, return_hosts=HOSTS)
     assert request.amount == Decimal("285.00")
     assert request.oid == "ORDER-0001"
-    assert request.tran_type == "PreAuth"
-    assert request.ok_url == SHOP + "/shop/ok"
+    assert protocol.tran_type(request.fields) == "PreAuth"
+    assert protocol.field(request.fields, "okUrl") == SHOP + "/shop/ok"
     assert request.session_seconds == 900
     assert request.allow_defer is True
     assert request.items == (Item("0000111995072017", "Facture Fixe juin 2017", Decimal("186.00")),

@@ -61,6 +61,11 @@ def test_a_card_number_the_directory_cannot_route_is_decided_by_the_bank(shop, c
         number=sandbox.UNKNOWN_NUMBER, card_type="VISA", selection=f"{FIXE},{INTERNET}")))
     assert action.endswith("/shop/fail")
     assert (fields["ProcReturnCode"], fields["mdStatus"]) == ("14", "2")
+    assert Hold.objects.count() == 0
+    assert Attempt.objects.get().state == AttemptState.DECLINED
+    assert PaymentSession.objects.get().state == SessionState.FAILED
+    (callback,) = counterparty.state.callbacks
+    assert callback["ProcReturnCode"] == "14"
 
 
 def test_failure_from_the_merchant_voids_the_hold_at_the_bank(shop, counterparty):

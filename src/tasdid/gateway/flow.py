@@ -215,14 +215,19 @@ CALLBACK_INLINE_BUDGET = 15.0
 
 def send_callback(url: str, fields: dict[str, str], *, timeout: float | None = None) -> str:
     """POST the result to the merchant's callbackUrl once: its answer (POSTAUTH, APPROVED, FAILURE), or
-    protocol.NOT_DELIVERED when nothing reached it (connection refused, name unknown, connect timeout, a 4xx
-    refusal), or protocol.AMBIGUOUS when the request went out and no usable answer came back (read timeout,
-    connection dropped, a 5xx, a reply that says nothing): then the merchant may have recorded the payment."""
+    protocol.NOT_DELIVERED when nothing reached it (a URL that cannot be sent to, connection refused, name unknown,
+    connect timeout, a 4xx refusal), or protocol.AMBIGUOUS when the request went out and no usable answer came
+    back (read timeout, connection dropped, a 5xx, a reply that says nothing): then the merchant may have
+    recorded the payment."""
     _outside_transaction()
-    host = protocol.host_of_url(url)
+    try:
+        host = protocol.host_of_url(url)
+    except ValueError:
+        host = "(adresse invalide)"
     try:
         response = httpx.post(url, data=fields, timeout=timeout or settings.PARTY_HTTP_TIMEOUT)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as exc:
+    except (httpx.InvalidURL, httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+            httpx.UnsupportedProtocol) as exc:  # the request could not be built or its connection made
         logger.warning("gateway: callback to %s not delivered: %s", host, type(exc).__name__)
         return protocol.NOT_DELIVERED
     except httpx.HTTPError as exc:
@@ -244,7 +249,7 @@ def deliver_callback(*, attempt_id: int, tries: int = 1) -> Attempt:
     session = attempt.session
     fields = protocol.result_fields(session.request_fields, outcome_of(attempt), store_key=session.merchant.store_key,
                                     callback=True)
-    url = protocol.value_of(session.request_fields, "callbackUrl") or ""
+    url = protocol.field(session.request_fields, "callbackUrl")
     ends = time.monotonic() + CALLBACK_INLINE_BUDGET
     for n in range(tries):
         left = ends - time.monotonic()
@@ -313,7 +318,7 @@ def merchant_return(*, attempt_id: int) -> BrowserStep:
     ok = is_success(attempt)
     fields = protocol.result_fields(session.request_fields, outcome_of(attempt), store_key=session.merchant.store_key,
                                     callback=False)
-    url = protocol.value_of(session.request_fields, "okUrl" if ok else "failUrl") or ""
+    url = protocol.field(session.request_fields, "okUrl" if ok else "failUrl")
     return BrowserStep(kind="merchant", action=url, fields=fields, session=session)
 
 
@@ -334,7 +339,7 @@ def _closed_fields(session: PaymentSession, *, callback: bool) -> dict[str, str]
 
 def closed_return(*, session: PaymentSession) -> BrowserStep:
     """The way back to the merchant's failUrl from a session whose time ran out or that the customer cancelled."""
-    return BrowserStep(kind="merchant", action=protocol.value_of(session.request_fields, "failUrl") or "",
+    return BrowserStep(kind="merchant", action=protocol.field(session.request_fields, "failUrl"),
                        fields=_closed_fields(session, callback=False), session=session)
 
 
@@ -344,7 +349,7 @@ def cancel(*, session_id: int) -> BrowserStep:
     back to failUrl with ProcReturnCode 99."""
     session = services.session_cancel(session_id=session_id)
     _outside_transaction()
-    answer = send_callback(protocol.value_of(session.request_fields, "callbackUrl") or "",
+    answer = send_callback(protocol.field(session.request_fields, "callbackUrl"),
                            _closed_fields(session, callback=True))
     services.session_note(session_id=session.pk, cause=f"réponse du marchand au rappel d'annulation : {answer}")
     return closed_return(session=session)

@@ -75,8 +75,6 @@ class CardForm(forms.Form):
         label=_("J'accepte les conditions générales d'utilisation"),
         error_messages={"required": _("Vous devez accepter les conditions générales d'utilisation.")},
     )
-    # The invoices paid as the page showed them; a change in another tab is caught before paying.
-    selection = forms.CharField(required=False, widget=forms.HiddenInput, max_length=8000)
 
     def __init__(self, *args, today: dt.date, bin_table: Mapping[str, Sequence[str]], **kwargs):
         super().__init__(*args, **kwargs)

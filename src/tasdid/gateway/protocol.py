@@ -58,15 +58,9 @@ class Item:
 class MerchantRequest:
     """A checked merchant request (its hash already verified)."""
 
-    fields: dict[str, str]  # as posted, without ``hash``
-    client_id: str
+    fields: dict[str, str]  # as posted, without ``hash``: read them with ``field`` (and ``tran_type``)
     oid: str
     amount: Decimal
-    tran_type: str  # "PreAuth" or "Auth"
-    ok_url: str
-    fail_url: str
-    callback_url: str
-    shop_url: str
     lang: str
     session_seconds: int
     items: tuple[Item, ...]
@@ -90,22 +84,28 @@ def collect_fields(pairs: Iterable[tuple[str, Sequence[str]]]) -> dict[str, str]
     return fields
 
 
-def value_of(fields: Mapping[str, str], name: str) -> str | None:
-    """A field's value by case-insensitive name."""
+def field(fields: Mapping[str, str], name: str) -> str:
+    """A field's value by case-insensitive name, without the whitespace around it ("" when absent): the value
+    the request was checked with, for every reader of a request's fields (stored as posted, to be echoed)."""
     low = name.lower()
-    return next((v for k, v in fields.items() if k.lower() == low), None)
+    return next((v for k, v in fields.items() if k.lower() == low), "").strip()
+
+
+def tran_type(fields: Mapping[str, str]) -> str | None:
+    """The request's ``TranType``, "PreAuth" or "Auth" (None when it is neither)."""
+    return TRAN_TYPES.get(field(fields, "TranType").lower())
 
 
 def check_envelope(fields: Mapping[str, str]) -> str:
     """What can be checked before knowing the merchant: required fields and the hash algorithm.
     Returns the client id."""
     for name in REQUIRED_FIELDS:
-        if not (value_of(fields, name) or "").strip():
+        if not field(fields, name):
             raise RequestError(_("Le champ obligatoire « %(name)s » est absent de la demande de paiement.")
                                % {"name": name})
-    if value_of(fields, "hashAlgorithm").strip().lower() != "ver3":
+    if field(fields, "hashAlgorithm").lower() != "ver3":
         raise RequestError(_("L'algorithme de signature « hashAlgorithm » doit être « ver3 »."))
-    return value_of(fields, "clientid").strip()
+    return field(fields, "clientid")
 
 
 # --- return hosts --------------------------------------------------------------------------------------
@@ -159,12 +159,11 @@ def _with_port(entry: str, default: int) -> str:
 
 def parse_request(fields: Mapping[str, str], *, return_hosts: Sequence[str]) -> MerchantRequest:
     """Check a merchant request whose hash is verified; RequestError names what is wrong."""
-    get = lambda name: (value_of(fields, name) or "").strip()  # noqa: E731
+    get = lambda name: field(fields, name)  # noqa: E731
 
     if get("storetype").upper() != STORE_TYPE:
         raise RequestError(_("Le type de magasin « storetype » doit être « 3D_PAY_HOSTING »."))
-    tran_type = TRAN_TYPES.get(get("TranType").lower())
-    if tran_type is None:
+    if tran_type(fields) is None:
         raise RequestError(_("Le type de transaction « TranType » doit être « PreAuth » ou « Auth »."))
     if get("currency") != MAD_NUMERIC:
         raise RequestError(_("La devise « currency » doit être 504 (dirham marocain)."))
@@ -192,10 +191,8 @@ def parse_request(fields: Mapping[str, str], *, return_hosts: Sequence[str]) -> 
         session_seconds = min(max(int(get("sessionTimeout")), MIN_SESSION_SECONDS), MAX_SESSION_SECONDS)
     items, allow_defer = parse_items(fields, amount)
     return MerchantRequest(
-        fields={k: v for k, v in fields.items() if k.lower() != "hash"},
-        client_id=get("clientid"), oid=oid, amount=amount, tran_type=tran_type,
-        ok_url=get("okUrl"), fail_url=get("failUrl"), callback_url=get("callbackUrl"), shop_url=get("shopurl"),
-        lang=lang, session_seconds=session_seconds, items=items, allow_defer=allow_defer,
+        fields={k: v for k, v in fields.items() if k.lower() != "hash"}, oid=oid, amount=amount, lang=lang,
+        session_seconds=session_seconds, items=items, allow_defer=allow_defer,
     )
 
 
@@ -291,7 +288,7 @@ def restore(items: Sequence[Item], deferred: Sequence[str], ref: str) -> list[st
 # 0 failed; 7 when the authentication could not run at all (a system error, as CMI reports it).
 MD_STATUS = {"Y": "1", "A": "4", "U": "2", "N": "0", "R": "0"}
 MD_STATUS_ERROR = "7"
-# ECI of an authorization without authentication, by scheme.
+# Response codes of a fault (the bank or the network), not of a refusal: "Error" rather than "Declined".
 FAULT_CODES = frozenset({"91", "96", "99"})
 ERROR_CODE = "99"
 

@@ -127,7 +127,8 @@ def _watch(attempt: Attempt) -> None:
 
 
 def _lock_attempt(attempt_id: int) -> Attempt:
-    return Attempt.objects.select_for_update().select_related("session").get(pk=attempt_id)
+    """The attempt's row locked; its session is read along, not locked (``of``)."""
+    return Attempt.objects.select_for_update(of=("self",)).select_related("session").get(pk=attempt_id)
 
 
 # --- merchants ---------------------------------------------------------------------------------------
@@ -227,7 +228,9 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
 
 
 def _lock_open_session(session_id: int, now: dt.datetime) -> PaymentSession:
-    session = PaymentSession.objects.select_for_update().select_related("merchant").get(pk=session_id)
+    # Only the session's row is locked (``of``): locking its merchant's too would make every submit of every
+    # customer of that merchant wait on the others.
+    session = PaymentSession.objects.select_for_update(of=("self",)).select_related("merchant").get(pk=session_id)
     if session.state == SessionState.OPEN and session.expires_at <= now:
         _move_session(session, SessionState.EXPIRED, "délai de la session dépassé", now=now)
     return session
@@ -512,9 +515,8 @@ def attempt_record_callback(*, attempt_id: int, answer: str, schedule_retry: boo
     cause = f"réponse du marchand : {answer}"
     succeeded = False
     if attempt.state == AttemptState.AUTHORIZED:
-        tran_type = protocol.value_of(session.request_fields, "TranType") or ""
         capture = answer == CallbackAnswer.POSTAUTH or (answer == CallbackAnswer.APPROVED
-                                                        and tran_type.lower() == "auth")
+                                                        and protocol.tran_type(session.request_fields) == "Auth")
         if capture:
             _move_attempt(attempt, AttemptState.CAPTURING, cause, now=now, deadline=now + SETTLE_SAFETY)
             succeeded = True

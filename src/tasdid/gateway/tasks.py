@@ -1,5 +1,5 @@
-"""Background work of the gateway (django-tasks, database backend): the watch on every attempt's deadline
-and the sweep of everything overdue."""
+"""Background work of the gateway (django-tasks, database backend): the watch on every attempt's deadline.
+Everything overdue at once is swept by ``tasdid gateway-sweep`` (flow.sweep)."""
 
 from django_tasks import task
 
@@ -10,10 +10,3 @@ def watch_attempt(attempt_id: int) -> str:
     from .flow import sweep_attempt
 
     return sweep_attempt(attempt_id=attempt_id)
-
-
-@task()
-def sweep() -> dict[str, int]:
-    from .flow import sweep as sweep_all
-
-    return sweep_all()
