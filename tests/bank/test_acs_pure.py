@@ -2,7 +2,6 @@
 
 import base64
 import datetime as dt
-from decimal import Decimal
 
 import pytest
 
@@ -82,14 +81,6 @@ def test_the_cavv_is_a_20_byte_hmac_bound_to_transaction_card_and_amount(setting
 )
 def test_eci(brand, status, eci):
     assert acs.eci_for(brand, status) == eci
-
-
-@pytest.mark.parametrize(
-    ("amount", "text"),
-    [("285.00", "285.00 DH"), ("0.5", "0.50 DH"), ("10000", "10000.00 DH"), ("1234567.89", "1234567.89 DH")],
-)
-def test_amounts_as_the_page_writes_them(amount, text):
-    assert acs.format_dh(Decimal(amount)) == text
 
 
 def test_erro_message():

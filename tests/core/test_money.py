@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasdid.core.money import AmountError, from_minor, parse_amount, to_minor, ttc_of, vat_of, wire
+from tasdid.core.money import AmountError, dh, from_minor, parse_amount, to_minor, ttc_of, vat_of, wire
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -37,3 +37,12 @@ def test_vat_and_ttc_round_half_up_to_cents():
 def test_minor_units_round_trip(centimes):
     assert to_minor(from_minor(centimes)) == centimes
     assert wire(from_minor(centimes)) == f"{centimes // 100}.{centimes % 100:02d}"
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [("285.00", "285.00 DH"), ("0.5", "0.50 DH"), ("10000", "10000.00 DH"), ("1234567.89", "1234567.89 DH")],
+)
+def test_amounts_as_the_guide_writes_them(amount, text):
+    assert dh(Decimal(amount)) == text
+    assert dh(amount, space="\u00a0") == text.replace(" ", "\u00a0")

@@ -10,7 +10,6 @@ import hmac
 import re
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 from tasdid.core import threeds
 from tasdid.core.cards import digits_only
 from tasdid.core.keys import secret_key
-from tasdid.core.money import MAD_NUMERIC, quantize
+from tasdid.core.money import MAD_NUMERIC
 
 SUPPORTED_VERSIONS = ("2.1.0", "2.2.0")
 
@@ -157,22 +156,6 @@ def eci_for(brand: str, trans_status: str) -> str:
 
 
 def erro(*, code: str, description: str, detail: str = "", three_ds_server_trans_id: str = "") -> dict[str, str]:
-    """An Erro message from the ACS/DS (component "A")."""
-    message = {
-        "messageType": "Erro",
-        "messageVersion": threeds.MESSAGE_VERSION,
-        "errorCode": code,
-        "errorComponent": "A",
-        "errorDescription": description,
-        "errorDetail": detail,
-        "errorMessageType": "AReq",
-    }
-    if three_ds_server_trans_id:
-        message["threeDSServerTransID"] = three_ds_server_trans_id
-    return message
-
-
-def format_dh(amount: Decimal) -> str:
-    """"285.00 DH": as the guide's bill, the biller and the payment page write amounts (a point, no grouping;
-    a plain space, which an SMS carries in the GSM alphabet)."""
-    return f"{quantize(amount):.2f} DH"
+    """An Erro message from the ACS/DS (component "A") refusing an AReq."""
+    return threeds.erro(component="A", message_type="AReq", code=code, description=description, detail=detail,
+                        three_ds_server_trans_id=three_ds_server_trans_id)

@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_variables
 from tasdid.core import threeds
 from tasdid.core.cards import brand_of, cvv_digest, fingerprint, is_digits, mask, parse_expiry
 from tasdid.core.codes import code_digest, code_matches, generate_numeric
-from tasdid.core.money import MAD_NUMERIC, MAX_AMOUNT, from_minor, quantize, to_minor
+from tasdid.core.money import MAD_NUMERIC, MAX_AMOUNT, dh, from_minor, quantize, to_minor
 from tasdid.core.phones import PhoneKind, parse_number
 from tasdid.messaging.services import sms_send
 
@@ -559,7 +559,7 @@ def _send_otp(record: AcsTransaction, *, now: dt.datetime) -> None:
     text = _(
         "%(bank)s : votre code de sécurité est %(code)s pour le paiement de %(amount)s chez %(merchant)s. "
         "Il expire dans %(minutes)s minutes. Ne le communiquez à personne."
-    ) % {"bank": bank.name, "code": code, "amount": acs.format_dh(record.amount), "merchant": record.merchant_name,
+    ) % {"bank": bank.name, "code": code, "amount": dh(record.amount), "merchant": record.merchant_name,
          "minutes": OTP_LIFETIME_MINUTES}
     sms_send(sender=bank.short_name, to=record.card.phone, text=text, secrets=[code])
     _acs_event(record, "otp_sent", f"code n° {record.otp_sent_count}", now=now)

@@ -15,7 +15,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from tasdid.core import threeds
 from tasdid.core.cards import ascii_digits, digits_only, is_digits
-from tasdid.core.http import allow_form_action, autosubmit, no_store
+from tasdid.core.http import allow_form_action, autosubmit, no_store, signed_json
+from tasdid.core.money import dh
 from tasdid.core.phones import national
 
 from . import acs, selectors, services
@@ -25,13 +26,6 @@ logger = logging.getLogger(__name__)
 
 SESSION_KEY = "bank_acs_challenges"
 MAX_SESSION_DATA = 8192  # threeDSSessionData is the gateway's sealed blob; anything bigger is not one
-
-
-def _signed_json(message: dict, *, status: int = 200) -> HttpResponse:
-    body, signature = threeds.sign_body(message)
-    response = HttpResponse(body, status=status, content_type="application/json")
-    response[threeds.SIGNATURE_HEADER] = signature
-    return no_store(response)
 
 
 @csrf_exempt  # server-to-server: the AReq's HMAC signature (X-Tasdid-Signature) is checked instead of CSRF
@@ -44,12 +38,12 @@ def areq(request: HttpRequest) -> HttpResponse:
                                       message_type="AReq")
     except threeds.MessageError as exc:
         code = acs.ERR_SIGNATURE if isinstance(exc, threeds.SignatureError) else acs.ERR_MESSAGE_INVALID
-        return _signed_json(acs.erro(code=code, description="Message not accepted", detail=str(exc)), status=400)
+        return signed_json(acs.erro(code=code, description="Message not accepted", detail=str(exc)), status=400)
     try:
-        return _signed_json(services.areq_answer(message=message))
+        return signed_json(services.areq_answer(message=message))
     except acs.AReqError as exc:
         trans_id = message.get("threeDSServerTransID")
-        return _signed_json(
+        return signed_json(
             acs.erro(code=exc.code, description=exc.description, detail=exc.detail,
                      three_ds_server_trans_id=trans_id if isinstance(trans_id, str) else ""),
             status=400,
@@ -92,7 +86,7 @@ def _page(request: HttpRequest, record: AcsTransaction, session_data: str, *, fo
             "record": record,
             "form": form or CodeForm(),
             "session_data": session_data,
-            "amount": acs.format_dh(record.amount),
+            "amount": dh(record.amount),
             "masked_pan": record.card.masked_pan,
             "phone": _masked_phone(record.card.phone),
             "notice": notice,

@@ -12,11 +12,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.http import HttpRequest, HttpResponse, HttpResponseServerError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, HttpResponseServerError
 from django.shortcuts import render
 from django.template import loader
 from django.urls import set_urlconf
 from django.utils.translation import gettext as _
+
+from . import threeds
 
 logger = logging.getLogger(__name__)
 
@@ -200,3 +202,18 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 def no_store(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store"
     return response
+
+
+def see_other(url: str) -> HttpResponseRedirect:
+    """303: after a form post, the browser GETs ``url`` (a reload does not post again)."""
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+def signed_json(message: dict, *, status: int = 200) -> HttpResponse:
+    """A 3-D Secure message answered server to server: JSON signed in its header (``threeds.sign_body``)."""
+    body, signature = threeds.sign_body(message)
+    response = HttpResponse(body, status=status, content_type="application/json")
+    response[threeds.SIGNATURE_HEADER] = signature
+    return no_store(response)

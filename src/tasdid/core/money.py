@@ -57,6 +57,12 @@ def wire(amount: Decimal) -> str:
     return f"{quantize(amount):.2f}"
 
 
+def dh(amount: Decimal | str | int, *, space: str = " ") -> str:
+    """"285.00 DH", as the guide's bill writes amounts (a point, no grouping) on every party's pages and in SMS;
+    ``space`` before the unit (a non-breaking one on a page, a plain one in an SMS's GSM alphabet)."""
+    return f"{wire(Decimal(str(amount)))}{space}DH"
+
+
 def vat_of(amount_ht: Decimal, rate: Decimal = VAT_RATE) -> Decimal:
     return quantize(amount_ht * rate)
 

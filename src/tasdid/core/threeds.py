@@ -43,6 +43,23 @@ class SignatureError(MessageError):
     """A 3DS message whose signature is missing or not the sender's."""
 
 
+def erro(*, component: str, message_type: str, code: str, description: str, detail: str = "",
+         three_ds_server_trans_id: str = "") -> dict[str, str]:
+    """An EMV 3DS "Erro" message: ``component`` ("S" 3DS Server, "A" ACS/DS) refuses a ``message_type``."""
+    message = {
+        "messageType": "Erro",
+        "messageVersion": MESSAGE_VERSION,
+        "errorCode": code,
+        "errorComponent": component,
+        "errorDescription": description,
+        "errorDetail": detail,
+        "errorMessageType": message_type,
+    }
+    if three_ds_server_trans_id:
+        message["threeDSServerTransID"] = three_ds_server_trans_id
+    return message
+
+
 def sign_body(payload: Mapping[str, Any]) -> tuple[bytes, str]:
     """The JSON body and its signature header value."""
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()

@@ -105,13 +105,6 @@ def build_rres(rreq: dict[str, Any]) -> dict[str, str]:
 
 
 def build_error(*, code: str, description: str, rreq: dict[str, Any] | None = None) -> dict[str, str]:
-    """An EMV 3DS "Erro" message answering a message the 3DS Server cannot accept."""
-    return {
-        "messageType": "Erro",
-        "messageVersion": threeds.MESSAGE_VERSION,
-        "threeDSServerTransID": str((rreq or {}).get("threeDSServerTransID", "")),
-        "errorCode": code,
-        "errorComponent": "S",
-        "errorDescription": description,
-        "errorMessageType": "RReq",
-    }
+    """An EMV 3DS "Erro" message answering an RReq the 3DS Server cannot accept."""
+    return threeds.erro(component="S", message_type="RReq", code=code, description=description,
+                        three_ds_server_trans_id=str((rreq or {}).get("threeDSServerTransID", "")))

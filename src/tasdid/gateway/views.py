@@ -4,7 +4,7 @@ and the 3DS Server's endpoints (RReq from the ACS, the browser's return from the
 import secrets
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -15,7 +15,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods
 
 from tasdid.core import threeds
-from tasdid.core.http import allow_form_action, autosubmit, no_store
+from tasdid.core.http import allow_form_action, autosubmit, no_store, see_other, signed_json
 from tasdid.core.signing import ver3_verify
 
 from . import flow, protocol, selectors, services, threeds_server
@@ -30,12 +30,6 @@ FRAGMENT_HEADER = "X-Tasdid-Fragment"
 def _french() -> None:
     # Arabic and English pages come later; until their catalogues exist, the gateway speaks French.
     translation.activate("fr")
-
-
-def _see_other(url: str) -> HttpResponse:
-    response = HttpResponseRedirect(url)
-    response.status_code = 303
-    return response
 
 
 def _refuse(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
@@ -71,7 +65,7 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
     if session.state != SessionState.OPEN:
         return _status_page(request, session, status=409, offer_return=False)
     request.session[BROWSER_KEY] = key
-    return _see_other(reverse("gateway_pay", args=[session.token]))
+    return see_other(reverse("gateway_pay", args=[session.token]))
 
 
 # --- the hosted payment page -------------------------------------------------------------------------
@@ -166,7 +160,7 @@ def _defer_or_restore(request: HttpRequest, session: PaymentSession, action: str
         return no_store(render(request, "gateway/_invoices.html", context, status=400 if error else 200))
     if error:
         messages.error(request, error)
-    return _see_other(reverse("gateway_pay", args=[session.token]))
+    return see_other(reverse("gateway_pay", args=[session.token]))
 
 
 def _step(request: HttpRequest, step: flow.BrowserStep) -> HttpResponse:
@@ -215,13 +209,6 @@ def conditions(request: HttpRequest) -> HttpResponse:
 # --- 3-D Secure: the 3DS Server's endpoints ----------------------------------------------------------
 
 
-def _signed_json(payload: dict, *, status: int = 200) -> HttpResponse:
-    body, signature = threeds.sign_body(payload)
-    response = HttpResponse(body, content_type="application/json", status=status)
-    response[threeds.SIGNATURE_HEADER] = signature
-    return no_store(response)
-
-
 @csrf_exempt  # server to server: the body is verified by its HMAC-SHA256 signature ("threeds" key)
 @require_http_methods(["POST"])
 def rreq(request: HttpRequest) -> HttpResponse:
@@ -230,16 +217,16 @@ def rreq(request: HttpRequest) -> HttpResponse:
         message = threeds.verify_body(request.body, request.headers.get(threeds.SIGNATURE_HEADER),
                                       message_type="RReq")
     except threeds.MessageError as exc:
-        return _signed_json(threeds_server.build_error(code="203", description=str(exc)), status=400)
+        return signed_json(threeds_server.build_error(code="203", description=str(exc)), status=400)
     if message.get("transStatus") not in ("Y", "N", "A", "U", "R") or not isinstance(
             message.get("threeDSServerTransID"), str):
-        return _signed_json(threeds_server.build_error(code="203", description="invalid transStatus or transaction",
+        return signed_json(threeds_server.build_error(code="203", description="invalid transStatus or transaction",
                                                        rreq=message), status=400)
     outcome = services.attempt_record_rreq(rreq=message)
     if outcome.attempt is None:
-        return _signed_json(threeds_server.build_error(code="301", description="transaction not found",
+        return signed_json(threeds_server.build_error(code="301", description="transaction not found",
                                                        rreq=message), status=404)
-    return _signed_json(threeds_server.build_rres(message))
+    return signed_json(threeds_server.build_rres(message))
 
 
 @csrf_exempt  # posted by the ACS's page: the CRes is signed ("threeds" key) and threeDSSessionData sealed by us

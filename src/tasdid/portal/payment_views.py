@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
@@ -24,7 +24,7 @@ from tasdid.billing.selectors.payments import (
     receipt_for,
 )
 from tasdid.billing.services import payments
-from tasdid.core.http import autosubmit, no_store
+from tasdid.core.http import autosubmit, no_store, see_other
 
 from .session import forget_line, identified_line
 
@@ -38,12 +38,6 @@ RECEIPT_STYLESHEET = Path(__file__).resolve().parent / "static" / "portal" / "re
 def _posted(request: HttpRequest) -> dict[str, str]:
     """The posted form as one value per name (the last one, as PHP reads it)."""
     return {name: request.POST.get(name, "") for name in request.POST}
-
-
-def _see_other(url: str) -> HttpResponse:
-    response = HttpResponseRedirect(url)
-    response.status_code = 303
-    return response
 
 
 @require_POST
@@ -96,7 +90,7 @@ def _gateway_return(request: HttpRequest, *, failed: bool) -> payments.ReturnOut
     except payments.GatewayMessageRefused as exc:
         return _invalid_return(request, exc.reason)
     if outcome.receipt_number:
-        return _see_other(outcome.receipt_path)
+        return see_other(outcome.receipt_path)
     return outcome
 
 
