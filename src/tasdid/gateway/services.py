@@ -91,12 +91,7 @@ def _move_attempt(attempt: Attempt, to: str, cause: str, *, now: dt.datetime, **
         raise TransitionError(f"attempt {attempt.pk}: {attempt.state} -> {to} is not allowed")
     Event.objects.create(subject=Event.Subject.ATTEMPT, session_id=attempt.session_id, attempt=attempt,
                          from_state=attempt.state, to_state=to, cause=cause[:255], at=now)
-    for name, value in changes.items():
-        setattr(attempt, name, value)
-    attempt.state, attempt.updated_at = to, now
-    attempt.save(update_fields=["state", "updated_at", *changes])
-    if "deadline" in changes:
-        _watch(attempt)
+    _save_attempt(attempt, now=now, state=to, **changes)
 
 
 def _session_note(session: PaymentSession, cause: str, *, now: dt.datetime) -> None:
@@ -110,12 +105,17 @@ def _note(attempt: Attempt, cause: str, *, now: dt.datetime, **changes) -> None:
     Event.objects.create(subject=Event.Subject.ATTEMPT, session_id=attempt.session_id, attempt=attempt,
                          from_state=attempt.state, to_state=attempt.state, cause=cause[:255], at=now)
     if changes:
-        for name, value in changes.items():
-            setattr(attempt, name, value)
-        attempt.updated_at = now
-        attempt.save(update_fields=["updated_at", *changes])
-        if "deadline" in changes:
-            _watch(attempt)
+        _save_attempt(attempt, now=now, **changes)
+
+
+def _save_attempt(attempt: Attempt, *, now: dt.datetime, **changes) -> None:
+    """Set the changes on the attempt and save them with ``updated_at``; a new deadline is watched."""
+    for name, value in changes.items():
+        setattr(attempt, name, value)
+    attempt.updated_at = now
+    attempt.save(update_fields=["updated_at", *changes])
+    if "deadline" in changes:
+        _watch(attempt)
 
 
 def _watch(attempt: Attempt) -> None:
@@ -199,8 +199,7 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
     for _try in range(2):
         existing = PaymentSession.objects.select_for_update().filter(merchant=merchant, oid=request.oid).first()
         if existing is not None:
-            if existing.state == SessionState.OPEN and existing.expires_at <= now:
-                _move_session(existing, SessionState.EXPIRED, "délai de la session dépassé", now=now)
+            _expire_if_due(existing, now)
             if existing.state != SessionState.OPEN:
                 return existing
             if not _same_request(existing.request_fields, request.fields):
@@ -227,12 +226,17 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
     raise protocol.RequestError(_("Cette commande est déjà en cours de paiement."))  # pragma: no cover
 
 
+def _expire_if_due(session: PaymentSession, now: dt.datetime) -> None:
+    """An open session whose time is over moves to EXPIRED; the caller holds its row lock."""
+    if session.state == SessionState.OPEN and session.expires_at <= now:
+        _move_session(session, SessionState.EXPIRED, "délai de la session dépassé", now=now)
+
+
 def _lock_open_session(session_id: int, now: dt.datetime) -> PaymentSession:
     # Only the session's row is locked (``of``): locking its merchant's too would make every submit of every
     # customer of that merchant wait on the others.
     session = PaymentSession.objects.select_for_update(of=("self",)).select_related("merchant").get(pk=session_id)
-    if session.state == SessionState.OPEN and session.expires_at <= now:
-        _move_session(session, SessionState.EXPIRED, "délai de la session dépassé", now=now)
+    _expire_if_due(session, now)
     return session
 
 
@@ -509,6 +513,8 @@ def attempt_record_callback(*, attempt_id: int, answer: str, schedule_retry: boo
                          "reconcile with merchant %s, which may have recorded order %s as paid", attempt.trans_id,
                          tries, attempt.session.merchant.client_id, attempt.session.oid)
         answer = CallbackAnswer.UNREACHABLE
+    # The answer ends the session too: its row is locked here, after the attempt's (``_lock_attempt`` only read
+    # it along, unlocked), and this fresh copy is the one that moves.
     session = PaymentSession.objects.select_for_update().get(pk=attempt.session_id)
     attempt.callback_answer, attempt.callback_at, attempt.callback_tries = answer, now, tries
     attempt.save(update_fields=["callback_answer", "callback_at", "callback_tries"])
