@@ -14,6 +14,7 @@ from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import AcsTransaction
 from tasdid.core import threeds
 from tasdid.messaging.selectors import handset_inbox
+from tests.support.sms import code_in, last_sms_text
 
 from .conftest import areq_message, creq_for, post_areq, verified
 
@@ -55,7 +56,7 @@ def hidden(page: httpx.Response, name: str) -> str:
 
 def sms_code(phone: str, run_tasks) -> str:
     run_tasks()
-    return re.search(r"\b(\d{6})\b", handset_inbox(number=phone)[0].text).group(1)
+    return code_in(last_sms_text(phone))
 
 
 def start(bank, server, browser, card=MAIN):

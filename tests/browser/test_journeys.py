@@ -21,6 +21,7 @@ from tasdid.messaging.models import Email, MailboxMessage
 from tests import factories
 from tests.flows.journey import SECRETS
 from tests.support.pci import card_data_findings
+from tests.support.sms import code_in
 
 EMAIL = "client@example.ma"
 MOBILE, MOBILE_TYPED = "+212661000001", "06 61 00 00 01"
@@ -69,12 +70,6 @@ def newest_sms(phone: Page, biller: str, number: str, *, sender: str, after: int
     raise AssertionError(f"no SMS from {sender} on {number}")
 
 
-def six_digits(text: str) -> str:
-    match = re.search(r"\b(\d{6})\b", text)
-    assert match, text
-    return match.group(1)
-
-
 def code_fidelio(page: Page, biller: str) -> str:
     """Send « code » to 1111 from the sandbox phone and read the answer."""
     page.goto(biller + "/sandbox/phone")
@@ -84,7 +79,7 @@ def code_fidelio(page: Page, biller: str) -> str:
     page.get_by_role("button", name="Envoyer le SMS").click()
     text = newest_sms(page, biller, "0661000001", sender="1111")
     assert "Votre code fidelio est" in text
-    return six_digits(text)
+    return code_in(text)
 
 
 def email_and_terms(page: Page, *, confirm: bool) -> None:
@@ -190,7 +185,7 @@ def test_the_whole_mobile_journey_of_the_guide(journey, page: Page, browser: Bro
     expect(page.locator("dl.acs-facts")).to_contain_text("Tasdid Télécom")
     expect(page.locator(".acs-amount")).to_have_text("120.00 DH")
     phone = page.context.new_page()
-    otp = six_digits(newest_sms(phone, biller, "0662000002", sender="CreditSahel"))
+    otp = code_in(newest_sms(phone, biller, "0662000002", sender="CreditSahel"))
     phone.close()
     page.get_by_label("Code reçu par SMS").fill(otp)
     page.get_by_role("button", name="Valider").click()
