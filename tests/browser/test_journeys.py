@@ -23,7 +23,8 @@ from tests.flows.journey import SECRETS
 from tests.support.pci import card_data_findings
 from tests.support.sms import code_in
 
-EMAIL = "client@example.ma"
+from .steps import EMAIL, fill_email_and_terms, open_category, submit
+
 MOBILE, MOBILE_TYPED = "+212661000001", "06 61 00 00 01"
 REF_MOBILE_MAY, REF_MOBILE_JUNE = "0000222997052017", "0000222997062017"
 REF_FIXED, REF_INTERNET = "0000111995072017", "0000111996072017"
@@ -80,19 +81,6 @@ def code_fidelio(page: Page, biller: str) -> str:
     text = newest_sms(page, biller, "0661000001", sender="1111")
     assert "Votre code fidelio est" in text
     return code_in(text)
-
-
-def email_and_terms(page: Page, *, confirm: bool) -> None:
-    page.get_by_label("Adresse email de notification", exact=True).fill(EMAIL)
-    if confirm:
-        page.get_by_label("Confirmation de l'adresse email", exact=True).fill(EMAIL)
-    page.get_by_label("J'accepte les conditions générales d'utilisation").check()
-    page.get_by_role("button", name="Consultez et payer en ligne").click()
-
-
-def open_category(page: Page, biller: str, category: str) -> None:
-    page.goto(biller + "/")
-    page.get_by_role("link", name=category).click()
 
 
 def pay_online(page: Page, gateway: str, total: str) -> None:
@@ -164,7 +152,8 @@ def test_the_whole_mobile_journey_of_the_guide(journey, page: Page, browser: Bro
     open_category(page, biller, "Mobile")
     page.get_by_label("Numéro de téléphone mobile").fill(MOBILE_TYPED)
     page.get_by_label("Code fidelio").fill(code)
-    email_and_terms(page, confirm=True)
+    fill_email_and_terms(page, confirmation=EMAIL)
+    submit(page)
     expect(page.get_by_role("row", name=re.compile(REF_MOBILE_MAY))).to_contain_text("120.00")
     expect(page.get_by_role("row", name=re.compile(REF_MOBILE_JUNE))).to_contain_text("180.00")
     expect(page.get_by_role("row", name=re.compile("Total à payer"))).to_contain_text("300.00 DH")
@@ -215,7 +204,8 @@ def test_a_declined_card_says_why_and_lets_the_customer_try_again(journey, page:
     biller, gateway = journey["biller"], journey["gateway"]
     open_category(page, biller, "Internet")
     page.get_by_label("Identifiant de paiement").fill("12 345 678")
-    email_and_terms(page, confirm=False)
+    fill_email_and_terms(page)
+    submit(page)
     pay_online(page, gateway, "99.00 DH")
     type_card(page, NO_FUNDS)
 
@@ -242,7 +232,8 @@ def test_fixe_to_the_receipt_with_a_card_without_3d_secure(journey, page: Page):
     open_category(page, biller, "Fixe")
     page.get_by_label("Numéro de téléphone fixe").fill("05 22 00 00 01")
     page.get_by_label("Code de paiement fixe").fill("4821")
-    email_and_terms(page, confirm=False)
+    fill_email_and_terms(page)
+    submit(page)
     pay_online(page, gateway, "186.00 DH")
     type_card(page, VISA)
     expect_receipt(page, biller, paid=[(REF_FIXED, "Juin 2017", "186.00")], total="186.00 DH", card=VISA)
@@ -253,7 +244,8 @@ def test_internet_to_the_receipt_with_a_frictionless_card(journey, page: Page):
     biller, gateway = journey["biller"], journey["gateway"]
     open_category(page, biller, "Internet")
     page.get_by_label("Identifiant de paiement").fill("12 345 678")
-    email_and_terms(page, confirm=False)
+    fill_email_and_terms(page)
+    submit(page)
     pay_online(page, gateway, "99.00 DH")
     type_card(page, FRICTIONLESS)
     expect_receipt(page, biller, paid=[(REF_INTERNET, "Juin 2017", "99.00")], total="99.00 DH", card=FRICTIONLESS)
@@ -264,7 +256,8 @@ def test_annuler_on_the_payment_page_leads_back_to_the_biller_and_pays_nothing(j
     biller, gateway = journey["biller"], journey["gateway"]
     open_category(page, biller, "Internet")
     page.get_by_label("Identifiant de paiement").fill("12 345 678")
-    email_and_terms(page, confirm=False)
+    fill_email_and_terms(page)
+    submit(page)
     pay_online(page, gateway, "99.00 DH")
     page.get_by_role("button", name="Annuler").click()
 
@@ -292,7 +285,8 @@ def test_after_the_journeys_no_card_number_nor_cvv_anywhere(journey, page: Page)
     open_category(page, biller, "Fixe")
     page.get_by_label("Numéro de téléphone fixe").fill("0522000001")
     page.get_by_label("Code de paiement fixe").fill("4821")
-    email_and_terms(page, confirm=False)
+    fill_email_and_terms(page)
+    submit(page)
     pay_online(page, gateway, "186.00 DH")
     # Typed as a MasterCard: refused next to the number, shown back masked only, the CVV not at all.
     page.get_by_label("Type de carte").select_option(label="MasterCard")
