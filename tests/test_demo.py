@@ -71,19 +71,15 @@ def test_demo_starts_every_party_with_demo_data_and_stops_on_ctrl_c(tmp_path: Pa
             index = httpx.get(base + "/admin/", headers=_cookie_header(signed_in), timeout=10)
             assert index.status_code == 200 and "Administration" in index.text, party
         # Demo data: the guide's sample customer reaches her fixed invoice through the real pages.
-        # (Python's cookie jar keeps Secure cookies off plain http, which browsers allow on loopback: carry
-        # the session cookie by hand.)
         biller = env["TASDID_BILLER_URL"]
         form = httpx.get(biller + "/fixe", timeout=10)
-        cookie = {"Cookie": "; ".join(f"{c.name}={c.value}" for c in form.cookies.jar)}
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
-        sent = httpx.post(biller + "/fixe", headers=cookie, timeout=10, data={
+        sent = httpx.post(biller + "/fixe", headers=_cookie_header(form), timeout=10, data={
             "csrfmiddlewaretoken": token, "number": "05 22 00 00 01", "payment_code": "4821",
             "email": "khadija@example.ma", "terms": "on",
         })
         assert (sent.status_code, sent.headers.get("location")) == (302, "/factures"), sent.text
-        cookie = {"Cookie": "; ".join(f"{c.name}={c.value}" for c in sent.cookies.jar)}
-        invoices = httpx.get(biller + "/factures", headers=cookie, timeout=10)
+        invoices = httpx.get(biller + "/factures", headers=_cookie_header(sent), timeout=10)
         assert "0000111995072017" in invoices.text and "186.00 DH" in invoices.text, invoices.text
         assert "0000111996072017" not in invoices.text  # the internet line's invoice belongs to another line
     finally:

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
+from django.db import connection
 
 from tasdid.bank import sandbox
 from tasdid.core import threeds
@@ -165,3 +166,14 @@ def verified(response) -> dict:
     payload = json.loads(response.content)
     return threeds.verify_body(response.content, response.headers.get(threeds.SIGNATURE_HEADER),
                                message_type=payload.get("messageType", ""))
+
+
+def bank_rows() -> list[tuple[str, tuple]]:
+    """Every row of every bank table, with its table's name."""
+    rows = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            if table.startswith("bank_"):
+                cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608 - our table names
+                rows += [(table, row) for row in cursor.fetchall()]
+    return rows

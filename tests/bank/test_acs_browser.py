@@ -2,9 +2,6 @@
 phone's inbox (delivered by the real task worker), the result goes to a stand-in 3DS Server by RReq and the
 browser follows with the CRes."""
 
-import re
-import time
-
 import pytest
 from playwright.sync_api import expect
 
@@ -12,6 +9,7 @@ from tasdid.bank import sandbox
 from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import AcsTransaction
 from tasdid.messaging.selectors import handset_inbox
+from tests.support.sms import codes_received
 
 from .conftest import areq_message, creq_for, post_areq, verified
 
@@ -19,17 +17,6 @@ pytestmark = pytest.mark.browser
 
 MAIN = sandbox.card_by_outcome("00", "challenge")
 SESSION_DATA = "sealed-by-the-gateway.c2FuZGJveA.42"
-
-
-def sms_codes(phone: str, count: int) -> list[str]:
-    """The codes the phone received, newest first, once ``count`` have arrived (the worker delivers them)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        inbox = list(handset_inbox(number=phone))
-        if len(inbox) >= count:
-            return [re.search(r"\b(\d{6})\b", m.text).group(1) for m in inbox]
-        time.sleep(0.1)
-    raise AssertionError(f"{count} SMS expected on {phone}")
 
 
 @pytest.fixture
@@ -56,10 +43,10 @@ def test_the_code_from_the_sandbox_phone_authenticates(challenge_page, three_ds_
     expect(facts).to_contain_text("522011******0026")
     expect(page.get_by_text("06 •• •• •• 02")).to_be_visible()
 
-    [first] = sms_codes(MAIN.phone, 1)
+    [first] = codes_received(MAIN.phone, 1)
     page.get_by_role("button", name="Renvoyer le code").click()
     expect(page.get_by_text("Un nouveau code vous a été envoyé par SMS.")).to_be_visible()
-    newest, previous = sms_codes(MAIN.phone, 2)
+    newest, previous = codes_received(MAIN.phone, 2)
     assert previous == first
     if previous != newest:  # the replaced code no longer works
         page.get_by_label("Code reçu par SMS").fill(previous)
@@ -78,7 +65,7 @@ def test_the_code_from_the_sandbox_phone_authenticates(challenge_page, three_ds_
 
 def test_three_wrong_codes_fail(challenge_page, three_ds_server):
     page = challenge_page
-    [right] = sms_codes(MAIN.phone, 1)
+    [right] = codes_received(MAIN.phone, 1)
     for remaining in (2, 1):
         page.get_by_label("Code reçu par SMS").fill(wrong_code(right))
         page.get_by_role("button", name="Valider").click()
@@ -104,7 +91,7 @@ def test_an_expired_code_fails(challenge_page, three_ds_server):
     from django.utils import timezone
 
     page = challenge_page
-    [right] = sms_codes(MAIN.phone, 1)
+    [right] = codes_received(MAIN.phone, 1)
     AcsTransaction.objects.update(otp_expires_at=timezone.now())  # five minutes have passed
     page.get_by_label("Code reçu par SMS").fill(right)
     page.get_by_role("button", name="Valider").click()

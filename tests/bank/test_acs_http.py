@@ -14,8 +14,9 @@ from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import AcsTransaction
 from tasdid.core import threeds
 from tasdid.messaging.selectors import handset_inbox
+from tests.support.sms import code_in, last_sms_text
 
-from .conftest import areq_message, creq_for, post_areq, verified
+from .conftest import areq_message, bank_rows, creq_for, post_areq, verified
 
 MAIN = sandbox.card_by_outcome("00", "challenge")
 VISA = sandbox.card_by_outcome("00", "none")
@@ -55,7 +56,7 @@ def hidden(page: httpx.Response, name: str) -> str:
 
 def sms_code(phone: str, run_tasks) -> str:
     run_tasks()
-    return re.search(r"\b(\d{6})\b", handset_inbox(number=phone)[0].text).group(1)
+    return code_in(last_sms_text(phone))
 
 
 def start(bank, server, browser, card=MAIN):
@@ -203,8 +204,6 @@ def test_challenge_over_http_right_code_sends_rreq_then_cres(bank, three_ds_serv
 
     # threeDSSessionData travelled in the pages only: not in the bank's tables, not in its session.
     from django.contrib.sessions.models import Session
-
-    from .test_no_card_data_at_rest import bank_rows
 
     assert all(SESSION_DATA not in " ".join(map(str, row)) for _table, row in bank_rows())
     sessions = [s.get_decoded() for s in Session.objects.all()]

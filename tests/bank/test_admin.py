@@ -1,13 +1,11 @@
 """The bank's staff admin on the bank's own URLs: every list and record opens; money records are read-only."""
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 
 from tasdid.bank import sandbox, services
 from tasdid.bank.models import AcsTransaction, Card, Hold
 from tasdid.core.cards import fingerprint
-from tasdid.core.staff import staff_grant
+from tests.support.staff import signed_in, staff_account
 
 from .conftest import areq_message
 
@@ -17,12 +15,9 @@ MAIN = sandbox.card_by_outcome("00", "challenge")
 
 @pytest.fixture
 def staff(banks):
-    User.objects.create_superuser("banker", "banker@example.ma", "pw-Strong-123")
-    staff_grant(username="banker", parties=["bank"])  # only the bank's staff open its admin
-    client = Client(**{"tasdid.party": "bank"})
-    # Through the login form: the party's own session cookie (tasdid_bank_session) is what the bank reads.
-    response = client.post("/admin/login/", {"username": "banker", "password": "pw-Strong-123", "next": "/admin/"})
-    assert response.status_code == 302 and "tasdid_bank_session" in client.cookies
+    staff_account("banker", parties=["bank"])  # only the bank's staff open its admin
+    client = signed_in("bank", "banker")  # through the login form
+    assert "tasdid_bank_session" in client.cookies  # the party's own session cookie is what the bank reads
     return client
 
 

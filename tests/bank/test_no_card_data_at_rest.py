@@ -10,19 +10,9 @@ from tasdid.bank.models import Hold
 from tasdid.core.cards import find_card_numbers
 from tests.support.pci import card_data_findings
 
-from .conftest import areq_message
+from .conftest import areq_message, bank_rows
 
 pytestmark = pytest.mark.django_db
-
-
-def bank_rows() -> list[tuple[str, tuple]]:
-    rows = []
-    with connection.cursor() as cursor:
-        for table in connection.introspection.table_names():
-            if table.startswith("bank_"):
-                cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608 - our table names
-                rows += [(table, row) for row in cursor.fetchall()]
-    return rows
 
 
 def exercise_the_bank():

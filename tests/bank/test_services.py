@@ -23,6 +23,7 @@ from tasdid.bank.models import (
 )
 from tasdid.core.cards import fingerprint
 from tasdid.messaging.models import Sms
+from tests.support.sms import code_in
 
 from .conftest import areq_message
 
@@ -385,7 +386,7 @@ def open_challenge(card=MAIN, **kw):
 
 
 def last_code() -> str:
-    return re.search(r"\b(\d{6})\b", Sms.objects.order_by("-pk").first().text).group(1)
+    return code_in(Sms.objects.order_by("-pk").first().text)
 
 
 def test_opening_a_challenge_sends_one_sms_code_hashed_at_rest(banks):

@@ -1,9 +1,6 @@
 """A payment through the gateway's page and the sandbox bank's 3-D Secure challenge in Chromium: the code
 comes by SMS to the sandbox phone; the merchant is a local stand-in that records the callback."""
 
-import re
-import time
-
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -12,23 +9,13 @@ from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import Hold
 from tasdid.core.signing import ver3_verify
 from tasdid.gateway.models import Attempt, AttemptState
-from tasdid.messaging.selectors import handset_inbox
 from tests.gateway.conftest import STORE_KEY, make_merchant, merchant_fields, signed
 from tests.gateway.fakes import CounterpartyServer
 from tests.support.pci import card_data_findings
+from tests.support.sms import codes_received
 
 FIXE, INTERNET = "0000111995072017", "0000111996072017"
 CHALLENGE = sandbox.card_by_outcome("00", "challenge")
-
-
-def sms_code(phone: str) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        inbox = list(handset_inbox(number=phone))
-        if inbox:
-            return re.search(r"\b(\d{6})\b", inbox[0].text).group(1)
-        time.sleep(0.1)
-    raise AssertionError(f"no SMS on {phone}")
 
 
 @pytest.fixture
@@ -77,7 +64,7 @@ def test_a_challenge_with_the_code_from_the_sandbox_phone(gateway_page, counterp
     submit_card(page, CHALLENGE)
     expect(page.locator("dl.acs-facts")).to_contain_text("99.00 DH")
     expect(page.locator("dl.acs-facts")).to_contain_text("Boutique Test")
-    page.get_by_label("Code reçu par SMS").fill(sms_code(CHALLENGE.phone))
+    page.get_by_label("Code reçu par SMS").fill(codes_received(CHALLENGE.phone)[0])
     page.get_by_role("button", name="Valider").click()
     expect(page.locator("#back")).to_have_text("/shop/ok")
     expect(page.locator("#code")).to_have_text("00")

@@ -12,6 +12,8 @@ from tasdid.billing.models import FidelioCode
 from tests import factories
 from tests.support.sms import code_in
 
+from .steps import fill_email_and_terms, open_category, submit
+
 REF_FIXED, REF_INTERNET, REF_MOBILE = "0000111995072017", "0000111996072017", "0000222997072017"
 NAME = "Mme Samira Alaoui"
 
@@ -28,23 +30,6 @@ def customer():
     factories.invoice(line=internet, amount_ht="82.50", reference=REF_INTERNET, on_bill=june)
     factories.invoice(line=mobile, amount_ht="100.00", reference=REF_MOBILE, on_bill=june)
     return owner
-
-
-def open_category(page: Page, biller: str, category: str) -> None:
-    page.goto(biller + "/")
-    page.get_by_role("link", name=category).click()
-
-
-def fill_email_and_terms(page: Page, *, confirmation: str | None = None, terms: bool = True) -> None:
-    page.get_by_label("Adresse email de notification", exact=True).fill("client@example.ma")
-    if confirmation is not None:
-        page.get_by_label("Confirmation de l'adresse email", exact=True).fill(confirmation)
-    if terms:
-        page.get_by_label("J'accepte les conditions générales d'utilisation").check()
-
-
-def submit(page: Page) -> None:
-    page.get_by_role("button", name="Consultez et payer en ligne").click()
 
 
 def assert_nothing_shown(page: Page, biller: str) -> None:

@@ -14,15 +14,17 @@ from tasdid.bank import sandbox
 from tasdid.bank.demo import seed_demo as seed_bank
 from tasdid.bank.models import Authorization
 from tasdid.billing.models import Invoice, Payment, PaymentOrder
-from tasdid.core.cards import mask
+from tasdid.core.cards import BRAND_LABELS, mask
 from tasdid.gateway.demo import seed_demo as seed_gateway
 from tasdid.gateway.models import PaymentSession
 from tasdid.messaging.models import Email, MailboxMessage
 from tests import factories
 from tests.flows.journey import SECRETS
 from tests.support.pci import card_data_findings
+from tests.support.sms import code_in
 
-EMAIL = "client@example.ma"
+from .steps import EMAIL, fill_email_and_terms, open_category, submit
+
 MOBILE, MOBILE_TYPED = "+212661000001", "06 61 00 00 01"
 REF_MOBILE_MAY, REF_MOBILE_JUNE = "0000222997052017", "0000222997062017"
 REF_FIXED, REF_INTERNET = "0000111995072017", "0000111996072017"
@@ -69,12 +71,6 @@ def newest_sms(phone: Page, biller: str, number: str, *, sender: str, after: int
     raise AssertionError(f"no SMS from {sender} on {number}")
 
 
-def six_digits(text: str) -> str:
-    match = re.search(r"\b(\d{6})\b", text)
-    assert match, text
-    return match.group(1)
-
-
 def code_fidelio(page: Page, biller: str) -> str:
     """Send « code » to 1111 from the sandbox phone and read the answer."""
     page.goto(biller + "/sandbox/phone")
@@ -84,20 +80,7 @@ def code_fidelio(page: Page, biller: str) -> str:
     page.get_by_role("button", name="Envoyer le SMS").click()
     text = newest_sms(page, biller, "0661000001", sender="1111")
     assert "Votre code fidelio est" in text
-    return six_digits(text)
-
-
-def email_and_terms(page: Page, *, confirm: bool) -> None:
-    page.get_by_label("Adresse email de notification", exact=True).fill(EMAIL)
-    if confirm:
-        page.get_by_label("Confirmation de l'adresse email", exact=True).fill(EMAIL)
-    page.get_by_label("J'accepte les conditions générales d'utilisation").check()
-    page.get_by_role("button", name="Consultez et payer en ligne").click()
-
-
-def open_category(page: Page, biller: str, category: str) -> None:
-    page.goto(biller + "/")
-    page.get_by_role("link", name=category).click()
+    return code_in(text)
 
 
 def pay_online(page: Page, gateway: str, total: str) -> None:
@@ -112,8 +95,7 @@ def pay_online(page: Page, gateway: str, total: str) -> None:
 
 def type_card(page: Page, card: sandbox.SandboxCard) -> None:
     month, year = card.expiry.split("/")
-    page.get_by_label("Type de carte").select_option(label={"MASTERCARD": "MasterCard", "VISA": "Visa",
-                                                             "CMI": "CMI"}[card.brand])
+    page.get_by_label("Type de carte").select_option(label=BRAND_LABELS[card.brand])
     page.get_by_label("Numéro de carte").fill(card.number)
     page.get_by_label("Mois").select_option(label=month)
     page.get_by_label("Année").select_option(f"20{year}")
@@ -129,7 +111,7 @@ def expect_receipt(page: Page, biller: str, *, paid: list[tuple[str, str, str]],
     expect(page.get_by_role("heading", name="Reçu de paiement")).to_be_visible()
     payment = Payment.objects.get(receipt_number=page.url.split("/")[-2])
     facts = {"N° de reçu": payment.receipt_number, "Email du payeur": EMAIL, "Carte": mask(card.number),
-             "Type de carte": {"MASTERCARD": "MasterCard", "VISA": "Visa", "CMI": "CMI"}[card.brand],
+             "Type de carte": BRAND_LABELS[card.brand],
              "N° d'autorisation": payment.auth_code, "N° de transaction": payment.trans_id,
              "Marchand": "Tasdid Télécom"}
     for label, value in facts.items():
@@ -170,7 +152,8 @@ def test_the_whole_mobile_journey_of_the_guide(journey, page: Page, browser: Bro
     open_category(page, biller, "Mobile")
     page.get_by_label("Numéro de téléphone mobile").fill(MOBILE_TYPED)
     page.get_by_label("Code fidelio").fill(code)
-    email_and_terms(page, confirm=True)
+    fill_email_and_terms(page, confirmation=EMAIL)
+    submit(page)
     expect(page.get_by_role("row", name=re.compile(REF_MOBILE_MAY))).to_contain_text("120.00")
     expect(page.get_by_role("row", name=re.compile(REF_MOBILE_JUNE))).to_contain_text("180.00")
     expect(page.get_by_role("row", name=re.compile("Total à payer"))).to_contain_text("300.00 DH")
@@ -190,7 +173,7 @@ def test_the_whole_mobile_journey_of_the_guide(journey, page: Page, browser: Bro
     expect(page.locator("dl.acs-facts")).to_contain_text("Tasdid Télécom")
     expect(page.locator(".acs-amount")).to_have_text("120.00 DH")
     phone = page.context.new_page()
-    otp = six_digits(newest_sms(phone, biller, "0662000002", sender="CreditSahel"))
+    otp = code_in(newest_sms(phone, biller, "0662000002", sender="CreditSahel"))
     phone.close()
     page.get_by_label("Code reçu par SMS").fill(otp)
     page.get_by_role("button", name="Valider").click()
@@ -221,7 +204,8 @@ def test_a_declined_card_says_why_and_lets_the_customer_try_again(journey, page:
     biller, gateway = journey["biller"], journey["gateway"]
     open_category(page, biller, "Internet")
     page.get_by_label("Identifiant de paiement").fill("12 345 678")
-    email_and_terms(page, confirm=False)
+    fill_email_and_terms(page)
+    submit(page)
     pay_online(page, gateway, "99.00 DH")
     type_card(page, NO_FUNDS)
 
@@ -248,7 +232,8 @@ def test_fixe_to_the_receipt_with_a_card_without_3d_secure(journey, page: Page):
     open_category(page, biller, "Fixe")
     page.get_by_label("Numéro de téléphone fixe").fill("05 22 00 00 01")
     page.get_by_label("Code de paiement fixe").fill("4821")
-    email_and_terms(page, confirm=False)
+    fill_email_and_terms(page)
+    submit(page)
     pay_online(page, gateway, "186.00 DH")
     type_card(page, VISA)
     expect_receipt(page, biller, paid=[(REF_FIXED, "Juin 2017", "186.00")], total="186.00 DH", card=VISA)
@@ -259,7 +244,8 @@ def test_internet_to_the_receipt_with_a_frictionless_card(journey, page: Page):
     biller, gateway = journey["biller"], journey["gateway"]
     open_category(page, biller, "Internet")
     page.get_by_label("Identifiant de paiement").fill("12 345 678")
-    email_and_terms(page, confirm=False)
+    fill_email_and_terms(page)
+    submit(page)
     pay_online(page, gateway, "99.00 DH")
     type_card(page, FRICTIONLESS)
     expect_receipt(page, biller, paid=[(REF_INTERNET, "Juin 2017", "99.00")], total="99.00 DH", card=FRICTIONLESS)
@@ -270,7 +256,8 @@ def test_annuler_on_the_payment_page_leads_back_to_the_biller_and_pays_nothing(j
     biller, gateway = journey["biller"], journey["gateway"]
     open_category(page, biller, "Internet")
     page.get_by_label("Identifiant de paiement").fill("12 345 678")
-    email_and_terms(page, confirm=False)
+    fill_email_and_terms(page)
+    submit(page)
     pay_online(page, gateway, "99.00 DH")
     page.get_by_role("button", name="Annuler").click()
 
@@ -298,7 +285,8 @@ def test_after_the_journeys_no_card_number_nor_cvv_anywhere(journey, page: Page)
     open_category(page, biller, "Fixe")
     page.get_by_label("Numéro de téléphone fixe").fill("0522000001")
     page.get_by_label("Code de paiement fixe").fill("4821")
-    email_and_terms(page, confirm=False)
+    fill_email_and_terms(page)
+    submit(page)
     pay_online(page, gateway, "186.00 DH")
     # Typed as a MasterCard: refused next to the number, shown back masked only, the CVV not at all.
     page.get_by_label("Type de carte").select_option(label="MasterCard")

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tasdid.bank import sandbox
-from tasdid.bank.models import Account, Card, Hold
-from tasdid.billing.models import Invoice, Payment, PaymentOrder
+from tasdid.bank.models import Account, Authorization, Card, Hold, HoldEvent, LedgerEntry
+from tasdid.billing.models import Invoice, Payment, PaymentOrder, PaymentOrderEvent, ReceiptSequence
 from tasdid.core.cards import fingerprint
 from tasdid.gateway.models import Attempt, AttemptState, Event, PaymentSession
-from tasdid.messaging.models import HandsetMessage, MailboxMessage
+from tasdid.messaging.models import Email, HandsetMessage, MailboxMessage
 from tests import factories
 from tests.support.sms import code_in
 
@@ -186,6 +186,28 @@ def holds_of(card: sandbox.SandboxCard) -> list[tuple[str, Decimal]]:
 
 def unpaid_refs() -> list[str]:
     return sorted(Invoice.objects.filter(status=Invoice.Status.UNPAID).values_list("reference", flat=True))
+
+
+def snapshot() -> dict[str, list]:
+    """Everything the journey could have changed, in every party."""
+    rows = lambda model, *fields: list(model.objects.order_by("pk").values_list(*fields))  # noqa: E731
+    return {
+        "invoices": rows(Invoice, "reference", "status", "payment_id", "paid_at"),
+        "orders": rows(PaymentOrder, "oid", "state", "failure_code", "updated_at"),
+        "order events": rows(PaymentOrderEvent, "pk"),
+        "payments": rows(Payment, "receipt_number", "amount", "trans_id"),
+        "receipt numbers": rows(ReceiptSequence, "year", "last_number"),
+        "emails": rows(Email, "pk", "status"),
+        "mailbox": rows(MailboxMessage, "pk"),
+        "sessions": rows(PaymentSession, "state", "updated_at"),
+        "attempts": rows(Attempt, "state", "callback_answer", "updated_at"),
+        "gateway events": rows(Event, "pk"),
+        "authorizations": rows(Authorization, "pk"),
+        "holds": rows(Hold, "state", "amount"),
+        "hold events": rows(HoldEvent, "pk"),
+        "ledger": rows(LedgerEntry, "pk"),
+        "balances": rows(Account, "balance"),
+    }
 
 
 def _spaced(number: str) -> str:

@@ -12,7 +12,6 @@ from tasdid.gateway.models import Attempt, PaymentSession
 from tasdid.messaging.models import Email
 
 from . import journey
-from .test_replays import snapshot
 
 VISA = sandbox.card_by_outcome("00", "none")
 
@@ -22,7 +21,7 @@ def test_the_payment_page_opened_again_after_paying_leads_back_to_the_receipt(wo
     pay_page = journey.to_gateway(person, journey.consult(person, biller))
     receipt = journey.pay(person, pay_page, VISA)
     journey.delivered_email()
-    before = snapshot()
+    before = journey.snapshot()
 
     again = person.get(pay_page.url)
 
@@ -30,7 +29,7 @@ def test_the_payment_page_opened_again_after_paying_leads_back_to_the_receipt(wo
     assert "Le paiement de cette commande a déjà été effectué" in again.visible_text
     back = person.press(again, "Retour au site marchand")
     assert (back.url, back.visible_text) == (receipt.url, receipt.visible_text)
-    assert snapshot() == before
+    assert journey.snapshot() == before
 
 
 def test_an_expired_payment_page_pays_nothing_and_the_biller_hears_of_it(world, customer, person):

@@ -2,6 +2,8 @@
 client, a fake acquirer and a fake directory/merchant server on 127.0.0.1."""
 
 import datetime as dt
+import html
+import re
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -77,6 +79,14 @@ def open_session(client: Client, fields: dict[str, str]) -> str:
     path = urlsplit(response["Location"]).path
     assert path.startswith("/paiement/")
     return path.rsplit("/", 1)[1]
+
+
+def form_of(response) -> tuple[str, dict[str, str]]:
+    """The action and hidden fields of an auto-submitted form."""
+    body = html.unescape(response.content.decode())
+    assert "data-autosubmit" in body, body[:3000]
+    action = re.search(r'<form method="post" action="([^"]+)" data-autosubmit', body).group(1)
+    return action, dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', body))
 
 
 def card_post(*, number: str = VISA, card_type: str = "VISA", month: str = "12", year: str | None = None,

@@ -29,6 +29,7 @@ from .conftest import (
     STORE_KEY,
     VISA,
     card_post,
+    form_of,
     gateway_client,
     later,
     make_merchant,
@@ -49,14 +50,6 @@ def shop(counterparty, rails):
     browser = gateway_client()
     token = open_session(browser, signed(merchant_fields(base=counterparty.url)))
     return browser, token
-
-
-def form_of(response) -> tuple[str, dict[str, str]]:
-    """The action and hidden fields of an auto-submitted form."""
-    body = html.unescape(response.content.decode())
-    assert "data-autosubmit" in body, body[:3000]
-    action = re.search(r'<form method="post" action="([^"]+)" data-autosubmit', body).group(1)
-    return action, dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', body))
 
 
 def pay(browser, token, **card):

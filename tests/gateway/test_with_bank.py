@@ -10,8 +10,16 @@ from tasdid.core.signing import ver3_verify
 from tasdid.gateway.models import Attempt, AttemptState, PaymentSession, SessionState
 from tests.support.pci import card_data_findings
 
-from .conftest import STORE_KEY, card_post, gateway_client, make_merchant, merchant_fields, open_session, signed
-from .test_payment_flow import form_of
+from .conftest import (
+    STORE_KEY,
+    card_post,
+    form_of,
+    gateway_client,
+    make_merchant,
+    merchant_fields,
+    open_session,
+    signed,
+)
 
 FIXE, INTERNET = "0000111995072017", "0000111996072017"
 NO_CHALLENGE = [c for c in sandbox.CARDS if c.three_d_secure != "challenge"]
