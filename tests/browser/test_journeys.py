@@ -14,7 +14,7 @@ from tasdid.bank import sandbox
 from tasdid.bank.demo import seed_demo as seed_bank
 from tasdid.bank.models import Authorization
 from tasdid.billing.models import Invoice, Payment, PaymentOrder
-from tasdid.core.cards import BRAND_LABELS, mask
+from tasdid.core.cards import mask
 from tasdid.gateway.demo import seed_demo as seed_gateway
 from tasdid.gateway.models import PaymentSession
 from tasdid.messaging.models import Email, MailboxMessage
@@ -95,7 +95,8 @@ def pay_online(page: Page, gateway: str, total: str) -> None:
 
 def type_card(page: Page, card: sandbox.SandboxCard) -> None:
     month, year = card.expiry.split("/")
-    page.get_by_label("Type de carte").select_option(label=BRAND_LABELS[card.brand])
+    page.get_by_label("Type de carte").select_option(label={"MASTERCARD": "MasterCard", "VISA": "Visa",
+                                                             "CMI": "CMI"}[card.brand])
     page.get_by_label("Numéro de carte").fill(card.number)
     page.get_by_label("Mois").select_option(label=month)
     page.get_by_label("Année").select_option(f"20{year}")
@@ -111,7 +112,7 @@ def expect_receipt(page: Page, biller: str, *, paid: list[tuple[str, str, str]],
     expect(page.get_by_role("heading", name="Reçu de paiement")).to_be_visible()
     payment = Payment.objects.get(receipt_number=page.url.split("/")[-2])
     facts = {"N° de reçu": payment.receipt_number, "Email du payeur": EMAIL, "Carte": mask(card.number),
-             "Type de carte": BRAND_LABELS[card.brand],
+             "Type de carte": {"MASTERCARD": "MasterCard", "VISA": "Visa", "CMI": "CMI"}[card.brand],
              "N° d'autorisation": payment.auth_code, "N° de transaction": payment.trans_id,
              "Marchand": "Tasdid Télécom"}
     for label, value in facts.items():
