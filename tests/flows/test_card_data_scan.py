@@ -38,3 +38,15 @@ def test_every_place_is_scanned_for_numbers_cvvs_and_secrets(monkeypatch):
     monkeypatch.setattr(pci, "logs_text", lambda: "SECRET-CODE")
     assert card_data_findings(extra_secrets=("SECRET-CODE",)) == [
         "database: card number 400011…0017", "database files: CVV cvv…", "logs: secret SECR…"]
+
+
+def test_in_the_database_files_a_known_card_is_found_and_joined_numbers_are_not(monkeypatch):
+    """Columns side by side in a SQLite page: « 252 » then an invoice reference make a Luhn-valid 19-digit run
+    (2520000400001102026) that is no card; a sandbox card number is found wherever it stands."""
+    assert card_numbers_in("2520000400001102026") == ["2520000400001102026"]
+    monkeypatch.setattr(pci, "database_text", lambda: "")
+    monkeypatch.setattr(pci, "logs_text", lambda: "")
+    monkeypatch.setattr(pci, "database_files_text", lambda: "x2520000400001102026y")
+    assert card_data_findings() == []
+    monkeypatch.setattr(pci, "database_files_text", lambda: f"\x00ab{VISA}99\x01")
+    assert card_data_findings() == ["database files: secret 4000…"]
