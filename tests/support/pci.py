@@ -92,11 +92,13 @@ def card_data_findings(*, extra_secrets: tuple[str, ...] = ()) -> list[str]:
     in ten. There the scan looks for every card number the suite types (known_card_numbers) and the given
     secrets literally, which finds a stored card whatever stands around it and never a chance number."""
     findings: list[str] = []
-    secrets = tuple(s for s in (*known_card_numbers(), *extra_secrets) if s)
     for where, text in (("database", database_text()), ("database files", database_files_text()),
                         ("logs", logs_text())):
-        if where != "database files":
+        secrets = extra_secrets
+        if where == "database files":
+            secrets = (*known_card_numbers(), *extra_secrets)
+        else:
             findings += [f"{where}: card number {pan[:6]}…{pan[-4:]}" for pan in card_numbers_in(text)]
         findings += [f"{where}: CVV {m.group(0)[:3]}…" for m in CVV_NEAR_NAME.finditer(text)]
-        findings += [f"{where}: secret {s[:4]}…" for s in dict.fromkeys(secrets) if s in text]
+        findings += [f"{where}: secret {s[:4]}…" for s in dict.fromkeys(secrets) if s and s in text]
     return findings
