@@ -432,3 +432,26 @@ def test_an_unreachable_gateway_changes_nothing(settings, closed_port):
     assert [(r.oid, r.outcome, r.detail) for r in report.results] == [
         (order.oid, "pending", "passerelle injoignable")]
     assert world() == before
+
+
+@pytest.mark.django_db
+def test_staff_see_the_discrepancies_in_the_admin_and_cannot_edit_them(gateway, django_assert_max_num_queries):
+    from tests.support.staff import signed_in, staff_account
+
+    order, callback = paid_order()
+    gateway.orders[order.oid] = FakeOrder("VOIDED", callback)
+    reconcile(now=later())
+    discrepancy = Discrepancy.objects.get()
+    staff_account("staff", parties=["biller"])
+    staff = signed_in("biller", "staff")
+
+    with django_assert_max_num_queries(12):
+        page = staff.get("/admin/billing/discrepancy/")
+    assert page.status_code == 200
+    assert [d.pk for d in page.context["cl"].result_list] == [discrepancy.pk]
+    html = page.content.decode()
+    assert "payé chez le facturier, non encaissé par la passerelle" in html and order.oid in html
+    assert staff.get("/admin/billing/discrepancy/", {"q": order.oid}).context["cl"].result_count == 1
+    assert staff.get("/admin/billing/paymentorder/", {"state": "voided"}).context["cl"].result_count == 1
+    assert staff.post(f"/admin/billing/discrepancy/{discrepancy.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Discrepancy.objects.count() == 1
