@@ -15,6 +15,8 @@ SEEDERS = (
     "tasdid.billing.demo.seed_demo",
     "tasdid.bank.demo.seed_demo",
     "tasdid.gateway.demo.seed_demo",
+    # Not data: the biller's periodic reconciliation with the gateway, carried out by the worker.
+    "tasdid.billing.services.reconciliation.reconciliation_schedule_start",
 )
 DEMO_ADMIN = ("admin", "tasdid-demo")
 

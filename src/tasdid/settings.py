@@ -98,6 +98,12 @@ GATEWAY_BIN_TABLE = _bin_table()
 # Time allowed for a server-to-server call between parties, in seconds.
 PARTY_HTTP_TIMEOUT = env_number("TASDID_PARTY_HTTP_TIMEOUT", "10", float)
 
+# The biller's reconciliation with the gateway (tasdid.billing.services.reconciliation): how often the worker runs
+# it, how many days back unpaid orders are asked about, and who is told of a discrepancy by email ("": nobody).
+RECONCILE_SECONDS = env_number("TASDID_RECONCILE_SECONDS", "900", minimum=10)
+RECONCILE_DAYS = env_number("TASDID_RECONCILE_DAYS", "7", minimum=1)
+RECONCILE_ALERT_EMAIL = env("TASDID_RECONCILE_ALERT_EMAIL", "controle@tasdid.example.ma" if SANDBOX else "")
+
 # Reverse proxies in front of the web servers whose X-Forwarded-For hop to trust for the client's address.
 TRUSTED_PROXY_COUNT = env_number("TASDID_TRUSTED_PROXIES", "0")
 

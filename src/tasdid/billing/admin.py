@@ -15,6 +15,7 @@ from tasdid.core.phones import PhoneError, parse_number
 from .models import (
     Bill,
     Customer,
+    Discrepancy,
     FidelioCode,
     IdentificationAttempt,
     Invoice,
@@ -190,8 +191,8 @@ class PaymentOrderEventInline(ReadOnlyInline):
 
 @admin.register(PaymentOrder, site=biller_admin)
 class PaymentOrderAdmin(ReadOnlyAdmin):
-    list_display = ("oid", "line", "amount", "state", "failure_code", "created_at", "updated_at")
-    list_filter = ("state",)
+    list_display = ("oid", "line", "amount", "state", "failure_code", "created_at", "updated_at", "reconciled_at")
+    list_filter = ("state", ("reconciled_at", admin.EmptyFieldListFilter))
     list_select_related = ("line",)
     search_fields = ("oid", "email", "items__invoice__reference")
     inlines = (PaymentOrderItemInline, PaymentOrderEventInline)
@@ -203,6 +204,19 @@ class PaymentAdmin(ReadOnlyAdmin):
     search_fields = ("receipt_number", "trans_id", "order__oid", "invoices__reference", "email")
     date_hierarchy = "paid_at"
     inlines = (InvoiceInline,)
+
+
+@admin.register(Discrepancy, site=biller_admin)
+class DiscrepancyAdmin(ReadOnlyAdmin):
+    """What reconciliation flagged (services.reconciliation): each row was also logged at ERROR and emailed to
+    settings.RECONCILE_ALERT_EMAIL."""
+
+    list_display = ("found_at", "order", "kind", "gateway_status", "amount", "captured_amount", "receipt_number",
+                    "invoice_references")
+    list_filter = ("kind", "gateway_status")
+    list_select_related = ("order",)
+    search_fields = ("order__oid", "receipt_number", "trans_id", "invoice_references")
+    date_hierarchy = "found_at"
 
 
 @admin.register(IdentificationAttempt, site=biller_admin)

@@ -170,6 +170,9 @@ class PaymentOrder(models.Model):
         PAID = "paid", _("payé")
         FAILED = "failed", _("échoué")
         EXPIRED = "expired", _("expiré")  # abandoned: no word from the gateway in time (a late payment still settles)
+        # Paid here, but the gateway never captured it (its authorization was voided): found by reconciliation,
+        # the invoices reopened, the payment kept as history (services.reconciliation).
+        VOIDED = "voided", _("annulé")
 
     oid = models.CharField(max_length=64, unique=True)
     line = models.ForeignKey(ServiceLine, on_delete=models.PROTECT, related_name="payment_orders")
@@ -180,10 +183,21 @@ class PaymentOrder(models.Model):
     failure_message = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # When reconciliation last settled this order against the gateway's status (agreed, recorded or flagged):
+    # it is not asked about again (services.reconciliation).
+    reconciled_at = models.DateTimeField(_("rapproché le"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("ordre de paiement")
-        indexes = [models.Index(fields=["state", "created_at"], name="order_state_created")]  # the expiry sweep
+        indexes = [
+            models.Index(fields=["state", "created_at"], name="order_state_created"),  # the expiry sweep
+            # Reconciliation's worklist: only the orders not yet reconciled, a small part of them all.
+            models.Index(fields=["state", "created_at"], condition=Q(reconciled_at__isnull=True),
+                         name="order_unreconciled"),
+        ]
+
+    def __str__(self) -> str:
+        return self.oid
 
 
 class PaymentOrderItem(models.Model):
@@ -237,3 +251,48 @@ class ReceiptSequence(models.Model):
 
     class Meta:
         verbose_name = _("séquence des reçus")
+
+
+class Discrepancy(models.Model):
+    """What reconciliation found the biller and the gateway disagree on, for staff to act upon (refund, call the
+    customer…). One row per order and kind; written once, in the transaction that reopened the invoices."""
+
+    class Kind(models.TextChoices):
+        NOT_CAPTURED = "not_captured", _("payé chez le facturier, non encaissé par la passerelle")
+        NOT_RECORDED = "not_recorded", _("encaissé par la passerelle, impossible à enregistrer")
+        MISMATCH = "mismatch", _("encaissé par la passerelle, montant ou transaction différents")
+
+    order = models.ForeignKey(PaymentOrder, on_delete=models.PROTECT, related_name="discrepancies",
+                              verbose_name=_("ordre de paiement"))
+    kind = models.CharField(_("écart"), max_length=16, choices=Kind.choices)
+    found_at = models.DateTimeField(_("constaté le"))
+    gateway_status = models.CharField(_("statut passerelle"), max_length=16)
+    amount = models.DecimalField(_("montant facturier"), max_digits=12, decimal_places=2)
+    captured_amount = models.DecimalField(_("montant encaissé"), max_digits=12, decimal_places=2)
+    receipt_number = models.CharField(_("n° de reçu"), max_length=32, blank=True, default="")
+    trans_id = models.CharField(_("transaction"), max_length=64, blank=True, default="")
+    # The invoices this discrepancy concerns (reopened ones for NOT_CAPTURED), comma-separated references: the
+    # invoices no longer point at a voided payment, this keeps which ones it had settled.
+    invoice_references = models.CharField(_("factures"), max_length=1000, blank=True, default="")
+    detail = models.CharField(_("détail"), max_length=255, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("écart de rapprochement")
+        verbose_name_plural = _("écarts de rapprochement")
+        ordering = ["-found_at"]
+        constraints = [models.UniqueConstraint(fields=["order", "kind"], name="discrepancy_once_per_order")]
+
+    def __str__(self) -> str:
+        return f"{self.order.oid} {self.kind}"
+
+
+class ReconciliationSchedule(models.Model):
+    """The one chain of periodic reconciliation tasks: each run enqueues the next with this token; starting
+    the schedule again draws a new token, and a task of an older chain then ends without a successor."""
+
+    token = models.CharField(max_length=32)
+    started_at = models.DateTimeField()
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("rapprochement périodique")

@@ -1,4 +1,5 @@
-"""Background work of the biller (django-tasks, database backend): the watch on each payment order's expiry."""
+"""Background work of the biller (django-tasks, database backend): the watch on each payment order's expiry, and
+the periodic reconciliation with the gateway."""
 
 from django_tasks import task
 
@@ -9,3 +10,14 @@ def expire_order(order_id: int) -> bool:
     from .services.payments import payment_order_expire
 
     return payment_order_expire(order_id=order_id)
+
+
+@task()
+def reconcile_payments(token: str) -> dict[str, int]:
+    """One periodic run of reconciliation: first enqueue the next run of this chain (unless a newer chain replaced
+    it), then reconcile (services.reconciliation). Returns the counts per outcome."""
+    from .services.reconciliation import reconcile, reconciliation_schedule_next
+
+    if not reconciliation_schedule_next(token=token):
+        return {}
+    return reconcile().counts

@@ -141,9 +141,10 @@ def card_brand_label(brand: str) -> str:
 
 
 def receipt_for(*, receipt_number: str) -> Receipt | None:
-    """The receipt of a settled payment, with the invoices it paid (deferred ones are not on it). Two queries."""
+    """The receipt of a settled payment, with the invoices it paid (deferred ones are not on it). Two queries.
+    None for a payment reconciliation found never captured: its invoices are due again, no receipt says paid."""
     payment = Payment.objects.select_related("order").filter(receipt_number=receipt_number).first()
-    if payment is None:
+    if payment is None or payment.order.state == PaymentOrder.State.VOIDED:
         return None
     # The amounts the order asked for (what was authorized and captured), for the invoices this payment settled.
     items = list(

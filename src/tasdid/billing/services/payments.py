@@ -4,8 +4,10 @@ the expiry of the orders nobody finished.
 An order moves created → paid or created → failed, and failed → paid when the customer's next try on the same
 payment page is approved; an order still "created" when the payment page's time and a margin have passed is
 abandoned: created → expired, and expired → paid should an approved callback still come (its invoices unpaid;
-else the biller answers FAILURE as for any order). A paid order never moves again. Each move locks the order,
-appends an event row and is a no-op when it already happened, so re-sent callbacks and returns change nothing.
+else the biller answers FAILURE as for any order). A paid order moves again only to voided, when reconciliation
+finds that the gateway never captured it (services.reconciliation); a voided order never moves. Each move locks
+the order, appends an event row and is a no-op when it already happened, so re-sent callbacks and returns change
+nothing.
 """
 
 import base64
@@ -38,7 +40,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     State.CREATED: frozenset({State.PAID, State.FAILED, State.EXPIRED}),
     State.FAILED: frozenset({State.PAID}),
     State.EXPIRED: frozenset({State.PAID}),
-    State.PAID: frozenset(),
+    State.PAID: frozenset({State.VOIDED}),
+    State.VOIDED: frozenset(),
 }
 
 # An order the gateway said nothing about this long after it was made is abandoned: the payment page's time
@@ -271,6 +274,8 @@ def _settle(message: GatewayMessage) -> CallbackResult:
         if Payment.objects.filter(order=order, trans_id=trans_id).exists():
             return CallbackResult(ANSWER_CAPTURE, "replay")
         raise GatewayMessageRefused("order_already_paid")
+    if order.state == State.VOIDED:
+        raise GatewayMessageRefused("order_voided")  # its payment was found never captured: staff took it over
     auth_code = _text(message, "AuthCode", max_length=16)
     host_ref = _text(message, "HostRefNum", max_length=32, required=False)
     masked_pan = safe_masked_pan(message.get("MaskedPan"))
@@ -301,6 +306,15 @@ def _settle(message: GatewayMessage) -> CallbackResult:
     _move(order, State.PAID, at=now, cause=f"paiement accepté, transaction {trans_id}, reçu {payment.receipt_number}")
     receipt_email_queue(payment=payment)
     return CallbackResult(ANSWER_CAPTURE, "settled")
+
+
+def payment_settle(*, message: GatewayMessage) -> CallbackResult:
+    """Record an approved payment from a verified message of the gateway (a callback, or reconciliation's signed
+    status answer): the same checks, receipt and email as a callback; a replay changes nothing.
+    GatewayMessageRefused when it does not check out (nothing written)."""
+    if not message.approved:
+        raise GatewayMessageRefused("not_approved")
+    return _settle(message)
 
 
 @transaction.atomic
