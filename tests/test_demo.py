@@ -1,4 +1,7 @@
-"""`tasdid demo` as a person runs it: every party answers on its port with demo data; Ctrl-C stops them all."""
+"""`tasdid demo` as a person runs it: every party answers on its port with demo data; a party or the worker
+killed with SIGKILL is started again and the demo says so; Ctrl-C stops them all.
+
+One demo run serves every check below (starting it costs most of the test's time)."""
 
 import os
 import re
@@ -6,15 +9,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tasdid.demo import BACKOFF_FIRST, BACKOFF_MAX, BACKOFF_RESET_AFTER, exit_cause, next_backoff
 from tests.support.ports import free_port
-
-pytestmark = pytest.mark.slow
 
 
 def _listening(port: int) -> bool:
@@ -29,7 +32,63 @@ def _cookie_header(response: httpx.Response) -> dict[str, str]:
     return {"Cookie": "; ".join(f"{c.name}={c.value}" for c in response.cookies.jar)}
 
 
-def test_demo_starts_every_party_with_demo_data_and_stops_on_ctrl_c(tmp_path: Path):
+def _children(pid: int) -> dict[str, int]:
+    """The demo's child processes by role ("gateway", "worker", …), read from /proc."""
+    found = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children") as f:
+            for child in map(int, f.read().split()):
+                try:
+                    with open(f"/proc/{child}/cmdline", "rb") as c:
+                        argv = c.read().decode().split("\0")
+                except FileNotFoundError:
+                    continue
+                # "python -m tasdid.cli worker", "python -m gunicorn tasdid.wsgi:gateway …" (serve execs gunicorn)
+                role = argv[3].rpartition(":")[2] if len(argv) > 3 else ""
+                role = argv[4] if role == "serve" else role  # not yet replaced by gunicorn
+                found[{"smtp-sink": "smtp"}.get(role, role)] = child
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _check_demo_data(env: dict[str, str]) -> None:
+    home = httpx.get(env["TASDID_BILLER_URL"] + "/", timeout=10)
+    assert home.status_code == 200 and "Mobile" in home.text and "Internet" in home.text
+    phone = httpx.get(env["TASDID_BILLER_URL"] + "/sandbox/phone", timeout=10)
+    assert phone.status_code == 200
+    # The demo's staff account opens the three admin sites (it belongs to the three parties' staff).
+    for party in ("BILLER", "GATEWAY", "BANK"):
+        base = env[f"TASDID_{party}_URL"]
+        form = httpx.get(base + "/admin/login/", timeout=10)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+        signed_in = httpx.post(base + "/admin/login/", headers=_cookie_header(form), timeout=10, data={
+            "csrfmiddlewaretoken": token, "username": "admin", "password": "tasdid-demo", "next": "/admin/"})
+        assert (signed_in.status_code, signed_in.headers.get("location")) == (302, "/admin/"), party
+        index = httpx.get(base + "/admin/", headers=_cookie_header(signed_in), timeout=10)
+        assert index.status_code == 200 and "Administration" in index.text, party
+    # Demo data: the guide's sample customer reaches her fixed invoice through the real pages.
+    biller = env["TASDID_BILLER_URL"]
+    form = httpx.get(biller + "/fixe", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+    sent = httpx.post(biller + "/fixe", headers=_cookie_header(form), timeout=10, data={
+        "csrfmiddlewaretoken": token, "number": "05 22 00 00 01", "payment_code": "4821",
+        "email": "khadija@example.ma", "terms": "on",
+    })
+    assert (sent.status_code, sent.headers.get("location")) == (302, "/factures"), sent.text
+    invoices = httpx.get(biller + "/factures", headers=_cookie_header(sent), timeout=10)
+    assert "0000111995072017" in invoices.text and "186.00 DH" in invoices.text, invoices.text
+    assert "0000111996072017" not in invoices.text  # the internet line's invoice belongs to another line
+
+
+@pytest.mark.slow
+def test_demo_serves_every_party_restarts_a_killed_one_and_stops_on_ctrl_c(tmp_path: Path):
     ports = {name: free_port() for name in ("biller", "gateway", "bank", "smtp")}
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TASDID_", "DATABASE_URL", "DJANGO_"))},
@@ -45,47 +104,64 @@ def test_demo_starts_every_party_with_demo_data_and_stops_on_ctrl_c(tmp_path: Pa
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     output: list[str] = []
-    try:
-        deadline = time.monotonic() + 120
+    reader = threading.Thread(target=lambda: output.extend(demo.stdout), daemon=True)
+    reader.start()
+
+    def wait_for(predicate, what: str, seconds: float = 60):
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            line = demo.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            if "Ctrl-C" in line:
-                break
-        assert any("Ctrl-C" in line for line in output), "".join(output)
+            if predicate():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{what}:\n{''.join(output)}")
+
+    children: dict[str, int] = {}
+    try:
+        wait_for(lambda: any("Ctrl-C" in line for line in output), "the demo did not start", 120)
         assert all(_listening(port) for port in ports.values())
-        home = httpx.get(env["TASDID_BILLER_URL"] + "/", timeout=10)
-        assert home.status_code == 200 and "Mobile" in home.text and "Internet" in home.text
-        phone = httpx.get(env["TASDID_BILLER_URL"] + "/sandbox/phone", timeout=10)
-        assert phone.status_code == 200
-        # The demo's staff account opens the three admin sites (it belongs to the three parties' staff).
-        for party in ("BILLER", "GATEWAY", "BANK"):
-            base = env[f"TASDID_{party}_URL"]
-            form = httpx.get(base + "/admin/login/", timeout=10)
-            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
-            signed_in = httpx.post(base + "/admin/login/", headers=_cookie_header(form), timeout=10, data={
-                "csrfmiddlewaretoken": token, "username": "admin", "password": "tasdid-demo", "next": "/admin/"})
-            assert (signed_in.status_code, signed_in.headers.get("location")) == (302, "/admin/"), party
-            index = httpx.get(base + "/admin/", headers=_cookie_header(signed_in), timeout=10)
-            assert index.status_code == 200 and "Administration" in index.text, party
-        # Demo data: the guide's sample customer reaches her fixed invoice through the real pages.
-        biller = env["TASDID_BILLER_URL"]
-        form = httpx.get(biller + "/fixe", timeout=10)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
-        sent = httpx.post(biller + "/fixe", headers=_cookie_header(form), timeout=10, data={
-            "csrfmiddlewaretoken": token, "number": "05 22 00 00 01", "payment_code": "4821",
-            "email": "khadija@example.ma", "terms": "on",
-        })
-        assert (sent.status_code, sent.headers.get("location")) == (302, "/factures"), sent.text
-        invoices = httpx.get(biller + "/factures", headers=_cookie_header(sent), timeout=10)
-        assert "0000111995072017" in invoices.text and "186.00 DH" in invoices.text, invoices.text
-        assert "0000111996072017" not in invoices.text  # the internet line's invoice belongs to another line
+        _check_demo_data(env)
+
+        # SIGKILL the worker's and the gateway's process groups (each child leads its own).
+        children = _children(demo.pid)
+        assert set(children) == {"biller", "gateway", "bank", "worker", "smtp"}, children
+        for role in ("worker", "gateway"):
+            os.killpg(children[role], signal.SIGKILL)
+        wait_for(lambda: all(f"« {role} » a redémarré" in "".join(output) for role in ("worker", "gateway")),
+                 "the killed processes were not started again")
+        text = "".join(output)
+        for role in ("worker", "gateway"):
+            assert f"le processus « {role} »" in text
+        assert text.count("s'est arrêté (tué par le signal SIGKILL) ; redémarrage dans 0.5 s.") == 2, text
+        assert "« biller »" not in text and "« bank »" not in text and "« smtp »" not in text  # left alone
+        wait_for(lambda: _listening(ports["gateway"]), "the gateway does not answer again")
+        again = _children(demo.pid)
+        assert again["worker"] != children["worker"] and again["gateway"] != children["gateway"]
+        assert {role: again[role] for role in ("biller", "bank", "smtp")} == {
+            role: children[role] for role in ("biller", "bank", "smtp")}
+        children.update(again)
+        page = httpx.get(env["TASDID_GATEWAY_URL"] + "/admin/login/", timeout=10)
+        assert page.status_code == 200
+        assert _alive(again["worker"]), "".join(output)
     finally:
         demo.send_signal(signal.SIGINT)
-        rest, _ = demo.communicate(timeout=30)
-        output.append(rest or "")
+        demo.wait(timeout=30)
+        reader.join(timeout=5)
     assert demo.returncode == 0, "".join(output)
+    assert "Arrêt de la démo" in "".join(output)
     time.sleep(0.5)
     assert not any(_listening(port) for port in ports.values()), "a process outlived the demo"
+    assert not any(_alive(pid) for pid in children.values()), "a process outlived the demo"
+
+
+def test_restart_pause_doubles_while_a_child_keeps_failing_and_resets_once_it_stayed_up():
+    pauses = [next_backoff(None, 0.1)]
+    for _ in range(8):
+        pauses.append(next_backoff(pauses[-1], 0.1))
+    assert pauses == [BACKOFF_FIRST, 1.0, 2.0, 4.0, 8.0, 16.0, BACKOFF_MAX, BACKOFF_MAX, BACKOFF_MAX]
+    assert next_backoff(BACKOFF_MAX, BACKOFF_RESET_AFTER) == BACKOFF_FIRST
+    assert next_backoff(BACKOFF_MAX, BACKOFF_RESET_AFTER - 1) == BACKOFF_MAX
+
+
+def test_exit_cause_names_the_signal_or_the_exit_code():
+    assert exit_cause(-signal.SIGKILL) == "tué par le signal SIGKILL"
+    assert exit_cause(3) == "code de sortie 3"

@@ -1,5 +1,6 @@
 """``tasdid demo``: every party on loopback with demo data — the biller, the gateway and the bank web
-servers, the task worker and the SMTP sink — until Ctrl-C stops them all."""
+servers, the task worker and the SMTP sink — until Ctrl-C stops them all. A process that exits is started
+again (with a growing pause if it keeps failing), and the demo says so."""
 
 import argparse
 import contextlib
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 SEEDERS = (
@@ -21,14 +23,12 @@ SEEDERS = (
 DEMO_ADMIN = ("admin", "tasdid-demo")
 
 
-def _wait_for_port(port: int, deadline: float) -> bool:
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def prepare() -> None:
@@ -51,45 +51,124 @@ def prepare() -> None:
     staff_grant(username=user.username, parties=PARTIES)
 
 
-class Supervisor:
-    """Start child processes in their own process groups; stop them all when one dies or on a signal."""
+# A child that exits is started again after a pause that doubles at each quick failure (a crash loop does not
+# spin), back to the shortest once it has stayed up a while (a crash an hour later is a fresh incident).
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 30.0
+BACKOFF_RESET_AFTER = 60.0
 
-    def __init__(self, log_dir: Path):
+LABELS = {"biller": "facturier", "gateway": "passerelle", "bank": "banque", "worker": "tâches de fond",
+          "smtp": "serveur SMTP"}
+
+
+def next_backoff(previous: float | None, uptime: float) -> float:
+    """Seconds to wait before starting again a child that ran ``uptime`` seconds and then exited."""
+    if previous is None or uptime >= BACKOFF_RESET_AFTER:
+        return BACKOFF_FIRST
+    return min(previous * 2, BACKOFF_MAX)
+
+
+def exit_cause(returncode: int) -> str:
+    """How a child ended, in French: its exit code or the signal that killed it."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = str(-returncode)
+        return f"tué par le signal {name}"
+    return f"code de sortie {returncode}"
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    backoff: float | None = None
+    restart_at: float | None = None  # set while the child is down and waits for its restart
+
+
+class Supervisor:
+    """Start child processes in their own process groups; start again, with backoff, one that exits; stop them
+    all on a signal."""
+
+    def __init__(self, log_dir: Path, out=None):
         self.log_dir = log_dir
-        self.children: dict[str, subprocess.Popen] = {}
+        self.out = out or sys.stderr
+        self.children: dict[str, Child] = {}
         self.logs: dict[str, Path] = {}
         self.stopping = False
 
     def start(self, name: str, argv: list[str]) -> None:
-        log = self.log_dir / f"{name}.log"
-        self.logs[name] = log
-        with log.open("ab") as out:
-            self.children[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        self.children[name] = Child(name, argv)
+        self._spawn(self.children[name])
 
-    def dead(self) -> str | None:
-        return next((n for n, p in self.children.items() if p.poll() is not None), None)
+    def _spawn(self, child: Child) -> None:
+        if child.proc is not None:
+            # What is left of the previous run (a web server's workers whose master was killed) would hold the
+            # port. Linux does not hand out a pid still used as a process group id: this group is only ours.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.proc.pid, signal.SIGKILL)
+        log = self.log_dir / f"{child.name}.log"
+        self.logs[child.name] = log
+        with log.open("ab") as out:
+            child.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                child.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        child.started = time.monotonic()
+        child.restart_at = None
+
+    def _say(self, text: str) -> None:
+        print(f"tasdid demo : {text}", file=self.out, flush=True)
+
+    def supervise(self) -> None:
+        """One round: note the children that exited and schedule their restart; start those whose pause is over."""
+        now = time.monotonic()
+        for child in self.children.values():
+            if self.stopping:
+                return
+            if child.restart_at is None and child.proc.poll() is not None:
+                child.backoff = next_backoff(child.backoff, now - child.started)
+                child.restart_at = now + child.backoff
+                tail = self.tail(child.name)
+                self._say(f"le processus « {child.name} » ({LABELS.get(child.name, child.name)}) s'est arrêté "
+                          f"({exit_cause(child.proc.returncode)}) ; redémarrage dans {child.backoff:g} s."
+                          + (f"\n  Dernières lignes de {self.logs[child.name]} :\n" + _indent(tail) if tail else ""))
+            elif child.restart_at is not None and now >= child.restart_at:
+                self._spawn(child)
+                self._say(f"le processus « {child.name} » a redémarré (pid {child.proc.pid}).")
 
     def stop(self, timeout: float = 10) -> None:
         self.stopping = True
-        for proc in self.children.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+        running = [c.proc for c in self.children.values() if c.proc is not None and c.proc.poll() is None]
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for proc in self.children.values():
+        for proc in running:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        # A web server's workers may outlive a master killed with SIGKILL: clear every group we started (see
+        # _spawn on why the group ids are still ours).
+        for child in self.children.values():
+            if child.proc is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.proc.pid, signal.SIGKILL)
 
     def tail(self, name: str, lines: int = 15) -> str:
         try:
             return "\n".join(self.logs[name].read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,23 +212,24 @@ def main(argv: list[str] | None = None) -> int:
         supervisor.start("worker", [*tasdid, "worker"])
         supervisor.start("smtp", [*tasdid, "smtp-sink", "--port", str(ports["smtp"])])
         deadline = time.monotonic() + 60
-        for name, port in ports.items():
-            if not _wait_for_port(port, deadline) or stop_signal:
-                if stop_signal:
-                    return 0
-                print(f"tasdid demo: {name} ne répond pas sur 127.0.0.1:{port}\n{supervisor.tail(name)}",
+        waiting = dict(ports)
+        while waiting and not stop_signal:
+            supervisor.supervise()
+            waiting = {name: port for name, port in waiting.items() if not _listening(port)}
+            if waiting and time.monotonic() > deadline:
+                name, port = next(iter(waiting.items()))
+                print(f"tasdid demo : {name} ne répond pas sur 127.0.0.1:{port}\n{supervisor.tail(name)}",
                       file=sys.stderr)
                 return 1
+            time.sleep(0.1)
+        if stop_signal:
+            return 0
         print(BANNER.format(biller=settings.BILLER_URL, gateway=settings.GATEWAY_URL, bank=settings.BANK_URL,
                             smtp=ports["smtp"], logs=log_dir, user=DEMO_ADMIN[0], password=DEMO_ADMIN[1]),
               flush=True)
         while not stop_signal:
-            name = supervisor.dead()
-            if name:
-                print(f"tasdid demo: le processus {name} s'est arrêté ; arrêt de la démo.\n{supervisor.tail(name)}",
-                      file=sys.stderr)
-                return 1
-            time.sleep(0.3)
+            supervisor.supervise()
+            time.sleep(0.2)
         print("Arrêt de la démo…", flush=True)
         return 0
     finally:

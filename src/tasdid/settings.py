@@ -48,8 +48,30 @@ VAR_DIR = Path(env("TASDID_VAR_DIR", str(Path.cwd() / "var")))
 SANDBOX = env_bool("TASDID_SANDBOX", False)
 DEBUG = env_bool("TASDID_DEBUG", False)
 
-_DEV_SECRET = "tasdid-insecure-development-key-change-me-0123456789"  # noqa: S105 - sandbox/debug only
-SECRET_KEY = env("TASDID_SECRET_KEY", _DEV_SECRET if (SANDBOX or DEBUG) else None)
+# The sandbox's keys are public (they are in this file): outside sandbox mode none is ever used, whatever
+# TASDID_DEBUG says, else anyone could sign a callback that marks an invoice paid.
+SANDBOX_SECRETS = {
+    "TASDID_SECRET_KEY": "tasdid-insecure-development-key-change-me-0123456789",
+    "TASDID_BILLER_STORE_KEY": "TASDID-DEMO-STORE-KEY",
+}
+
+
+def env_secret(name: str) -> str:
+    """A secret from the environment; the public sandbox value only in sandbox mode."""
+    value = os.environ.get(name, "")
+    if SANDBOX:
+        return value or SANDBOX_SECRETS[name]
+    if not value:
+        raise ImproperlyConfigured(
+            f"{name} n'est pas définie : hors du mode bac à sable (TASDID_SANDBOX=1), chaque clé secrète doit "
+            "venir de l'environnement, il n'y a pas de valeur par défaut.")
+    if value == SANDBOX_SECRETS[name]:
+        raise ImproperlyConfigured(
+            f"{name} a la valeur publique du bac à sable : hors de ce mode, choisissez une clé secrète à vous.")
+    return value
+
+
+SECRET_KEY = env_secret("TASDID_SECRET_KEY")
 
 # Separate keys per purpose, so that one leaking does not forge the others. Each defaults to a value
 # derived from SECRET_KEY (see tasdid.core.keys) unless set explicitly.
@@ -68,7 +90,7 @@ BANK_URL = env("TASDID_BANK_URL", "http://127.0.0.1:8002").rstrip("/")
 
 # The biller as a merchant of the gateway (the gateway registers it with `tasdid merchant add`).
 BILLER_CLIENT_ID = env("TASDID_BILLER_CLIENT_ID", "600000001")
-BILLER_STORE_KEY = env("TASDID_BILLER_STORE_KEY", "TASDID-DEMO-STORE-KEY" if (SANDBOX or DEBUG) else None)
+BILLER_STORE_KEY = env_secret("TASDID_BILLER_STORE_KEY")
 BILLER_NAME = env("TASDID_BILLER_NAME", "Tasdid Télécom")
 
 # The gateway's acquirer (the card rails). In process to the sandbox bank until the switch exists.

@@ -243,7 +243,7 @@ def test_resend_is_limited(bank, three_ds_server, run_tasks):
     assert len(handset_inbox(number=MAIN.phone)) == 3
 
 
-@pytest.mark.parametrize("code", ["12ab", "12345²", "１２３４５６", "1234567"])
+@pytest.mark.parametrize("code", ["12ab", "12345²", "１２３４５", "1234567"])
 def test_a_code_of_the_wrong_shape_costs_no_try(bank, three_ds_server, code):
     browser = Browser()
     ares, page = start(bank, three_ds_server, browser)
@@ -254,7 +254,7 @@ def test_a_code_of_the_wrong_shape_costs_no_try(bank, three_ds_server, code):
     assert AcsTransaction.objects.get().otp_failures == 0
 
 
-@pytest.mark.parametrize("digits", ["٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹"])
+@pytest.mark.parametrize("digits", ["٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹", "０１２３４５６７８９"])
 def test_the_code_typed_in_arabic_indic_digits_is_the_code(bank, three_ds_server, run_tasks, digits):
     browser = Browser()
     ares, page = start(bank, three_ds_server, browser)

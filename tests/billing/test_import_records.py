@@ -140,3 +140,52 @@ def test_malformed_json_is_located(doc, message):
         bills.header()
         list(bills.customers())
     assert str(refused.value) == message
+
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+def _in_other_digits(customer: dict) -> dict:
+    """The guide's customer with its identifiers in full-width and Arabic-Indic digits and other separators."""
+    fixed, internet = customer["lines"]
+    customer["client_number"] = customer["client_number"].translate(FULL_WIDTH)
+    fixed["number"] = "٠٥.٢٢.٠٠.٠٠.٠١"
+    fixed["payment_code"] = fixed["payment_code"].translate(ARABIC_INDIC)
+    internet["payment_identifier"] = "۱۲ ۳۴۵ ۶۷۸"
+    named = ("０５－２２－００－００－０１", "12-345-678")  # how the invoices name their lines
+    for invoice, line in zip(customer["bills"][0]["invoices"], named, strict=True):
+        invoice["reference"] = invoice["reference"].translate(FULL_WIDTH)
+        invoice["line"] = line
+    return customer
+
+
+def test_identifiers_in_other_digits_are_checked_into_their_ascii_form():
+    problems = Problems()
+    record = check_customer(_in_other_digits(guide_customer()), 0, problems)
+    assert problems.items == [] and record is not None
+    assert record.client_number == "100000001"
+    assert [line.key for line in record.lines] == ["+212522000001", "12345678"]
+    invoices = record.bills[0].invoices
+    assert [(i.reference, i.line.key) for i in invoices] == [("0000111995072017", "+212522000001"),
+                                                            ("0000111996072017", "12345678")]
+
+
+@pytest.mark.django_db
+def test_a_customer_written_in_full_width_digits_is_the_same_customer_as_in_ascii(tmp_path):
+    from tasdid.billing.codes import payment_code_matches
+    from tasdid.billing.models import Customer, Invoice, ServiceLine
+    from tasdid.billing.services.importing import import_bills
+    from tests.billing.bills_files import document, write
+
+    first = import_bills(source=write(tmp_path / "wide.json", document(_in_other_digits(guide_customer()))))
+    again = import_bills(source=write(tmp_path / "ascii.json", document(guide_customer())))
+
+    assert (first.customers.created, first.lines.created, first.invoices.created) == (1, 2, 2)
+    assert (again.customers.created, again.lines.created, again.invoices.created) == (0, 0, 0)
+    assert (again.customers.present, again.lines.present, again.invoices.present) == (1, 2, 2)
+    assert list(Customer.objects.values_list("client_number", flat=True)) == ["100000001"]
+    assert sorted(Invoice.objects.values_list("reference", flat=True)) == ["0000111995072017", "0000111996072017"]
+    fixed = ServiceLine.objects.get(number="+212522000001")
+    assert payment_code_matches(fixed.number, "4821", fixed.payment_code_digest)
+    assert ServiceLine.objects.filter(payment_identifier="12345678").count() == 1

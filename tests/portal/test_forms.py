@@ -89,6 +89,21 @@ def test_digits_of_any_script_are_read_as_digits(typed, clean):
     assert form.cleaned_data["fidelio_code"] == clean
 
 
+@pytest.mark.parametrize(("number", "code", "identifier"), [
+    ("٠٥ ٢٢ ٠٠ ٠٠ ٠١", "٤٨٢١", "١٢ ٣٤٥ ٦٧٨"),
+    ("۰۵.۲۲.۰۰.۰۰.۰۱", "۴۸۲۱", "۱۲-۳۴۵-۶۷۸"),
+    ("０５ ２２ ００ ００ ０１", "４８２１", "１２\u00a0３４５\u00a0６７８"),
+    ("+２１２ ５－２２－００－００－０１", "4８2１", "12３45６78"),
+])
+def test_numbers_codes_and_identifiers_in_any_script_s_digits_are_the_same_as_in_ascii(number, code, identifier):
+    # One reading for every party (tasdid.core.digits): the import and the gateway's card form read them so too.
+    fixed = FixedForm({**FIXED_OK, "number": number, "payment_code": code})
+    internet = InternetForm({**INTERNET_OK, "payment_identifier": identifier})
+    assert fixed.is_valid() and internet.is_valid(), (fixed.errors, internet.errors)
+    assert (fixed.cleaned_data["number"], fixed.cleaned_data["payment_code"]) == ("+212522000001", "4821")
+    assert internet.cleaned_data["payment_identifier"] == "12345678"
+
+
 def test_identifier_is_digits():
     form = InternetForm({**INTERNET_OK, "payment_identifier": "ab cde fgh"})
     assert not form.is_valid()

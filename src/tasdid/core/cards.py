@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.views.decorators.debug import sensitive_variables
 
+from . import digits
 from .keys import secret_key
 from .signing import keyed_digest
 
@@ -23,16 +24,10 @@ BRAND_LABELS = {"CMI": "CMI", "MASTERCARD": "MasterCard", "VISA": "Visa"}
 # ("²") and the like: every check here is written with [0-9].
 _DIGITS = re.compile(r"[0-9]+")
 
-# What a person may type for a digit on an Arabic keyboard: Arabic-Indic (U+0660-0669) and Eastern
-# Arabic-Indic (U+06F0-06F9) digits, read as the ASCII digit they mean.
-_TYPED_DIGITS = str.maketrans({**{chr(0x0660 + i): str(i) for i in range(10)},
-                               **{chr(0x06F0 + i): str(i) for i in range(10)}})
-
-
 def ascii_digits(text: str) -> str:
-    """``text`` with the Arabic-Indic and Eastern Arabic-Indic digits a person typed written as ASCII digits
-    (for what a person types: a card number, a CVV, a code; never for a protocol field)."""
-    return (text or "").translate(_TYPED_DIGITS)
+    """``text`` with the decimal digits of any script written as ASCII digits (see tasdid.core.digits; for what
+    a person types: a card number, a CVV, a code; never for a protocol field)."""
+    return digits.ascii_digits(text)
 
 
 def is_digits(text: object, length: int | None = None) -> bool:

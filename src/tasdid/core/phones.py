@@ -6,6 +6,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from .cards import is_digits
+from .digits import normalize
 
 REGION = "MA"
 
@@ -31,7 +32,7 @@ _KINDS = {
 
 def parse_number(text: str, kind: PhoneKind | None = None) -> str:
     """E.164 form ("+212612345678") of a Moroccan number, optionally of a given kind."""
-    raw = (text or "").strip()
+    raw = normalize((text or "").strip())
     try:
         number = phonenumbers.parse(raw, REGION)
     except phonenumbers.NumberParseException as exc:

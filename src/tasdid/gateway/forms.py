@@ -8,12 +8,11 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
+from tasdid.core import digits
 from tasdid.core.acquiring import CardData
 from tasdid.core.cards import (
     BRAND_LABELS,
-    ascii_digits,
     brand_of,
-    digits_only,
     is_digits,
     luhn_valid,
     mask,
@@ -86,8 +85,8 @@ class CardForm(forms.Form):
     @staticmethod
     @sensitive_variables()
     def _typed_number(text: str) -> str:
-        # Spaces and dashes between groups are dropped; digits typed on an Arabic keyboard mean ASCII digits.
-        return digits_only(ascii_digits(text))
+        # Spaces, dots and dashes between groups are dropped; any script's digits mean ASCII digits.
+        return digits.normalize(text)
 
     @sensitive_variables()
     def clean_card_number(self) -> str:
@@ -100,7 +99,7 @@ class CardForm(forms.Form):
 
     @sensitive_variables()
     def clean_cvv(self) -> str:
-        cvv = ascii_digits(self.cleaned_data["cvv"])
+        cvv = digits.normalize(self.cleaned_data["cvv"])
         if not is_digits(cvv, 3):
             raise forms.ValidationError(_("Le code de vérification doit comporter 3 chiffres."), code="cvv")
         return cvv

@@ -19,6 +19,7 @@ from tasdid.billing.services.identification import (
     identify_internet,
     identify_mobile,
 )
+from tasdid.core import digits
 from tasdid.core.phones import PhoneError, PhoneKind, parse_number
 
 REQUIRED = gettext_lazy("Ce champ est obligatoire.")
@@ -59,7 +60,7 @@ class MoroccanPhoneField(forms.CharField):
 
 def _without_spaces(text: str) -> str:
     """What was typed, without spaces, dots or dashes, any script's digits as ASCII ("٤٨٢١" -> "4821")."""
-    return "".join(str(int(c)) if c.isdecimal() else c for c in re.sub(r"[\s.\-]", "", text or ""))
+    return digits.normalize(text)
 
 
 class IdentificationForm(forms.Form):

@@ -11,10 +11,10 @@ from functools import lru_cache
 
 import phonenumbers
 
+from tasdid.core import digits
 from tasdid.core.phones import REGION, PhoneKind, parse_number
 
-_SPELLING = re.compile(r"(?:0|\+212|00212)(\d{9})")
-_PUNCTUATION = str.maketrans("", "", " .-\u00a0")
+_SPELLING = re.compile(r"(?:0|\+212|00212)([0-9]{9})")
 
 _metadata = phonenumbers.PhoneMetadata.metadata_for_region(REGION)
 
@@ -56,7 +56,7 @@ def _fallback(text: str, kind: PhoneKind | None) -> str:
 
 def normalize_number(text: str, kind: PhoneKind | None = None) -> str:
     """E.164 of a Moroccan number of ``kind`` (any kind when None); PhoneError as parse_number raises it."""
-    found = _SPELLING.fullmatch(text.translate(_PUNCTUATION))
+    found = _SPELLING.fullmatch(digits.normalize(text))
     if found is not None:
         nsn = found.group(1)
         actual = _kind_of(nsn)

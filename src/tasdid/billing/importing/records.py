@@ -24,6 +24,7 @@ from django.utils.translation import gettext_noop as N_
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from tasdid.billing.codes import payment_code_digest
+from tasdid.core import digits
 from tasdid.core.money import CENT, ttc_of, vat_of, wire
 from tasdid.core.phones import PhoneError, PhoneKind
 
@@ -241,8 +242,8 @@ def check_customer(raw, index: int, problems: Problems) -> CustomerRecord | None
 
 def line_key(written: str) -> str | None:
     """The key an invoice uses to name one of its customer's lines: a number or a payment identifier."""
-    squeezed = "".join(written.split())
-    if len(squeezed) == 8 and squeezed.isdigit():
+    squeezed = digits.normalize(written)
+    if len(squeezed) == 8 and squeezed.isascii() and squeezed.isdigit():
         return squeezed
     try:
         return normalize_number(written)
@@ -251,7 +252,8 @@ def line_key(written: str) -> str | None:
 
 
 def _customer(c: CustomerIn, index: int, problems: Problems) -> CustomerRecord | None:
-    where = Where(None, "customers", index, f"client {c.client_number}")
+    client_number = digits.normalize(c.client_number)  # "０１２" and "012" are one customer
+    where = Where(None, "customers", index, f"client {client_number}")
     before = len(problems.items)
     lines: dict[str, LineRecord] = {}
     refused: set[str] = set()  # lines already reported: their invoices are not reported again
@@ -285,7 +287,7 @@ def _customer(c: CustomerIn, index: int, problems: Problems) -> CustomerRecord |
         invoice_count += len(bill.invoices)
     if len(problems.items) > before:
         return None
-    return CustomerRecord(index=index, client_number=c.client_number, name=c.name.strip(), lines=list(lines.values()),
+    return CustomerRecord(index=index, client_number=client_number, name=c.name.strip(), lines=list(lines.values()),
                           bills=bills, where=where, invoice_count=invoice_count)
 
 
@@ -294,7 +296,7 @@ def _line(line: MobileLineIn | FixedLineIn | InternetLineIn, index: int, parent:
     kind = line.KIND
     if kind == KIND_INTERNET:
         written = line.payment_identifier
-        return LineRecord(index, written, kind, "".join(written.split()), "", line.label.strip(), parent)
+        return LineRecord(index, written, kind, digits.normalize(written), "", line.label.strip(), parent)
     written = line.number
     try:
         key = normalize_number(written, PhoneKind.MOBILE if kind == KIND_MOBILE else PhoneKind.FIXED)
@@ -306,7 +308,7 @@ def _line(line: MobileLineIn | FixedLineIn | InternetLineIn, index: int, parent:
             message = _("« %(value)s » n'est pas un numéro de téléphone marocain valide")
         problems.add(Where(parent, "lines", index, written), "number", message % {"value": written})
         return None
-    digest = payment_code_digest(key, line.payment_code) if kind == KIND_FIXED else ""
+    digest = payment_code_digest(key, digits.normalize(line.payment_code)) if kind == KIND_FIXED else ""
     return LineRecord(index, written, kind, key, digest, line.label.strip(), parent)
 
 
@@ -406,8 +408,9 @@ def _invoice(v: InvoiceIn, index: int, parent: Where, lines: dict[str, LineRecor
             "expected": wire(wanted_ttc), "ht": wire(amount_ht), "found": wire(amount_ttc)})
     if len(problems.items) > before:
         return None
-    return InvoiceRecord(index=index, reference=v.reference, line=line, amount_ht=amount_ht.quantize(CENT),
-                         amount_vat=wanted_vat, amount_ttc=wanted_ttc, items=items, where=where)
+    return InvoiceRecord(index=index, reference=digits.normalize(v.reference), line=line,
+                         amount_ht=amount_ht.quantize(CENT), amount_vat=wanted_vat, amount_ttc=wanted_ttc,
+                         items=items, where=where)
 
 
 def _item(it: ItemIn, index: int, parent: Where, problems: Problems) -> ItemRecord | None:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from tasdid.core.accesslog import ACCESS_LOG_FORMAT
 from tasdid.core.http import PARTIES
 
 PARTY_URL_SETTINGS = {"biller": "BILLER_URL", "gateway": "GATEWAY_URL", "bank": "BANK_URL"}
@@ -35,6 +36,7 @@ class Command(BaseCommand):
             sys.executable, "-m", "gunicorn", f"tasdid.wsgi:{party}",
             "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", str(threads),
             "--name", f"tasdid-{party}", "--graceful-timeout", "5", "--timeout", "60",
-            "--access-logfile", "-", "--access-logformat", f'{party} %(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
+            "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT.format(party=party),
+            "--logger-class", "tasdid.core.accesslog.AccessLogger",  # control characters of URLs escaped
         ]
         os.execv(sys.executable, argv)  # noqa: S606 - replace this process with gunicorn
