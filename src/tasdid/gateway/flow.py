@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import httpx
 from django.conf import settings
@@ -32,7 +33,7 @@ from tasdid.core.cards import fingerprint, mask
 from tasdid.core.money import MAD_NUMERIC, to_minor
 
 from . import protocol, selectors, services, threeds_server, vault
-from .models import Attempt, AttemptState, CallbackAnswer, PaymentSession, SessionState
+from .models import Attempt, AttemptState, CallbackAnswer, Merchant, PaymentSession, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +277,25 @@ def redeliver(*, attempt_id: int) -> Attempt:
         return attempt
     attempt = deliver_callback(attempt_id=attempt.pk)
     return settle(attempt_id=attempt.pk)
+
+
+def order_status(*, merchant: Merchant, query: protocol.StatusQuery) -> dict[str, str]:
+    """The signed answer to a merchant's status query; with ``action=redeliver``, the callback is sent once more
+    first (``redeliver``: only while the merchant's answer is missing). Called outside any transaction."""
+    session, attempt = selectors.order_of(merchant, query.oid)
+    if query.action == "redeliver" and attempt is not None and attempt.state == AttemptState.AUTHORIZED \
+            and not attempt.callback_answer:
+        _outside_transaction()
+        redeliver(attempt_id=attempt.pk)
+        session, attempt = selectors.order_of(merchant, query.oid)
+    status = selectors.order_status(session, attempt)
+    callback_fields = None
+    if attempt is not None and attempt.authorized_at is not None:
+        callback_fields = protocol.result_fields(session.request_fields, outcome_of(attempt),
+                                                 store_key=merchant.store_key, callback=True)
+    captured = attempt.amount if status == "CAPTURED" else Decimal("0.00")
+    return protocol.status_answer(query, order_status=status, captured_amount=captured,
+                                  callback_fields=callback_fields, store_key=merchant.store_key)
 
 
 def conclude(*, attempt_id: int) -> BrowserStep:

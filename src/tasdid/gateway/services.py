@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from tasdid.core.acquiring import AuthorizationResult
 from tasdid.core.threeds import ATTEMPTED, AUTHENTICATED
 
-from . import protocol
+from . import protocol, selectors
 from .models import (
     ATTEMPT_TRANSITIONS,
     SESSION_TRANSITIONS,
@@ -480,11 +480,7 @@ def callback_pending(attempt: Attempt) -> bool:
         attempt.callback_tries > 0 or attempt.callback_tries_begun > 0)
 
 
-def callback_unresolved(attempt: Attempt) -> bool:
-    """Every callback try spent without the merchant's answer: the order status UNRESOLVED, kept apart for
-    reconciliation with the merchant, its authorization held until the merchant answers or the hold ends."""
-    return (attempt.unresolved_at is not None and attempt.state == AttemptState.AUTHORIZED
-            and not attempt.callback_answer)
+callback_unresolved = selectors.callback_unresolved
 
 
 def callback_in_flight(attempt: Attempt, *, now: dt.datetime) -> bool:
