@@ -98,8 +98,10 @@ class AttemptState(models.TextChoices):
 
 
 # Allowed moves of a card attempt. An authorization whose answer never came is reversed (AUTHORIZING ->
-# VOIDING); an approved one ends captured or voided (DESIGN.md §7, invariant 2). The one move back: an
-# approval that arrives after its reversal was acknowledged (VOIDED -> VOIDING), voided again with its RRN.
+# VOIDING); an approved one ends captured or voided (DESIGN.md §7, invariant 2). One whose callback tries are
+# spent without the merchant's answer stays AUTHORIZED, marked ``unresolved_at`` (a note, not a move), until the
+# merchant answers or its hold ends. The one move back: an approval that arrives after its reversal was
+# acknowledged (VOIDED -> VOIDING), voided again with its RRN.
 ATTEMPT_TRANSITIONS: dict[str, frozenset[str]] = {
     AttemptState.AUTHENTICATING: frozenset({AttemptState.CHALLENGE, AttemptState.AUTHORIZING, AttemptState.FAILED}),
     AttemptState.CHALLENGE: frozenset({AttemptState.AUTHORIZING, AttemptState.FAILED}),
