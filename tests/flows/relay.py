@@ -13,9 +13,10 @@ import threading
 
 
 class AnswerLosingRelay:
-    def __init__(self, upstream_port: int, *, drop: int = 1):
+    def __init__(self, upstream_port: int, *, drop: int = 1, port: int = 0):
         self.upstream = ("127.0.0.1", upstream_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        # ``port``: the one a closed relay had, to bring the same address back (SO_REUSEADDR is set).
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.port = self.listener.getsockname()[1]
         self.drops_left = drop
         self.connections = 0

@@ -492,27 +492,82 @@ def test_a_refused_connection_after_an_ambiguous_try_is_still_ambiguous(shop, co
     assert rails.voids == []
 
 
-def test_a_callback_never_answered_is_voided_after_its_last_try_and_logged_for_reconciliation(
-        shop, counterparty, rails, slow_merchant, caplog):
-    counterparty.state.callback_answer = "500"
-    browser, token = shop
+def spend_every_callback_try(browser, token, caplog) -> Attempt:
+    """Pay; the merchant never gives a usable answer: 3 tries inline, 7 by the sweeper. The last one keeps the
+    attempt apart for reconciliation (not voided), with one ERROR."""
     form_of(pay(browser, token))
     done = [flow.sweep(now=later(hours=1)) for _ in range(6)]
     assert done == [{"callback retry later": 1}] * 6
     a = attempt()
-    assert (a.state, a.callback_tries, len(counterparty.state.callbacks)) == (AttemptState.AUTHORIZED, 9, 9)
-    assert rails.voids == []
+    assert (a.state, a.callback_tries, a.callback_tries_begun, a.unresolved_at) == (AttemptState.AUTHORIZED, 9, 9,
+                                                                                      None)
     with caplog.at_level("ERROR", logger="tasdid.gateway.services"):
-        assert flow.sweep(now=later(hours=1)) == {"concluded": 1}
+        assert flow.sweep(now=later(hours=1)) == {"unresolved": 1}
     a.refresh_from_db()
-    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.VOIDED, "UNREACHABLE", 10)
-    assert len(counterparty.state.callbacks) == 10 and len(rails.voids) == 1 and rails.captures == []
+    assert (a.state, a.callback_answer, a.callback_tries, a.callback_tries_begun) == (AttemptState.AUTHORIZED, "",
+                                                                                      10, 10)
+    assert services.callback_unresolved(a) and services.callback_pending(a)
+    assert a.deadline == a.authorized_at + services.AUTHORIZATION_HOLD
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == (
+        f"gateway: callback of {a.trans_id} unanswered after 10 tries: kept for reconciliation with merchant "
+        f"600000099, which may have recorded order ORDER-0001 as paid; the authorization is held until "
+        f"{a.deadline.isoformat()}")
+    return a
+
+
+def test_a_callback_never_answered_is_kept_for_reconciliation_after_its_last_try_not_voided(
+        shop, counterparty, rails, slow_merchant, caplog):
+    """Issue 6: once the tries are spent, the merchant may still have recorded the payment: nothing is voided
+    while the hold lasts; the sweeper leaves it alone, and the ERROR is logged once."""
+    counterparty.state.callback_answer = "500"
+    browser, token = shop
+    a = spend_every_callback_try(browser, token, caplog)
+    assert len(counterparty.state.callbacks) == 10 and rails.voids == [] and rails.captures == []
+    assert PaymentSession.objects.get().state == SessionState.PROCESSING
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="tasdid.gateway.services"):
+        assert flow.sweep(now=later(hours=12)) == {}
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+    assert len(counterparty.state.callbacks) == 10 and rails.voids == []
+    assert Event.objects.filter(attempt=a, cause__contains="essais épuisés, à rapprocher").count() == 1
+    assert states() == ["authenticating", "authorizing", "authorized"]
+
+
+def test_at_the_end_of_its_hold_an_unresolved_authorization_gets_a_last_try_then_is_voided_and_logged(
+        shop, counterparty, rails, slow_merchant, caplog):
+    counterparty.state.callback_answer = "500"
+    browser, token = shop
+    a = spend_every_callback_try(browser, token, caplog)
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="tasdid.gateway.services"):
+        assert flow.sweep(now=later(days=1, minutes=1)) == {"unresolved hold voided": 1}
+    a.refresh_from_db()
+    assert (a.state, a.callback_answer, a.callback_tries) == (AttemptState.VOIDED, "UNREACHABLE", 11)
+    assert len(counterparty.state.callbacks) == 11 and len(rails.voids) == 1 and rails.captures == []
     assert PaymentSession.objects.get().state == SessionState.FAILED
     (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
     assert record.getMessage() == (
-        f"gateway: callback of {a.trans_id} unanswered after 10 tries: the authorization is voided; reconcile with "
-        "merchant 600000099, which may have recorded order ORDER-0001 as paid")
-    assert flow.sweep(now=later(hours=2)) == {}
+        f"gateway: {a.trans_id} still unanswered at the end of its hold: the authorization is voided; merchant "
+        "600000099 must reopen order ORDER-0001 if it recorded it as paid")
+    assert Event.objects.filter(attempt=a, to_state="voiding").get().cause == (
+        "fin de la réservation sans réponse du marchand : annulation, à rapprocher")
+    assert flow.sweep(now=later(days=2)) == {}
+
+
+def test_at_the_end_of_its_hold_an_unresolved_authorization_answered_at_last_is_captured(
+        shop, counterparty, rails, slow_merchant, caplog):
+    counterparty.state.callback_answer = "500"
+    browser, token = shop
+    a = spend_every_callback_try(browser, token, caplog)
+    counterparty.state.callback_answer = "ACTION=POSTAUTH"
+    assert flow.sweep(now=later(days=1, minutes=1)) == {"concluded": 1}
+    a.refresh_from_db()
+    assert (a.state, a.callback_answer) == (AttemptState.CAPTURED, "POSTAUTH")
+    assert len(rails.captures) == 1 and rails.voids == []
+    assert PaymentSession.objects.get().state == SessionState.SUCCEEDED
+    assert Event.objects.filter(attempt=a, to_state="capturing").get().cause == (
+        "réponse du marchand : POSTAUTH (rapprochée)")
 
 
 def test_the_callback_is_tried_again_on_a_growing_schedule_of_about_half_an_hour(shop, counterparty, rails,

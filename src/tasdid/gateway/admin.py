@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnly
 
 from . import protocol, services
-from .models import Attempt, Event, Merchant, PaymentSession
+from .models import Attempt, AttemptState, CallbackAnswer, Event, Merchant, PaymentSession
 
 gateway_admin = PartyAdminSite("gateway_admin", _("Tasdid Pay — administration"))
 
@@ -115,11 +115,30 @@ class PaymentSessionAdmin(ReadOnly, admin.ModelAdmin):
     inlines = [AttemptInline, EventInline]
 
 
+class ToReconcileFilter(admin.SimpleListFilter):
+    """The attempts whose callback tries were all spent without the merchant's answer: the authorization still
+    held (the merchant may have recorded the payment), or voided at the end of its hold without an answer."""
+
+    title = _("à rapprocher")
+    parameter_name = "a_rapprocher"
+
+    def lookups(self, request, model_admin):
+        return [("en_attente", _("sans réponse du marchand, autorisation conservée")),
+                ("annulees", _("annulées en fin de réservation sans réponse"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "en_attente":
+            return queryset.filter(unresolved_at__isnull=False, state=AttemptState.AUTHORIZED, callback_answer="")
+        if self.value() == "annulees":
+            return queryset.filter(unresolved_at__isnull=False, callback_answer=CallbackAnswer.UNREACHABLE)
+        return queryset
+
+
 @admin.register(Attempt, site=gateway_admin)
 class AttemptAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["trans_id", "session", "state", "amount", "brand", "masked_pan", "proc_return_code",
-                    "callback_answer", "created_at"]
-    list_filter = ["state", "brand", "callback_answer"]
+                    "callback_answer", "unresolved_at", "created_at"]
+    list_filter = [ToReconcileFilter, "state", "brand", "callback_answer"]
     search_fields = ["trans_id", "session__oid", "masked_pan"]
     exclude = ["pan_fingerprint", "rreq_authentication_value"]
     inlines = [EventInline]

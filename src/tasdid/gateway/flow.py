@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import httpx
 from django.conf import settings
@@ -32,7 +33,7 @@ from tasdid.core.cards import fingerprint, mask
 from tasdid.core.money import MAD_NUMERIC, to_minor
 
 from . import protocol, selectors, services, threeds_server, vault
-from .models import Attempt, AttemptState, CallbackAnswer, PaymentSession, SessionState
+from .models import Attempt, AttemptState, CallbackAnswer, Merchant, PaymentSession, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -243,8 +244,9 @@ def send_callback(url: str, fields: dict[str, str], *, timeout: float | None = N
 def deliver_callback(*, attempt_id: int, tries: int = 1) -> Attempt:
     """Send the callback, up to ``tries`` times in a row (short pauses, CALLBACK_INLINE_BUDGET in all), until
     the merchant answers or it is certain nothing reached it (services.attempt_record_callback decides).
-    Every try sends the same fields and the same HASH: the merchant answers a callback sent again as it
-    answered it the first time. Without an answer the authorization stands and the task worker tries again."""
+    Each try is recorded as begun before it is sent (services.attempt_begin_callback). Every try sends the
+    same fields and the same HASH: the merchant answers a callback sent again as it answered it the first time.
+    Without an answer the authorization stands and the task worker tries again."""
     attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
     session = attempt.session
     fields = protocol.result_fields(session.request_fields, outcome_of(attempt), store_key=session.merchant.store_key,
@@ -254,12 +256,46 @@ def deliver_callback(*, attempt_id: int, tries: int = 1) -> Attempt:
     for n in range(tries):
         left = ends - time.monotonic()
         last = n == tries - 1 or left < 1 + CALLBACK_INLINE_PAUSES[min(n, len(CALLBACK_INLINE_PAUSES) - 1)]
+        if services.attempt_begin_callback(attempt_id=attempt.pk) is None:
+            return Attempt.objects.get(pk=attempt.pk)  # answered meanwhile (another sender): nothing to send
         answer = send_callback(url, fields, timeout=min(settings.PARTY_HTTP_TIMEOUT, max(left, 1.0)))
         attempt = services.attempt_record_callback(attempt_id=attempt.pk, answer=answer, schedule_retry=last)
         if attempt.callback_answer or last:
             return attempt
         time.sleep(CALLBACK_INLINE_PAUSES[min(n, len(CALLBACK_INLINE_PAUSES) - 1)])
     return attempt  # pragma: no cover - the loop returns on its last try
+
+
+def redeliver(*, attempt_id: int) -> Attempt:
+    """The merchant asks for the callback once more (the order status query, ``action=redeliver``): one try now,
+    recorded as any try, then the settlement its answer decides. Only while the merchant's answer is missing on
+    an authorization that stands (waiting for a retry, or kept for reconciliation), and no other try is under
+    way: otherwise nothing is sent, so that a replayed or repeated request sends nothing more."""
+    attempt = Attempt.objects.get(pk=attempt_id)
+    if (attempt.state != AttemptState.AUTHORIZED or attempt.callback_answer
+            or services.callback_in_flight(attempt, now=timezone.now())):
+        return attempt
+    attempt = deliver_callback(attempt_id=attempt.pk)
+    return settle(attempt_id=attempt.pk)
+
+
+def order_status(*, merchant: Merchant, query: protocol.StatusQuery) -> dict[str, str]:
+    """The signed answer to a merchant's status query; with ``action=redeliver``, the callback is sent once more
+    first (``redeliver``: only while the merchant's answer is missing). Called outside any transaction."""
+    session, attempt = selectors.order_of(merchant, query.oid)
+    if query.action == "redeliver" and attempt is not None and attempt.state == AttemptState.AUTHORIZED \
+            and not attempt.callback_answer:
+        _outside_transaction()
+        redeliver(attempt_id=attempt.pk)
+        session, attempt = selectors.order_of(merchant, query.oid)
+    status = selectors.order_status(session, attempt)
+    callback_fields = None
+    if attempt is not None and attempt.authorized_at is not None:
+        callback_fields = protocol.result_fields(session.request_fields, outcome_of(attempt),
+                                                 store_key=merchant.store_key, callback=True)
+    captured = attempt.amount if status == "CAPTURED" else Decimal("0.00")
+    return protocol.status_answer(query, order_status=status, captured_amount=captured,
+                                  callback_fields=callback_fields, store_key=merchant.store_key)
 
 
 def conclude(*, attempt_id: int) -> BrowserStep:
@@ -382,10 +418,19 @@ def sweep_attempt(*, attempt_id: int, now: dt.datetime | None = None) -> str:
         conclude(attempt_id=attempt_id)
         return "reversed"
     if not attempt.callback_answer:
-        # The callback never completed (the process died), or came back without a usable answer: once more.
+        # The callback never completed (the process died), or came back without a usable answer: once more. For an
+        # attempt kept for reconciliation, its hold ends: a last try, then the void if the merchant still says
+        # nothing (services.attempt_hold_expired).
+        unresolved = services.callback_unresolved(attempt)
         attempt = deliver_callback(attempt_id=attempt_id)
+        if unresolved and not attempt.callback_answer:
+            attempt = services.attempt_hold_expired(attempt_id=attempt_id, now=now)
+            settle(attempt_id=attempt_id)
+            return "unresolved hold voided" if attempt.callback_answer else "unresolved"
         settle(attempt_id=attempt_id)
-        return "concluded" if attempt.callback_answer else "callback retry later"
+        if attempt.callback_answer:
+            return "concluded"
+        return "unresolved" if services.callback_unresolved(attempt) else "callback retry later"
     if state == AttemptState.AUTHORIZED:
         services.attempt_hold_expired(attempt_id=attempt_id, now=now)
         settle(attempt_id=attempt_id)

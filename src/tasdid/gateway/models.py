@@ -98,8 +98,10 @@ class AttemptState(models.TextChoices):
 
 
 # Allowed moves of a card attempt. An authorization whose answer never came is reversed (AUTHORIZING ->
-# VOIDING); an approved one ends captured or voided (DESIGN.md §7, invariant 2). The one move back: an
-# approval that arrives after its reversal was acknowledged (VOIDED -> VOIDING), voided again with its RRN.
+# VOIDING); an approved one ends captured or voided (DESIGN.md §7, invariant 2). One whose callback tries are
+# spent without the merchant's answer stays AUTHORIZED, marked ``unresolved_at`` (a note, not a move), until the
+# merchant answers or its hold ends. The one move back: an approval that arrives after its reversal was
+# acknowledged (VOIDED -> VOIDING), voided again with its RRN.
 ATTEMPT_TRANSITIONS: dict[str, frozenset[str]] = {
     AttemptState.AUTHENTICATING: frozenset({AttemptState.CHALLENGE, AttemptState.AUTHORIZING, AttemptState.FAILED}),
     AttemptState.CHALLENGE: frozenset({AttemptState.AUTHORIZING, AttemptState.FAILED}),
@@ -167,8 +169,15 @@ class Attempt(models.Model):
     err_msg = models.CharField(max_length=255, blank=True, default="")
     callback_answer = models.CharField(max_length=11, choices=CallbackAnswer.choices, blank=True, default="")
     callback_at = models.DateTimeField(null=True, blank=True)
-    # Tries of the callback so far: an ambiguous one (sent, no usable answer) is tried again (services).
+    # Tries of the callback whose outcome was recorded: an ambiguous one (sent, no usable answer) is tried again.
     callback_tries = models.PositiveSmallIntegerField(default=0)
+    # Tries begun, committed before each send: a try begun and never recorded (the process died) may have been
+    # delivered, so a refused connection after it proves nothing (services.attempt_record_callback).
+    callback_tries_begun = models.PositiveSmallIntegerField(_("essais du rappel commencés"), default=0)
+    callback_last_begun_at = models.DateTimeField(_("dernier essai du rappel commencé le"), null=True, blank=True)
+    # Every try spent without the merchant's answer: the authorization is kept apart for reconciliation (the
+    # order status UNRESOLVED while no answer came). Kept once set, as the record that it had to be reconciled.
+    unresolved_at = models.DateTimeField(_("à rapprocher depuis"), null=True, blank=True)
     # Settlement
     settle_tries = models.PositiveIntegerField(default=0)
     settled_at = models.DateTimeField(null=True, blank=True)

@@ -398,3 +398,54 @@ def callback_outcome(status_code: int, text: str | None) -> str:
     if 400 <= status_code < 500 and status_code not in _RETRY_STATUSES:
         return NOT_DELIVERED
     return AMBIGUOUS
+
+
+# --- the order status query (server to server) ---------------------------------------------------------
+
+STATUS_ACTIONS = ("status", "redeliver")
+ORDER_STATUSES = ("UNKNOWN", "OPEN", "PROCESSING", "AUTHORIZED", "UNRESOLVED", "CAPTURED", "VOIDED", "DECLINED",
+                  "FAILED", "EXPIRED", "CANCELLED")
+# The query's random: long enough that a merchant never repeats one, printable ASCII without spaces.
+_STATUS_RND = re.compile(r"[!-~]{20,128}")
+# Fields of the status answer that the gateway sets: any echoed field of the same name (any case) gives way.
+STATUS_FIELDS = ("clientid", "oid", "rnd", "OrderStatus", "capturedAmount")
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    """A checked order status query (its HASH already verified with the merchant's store key)."""
+
+    client_id: str
+    oid: str
+    rnd: str
+    action: str
+
+
+def parse_status_query(fields: Mapping[str, str]) -> StatusQuery:
+    """Check a status query whose HASH is verified; RequestError names what is wrong."""
+    if field(fields, "hashAlgorithm").lower() != "ver3":
+        raise RequestError(_("L'algorithme de signature « hashAlgorithm » doit être « ver3 »."))
+    oid = field(fields, "oid")
+    if not _OID.match(oid):
+        raise RequestError(_("Le numéro de commande « oid » doit comporter de 1 à 64 lettres, chiffres ou "
+                             "signes . _ : / -."))
+    rnd = field(fields, "rnd")
+    if not _STATUS_RND.fullmatch(rnd):
+        raise RequestError(_("Le champ « rnd » doit comporter de 20 à 128 caractères imprimables."))
+    action = field(fields, "action").lower()
+    if action not in STATUS_ACTIONS:
+        raise RequestError(_("Le champ « action » doit être « status » ou « redeliver »."))
+    return StatusQuery(client_id=field(fields, "clientid"), oid=oid, rnd=rnd, action=action)
+
+
+def status_answer(query: StatusQuery, *, order_status: str, captured_amount: Decimal,
+                  callback_fields: Mapping[str, str] | None, store_key: str) -> dict[str, str]:
+    """The answer to a status query: the callback's fields when there are (so that the merchant can record the
+    payment from the answer alone), the order's status and captured amount, the query's ``rnd`` echoed, and
+    ``HASH`` (ver3, store key) over all of them."""
+    ours = {name.lower() for name in STATUS_FIELDS}
+    fields = {k: v for k, v in (callback_fields or {}).items() if k.lower() not in ours and k.lower() != "hash"}
+    fields.update({"clientid": query.client_id, "oid": query.oid, "rnd": query.rnd, "OrderStatus": order_status,
+                   "capturedAmount": wire(captured_amount)})
+    fields["HASH"] = ver3_hash(fields, store_key)
+    return fields

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from . import protocol
-from .models import ATTEMPT_TERMINAL, Attempt, Merchant, PaymentSession, SessionState
+from .models import ATTEMPT_TERMINAL, Attempt, AttemptState, Merchant, PaymentSession, SessionState
 
 
 def browser_digest(browser_key: str) -> str:
@@ -82,3 +82,43 @@ def attempts_due(*, now: dt.datetime) -> list[int]:
     return list(Attempt.objects.filter(deadline__lte=now)
                 .filter(~Q(state__in=ATTEMPT_TERMINAL) | Q(callback_answer=""))
                 .order_by("deadline").values_list("pk", flat=True))
+
+
+def callback_unresolved(attempt: Attempt) -> bool:
+    """Every callback try spent without the merchant's answer: the order status UNRESOLVED, kept apart for
+    reconciliation with the merchant, its authorization held until the merchant answers or the hold ends."""
+    return (attempt.unresolved_at is not None and attempt.state == AttemptState.AUTHORIZED
+            and not attempt.callback_answer)
+
+
+def order_of(merchant: Merchant, oid: str) -> tuple[PaymentSession | None, Attempt | None]:
+    """A merchant's order and its latest card attempt (one query when there is an attempt, two otherwise);
+    the merchant's own row is set on them, read once."""
+    attempt = (Attempt.objects.select_related("session").filter(session__merchant=merchant, session__oid=oid)
+               .order_by("-created_at", "-pk").first())
+    session = attempt.session if attempt else PaymentSession.objects.filter(merchant=merchant, oid=oid).first()
+    if session is not None:
+        session.merchant = merchant
+    return session, attempt
+
+
+_ATTEMPT_STATUS = {
+    AttemptState.AUTHENTICATING: "PROCESSING", AttemptState.CHALLENGE: "PROCESSING",
+    AttemptState.AUTHORIZING: "PROCESSING", AttemptState.AUTHORIZED: "AUTHORIZED",
+    AttemptState.CAPTURING: "CAPTURED", AttemptState.CAPTURED: "CAPTURED",
+    AttemptState.VOIDING: "VOIDED", AttemptState.VOIDED: "VOIDED",
+    AttemptState.DECLINED: "DECLINED", AttemptState.FAILED: "FAILED",
+}
+_SESSION_STATUS = {SessionState.OPEN: "OPEN", SessionState.EXPIRED: "EXPIRED", SessionState.CANCELLED: "CANCELLED"}
+
+
+def order_status(session: PaymentSession | None, attempt: Attempt | None) -> str:
+    """The order's status as the status query tells it (protocol.ORDER_STATUSES). A capture decided but not yet
+    confirmed by the acquirer is CAPTURED (the gateway retries it until done), a void decided VOIDED."""
+    if session is None:
+        return "UNKNOWN"
+    if attempt is None:
+        return _SESSION_STATUS.get(session.state, "PROCESSING")
+    if callback_unresolved(attempt):
+        return "UNRESOLVED"
+    return _ATTEMPT_STATUS[attempt.state]

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from tasdid.core.acquiring import AuthorizationResult
 from tasdid.core.threeds import ATTEMPTED, AUTHENTICATED
 
-from . import protocol
+from . import protocol, selectors
 from .models import (
     ATTEMPT_TRANSITIONS,
     SESSION_TRANSITIONS,
@@ -45,7 +45,8 @@ AUTHORIZATION_HOLD = dt.timedelta(days=1)  # an authorization the merchant kept 
 SETTLE_SAFETY = dt.timedelta(seconds=60)  # a capture/void not confirmed by then is tried again
 MAX_SETTLE_BACKOFF = dt.timedelta(minutes=10)
 # The callback: CALLBACK_INLINE_TRIES while the customer waits (flow.deliver_callback), then one try by the task
-# worker after each of these delays; after the last one unanswered, the authorization is voided.
+# worker after each of these delays; after the last one unanswered, the attempt is kept for reconciliation
+# (its authorization held until AUTHORIZATION_HOLD after it was granted, then, still unanswered, voided).
 CALLBACK_INLINE_TRIES = 3
 CALLBACK_RETRY_DELAYS = tuple(dt.timedelta(seconds=s) for s in (15, 30, 60, 120, 240, 480, 900))
 CALLBACK_MAX_TRIES = CALLBACK_INLINE_TRIES + len(CALLBACK_RETRY_DELAYS)  # 10 tries over about 31 minutes
@@ -473,9 +474,36 @@ def callback_retry_delay(tries: int) -> dt.timedelta:
 
 
 def callback_pending(attempt: Attempt) -> bool:
-    """An authorization whose callback was sent without a usable answer yet: it stands while the callback is
-    tried again (the merchant may have recorded the payment)."""
-    return attempt.state == AttemptState.AUTHORIZED and not attempt.callback_answer and attempt.callback_tries > 0
+    """An authorization whose callback was sent (or begun) without a usable answer yet: it stands while the
+    callback is tried again, or while it waits for reconciliation (the merchant may have recorded the payment)."""
+    return attempt.state == AttemptState.AUTHORIZED and not attempt.callback_answer and (
+        attempt.callback_tries > 0 or attempt.callback_tries_begun > 0)
+
+
+callback_unresolved = selectors.callback_unresolved
+
+
+def callback_in_flight(attempt: Attempt, *, now: dt.datetime) -> bool:
+    """A try begun but not recorded yet, recently enough that its sender may still be waiting for the answer."""
+    return (attempt.callback_tries_begun > attempt.callback_tries and attempt.callback_last_begun_at is not None
+            and attempt.callback_last_begun_at + _exchange_grace() > now)
+
+
+@transaction.atomic
+def attempt_begin_callback(*, attempt_id: int, now: dt.datetime | None = None) -> Attempt | None:
+    """Committed before each send of the callback: the try's number and time. Whatever happens to this process
+    after it, the try counts as possibly delivered, and the sweeper takes the attempt over once the exchange
+    could no longer be under way. None when the merchant's answer is already recorded (nothing to send)."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    if attempt.callback_answer:
+        return None
+    begun = max(attempt.callback_tries_begun, attempt.callback_tries) + 1
+    changes = {"callback_tries_begun": begun, "callback_last_begun_at": now}
+    if attempt.deadline < now + _exchange_grace():
+        changes["deadline"] = now + _exchange_grace()
+    _save_attempt(attempt, now=now, **changes)
+    return attempt
 
 
 @transaction.atomic
@@ -483,42 +511,78 @@ def attempt_record_callback(*, attempt_id: int, answer: str, schedule_retry: boo
                             now: dt.datetime | None = None) -> Attempt:
     """One try of the callback and what came of it; the first answer wins.
 
-    The merchant's answer (POSTAUTH, APPROVED, FAILURE) decides the settlement and the session's end.
-    NOT_DELIVERED on the first try (nothing reached the merchant, which cannot have recorded anything): as
-    UNREACHABLE, the authorization is voided. AMBIGUOUS, or NOT_DELIVERED after an ambiguous try (the merchant
-    may have recorded the payment and lost only its answer): the authorization stands, the try is counted and,
-    with ``schedule_retry``, the task worker tries again after callback_retry_delay; once CALLBACK_MAX_TRIES
-    tries are spent, UNREACHABLE, voided, and an ERROR for reconciliation with the merchant. An attempt not
-    authorized waits on no answer: a try without one is recorded as UNREACHABLE at once."""
+    The merchant's answer (POSTAUTH, APPROVED, FAILURE) decides the settlement and the session's end, even on
+    an attempt kept for reconciliation. The decision reads the tries begun (``attempt_begin_callback``), not
+    the tries recorded: a try begun and never recorded (the process died) may have been delivered.
+    NOT_DELIVERED when this try is the only one ever begun (nothing can have reached the merchant, which
+    cannot have recorded anything): as UNREACHABLE, the authorization is voided. AMBIGUOUS, or NOT_DELIVERED
+    after any other try: the authorization stands, the try is counted and, with ``schedule_retry``, the task
+    worker tries again after callback_retry_delay; once CALLBACK_MAX_TRIES tries are begun without an answer,
+    the attempt is kept apart for reconciliation (``unresolved_at``, ERROR logged once), its authorization held
+    until AUTHORIZATION_HOLD after it was granted (``attempt_hold_expired``). An attempt not authorized waits
+    on no answer: a try without one is recorded as UNREACHABLE at once."""
     now = now or timezone.now()
     attempt = _lock_attempt(attempt_id)
     if attempt.callback_answer:
         return attempt
     tries = attempt.callback_tries + 1
+    begun = max(attempt.callback_tries_begun, tries)
     if answer not in MERCHANT_ANSWERS:
-        first_not_delivered = answer == protocol.NOT_DELIVERED and attempt.callback_tries == 0
-        if attempt.state == AttemptState.AUTHORIZED and not first_not_delivered:
-            if tries < CALLBACK_MAX_TRIES:
-                logger.warning("gateway: callback of %s without a usable answer (%s, try %s of %s)",
-                               attempt.trans_id, answer, tries, CALLBACK_MAX_TRIES)
-                changes = {"callback_tries": tries}
-                cause = f"rappel n° {tries} sans réponse claire du marchand ({answer})"
-                if schedule_retry:
-                    delay = callback_retry_delay(tries)
-                    changes["deadline"] = now + delay
-                    cause += f" : nouvel essai dans {int(delay.total_seconds())} s"
-                _note(attempt, cause, now=now, **changes)
-                return attempt
-            logger.error("gateway: callback of %s unanswered after %s tries: the authorization is voided; "
-                         "reconcile with merchant %s, which may have recorded order %s as paid", attempt.trans_id,
-                         tries, attempt.session.merchant.client_id, attempt.session.oid)
+        only_try = answer == protocol.NOT_DELIVERED and begun == 1
+        if attempt.state == AttemptState.AUTHORIZED and not only_try:
+            _callback_unanswered(attempt, answer, tries=tries, begun=begun, schedule_retry=schedule_retry, now=now)
+            return attempt
         answer = CallbackAnswer.UNREACHABLE
+    return _settle_on_answer(attempt, answer, tries=tries, now=now)
+
+
+def _callback_unanswered(attempt: Attempt, answer: str, *, tries: int, begun: int, schedule_retry: bool,
+                         now: dt.datetime) -> None:
+    """A try without a usable answer on an authorization that stands: counted, tried again later, or, the
+    tries spent, kept apart for reconciliation. The caller holds the attempt's lock."""
+    changes: dict = {"callback_tries": tries, "callback_tries_begun": begun}
+    if attempt.unresolved_at is not None:
+        _note(attempt, f"rappel n° {begun} (à rapprocher) sans réponse claire du marchand ({answer})", now=now,
+              **changes)
+        return
+    if begun < CALLBACK_MAX_TRIES:
+        logger.warning("gateway: callback of %s without a usable answer (%s, try %s of %s)",
+                       attempt.trans_id, answer, begun, CALLBACK_MAX_TRIES)
+        cause = f"rappel n° {begun} sans réponse claire du marchand ({answer})"
+        if schedule_retry:
+            delay = callback_retry_delay(begun)
+            changes["deadline"] = now + delay
+            cause += f" : nouvel essai dans {int(delay.total_seconds())} s"
+        _note(attempt, cause, now=now, **changes)
+        return
+    attempt.unresolved_at = now
+    hold_ends = unresolved_hold_end(attempt)
+    logger.error("gateway: callback of %s unanswered after %s tries: kept for reconciliation with merchant %s, "
+                 "which may have recorded order %s as paid; the authorization is held until %s", attempt.trans_id,
+                 begun, attempt.session.merchant.client_id, attempt.session.oid, hold_ends.isoformat())
+    _note(attempt, f"rappel n° {begun} sans réponse claire du marchand ({answer}) : essais épuisés, à rapprocher "
+                   f"avec le marchand ; autorisation conservée jusqu'au {hold_ends:%Y-%m-%d %H:%M} UTC", now=now,
+          unresolved_at=now, deadline=hold_ends, **changes)
+
+
+def unresolved_hold_end(attempt: Attempt) -> dt.datetime:
+    """When an attempt kept for reconciliation stops being held: AUTHORIZATION_HOLD after its authorization, as
+    an authorization the merchant kept (and never before the sweeper can make a last try)."""
+    return max((attempt.authorized_at or attempt.unresolved_at) + AUTHORIZATION_HOLD,
+               attempt.unresolved_at + SETTLE_SAFETY)
+
+
+def _settle_on_answer(attempt: Attempt, answer: str, *, tries: int, now: dt.datetime, cause: str = "") -> Attempt:
+    """Record the callback's answer and move the attempt and its session as it says. The caller holds the
+    attempt's lock."""
     # The answer ends the session too: its row is locked here, after the attempt's (``_lock_attempt`` only read
     # it along, unlocked), and this fresh copy is the one that moves.
     session = PaymentSession.objects.select_for_update().get(pk=attempt.session_id)
     attempt.callback_answer, attempt.callback_at, attempt.callback_tries = answer, now, tries
-    attempt.save(update_fields=["callback_answer", "callback_at", "callback_tries"])
-    cause = f"réponse du marchand : {answer}"
+    attempt.callback_tries_begun = max(attempt.callback_tries_begun, tries)
+    attempt.save(update_fields=["callback_answer", "callback_at", "callback_tries", "callback_tries_begun"])
+    if not cause:
+        cause = f"réponse du marchand : {answer}" + (" (rapprochée)" if attempt.unresolved_at is not None else "")
     succeeded = False
     if attempt.state == AttemptState.AUTHORIZED:
         capture = answer == CallbackAnswer.POSTAUTH or (answer == CallbackAnswer.APPROVED
@@ -544,12 +608,23 @@ def attempt_record_callback(*, attempt_id: int, answer: str, schedule_retry: boo
 
 @transaction.atomic
 def attempt_hold_expired(*, attempt_id: int, now: dt.datetime | None = None) -> Attempt:
-    """An authorization kept without capture past its hold is reversed (every approval ends settled)."""
+    """An authorization kept without capture past its hold is reversed (every approval ends settled): one the
+    merchant kept (APPROVED), or one kept for reconciliation that no answer settled within the hold (the
+    caller tried the callback a last time first). That void is logged at ERROR: a merchant that recorded the
+    payment must reopen it (its reconciliation reads VOIDED in the order status)."""
     now = now or timezone.now()
     attempt = _lock_attempt(attempt_id)
-    if attempt.state == AttemptState.AUTHORIZED and attempt.callback_answer and attempt.deadline <= now:
+    if attempt.state != AttemptState.AUTHORIZED:
+        return attempt
+    if attempt.callback_answer and attempt.deadline <= now:
         _move_attempt(attempt, AttemptState.VOIDING, "autorisation non remise dans le délai : annulation",
                       now=now, deadline=now + SETTLE_SAFETY)
+    elif callback_unresolved(attempt) and unresolved_hold_end(attempt) <= now:
+        logger.error("gateway: %s still unanswered at the end of its hold: the authorization is voided; merchant "
+                     "%s must reopen order %s if it recorded it as paid", attempt.trans_id,
+                     attempt.session.merchant.client_id, attempt.session.oid)
+        _settle_on_answer(attempt, CallbackAnswer.UNREACHABLE, tries=attempt.callback_tries, now=now,
+                          cause="fin de la réservation sans réponse du marchand : annulation, à rapprocher")
     return attempt
 
 

@@ -1,7 +1,9 @@
 """The gateway's pages and endpoints: the merchant protocol (``/fim/est3Dgate``), the hosted payment page,
 and the 3DS Server's endpoints (RReq from the ACS, the browser's return from the challenge)."""
 
+import logging
 import secrets
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -12,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from tasdid.core import threeds
 from tasdid.core.http import allow_form_action, autosubmit, no_store, see_other, signed_json
@@ -21,6 +23,8 @@ from tasdid.core.signing import ver3_verify
 from . import flow, protocol, selectors, services, threeds_server
 from .forms import CardForm
 from .models import AttemptState, PaymentSession, SessionState
+
+logger = logging.getLogger(__name__)
 
 # The random key, in the gateway's own browser session, that binds payment sessions to this browser.
 BROWSER_KEY = "tasdid_gateway_browser"
@@ -66,6 +70,35 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
         return _status_page(request, session, status=409, offer_return=False)
     request.session[BROWSER_KEY] = key
     return see_other(reverse("gateway_pay", args=[session.token]))
+
+
+@csrf_exempt  # server to server: the query is verified by its ver3 HASH (the merchant's store key)
+@never_cache
+@require_POST
+def order_status(request: HttpRequest) -> HttpResponse:
+    """A merchant asks for an order's status (``action=status``), or for its callback once more
+    (``action=redeliver``); the answer is form-encoded and signed like a callback (docs/gateway.md). An unknown
+    client or a wrong HASH is refused (403) before anything is read or moved."""
+    _french()
+    try:
+        fields = protocol.collect_fields(request.POST.lists())
+    except protocol.RequestError as exc:
+        return _plain(exc.message, status=400)
+    client_id = protocol.field(fields, "clientid")
+    merchant = selectors.merchant_active(client_id) if client_id else None
+    if merchant is None or not ver3_verify(fields, merchant.store_key, hash_field="HASH"):
+        logger.warning("gateway: order status query refused (client %r unknown or HASH wrong)", client_id[:32])
+        return _plain(_("Demande refusée : marchand inconnu ou signature « HASH » invalide."), status=403)
+    try:
+        query = protocol.parse_status_query(fields)
+    except protocol.RequestError as exc:
+        return _plain(exc.message, status=400)
+    answer = flow.order_status(merchant=merchant, query=query)
+    return HttpResponse(urlencode(answer), content_type="application/x-www-form-urlencoded; charset=utf-8")
+
+
+def _plain(message: str, *, status: int) -> HttpResponse:
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
 # --- the hosted payment page -------------------------------------------------------------------------
