@@ -504,3 +504,51 @@ def test_an_empty_customers_list_imports_nothing(tmp_path):
     summary = import_bills(source=write(tmp_path / "bills.json", document()))
     assert (summary.customers.created, summary.invoices.created) == (0, 0)
     assert counts() == (0, 0, 0, 0, 0)
+
+
+# --- nothing but format, version and customers, wherever a member stands --------------------------------------
+
+
+def _with_tail(doc: dict, tail: str) -> str:
+    """``doc`` as JSON text with ``tail`` written after its customers list, before the closing brace."""
+    text = json.dumps(doc, indent=1)
+    assert text.endswith("]\n}")
+    return text[:-2] + tail + "\n}"
+
+
+ALLOWED = "(champs permis : customers, format, version)"
+
+
+@pytest.mark.parametrize(("tail", "message"), [
+    (', "source": "SI"', f"source: champ inconnu {ALLOWED}"),
+    (', "notes": {"a": [1, "]", {"b": "}"}]}', f"notes: champ inconnu {ALLOWED}"),
+    (',\n  "rows": [[]] , "x": 1', f"rows: champ inconnu {ALLOWED}"),
+    (', "customers": []', "customers: champ présent deux fois dans le même objet"),
+    (', "version": 1', "version: champ attendu avant « customers »"),
+])
+def test_a_member_after_the_customers_is_refused_and_nothing_imported(tmp_path, tail, message):
+    doc = document(guide_customer(), mobile_customer())
+    doc["customers"][1]["name"] = 'M. "Youssef" ] Benali }'  # brackets and quotes inside the last customer
+    assert refused(tmp_path, _with_tail(doc, tail)) == [message]
+    assert counts() == (0, 0, 0, 0, 0)
+
+
+def test_a_member_after_an_empty_customers_list_is_refused(tmp_path):
+    assert refused(tmp_path, _with_tail(document(), ', "source": "SI"')) == [f"source: champ inconnu {ALLOWED}"]
+
+
+def test_after_many_customers_a_member_at_the_end_is_still_seen(tmp_path):
+    """The customers list spans many of the reader's chunks: the member after it is found all the same."""
+    customers = []
+    for n in range(4000):
+        customer = mobile_customer()
+        customer["client_number"] = str(300000000 + n)
+        customer["lines"][0]["number"] = f"06{n:08d}"
+        customer["bills"] = []
+        customers.append(customer)
+    text = _with_tail(document(*customers), ', "extra": true')
+    assert len(text.encode()) > 2 * 256 * 1024
+    assert refused(tmp_path, text) == [f"extra: champ inconnu {ALLOWED}"]
+    assert counts() == (0, 0, 0, 0, 0)
+    import_bills(source=write(tmp_path / "good.json", document(*customers)))
+    assert Customer.objects.count() == 4000

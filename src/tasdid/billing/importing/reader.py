@@ -5,6 +5,7 @@ A syntax error is located to its line and column by parsing again up to it (only
 """
 
 import io
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import BinaryIO
 import ijson
 from django.utils.translation import gettext as _
 
-from .records import DUPLICATE_MEMBER
+from .records import DUPLICATE_MEMBER, TOP_FIELDS
 
 CHUNK = 256 * 1024
 _UTF8_CONTINUATION = bytes(range(0x80, 0xC0))
@@ -144,6 +145,8 @@ class BillsFile:
                     if name == "customers":
                         if event != "start_array":
                             raise FileProblem(_("customers : liste attendue"))
+                        if next(events)[1] == "end_array":  # no customer: the members after it are read here
+                            self._members_after_customers(events, header)
                         return dict(header)
                     if event in ("start_map", "start_array"):
                         header[name] = {} if event == "start_map" else []
@@ -153,6 +156,18 @@ class BillsFile:
             except (ijson.JSONError, UnicodeDecodeError) as exc:
                 raise self._syntax_problem(exc, stream.chunk_start) from None
         raise FileProblem(_("customers : champ obligatoire manquant (la liste des clients)"))
+
+    def _members_after_customers(self, events, header: dict) -> None:
+        for prefix, event, value in events:
+            if prefix == "" and event == "map_key":
+                header[value] = {}
+                self._skip_value(events)
+
+    @classmethod
+    def _skip_value(cls, events) -> None:
+        _prefix, event, _value = next(events)
+        if event in ("start_map", "start_array"):
+            cls._skip(events, event)
 
     @staticmethod
     def _skip(events, opened: str) -> None:
@@ -167,12 +182,47 @@ class BillsFile:
 
     def customers(self, progress: Callable[[int], None] | None = None) -> Iterator[object]:
         """Each element of ``customers``, one at a time; FileProblem on a syntax error anywhere in the file."""
+        last_chunk = None
         with self._open() as raw:
             stream = _Counted(raw, progress)
             try:
-                yield from ijson.items(stream, "customers.item", map_type=_Members, buf_size=CHUNK)
+                for item in ijson.items(stream, "customers.item", map_type=_Members, buf_size=CHUNK):
+                    last_chunk = stream.chunk_start
+                    yield item
             except (ijson.JSONError, UnicodeDecodeError) as exc:
                 raise self._syntax_problem(exc, stream.chunk_start) from None
+        if last_chunk is not None:  # without a customer, header() saw the members after the list
+            self._refuse_members_after(self._names_after_customers(max(0, last_chunk - CHUNK)))
+
+    @staticmethod
+    def _refuse_members_after(names: list[str]) -> None:
+        """The format allows nothing after ``customers`` (docs/import-format.md), wherever it stands."""
+        for name in names:
+            if name == "customers":
+                raise FileProblem(_("customers: champ présent deux fois dans le même objet"))
+            if name in TOP_FIELDS:
+                raise FileProblem(_("%(name)s: champ attendu avant « customers »") % {"name": name})
+            raise FileProblem(_("%(name)s: champ inconnu (champs permis : %(fields)s)") % {
+                "name": name, "fields": ", ".join(sorted(TOP_FIELDS))})
+
+    def _names_after_customers(self, start: int) -> list[str]:
+        """The names of the top-level members after the ``customers`` list, read from ``start`` (a point before
+        the list's last element ends) to the end of the file, which ijson has already found well formed.
+
+        Parsing the whole file's events in Python to see them would cost as much as the import itself; here
+        only the tail is read: the list's closing bracket is the first « ] » after which the text is
+        ``(, "name": value)* }`` and nothing else, and those names are the members after it."""
+        with self._open() as raw:
+            raw.seek(start)
+            text = raw.read().decode("utf-8", errors="surrogateescape")
+        decoder = json.JSONDecoder()
+        at = text.find("]")
+        while at >= 0:
+            names = _members_from(decoder, text, at + 1)
+            if names is not None:
+                return names
+            at = text.find("]", at + 1)
+        return []
 
     def _syntax_problem(self, exc: Exception, chunk_start: int) -> FileProblem:
         offset, line, column = self.locate(chunk_start)
@@ -204,3 +254,37 @@ class BillsFile:
                     chunk = chunk[newline + 1:]
                 column += len(chunk.translate(None, _UTF8_CONTINUATION))
         return offset, line, column
+
+
+_SPACE = " \t\n\r"
+
+
+def _members_from(decoder: json.JSONDecoder, text: str, at: int) -> list[str] | None:
+    """If ``text[at:]`` is the end of a JSON object after one of its members — ``(, "name": value)* }`` then
+    only white space — the names; else None."""
+    names: list[str] = []
+    try:
+        while True:
+            while text[at] in _SPACE:
+                at += 1
+            if text[at] == "}":
+                return names if not text[at + 1:].strip(_SPACE) else None
+            if text[at] != ",":
+                return None
+            at += 1
+            while text[at] in _SPACE:
+                at += 1
+            name, at = decoder.raw_decode(text, at)
+            if not isinstance(name, str):
+                return None
+            while text[at] in _SPACE:
+                at += 1
+            if text[at] != ":":
+                return None
+            at += 1
+            while text[at] in _SPACE:
+                at += 1
+            _value, at = decoder.raw_decode(text, at)
+            names.append(name)
+    except (IndexError, ValueError):
+        return None
