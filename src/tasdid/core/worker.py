@@ -80,7 +80,10 @@ def retry_delay(claims: int) -> timedelta:
 
 
 def _drop_connection() -> None:
-    """Forget this thread's connection after an error: the next query opens a fresh one."""
+    """Forget this thread's connection after an error: the next query opens a fresh one (not inside a
+    transaction that a caller holds open, as a test does)."""
+    if connection.in_atomic_block:
+        return
     try:
         connection.close()
     except Exception:  # a connection already broken may fail to close; it is gone either way
@@ -88,12 +91,13 @@ def _drop_connection() -> None:
 
 
 @transaction.atomic
-def recover_abandoned_tasks(*, lease: timedelta, now=None) -> list[str]:
+def recover_abandoned_tasks(*, lease: timedelta, now=None, by: str = "") -> list[str]:
     """Put back READY every task left RUNNING by a worker whose lease has expired (see the module's docstring);
-    return the ids of the tasks recovered or, after ``MAX_CLAIMS`` claims, failed. Idempotent."""
+    return the ids of the tasks recovered or, after ``MAX_CLAIMS`` claims, failed. Idempotent. The worker ``by``
+    that runs the pass is alive whatever its lease says (its heartbeat may lag behind a busy database)."""
     now = now or timezone.now()
     cutoff = now - lease
-    alive = set(WorkerLease.objects.filter(beat_at__gte=cutoff).values_list("worker_id", flat=True))
+    alive = {by, *WorkerLease.objects.filter(beat_at__gte=cutoff).values_list("worker_id", flat=True)}
     handled = []
     for task in DBTaskResult.objects.running().filter(started_at__lt=cutoff).only("id", "worker_ids", "started_at"):
         worker = task.worker_ids[-1] if task.worker_ids else None
@@ -114,7 +118,7 @@ def recover_abandoned_tasks(*, lease: timedelta, now=None) -> list[str]:
                 logger.warning("task %s taken again: its worker %s stopped renewing its lease", task.pk, worker)
         if changed:
             handled.append(str(task.pk))
-    WorkerLease.objects.filter(beat_at__lt=cutoff).delete()
+    WorkerLease.objects.filter(beat_at__lt=cutoff).exclude(worker_id=by).delete()
     return handled
 
 
@@ -221,7 +225,7 @@ class Worker(db_worker.Worker):
                 close_old_connections()
                 try:
                     if time.monotonic() >= next_recovery:
-                        recover_abandoned_tasks(lease=timedelta(seconds=self.lease))
+                        recover_abandoned_tasks(lease=timedelta(seconds=self.lease), by=self.worker_id)
                         next_recovery = time.monotonic() + self.lease / 2
                     task_result = self._claim_next()
                 except TRANSIENT_DB_ERRORS as exc:
