@@ -21,6 +21,7 @@ from tasdid.messaging.services import (
     email_send,
     mailbox_store,
     message_id_header,
+    outbox_sweep,
     sms_deliver,
     sms_send,
 )
@@ -228,3 +229,24 @@ def test_staff_never_see_an_sms_code_and_cannot_resend_a_redacted_one(staff, mon
     assert Sms.objects.get(pk=queued.pk).status == "failed"
     assert (Sms.objects.get(pk=plain.pk).status, Sms.objects.get(pk=plain.pk).resends) == ("queued", 1)
     assert [t.args_kwargs["kwargs"] for t in _tasks("deliver_sms")] == [{"sms_id": plain.pk}]
+
+
+@pytest.mark.django_db
+def test_the_sweep_marks_failed_the_messages_no_task_will_deliver_and_nothing_else():
+    waiting = email_send(to="a@example.ma", subject="Reçu R-1", body_text="Merci.")
+    lost = email_send(to="b@example.ma", subject="Reçu R-2", body_text="Merci.")
+    DBTaskResult.objects.filter(args_kwargs__kwargs__email_id=lost.pk).update(
+        status="FAILED", exception_class_path="tasdid.core.worker.WorkerLost")
+    Email.objects.filter(pk=lost.pk).update(status="sending", attempts=5)
+    sms = sms_send(sender="1111", to="+212661000001", text=TEXT, secrets=["482193"])
+    DBTaskResult.objects.filter(args_kwargs__kwargs__sms_id=sms.pk).delete()  # pruned
+
+    assert outbox_sweep() == 2
+
+    assert Email.objects.get(pk=waiting.pk).status == "queued"
+    lost.refresh_from_db()
+    sms.refresh_from_db()
+    assert (lost.status, lost.last_error) == ("failed", "delivery task lost (failed or removed): resend it from "
+                                                        "the admin")
+    assert (sms.status, sms.secrets) == ("failed", []) and "482193" not in sms.text
+    assert outbox_sweep() == 0

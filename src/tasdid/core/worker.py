@@ -14,6 +14,8 @@ or in its bookkeeping stops the worker. This module adds, without touching the l
   claim). After ``MAX_CLAIMS`` claims the task is marked FAILED instead (a task that kills its worker every
   time must not kill every worker in turn). Each update is conditional on the claim it recovers
   (``started_at``), so two workers recovering at once, or a worker finishing late, change nothing twice.
+  The same pass runs the sweeps named in ``settings.TASK_WORKER_SWEEPS`` (the outbox's: a message whose
+  delivery task failed or vanished is marked failed, for staff to see and resend).
 - **Conditional bookkeeping**: a worker records a task's outcome only while the row still holds its own claim;
   a worker that lost its lease (a stall longer than the lease) and finishes late changes nothing.
 - **Patience**: a transient database error (``OperationalError``, ``InterfaceError``) while polling,
@@ -36,10 +38,12 @@ import traceback
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
+from django.utils.module_loading import import_string
 from django_tasks_db.compat import TaskContext, TaskResultStatus, task_finished, task_started
 from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
@@ -120,6 +124,18 @@ def recover_abandoned_tasks(*, lease: timedelta, now=None, by: str = "") -> list
             handled.append(str(task.pk))
     WorkerLease.objects.filter(beat_at__lt=cutoff).exclude(worker_id=by).delete()
     return handled
+
+
+def run_sweeps() -> None:
+    """The sweeps named in ``settings.TASK_WORKER_SWEEPS`` (dotted paths: core imports no app). A sweep that
+    fails for another reason than a transient database error is logged and skipped, never fatal."""
+    for path in getattr(settings, "TASK_WORKER_SWEEPS", ()):
+        try:
+            import_string(path)()
+        except TRANSIENT_DB_ERRORS:
+            raise
+        except Exception:
+            logger.exception("sweep %s failed", path)
 
 
 class Heartbeat:
@@ -226,6 +242,7 @@ class Worker(db_worker.Worker):
                 try:
                     if time.monotonic() >= next_recovery:
                         recover_abandoned_tasks(lease=timedelta(seconds=self.lease), by=self.worker_id)
+                        run_sweeps()
                         next_recovery = time.monotonic() + self.lease / 2
                     task_result = self._claim_next()
                 except TRANSIENT_DB_ERRORS as exc:

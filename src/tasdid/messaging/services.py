@@ -14,6 +14,8 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
+from django_tasks_db.compat import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from tasdid.core.phones import normalize_address
 
@@ -268,6 +270,47 @@ def email_resend(*, email_id: int) -> bool:
     deliver_email.enqueue(email_id=email.pk)
     logger.info("email %s queued again by staff (resend %s)", email.pk, email.resends)
     return True
+
+
+def _pending_deliveries(task_name: str, key: str) -> set[int]:
+    """Ids of the messages that a task will still deliver (READY, or RUNNING under a worker)."""
+    tasks = DBTaskResult.objects.filter(task_path=f"tasdid.messaging.tasks.{task_name}",
+                                        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING])
+    return {kwargs.get(key) for kwargs in (t["kwargs"] for t in tasks.values_list("args_kwargs", flat=True))}
+
+
+def outbox_sweep(*, limit: int = 500) -> int:
+    """Mark failed each SMS or email that no task will deliver any more (its task failed, e.g. its workers died
+    under it again and again, or was pruned), so that it shows in the admin and staff can resend it. Run by
+    every worker's recovery pass (settings.TASK_WORKER_SWEEPS). Returns how many it marked; idempotent."""
+    marked = 0
+    error = "delivery task lost (failed or removed): resend it from the admin"
+    waiting_emails = list(Email.objects.filter(status__in=[Email.Status.QUEUED, Email.Status.SENDING])
+                          .values_list("pk", flat=True)[:limit])
+    if waiting_emails:
+        pending = _pending_deliveries("deliver_email", "email_id")
+        for pk in set(waiting_emails) - pending:
+            with transaction.atomic():
+                if pk in _pending_deliveries("deliver_email", "email_id"):
+                    continue
+                marked += Email.objects.filter(pk=pk, status__in=[Email.Status.QUEUED, Email.Status.SENDING]).update(
+                    status=Email.Status.FAILED, next_try_at=None, last_error=error)
+                logger.error("email %s: %s", pk, error)
+    waiting_sms = list(Sms.objects.filter(direction=Sms.Direction.OUTBOUND,
+                                          status__in=[Sms.Status.QUEUED, Sms.Status.SENDING])
+                       .values_list("pk", flat=True)[:limit])
+    if waiting_sms:
+        pending = _pending_deliveries("deliver_sms", "sms_id")
+        for pk in set(waiting_sms) - pending:
+            with transaction.atomic():
+                sms = Sms.objects.select_for_update().filter(
+                    pk=pk, status__in=[Sms.Status.QUEUED, Sms.Status.SENDING]).first()
+                if sms is None or pk in _pending_deliveries("deliver_sms", "sms_id"):
+                    continue
+                _finish(sms, status=Sms.Status.FAILED, at=timezone.now(), error=error)
+                marked += 1
+                logger.error("SMS %s: %s", pk, error)
+    return marked
 
 
 def mailbox_store(*, mail_from: str, rcpt_to: Sequence[str], raw: bytes) -> MailboxMessage:
