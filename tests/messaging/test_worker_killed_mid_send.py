@@ -81,14 +81,15 @@ def test_a_worker_killed_mid_send_leaves_no_email_behind_and_none_twice(stalling
         exit_code = second.stop()
     task.refresh_from_db()
     email.refresh_from_db()
-    assert (email.status, email.attempts, email.last_error) == ("sent", 2, "")
-    assert len(task.worker_ids) == 2 and task.worker_ids[0] == dead_worker
+    log = f"first worker:\n{first.output()}\nsecond worker:\n{second.output()}"
+    assert (email.status, email.attempts, email.last_error) == ("sent", 2, ""), log
+    assert len(task.worker_ids) == 2 and task.worker_ids[0] == dead_worker, log
     # The resend carried the same Message-ID; the sink accepted it and kept one copy.
     [received] = MailboxMessage.objects.all()
     assert received.message_id == message_id_header(email)
     assert received.subject == "Votre reçu de paiement R-7"
-    assert f"task {task.pk} taken again" in second.output()
-    assert not WorkerLease.objects.filter(worker_id=dead_worker).exists()
+    assert f"task {task.pk} taken again" in second.output(), log
+    assert not WorkerLease.objects.filter(worker_id=dead_worker).exists(), log
     # Ctrl-C stops the second worker cleanly and its lease goes with it.
-    assert exit_code == 0, second.output()
-    assert not WorkerLease.objects.exists()
+    assert exit_code == 0, log
+    assert not WorkerLease.objects.exists(), log

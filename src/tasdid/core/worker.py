@@ -148,13 +148,15 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{worker_id}", daemon=True)
 
     def beat(self) -> None:
-        # update_or_create: a lease deleted by another worker's recovery pass (after a stall) comes back.
-        WorkerLease.objects.update_or_create(
-            worker_id=self.worker_id,
-            defaults={"beat_at": timezone.now()},
-            create_defaults={"host": socket.gethostname()[:255], "pid": os.getpid(), "started_at": self.started_at,
-                             "beat_at": timezone.now()},
-        )
+        now = timezone.now()
+        with transaction.atomic():
+            # Checked inside the transaction: a beat that starts after ``release`` must not bring the lease back.
+            if self._stop.is_set():
+                return
+            if not WorkerLease.objects.filter(worker_id=self.worker_id).update(beat_at=now):
+                # A lease deleted by another worker's recovery pass (after a stall) comes back.
+                WorkerLease.objects.create(worker_id=self.worker_id, host=socket.gethostname()[:255],
+                                           pid=os.getpid(), started_at=self.started_at, beat_at=now)
 
     def start(self) -> None:
         self._thread.start()
