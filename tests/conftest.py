@@ -46,15 +46,13 @@ def smtp_sink(_smtp_controller, transactional_db, settings):
 
 @pytest.fixture
 def task_worker(transactional_db):
-    """django-tasks-db's worker loop in a background thread, as ``tasdid worker`` runs it in the demo."""
+    """The worker loop of ``tasdid worker`` (tasdid.core.worker) in a background thread, as the demo runs it."""
     import threading
 
-    from django_tasks_db.management.commands.db_worker import Worker
+    from tasdid.core.worker import Worker
 
-    worker = Worker(
-        queue_names=["*"], interval=0.05, batch=False, backend_name="default", startup_delay=False,
-        max_tasks=None, worker_id="test-thread-worker", excluded_queue_names=[],
-    )
+    worker = Worker(queue_names=["*"], interval=0.05, batch=False, backend_name="default", startup_delay=False,
+                    worker_id="test-thread-worker")
     def run() -> None:
         from django.db import connections
 

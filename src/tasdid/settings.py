@@ -274,6 +274,8 @@ TASKS = {
         "BACKEND": env("TASDID_TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
     }
 }
+# Run by every task worker with its recovery pass (tasdid.core.worker): each finds what a crash left behind.
+TASK_WORKER_SWEEPS = ["tasdid.messaging.services.outbox_sweep"]
 
 # Email: real SMTP. The demo starts a local SMTP sink on port 8025.
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

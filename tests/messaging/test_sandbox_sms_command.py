@@ -5,16 +5,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 
 from tasdid.cli import main
 from tasdid.messaging.models import HandsetMessage, Sms
 from tasdid.messaging.services import sms_send
 from tests import factories
 from tests.support.sms import code_in
+from tests.support.tasks import database_url
 
 TASDID = Path(sys.executable).with_name("tasdid")
 
@@ -84,18 +83,9 @@ def test_outside_sandbox_mode_it_refuses(transactional_db, capsys, settings):
     assert err == "CommandError: the sandbox phone exists only in sandbox mode (TASDID_SANDBOX=1)\n"
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = quote(db["USER"] or "", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
-    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def _tasdid(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tasdid.settings", "TASDID_SANDBOX": "1",
-           "DATABASE_URL": _database_url(), "TASDID_VAR_DIR": str(tmp_path)}
+           "DATABASE_URL": database_url(), "TASDID_VAR_DIR": str(tmp_path)}
     return subprocess.run([str(TASDID), "sandbox", "sms", *args], capture_output=True, text=True, env=env,
                           timeout=120, check=False)
 

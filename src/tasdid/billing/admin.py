@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnlyAdmin, ReadOnlyInline
 from tasdid.core.phones import PhoneError, parse_number
+from tasdid.messaging.admin import register_outbox
 
 from .models import (
     Bill,
@@ -233,3 +234,7 @@ class FidelioCodeAdmin(ReadOnlyAdmin):
     list_display = ("line", "created_at", "expires_at", "used_at")
     list_select_related = ("line",)
     fields = ("line", "created_at", "expires_at", "used_at")  # never the digest
+
+
+# The outbox (receipts by email, codes by SMS): failures, retries and "Renvoyer" (tasdid.messaging.admin).
+register_outbox(biller_admin)

@@ -1,6 +1,8 @@
 """The SMS centre and the mail server as the parties see them: a durable outbox, inbound SMS, and, in sandbox
 mode, the handsets and the mailbox where the demo's messages arrive."""
 
+import uuid
+
 from django.db import models
 
 
@@ -14,6 +16,7 @@ class Sms(models.Model):
 
     class Status(models.TextChoices):
         QUEUED = "queued", "en attente"
+        SENDING = "sending", "en cours d'envoi"
         DELIVERED = "delivered", "délivré"
         FAILED = "failed", "échec"
         HANDLED = "handled", "traité"
@@ -24,8 +27,13 @@ class Sms(models.Model):
     text = models.TextField()
     secrets = models.JSONField(default=list, blank=True)  # substrings to redact when the SMS reaches a final state
     status = models.CharField(max_length=10, choices=Status.choices)
+    # The channel's deduplication key: every try of this SMS carries it, so a resend after a crash between
+    # the send and the "delivered" mark reaches the phone once.
+    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     attempts = models.PositiveSmallIntegerField(default=0)
+    resends = models.PositiveSmallIntegerField(default=0)  # staff's "Renvoyer" after a final failure
     last_error = models.CharField(max_length=255, blank=True, default="")
+    next_try_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(db_index=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
@@ -40,6 +48,7 @@ class Email(models.Model):
 
     class Status(models.TextChoices):
         QUEUED = "queued", "en attente"
+        SENDING = "sending", "en cours d'envoi"
         SENT = "sent", "envoyé"
         FAILED = "failed", "échec"
 
@@ -48,8 +57,13 @@ class Email(models.Model):
     body_text = models.TextField()
     body_html = models.TextField(blank=True, default="")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    # Its Message-ID header (<uuid@sender's domain>): every try sends the same one, so a resend after a crash
+    # between the send and the "sent" mark can be recognised by the receiving server (our SMTP sink drops it).
+    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     attempts = models.PositiveSmallIntegerField(default=0)
+    resends = models.PositiveSmallIntegerField(default=0)  # staff's "Renvoyer" after a final failure
     last_error = models.CharField(max_length=255, blank=True, default="")
+    next_try_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
@@ -65,6 +79,7 @@ class HandsetMessage(models.Model):
     text = models.TextField()
     received_at = models.DateTimeField()
     sms = models.OneToOneField(Sms, on_delete=models.CASCADE, related_name="handset_copy")
+    message_id = models.UUIDField(null=True, unique=True)  # the SMS centre's id: a second delivery is dropped
 
 
 class MailboxMessage(models.Model):
@@ -75,3 +90,10 @@ class MailboxMessage(models.Model):
     subject = models.CharField(max_length=255, blank=True, default="")
     raw = models.TextField()
     received_at = models.DateTimeField(db_index=True)
+    # The Message-ID header, "" when the message has none: a second message with the same id is accepted by
+    # SMTP (250) and not stored again, as a mail store deduplicates a client's resend.
+    message_id = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message_id"], condition=~models.Q(message_id=""),
+                                               name="mailbox_message_id_once")]

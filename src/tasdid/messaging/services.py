@@ -6,22 +6,27 @@ from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
+from django_tasks_db.compat import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from tasdid.core.phones import normalize_address
 
-from .models import Email, HandsetMessage, MailboxMessage, Sms
+from . import channels
+from .models import Email, MailboxMessage, Sms
 
 logger = logging.getLogger(__name__)
 
 REDACTED = "••••••"
 EMAIL_MAX_ATTEMPTS = 8
+SMS_MAX_ATTEMPTS = 8
 
 
 @sensitive_variables()  # the text and its secrets (codes); outermost, so that transaction.atomic's frame is hidden too
@@ -56,10 +61,12 @@ def _finish(sms: Sms, *, status: str, at: dt.datetime, error: str = "") -> None:
     """Move a locked SMS to a final state; its secrets leave the outbox with it, whatever the outcome."""
     sms.text, sms.secrets = redact(sms.text, sms.secrets), []
     sms.status = status
-    fields = ["attempts", "text", "secrets", "status"]
+    sms.next_try_at = None
+    fields = ["attempts", "text", "secrets", "status", "next_try_at"]
     if status == Sms.Status.DELIVERED:
         sms.delivered_at = at
-        fields.append("delivered_at")
+        sms.last_error = ""
+        fields += ["delivered_at", "last_error"]
     else:
         sms.last_error = error[:255]
         fields.append("last_error")
@@ -77,24 +84,82 @@ def _no_channel_error() -> str:
     return ""
 
 
+def retry_delay(attempts: int) -> dt.timedelta:
+    """How long a message waits after its ``attempts``-th failed try: 2, 4, 8 … seconds, at most 10 minutes."""
+    return dt.timedelta(seconds=min(2 ** attempts, 600))
+
+
+def _out_of_tries(message: Sms | Email, max_attempts: int) -> bool:
+    # Each "Renvoyer" by staff gives a failed message a fresh round of tries.
+    return message.attempts >= max_attempts * (message.resends + 1)
+
+
 @sensitive_variables()  # the SMS in clear, its codes included, until it is delivered
 def sms_deliver(*, sms_id: int) -> bool:
-    """Hand a queued SMS to the SMS channel; idempotent. Returns True when this call delivered it."""
+    """Hand a queued SMS to the SMS channel; idempotent. Returns True when this call delivered it.
+
+    Exactly once across a crash: "sending" is committed before the channel is called, "delivered" after it
+    answers; an SMS found "sending" (its worker died) is handed over again with the same message id, which the
+    channel deduplicates. A channel error leaves it queued for a retry (backoff), up to SMS_MAX_ATTEMPTS.
+    """
     with transaction.atomic():
-        sms = Sms.objects.select_for_update().filter(pk=sms_id, status=Sms.Status.QUEUED).first()
+        sms = Sms.objects.select_for_update().filter(
+            pk=sms_id, direction=Sms.Direction.OUTBOUND, status__in=[Sms.Status.QUEUED, Sms.Status.SENDING]).first()
         if sms is None:
             return False
-        now = timezone.now()
         sms.attempts += 1
         error = _no_channel_error()
         if error:
             logger.error("SMS %s not delivered: %s", sms.pk, error)
-            _finish(sms, status=Sms.Status.FAILED, at=now, error=error)
+            _finish(sms, status=Sms.Status.FAILED, at=timezone.now(), error=error)
             return False
-        # The sandbox channel: the phone itself receives it (the handset keeps the code, as a phone does).
-        HandsetMessage.objects.create(number=sms.recipient, sender=sms.sender, text=sms.text, received_at=now, sms=sms)
-        _finish(sms, status=Sms.Status.DELIVERED, at=now)
-        return True
+        sms.status = Sms.Status.SENDING
+        sms.save(update_fields=["attempts", "status"])
+    try:
+        channels.sandbox_send(sms=sms)
+    except (channels.SmsChannelError, OSError, DatabaseError) as exc:
+        _sms_try_failed(sms_id=sms.pk, error=f"{type(exc).__name__}: {exc}")
+        return False
+    with transaction.atomic():
+        sms = Sms.objects.select_for_update().filter(pk=sms_id, status=Sms.Status.SENDING).first()
+        if sms is None:  # another worker finished it meanwhile
+            return False
+        _finish(sms, status=Sms.Status.DELIVERED, at=timezone.now())
+    return True
+
+
+@transaction.atomic
+def _sms_try_failed(*, sms_id: int, error: str) -> None:
+    from .tasks import deliver_sms
+
+    sms = Sms.objects.select_for_update().filter(pk=sms_id, status=Sms.Status.SENDING).first()
+    if sms is None:
+        return
+    logger.warning("SMS %s not delivered (attempt %s): %s", sms.pk, sms.attempts, error)
+    if _out_of_tries(sms, SMS_MAX_ATTEMPTS):
+        _finish(sms, status=Sms.Status.FAILED, at=timezone.now(), error=error)
+        return
+    sms.status, sms.last_error = Sms.Status.QUEUED, error[:255]
+    sms.next_try_at = timezone.now() + retry_delay(sms.attempts)
+    sms.save(update_fields=["status", "last_error", "next_try_at"])
+    deliver_sms.using(run_after=sms.next_try_at).enqueue(sms_id=sms.pk)
+
+
+@transaction.atomic
+def sms_resend(*, sms_id: int) -> bool:
+    """Staff's "Renvoyer": queue a failed outbound SMS once more; idempotent (True when this call queued it).
+    An SMS whose code was redacted is not resent: its text no longer holds the code; the service sends a new one."""
+    from .tasks import deliver_sms
+
+    sms = Sms.objects.select_for_update().filter(
+        pk=sms_id, direction=Sms.Direction.OUTBOUND, status=Sms.Status.FAILED).first()
+    if sms is None or REDACTED in sms.text:
+        return False
+    sms.status, sms.resends, sms.next_try_at = Sms.Status.QUEUED, sms.resends + 1, timezone.now()
+    sms.save(update_fields=["status", "resends", "next_try_at"])
+    deliver_sms.enqueue(sms_id=sms.pk)
+    logger.info("SMS %s queued again by staff (resend %s)", sms.pk, sms.resends)
+    return True
 
 
 def _service_handlers() -> dict[str, Callable[..., None]]:
@@ -138,38 +203,135 @@ def email_send(*, to: str, subject: str, body_text: str, body_html: str = "") ->
     return email
 
 
-def email_deliver(*, email_id: int) -> dt.timedelta | None:
-    """Send a queued email by SMTP. Returns the delay before a retry when the server failed, else None."""
+def message_id_header(email: Email) -> str:
+    """The email's Message-ID: its outbox id at the sender's domain, the same on every try."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "tasdid.invalid"
+    return f"<{email.message_id}@{domain}>"
+
+
+def email_deliver(*, email_id: int) -> bool:
+    """Send a queued email by SMTP; idempotent. Returns True when this call sent it.
+
+    Exactly once across a crash, as far as the receiving server deduplicates by Message-ID (our SMTP sink does):
+    "sending" is committed before the SMTP transaction and "sent" right after it; an email found "sending" (its
+    worker died) is sent again with the same Message-ID. An SMTP failure leaves it queued for a retry (backoff),
+    up to EMAIL_MAX_ATTEMPTS, then failed (staff can resend it from the admin).
+    """
     with transaction.atomic():
-        email = Email.objects.select_for_update().filter(pk=email_id, status=Email.Status.QUEUED).first()
+        email = Email.objects.select_for_update().filter(
+            pk=email_id, status__in=[Email.Status.QUEUED, Email.Status.SENDING]).first()
         if email is None:
-            return None
+            return False
         email.attempts += 1
-        email.save(update_fields=["attempts"])
-    message = EmailMultiAlternatives(email.subject, email.body_text, settings.DEFAULT_FROM_EMAIL, [email.to])
+        email.status = Email.Status.SENDING
+        email.save(update_fields=["attempts", "status"])
+    message = EmailMultiAlternatives(email.subject, email.body_text, settings.DEFAULT_FROM_EMAIL, [email.to],
+                                     headers={"Message-ID": message_id_header(email)})
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")
     try:
         message.send(fail_silently=False)
     except OSError as exc:  # smtplib.SMTPException is an OSError
-        failed = email.attempts >= EMAIL_MAX_ATTEMPTS
-        Email.objects.filter(pk=email.pk).update(
-            last_error=f"{type(exc).__name__}: {exc}"[:255],
-            status=Email.Status.FAILED if failed else Email.Status.QUEUED,
-        )
-        logger.warning("email %s not sent (attempt %s): %s", email.pk, email.attempts, type(exc).__name__)
-        return None if failed else dt.timedelta(seconds=min(2 ** email.attempts, 600))
-    Email.objects.filter(pk=email.pk).update(status=Email.Status.SENT, sent_at=timezone.now(), last_error="")
-    return None
+        _email_try_failed(email_id=email.pk, error=f"{type(exc).__name__}: {exc}")
+        return False
+    sent = Email.objects.filter(pk=email.pk, status=Email.Status.SENDING).update(
+        status=Email.Status.SENT, sent_at=timezone.now(), last_error="", next_try_at=None)
+    return bool(sent)
+
+
+@transaction.atomic
+def _email_try_failed(*, email_id: int, error: str) -> None:
+    from .tasks import deliver_email
+
+    email = Email.objects.select_for_update().filter(pk=email_id, status=Email.Status.SENDING).first()
+    if email is None:
+        return
+    logger.warning("email %s not sent (attempt %s): %s", email.pk, email.attempts, error.partition(":")[0])
+    email.last_error = error[:255]
+    if _out_of_tries(email, EMAIL_MAX_ATTEMPTS):
+        email.status, email.next_try_at = Email.Status.FAILED, None
+    else:
+        email.status, email.next_try_at = Email.Status.QUEUED, timezone.now() + retry_delay(email.attempts)
+        # In the same transaction: the email is queued exactly when a task will come back for it.
+        deliver_email.using(run_after=email.next_try_at).enqueue(email_id=email.pk)
+    email.save(update_fields=["status", "last_error", "next_try_at"])
+
+
+@transaction.atomic
+def email_resend(*, email_id: int) -> bool:
+    """Staff's "Renvoyer": queue a failed email once more; idempotent (True when this call queued it)."""
+    from .tasks import deliver_email
+
+    email = Email.objects.select_for_update().filter(pk=email_id, status=Email.Status.FAILED).first()
+    if email is None:
+        return False
+    email.status, email.resends, email.next_try_at = Email.Status.QUEUED, email.resends + 1, timezone.now()
+    email.save(update_fields=["status", "resends", "next_try_at"])
+    deliver_email.enqueue(email_id=email.pk)
+    logger.info("email %s queued again by staff (resend %s)", email.pk, email.resends)
+    return True
+
+
+def _pending_deliveries(task_name: str, key: str) -> set[int]:
+    """Ids of the messages that a task will still deliver (READY, or RUNNING under a worker)."""
+    tasks = DBTaskResult.objects.filter(task_path=f"tasdid.messaging.tasks.{task_name}",
+                                        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING])
+    return {kwargs.get(key) for kwargs in (t["kwargs"] for t in tasks.values_list("args_kwargs", flat=True))}
+
+
+def outbox_sweep(*, limit: int = 500) -> int:
+    """Mark failed each SMS or email that no task will deliver any more (its task failed, e.g. its workers died
+    under it again and again, or was pruned), so that it shows in the admin and staff can resend it. Run by
+    every worker's recovery pass (settings.TASK_WORKER_SWEEPS). Returns how many it marked; idempotent."""
+    marked = 0
+    error = "delivery task lost (failed or removed): resend it from the admin"
+    waiting_emails = list(Email.objects.filter(status__in=[Email.Status.QUEUED, Email.Status.SENDING])
+                          .values_list("pk", flat=True)[:limit])
+    if waiting_emails:
+        pending = _pending_deliveries("deliver_email", "email_id")
+        for pk in set(waiting_emails) - pending:
+            with transaction.atomic():
+                if pk in _pending_deliveries("deliver_email", "email_id"):
+                    continue
+                marked += Email.objects.filter(pk=pk, status__in=[Email.Status.QUEUED, Email.Status.SENDING]).update(
+                    status=Email.Status.FAILED, next_try_at=None, last_error=error)
+                logger.error("email %s: %s", pk, error)
+    waiting_sms = list(Sms.objects.filter(direction=Sms.Direction.OUTBOUND,
+                                          status__in=[Sms.Status.QUEUED, Sms.Status.SENDING])
+                       .values_list("pk", flat=True)[:limit])
+    if waiting_sms:
+        pending = _pending_deliveries("deliver_sms", "sms_id")
+        for pk in set(waiting_sms) - pending:
+            with transaction.atomic():
+                sms = Sms.objects.select_for_update().filter(
+                    pk=pk, status__in=[Sms.Status.QUEUED, Sms.Status.SENDING]).first()
+                if sms is None or pk in _pending_deliveries("deliver_sms", "sms_id"):
+                    continue
+                _finish(sms, status=Sms.Status.FAILED, at=timezone.now(), error=error)
+                marked += 1
+                logger.error("SMS %s: %s", pk, error)
+    return marked
 
 
 def mailbox_store(*, mail_from: str, rcpt_to: Sequence[str], raw: bytes) -> MailboxMessage:
-    """Sandbox SMTP sink: keep a received message for the sandbox mailbox."""
+    """Sandbox SMTP sink: keep a received message for the sandbox mailbox, once per Message-ID (a client's
+    resend of a message it could not see accepted is the same message)."""
     parsed: EmailMessage = BytesParser(policy=default_policy).parsebytes(raw)
-    return MailboxMessage.objects.create(
-        mail_from=mail_from,
-        rcpt_to=",".join(rcpt_to),
-        subject=str(parsed.get("Subject", ""))[:255],
-        raw=raw.decode("utf-8", errors="replace"),
-        received_at=timezone.now(),
-    )
+    message_id = str(parsed.get("Message-ID", "")).strip()[:255]
+    fields = {
+        "mail_from": mail_from,
+        "rcpt_to": ",".join(rcpt_to),
+        "subject": str(parsed.get("Subject", ""))[:255],
+        "raw": raw.decode("utf-8", errors="replace"),
+        "received_at": timezone.now(),
+    }
+    if not message_id:
+        return MailboxMessage.objects.create(**fields)
+    try:
+        with transaction.atomic():
+            message, created = MailboxMessage.objects.get_or_create(message_id=message_id, defaults=fields)
+    except IntegrityError:  # the same message stored at the same instant by another connection
+        return MailboxMessage.objects.get(message_id=message_id)
+    if not created:
+        logger.info("mailbox: message %s received again, kept once", message_id)
+    return message

@@ -1,6 +1,8 @@
-"""Background delivery of the outbox (django-tasks, database backend)."""
+"""Background delivery of the outbox (django-tasks, database backend, run by ``tasdid worker``).
 
-from django.utils import timezone
+A task may run more than once (tasdid.core.worker takes again the tasks of a worker that died): the services
+it calls are idempotent and send each message once (its message id, "sending" then "sent" marks)."""
+
 from django_tasks import task
 
 from . import services
@@ -12,7 +14,5 @@ def deliver_sms(sms_id: int) -> bool:
 
 
 @task()
-def deliver_email(email_id: int) -> None:
-    retry_in = services.email_deliver(email_id=email_id)
-    if retry_in is not None:
-        deliver_email.using(run_after=timezone.now() + retry_in).enqueue(email_id=email_id)
+def deliver_email(email_id: int) -> bool:
+    return services.email_deliver(email_id=email_id)
