@@ -74,6 +74,14 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def has_command(name: str) -> bool:
+    """Whether this checkout has ``tasdid NAME`` (a management command of one of tasdid's apps), without starting
+    Django for it."""
+    import tasdid
+
+    return any(Path(tasdid.__file__).parent.glob(f"*/management/commands/{name.replace('-', '_')}.py"))
+
+
 # --- the database -------------------------------------------------------------------------------------------
 
 
@@ -283,7 +291,7 @@ class Campaign:
         customers = self.payments + 12 * self.kills + 20
         self.identifiers = write_bills(self.work_dir / "bills.json", customers, self.rng)
         self.tasdid("import-bills", "--no-progress", str(self.work_dir / "bills.json"))
-        self.has_reconcile = "reconcile" in self.tasdid("help", "--commands").stdout.split()
+        self.has_reconcile = has_command("reconcile")
         self.processes = Processes(self.env, self.work_dir, self.ports)
         self.say(f"prepared in {time.monotonic() - clock:.0f} s: {len(self.identifiers)} customers with an unpaid "
                  f"invoice; reconcile command: {'yes' if self.has_reconcile else 'no'}")
@@ -383,17 +391,23 @@ class Campaign:
             time.sleep(2)
         p.stop("worker")
         self.figures.recovery.append("worker stopped")
-        commands = [("gateway-sweep",), ("billing-sweep",), ("worker", "--batch")]
+        swept = self.recovery_command("gateway-sweep")
+        self.recovery_command("billing-sweep")
+        self.recovery_command("worker", "--batch")
         if self.has_reconcile:
-            commands.append(("reconcile",))
-        commands += [("gateway-sweep",), ("worker", "--batch")]
-        for command in commands:
-            done = self.tasdid(*command, check=False, timeout=300)
-            summary = " | ".join(line for line in done.stdout.splitlines()[-6:] if line.strip())
-            self.figures.recovery.append(f"tasdid {' '.join(command)}: exit {done.returncode} {summary}".strip())
+            self.recovery_command("reconcile")
+        if swept.stdout.strip() != "Rien à traiter.":  # what the sweep started may have queued more work
+            self.recovery_command("gateway-sweep")
+            self.recovery_command("worker", "--batch")
         report = self.check()
         p.stop_all()
         return report
+
+    def recovery_command(self, *command: str) -> subprocess.CompletedProcess:
+        done = self.tasdid(*command, check=False, timeout=300)
+        summary = " | ".join(line for line in done.stdout.splitlines()[-6:] if line.strip())
+        self.figures.recovery.append(f"tasdid {' '.join(command)}: exit {done.returncode} {summary}".strip())
+        return done
 
     def log_lines(self, *needles: str, limit: int = 12) -> list[str]:
         found = []

@@ -22,6 +22,9 @@ from decimal import Decimal
 
 # A deadline this far in the past is overdue: the sweeps have just run, but a retry may be on its way.
 DEADLINE_SLACK = dt.timedelta(seconds=5)
+# A task may be RUNNING this long (its worker's lease, then another worker's recovery pass) before it counts as
+# left behind by a dead worker.
+TASK_LEASE_BUDGET = dt.timedelta(seconds=60)
 
 
 def _iso(value: dt.datetime | None) -> str:
@@ -141,7 +144,10 @@ def check() -> dict:
     # The task queue after recovery: nothing left running by a dead worker, nothing ready left unrun.
     for task in DBTaskResult.objects.exclude(status__in=("SUCCESSFUL", "FAILED")).order_by("enqueued_at"):
         args = json.dumps(task.args_kwargs)[:200]
-        if task.status == "RUNNING":
+        if task.status == "RUNNING" and task.started_at and task.started_at + TASK_LEASE_BUDGET > now:
+            pending.append({"order": "", "what": f"task {task.task_path} running", "state": task.status,
+                            "deadline": _iso(task.started_at + TASK_LEASE_BUDGET)})
+        elif task.status == "RUNNING":
             violation("", "no task left behind (RUNNING after recovery)", task=task.task_path, args=args,
                       started=_iso(task.started_at), workers=task.worker_ids)
         elif task.run_after and task.run_after.year < 9999 and task.run_after > now - DEADLINE_SLACK:

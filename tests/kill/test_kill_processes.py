@@ -15,7 +15,7 @@ from bench.kill_campaign import VICTIMS, Campaign
 def test_payments_survive_kill_9_of_each_party_and_the_worker(tmp_path):
     campaign = Campaign(database_url=os.environ.get("TASDID_TEST_DATABASE_URL"), work_dir=tmp_path, seed=6,
                         kills=len(VICTIMS), payments=24, concurrency=4, kill_gap=(1.0, 3.0), pause=(0.2, 1.0),
-                        settle_seconds=30)
+                        settle_seconds=45)
     try:
         report = campaign.run()
     finally:
