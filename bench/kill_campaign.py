@@ -234,7 +234,7 @@ class Figures:
 class Campaign:
     def __init__(self, *, database_url: str | None, work_dir: Path, seed: int, kills: int, payments: int,
                  concurrency: int = 4, contested_share: float = 0.1, declined_share: float = 0.15,
-                 kill_gap: tuple[float, float] = (1.0, 4.0), pause: tuple[float, float] = (0.2, 2.0),
+                 kill_gap: tuple[float, float] = (2.0, 6.0), pause: tuple[float, float] = (0.2, 2.0),
                  settle_seconds: float = 40.0, web_workers: int = 1, max_stream_seconds: float = 3600):
         self.base_url, self.work_dir, self.seed = database_url, work_dir, seed
         self.kills, self.payments, self.concurrency = kills, payments, concurrency
@@ -483,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--payments", type=int, default=0, help="at least this many journeys (default: 3 per kill)")
     parser.add_argument("--concurrency", type=int, default=4, help="customers paying at once")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--gap", type=float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"),
+                        help="seconds between a restarted process answering and the next kill")
     parser.add_argument("--settle", type=float, default=120, help="seconds the restarted worker gets to finish")
     parser.add_argument("--web-workers", type=int, default=1)
     parser.add_argument("--work-dir", type=Path, help="logs and files (default: a new temporary directory)")
@@ -492,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="tasdid-kill-"))
     campaign = Campaign(database_url=os.environ.get("DATABASE_URL"), work_dir=work_dir, seed=args.seed,
                         kills=args.kills, payments=args.payments or 3 * args.kills, concurrency=args.concurrency,
-                        settle_seconds=args.settle, web_workers=args.web_workers)
+                        settle_seconds=args.settle, web_workers=args.web_workers, kill_gap=tuple(args.gap))
     try:
         report = campaign.run()
     finally:
