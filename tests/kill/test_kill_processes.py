@@ -26,7 +26,7 @@ def test_payments_survive_kill_9_of_each_party_and_the_worker(tmp_path):
     # The campaign did what it says: every party and the worker killed once, payments made around the kills.
     assert sorted(victim for _t, victim, _p in figures.kills) == sorted(VICTIMS), summary
     outcomes = Counter(j.outcome for j in figures.journeys)
-    assert outcomes["paid"] >= 5 and outcomes["refused"] >= 1, summary
+    assert outcomes["paid"] >= 3 and outcomes["refused"] >= 1, summary
     assert report["counts"]["payments"] >= outcomes["paid"], summary
     # Nothing lost, nothing twice: no invariant broken once recovery has run.
     assert report["violations"] == [], summary
