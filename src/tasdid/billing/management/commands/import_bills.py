@@ -24,12 +24,16 @@ def summary_lines(summary: ImportSummary) -> list[str]:
     for label, tally in rows:
         lines.append(_("  %(label)s : %(created)s créé(s), %(present)s déjà présent(s)") % {
             "label": label, "created": _n(tally.created), "present": _n(tally.present)})
+    if summary.discarded_invoices:
+        lines.append(_("  (un import interrompu, jamais publié, a été effacé avant : %(count)s facture(s))") % {
+            "count": _n(summary.discarded_invoices)})
     return lines
 
 
 class Command(BaseCommand):
     help = _("Importe clients, lignes, factures mensuelles et factures d'un fichier JSON (docs/import-format.md) : "
-             "tout ou rien ; réimporter le même fichier ne change rien.")
+             "tout ou rien, publié d'un coup à la fin, le site restant disponible pendant l'import ; réimporter le "
+             "même fichier ne change rien.")
 
     def add_arguments(self, parser):
         parser.add_argument("file", help=_("le fichier JSON à importer"))
