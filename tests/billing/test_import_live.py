@@ -137,13 +137,15 @@ def test_an_import_killed_midway_shows_nothing_and_the_next_one_imports_it_all(t
     assert f"  (un import interrompu, jamais publié, a été effacé avant : {deleted} facture(s))" in lines
     assert visible() == (4_000, 8_000, 8_000, SMALL)
     assert stored()[:4] == visible()  # nothing of the killed import is left
-    assert ImportBatch.objects.filter(published_at__isnull=True).count() == 0
+    killed, done = ImportBatch.objects.order_by("pk")
+    assert (killed.published_at, killed.discarded_at is not None) == (None, True)
+    assert (done.published_at is not None, done.discarded_at) == (True, None)
 
     again = import_process(small_file, tmp_path)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
     assert "  factures : 0 créé(s), 16\u202f000 déjà présent(s)" in out.splitlines()
-    assert ImportBatch.objects.count() == 1  # importing the same file again changes nothing
+    assert ImportBatch.objects.count() == 2  # importing the same file again changes nothing
 
 
 def _customers(count: int) -> list[dict]:
@@ -181,7 +183,8 @@ def test_an_error_at_the_end_leaves_nothing_visible_nor_stored(transactional_db,
     assert [(atomic, rows[3]) for atomic, _visible, rows in seen] == [(False, n) for n in (*range(3, 28, 3), 29, 29)]
     assert {v for _atomic, v, _rows in seen} == {(0, 0, 0, 0)}  # …and none of it ever visible
     assert stored() == (0, 0, 0, 0, 0)
-    assert ImportBatch.objects.count() == 0
+    [batch] = ImportBatch.objects.all()  # the attempt, on record
+    assert (batch.published_at, batch.discarded_at is not None) == (None, True)
 
 
 def test_leftovers_of_an_import_that_could_not_clean_up_are_deleted_by_the_next_one(transactional_db, tmp_path,
@@ -205,5 +208,6 @@ def test_leftovers_of_an_import_that_could_not_clean_up_are_deleted_by_the_next_
     assert (summary.customers.created, summary.invoices.created) == (12, 12)
     assert visible() == (12, 12, 12, 12)
     assert stored()[:4] == visible()
-    [batch] = ImportBatch.objects.all()
-    assert batch.published_at is not None
+    failed, done = ImportBatch.objects.order_by("pk")
+    assert (failed.published_at, failed.discarded_at is not None) == (None, True)
+    assert (done.published_at is not None, done.discarded_at) == (True, None)

@@ -8,16 +8,19 @@ from django.utils.translation import gettext_lazy as _
 
 
 class ImportBatch(models.Model):
-    """One run of ``tasdid import-bills``. The import writes its rows in short transactions, each tagged with its
-    batch, so that the site keeps answering; they stay invisible to every reader (``Published`` managers) until
-    the whole file has been checked and written, then the batch is published in one short step. A batch never
-    published (refused file, killed import) is deleted by the next import, rows first (services.importing).
+    """One run of ``tasdid import-bills`` that wrote something. The import writes its rows in short transactions,
+    each tagged with its batch, so that the site keeps answering; they stay invisible to every reader
+    (``Published`` managers) until the whole file has been checked and written, then the batch is published in
+    one short step. The rows of a batch never published (refused file, killed import) are deleted, at once or by
+    the next import (services.importing), and the batch marked discarded: kept, as a record of the attempt, and
+    because deleting it would make the database look for its rows in four large tables.
 
     The marks are the highest ids before the import began: its rows are above them, so deleting them walks the
     primary keys and needs no index on the batch column (which would slow every import)."""
 
     started_at = models.DateTimeField(_("commencé le"))
     published_at = models.DateTimeField(_("publié le"), null=True, blank=True)
+    discarded_at = models.DateTimeField(_("abandonné le"), null=True, blank=True)
     source = models.CharField(_("fichier"), max_length=255, blank=True, default="")
     customer_mark = models.BigIntegerField(default=0)
     line_mark = models.BigIntegerField(default=0)

@@ -95,13 +95,12 @@ def import_bills(*, source: str | os.PathLike | BinaryIO,
     bills_file = BillsFile(source)
     with _one_import_at_a_time():
         summary.discarded_invoices = discard_unpublished()
-        batch = _open_batch(source)
+        importer = _Importer(problems, summary, source)
         try:
             try:
                 check_header(bills_file.header(), problems)
                 if problems:
                     raise BillImportFailed(problems.items)
-                importer = _Importer(problems, summary, batch)
                 with _few_collections():
                     for index, raw in enumerate(bills_file.customers(progress)):
                         record = check_customer(raw, index, problems)
@@ -114,12 +113,14 @@ def import_bills(*, source: str | os.PathLike | BinaryIO,
                 raise BillImportFailed(problems.items, truncated=True) from None
             if problems:
                 raise BillImportFailed(problems.items)
-            _publish(batch, summary)
+            if importer.import_batch is not None:  # an import that created nothing leaves no trace
+                _publish(importer.import_batch)
         except BaseException:
             # Nothing of it was ever visible; delete it now rather than leave it to the next import, unless the
             # database itself is what failed (then the next import will).
-            with suppress(Exception):  # the original error is the one to report
-                _discard(batch)
+            if importer.import_batch is not None:
+                with suppress(Exception):  # the original error is the one to report
+                    _discard(importer.import_batch)
             raise
     summary.seconds = time.perf_counter() - started
     return summary
@@ -128,7 +129,8 @@ def import_bills(*, source: str | os.PathLike | BinaryIO,
 def discard_unpublished() -> int:
     """Delete every unpublished batch (an import refused, failed or killed): the caller holds the import lock,
     so none of them is running. Returns the number of invoices deleted."""
-    return sum(_discard(batch) for batch in ImportBatch.objects.filter(published_at__isnull=True).order_by("pk"))
+    return sum(_discard(batch) for batch in ImportBatch.objects.filter(published_at__isnull=True,
+                                                                       discarded_at__isnull=True).order_by("pk"))
 
 
 @contextmanager
@@ -166,32 +168,15 @@ def _one_import_at_a_time() -> Iterator[None]:
         os.close(descriptor)
 
 
-def _open_batch(source) -> ImportBatch:
-    def top(model) -> int:
-        return model.all_objects.aggregate(top=Max("pk"))["top"] or 0
-
-    name = os.fsdecode(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "")
+def _publish(batch: ImportBatch) -> None:
+    """Make the whole import visible at once: one row updated, whatever the number of rows imported."""
     with transaction.atomic():
-        return ImportBatch.objects.create(
-            started_at=timezone.now(), source=str(name)[-255:], customer_mark=top(Customer), line_mark=top(ServiceLine),
-            bill_mark=top(Bill), invoice_mark=top(Invoice))
-
-
-def _publish(batch: ImportBatch, summary: ImportSummary) -> None:
-    """Make the whole import visible at once: one row updated. An import that created nothing leaves no trace,
-    so that importing the same file again changes nothing."""
-    created = (summary.customers.created + summary.lines.created + summary.bills.created
-               + summary.invoices.created)
-    with transaction.atomic():
-        if created:
-            ImportBatch.objects.filter(pk=batch.pk).update(published_at=timezone.now())
-        else:
-            ImportBatch.objects.filter(pk=batch.pk).delete()
+        ImportBatch.objects.filter(pk=batch.pk).update(published_at=timezone.now())
 
 
 def _discard(batch: ImportBatch) -> int:
-    """Delete an unpublished batch's rows, children first, DISCARD_ROWS per short transaction, then the batch.
-    Interrupted, it leaves a batch still unpublished, with fewer rows: the next import finishes the job."""
+    """Delete an unpublished batch's rows, children first, DISCARD_ROWS per short transaction, then mark it
+    discarded. Interrupted, it leaves a batch still unpublished, with fewer rows: the next import finishes."""
     invoices = 0
     sql = _Sql()
     for model, mark in ((Invoice, batch.invoice_mark), (Bill, batch.bill_mark), (ServiceLine, batch.line_mark),
@@ -208,7 +193,7 @@ def _discard(batch: ImportBatch) -> int:
                 sql.delete_in(model, "id", ids)
                 mark = ids[-1]
     with transaction.atomic():
-        ImportBatch.objects.filter(pk=batch.pk, published_at__isnull=True).delete()
+        ImportBatch.objects.filter(pk=batch.pk, published_at__isnull=True).update(discarded_at=timezone.now())
     return invoices
 
 
@@ -289,24 +274,24 @@ class _Sql:
 class _Table:
     """Multi-row INSERTs into one model's table, far cheaper than model instances and bulk_create.
 
-    ``given`` are the attnames the import supplies; every other field gets ``fixed``'s value or its model
-    default (the import's time for auto_now_add), prepared once by Django for this database. ``returning``
-    columns come back, to map new ids to their natural keys.
+    ``given`` are the attnames the import supplies; every other field gets its model default (the import's
+    time for auto_now_add), prepared once by Django for this database, but ``import_batch_id``: ``tag()``'s
+    value, asked for at the first insert. ``returning`` columns come back, to map new ids to their natural keys.
     """
 
     def __init__(self, sql: _Sql, model, given: tuple[str, ...], returning: tuple[str, ...] = (),
-                 fixed: dict | None = None):
+                 tag: Callable[[], int] | None = None):
         self.sql = sql
         meta = model._meta
         fields = [f for f in meta.concrete_fields if not f.primary_key]
         rest = [f for f in fields if f.attname not in given]
         now = timezone.now()
-        fixed = fixed or {}
         self.constant = tuple(
-            f.get_db_prep_save(fixed[f.attname] if f.attname in fixed
-                               else now if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
+            f.get_db_prep_save(now if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
                                else f.get_default(), connection)
             for f in rest)
+        self.tag = tag
+        self.tag_slot = [f.attname for f in rest].index("import_batch_id") if tag is not None else None
         quote = sql.quote
         columns = [meta.get_field(name).column for name in given] + [f.column for f in rest]
         self.values = "(" + ", ".join([sql.mark] * len(columns)) + ")"
@@ -320,6 +305,10 @@ class _Table:
         """Insert ``rows`` (values of ``given``, in order); the ``returning`` columns of the new rows."""
         if not rows:
             return []
+        if self.tag_slot is not None and self.constant[self.tag_slot] is None:
+            constant = list(self.constant)
+            constant[self.tag_slot] = self.tag()
+            self.constant = tuple(constant)
         constant = self.constant
         cursor = self.sql.cursor()
         try:
@@ -381,26 +370,30 @@ class _Marks:
     invoice: int
 
     @classmethod
-    def of(cls, batch: ImportBatch) -> "_Marks":
-        return cls(customer=batch.customer_mark, line=batch.line_mark, bill=batch.bill_mark,
-                   invoice=batch.invoice_mark)
+    def now(cls) -> "_Marks":
+        def top(model) -> int:
+            return model.all_objects.aggregate(top=Max("pk"))["top"] or 0
+
+        return cls(customer=top(Customer), line=top(ServiceLine), bill=top(Bill), invoice=top(Invoice))
 
 
 class _Importer:
     """Writes batches of checked customer records. Each step returns the ids of the records it accepted
     (found identical, or created); a record refused at one step is left out of the next, so nothing of it
-    is written. Rows are tagged with the import's batch (invisible until published); the lookups read the
-    tables raw, so they see this import's own rows, and, after discard_unpublished, no one else's unpublished
-    ones."""
+    is written. Rows are tagged with the import's batch (invisible until published), created with the first row
+    written; the lookups read the tables raw, so they see this import's own rows, and, after
+    discard_unpublished, no one else's unpublished ones."""
 
-    def __init__(self, problems: Problems, summary: ImportSummary, import_batch: ImportBatch):
+    def __init__(self, problems: Problems, summary: ImportSummary, source):
         self.problems = problems
         self.summary = summary
-        self.marks = _Marks.of(import_batch)
+        self.marks = _Marks.now()
+        self.source = os.fsdecode(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "")
+        self.import_batch: ImportBatch | None = None
         self.batch: list[CustomerRecord] = []
         self.batch_invoices = 0
         self.sql = sql = _Sql()
-        tag = {"import_batch_id": import_batch.pk}
+        tag = self._open_batch
         self.customers = _Table(sql, Customer, ("client_number", "name"), ("id", "client_number"), tag)
         self.lines = _Table(sql, ServiceLine, ("customer_id", "kind", "number", "payment_identifier",
                                                "payment_code_digest", "label"), ("id", "number", "payment_identifier"),
@@ -411,6 +404,15 @@ class _Importer:
                                               "amount_ttc"), ("id", "reference"), tag)
         self.items = _Table(sql, InvoiceLine, ("invoice_id", "position", "section", "label", "period_start",
                                                "period_end", "amount_ht", "free"))
+
+    def _open_batch(self) -> int:
+        """The batch of this import, created in the transaction of its first row (so that an import writing
+        nothing leaves no batch)."""
+        if self.import_batch is None:
+            self.import_batch = ImportBatch.objects.create(
+                started_at=timezone.now(), source=str(self.source)[-255:], customer_mark=self.marks.customer,
+                line_mark=self.marks.line, bill_mark=self.marks.bill, invoice_mark=self.marks.invoice)
+        return self.import_batch.pk
 
     def add(self, record: CustomerRecord) -> None:
         self.batch.append(record)
