@@ -134,7 +134,7 @@ def bench(invoices: int, *, reimport: bool, data_dir: Path, postgres: bool) -> l
                 load = os.getloadavg()[0]
                 began = time.monotonic()
                 wall, cpu, rss_kib, stdout, stderr, code = run_measured(
-                    [str(TASDID), "import-bills", str(path), "--no-progress"], env)
+                    [str(TASDID), "import-bills", str(path), "--no-progress", "-v", "2"], env)
                 ended = time.monotonic()
                 samples = probe.stop()
                 if code != 0:
@@ -144,11 +144,13 @@ def bench(invoices: int, *, reimport: bool, data_dir: Path, postgres: bool) -> l
                 for failure in before["failed"] + during["failed"]:
                     print(f"portal request failed: {failure}", file=sys.stderr)
                 reported = re.search(r"en ([\d.]+) s \(([\d\u202f]+) factures par seconde\)", stdout)
+                longest = re.search(r"plus longue transaction d'écriture : ([\d.]+) s", stdout)
                 rows.append({
                     "invoices": invoices, "pass": label, "file_mb": size / 1e6, "wall_s": wall,
                     "rate": invoices / wall, "import_s": float(reported.group(1)),
                     "import_rate": int(reported.group(2).replace("\u202f", "")), "cpu_s": cpu,
                     "rss_mb": rss_kib / 1024, "load": load, "before": before, "during": during,
+                    "longest_s": float(longest.group(1)),
                 })
                 print(stdout.strip(), file=sys.stderr)
     return rows
@@ -167,11 +169,11 @@ def main(argv: list[str] | None = None) -> None:
             for row in bench(invoices, reimport=args.reimport, data_dir=args.data_dir, postgres=args.postgres)]
     print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}")
     print(f"{'invoices':>10} {'pass':<16} {'file MB':>8} {'wall s':>8} {'inv/s':>8} {'import s':>9} "
-          f"{'import inv/s':>12} {'CPU s':>7} {'peak RSS MB':>11} {'load':>5}")
+          f"{'import inv/s':>12} {'CPU s':>7} {'inv/CPU s':>9} {'peak RSS MB':>11} {'load':>5} {'longest txn s':>13}")
     for r in rows:
         print(f"{r['invoices']:>10,} {r['pass']:<16} {r['file_mb']:>8.1f} {r['wall_s']:>8.1f} {r['rate']:>8,.0f} "
-              f"{r['import_s']:>9.1f} {r['import_rate']:>12,} {r['cpu_s']:>7.1f} {r['rss_mb']:>11.1f} "
-              f"{r['load']:>5.2f}")
+              f"{r['import_s']:>9.1f} {r['import_rate']:>12,} {r['cpu_s']:>7.1f} {r['invoices'] / r['cpu_s']:>9,.0f} "
+              f"{r['rss_mb']:>11.1f} {r['load']:>5.2f} {r['longest_s']:>13.3f}")
     print("portal requests (form, identification, consult page over HTTP), seconds:")
     print(f"{'invoices':>10} {'pass':<16} {'when':<15} {'requests':>8} {'p50':>7} {'p99':>7} {'max':>7} {'failed':>6}")
     for r in rows:

@@ -23,15 +23,15 @@ from tasdid.billing.services.importing import import_bills
 from tests.billing.bills_files import document, mobile_customer, write
 
 TASDID = Path(sys.executable).with_name("tasdid")
-# Enough for the import to take a few seconds (about twelve batches of 4,000): long enough for a portal request
-# to have waited for all of it if the import held the database, short enough for CI.
+# Enough for the import to take a few seconds (48 batches): long enough for a portal request to have waited for
+# all of it if the import held the database, short enough for CI.
 LARGE = 48_000
 # The import may make a request wait for one batch, well under a second; the rest is this machine's own latency
 # when busy (the bound is about correctness, not speed: a request that waited for the whole import exceeds it).
 WAIT_BOUND = 2.0
 
 
-# Four batches: killed after the first, three more for the next import.
+# Sixteen batches: killed after the first ones, the rest for the next import.
 SMALL = 16_000
 
 
@@ -118,6 +118,7 @@ def test_an_import_killed_midway_shows_nothing_and_the_next_one_imports_it_all(t
     deadline = time.monotonic() + 300
     while Invoice.all_objects.count() == 0 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert process.poll() is None, process.communicate()  # still importing: the first batches are written
     os.kill(process.pid, signal.SIGKILL)
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL

@@ -47,11 +47,13 @@ from tasdid.billing.importing.records import (
 from tasdid.billing.models import Bill, Customer, ImportBatch, Invoice, InvoiceLine, ServiceLine
 from tasdid.core.money import wire
 
-# A batch of this size is written in about a tenth of a second: the longest any other writer waits for it.
-BATCH_INVOICES = 4000
-BATCH_CUSTOMERS = 2000
+# A batch is one write transaction: the longest any other writer waits for the import. 1,000 invoices take a few
+# hundredths of a second on an idle machine (0.35 s at most with five processes per core, bench/import_bench.py
+# prints it); larger batches cost the same CPU per invoice and hold the database longer.
+BATCH_INVOICES = 1000
+BATCH_CUSTOMERS = 500
 # Rows of an unpublished batch deleted per transaction.
-DISCARD_ROWS = 5000
+DISCARD_ROWS = 2000
 # The import's pg_advisory_lock key: "tasdid" in ASCII.
 PG_LOCK_KEY = 0x746173646964
 
@@ -74,6 +76,8 @@ class ImportSummary:
     invoice_lines_created: int = 0
     discarded_invoices: int = 0
     seconds: float = 0.0
+    # The longest of the import's write transactions: how long another writer may have waited for it.
+    longest_transaction: float = 0.0
 
     @property
     def invoices_per_second(self) -> float:
@@ -425,11 +429,13 @@ class _Importer:
         if not batch:
             return
         # One short transaction per batch: other writers wait for one batch at most, never for the import.
+        began = time.perf_counter()
         with transaction.atomic():
             customer_ids = self._customers(batch)
             line_ids = self._lines(batch, customer_ids)
             bill_ids = self._bills(batch, customer_ids, line_ids)
             self._invoices(batch, line_ids, bill_ids)
+        self.summary.longest_transaction = max(self.summary.longest_transaction, time.perf_counter() - began)
 
     def _customers(self, batch: list[CustomerRecord]) -> dict[int, tuple[int, bool]]:
         """record index -> (customer id, existed before the import)."""
