@@ -66,11 +66,13 @@ def portal(env: dict):
     in the demo (session cookies not marked Secure); its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([str(TASDID), "serve", "biller", "--port", str(port)],
-                              env={**env, "TASDID_BILLER_URL": url, "TASDID_SECURE_COOKIES": "0"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = Path(env["TASDID_VAR_DIR"]) / "portal.log"
+    with log.open("w") as output:
+        server = subprocess.Popen([str(TASDID), "serve", "biller", "--port", str(port)],
+                                  env={**env, "TASDID_BILLER_URL": url, "TASDID_SECURE_COOKIES": "0"},
+                                  stdout=output, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300
         while True:
             try:
                 if httpx.get(url + "/internet", timeout=5).status_code == 200:
@@ -78,7 +80,7 @@ def portal(env: dict):
             except httpx.HTTPError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the biller's portal did not start")
+                raise SystemExit(f"the biller's portal did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
         yield url
     finally:
@@ -143,6 +145,9 @@ def bench(invoices: int, *, reimport: bool, data_dir: Path, postgres: bool) -> l
                 during = latency([s for s in samples if s.at < ended and s.at + s.seconds > began])
                 for failure in before["failed"] + during["failed"]:
                     print(f"portal request failed: {failure}", file=sys.stderr)
+                for slow in sorted(samples, key=lambda sample: -sample.seconds)[:5]:
+                    print(f"slow portal request: {slow.request} {slow.seconds:.3f} s, sent {slow.at - began:+.1f} s "
+                          f"from the import's start ({wall:.1f} s long)", file=sys.stderr)
                 reported = re.search(r"en ([\d.]+) s \(([\d\u202f]+) factures par seconde\)", stdout)
                 longest = re.search(r"plus longue transaction d'écriture : ([\d.]+) s", stdout)
                 rows.append({
