@@ -148,5 +148,5 @@ def test_command_line_on_a_database_without_tables_says_so(tmp_path):
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.splitlines() == [
-        "Import refusé, rien n'a été importé : la base de données a répondu « no such table: billing_customer » "
+        "Import refusé, rien n'a été importé : la base de données a répondu « no such table: billing_importbatch » "
         "(base à jour ? « tasdid migrate »)"]

@@ -7,12 +7,62 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
+class ImportBatch(models.Model):
+    """One run of ``tasdid import-bills`` that wrote something. The import writes its rows in short transactions,
+    each tagged with its batch, so that the site keeps answering; they stay invisible to every reader
+    (``Published`` managers) until the whole file has been checked and written, then the batch is published in
+    one short step. The rows of a batch never published (refused file, killed import) are deleted, at once or by
+    the next import (services.importing), and the batch marked discarded: kept, as a record of the attempt, and
+    because deleting it would make the database look for its rows in four large tables.
+
+    The marks are the highest ids before the import began: its rows are above them, so deleting them walks the
+    primary keys and needs no index on the batch column (which would slow every import)."""
+
+    started_at = models.DateTimeField(_("commencé le"))
+    published_at = models.DateTimeField(_("publié le"), null=True, blank=True)
+    discarded_at = models.DateTimeField(_("abandonné le"), null=True, blank=True)
+    source = models.CharField(_("fichier"), max_length=255, blank=True, default="")
+    customer_mark = models.BigIntegerField(default=0)
+    line_mark = models.BigIntegerField(default=0)
+    bill_mark = models.BigIntegerField(default=0)
+    invoice_mark = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("import de factures")
+        verbose_name_plural = _("imports de factures")
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Published(models.Manager):
+    """Rows written before batches existed or by a published import; the rows of an import still running, or of
+    one that failed or was killed, are left out. Every reader goes through it (it is ``objects``); only the
+    import itself uses ``all_objects``."""
+
+    def get_queryset(self):
+        published = ImportBatch.objects.filter(published_at__isnull=False).values("pk")
+        # A subquery, not a join: select_for_update stays allowed on PostgreSQL (no nullable side of a join).
+        return super().get_queryset().filter(Q(import_batch_id__isnull=True) | Q(import_batch_id__in=published))
+
+
+def _import_batch_field():
+    # No index: readers filter the rows they found by other keys; the import's clean-up walks ids (marks).
+    return models.ForeignKey(ImportBatch, on_delete=models.PROTECT, null=True, blank=True, db_index=False,
+                             related_name="+", editable=False)
+
+
 class Customer(models.Model):
     client_number = models.CharField(_("N° client"), max_length=20, unique=True)
     name = models.CharField(_("nom"), max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+    import_batch = _import_batch_field()
+
+    all_objects = models.Manager()
+    objects = Published()
 
     class Meta:
+        default_manager_name = "objects"
         verbose_name = _("client")
         ordering = ["client_number"]
 
@@ -41,8 +91,13 @@ class ServiceLine(models.Model):
     failed_attempts = models.PositiveSmallIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    import_batch = _import_batch_field()
+
+    all_objects = models.Manager()
+    objects = Published()
 
     class Meta:
+        default_manager_name = "objects"
         verbose_name = _("ligne")
         constraints = [
             models.UniqueConstraint(fields=["kind", "number"], condition=Q(number__isnull=False),
@@ -101,8 +156,13 @@ class Bill(models.Model):
     loyalty_points = models.PositiveIntegerField(_("points convertibles"), default=0)
     loyalty_balance = models.PositiveIntegerField(_("solde du compte points"), default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    import_batch = _import_batch_field()
+
+    all_objects = models.Manager()
+    objects = Published()
 
     class Meta:
+        default_manager_name = "objects"
         verbose_name = _("facture mensuelle")
         verbose_name_plural = _("factures mensuelles")
         constraints = [models.UniqueConstraint(fields=["customer", "month"], name="bill_unique_month")]
@@ -128,8 +188,13 @@ class Invoice(models.Model):
     status = models.CharField(_("statut"), max_length=8, choices=Status.choices, default=Status.UNPAID)
     paid_at = models.DateTimeField(null=True, blank=True)
     payment = models.ForeignKey("Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices")
+    import_batch = _import_batch_field()
+
+    all_objects = models.Manager()
+    objects = Published()
 
     class Meta:
+        default_manager_name = "objects"
         verbose_name = _("facture")
         indexes = [models.Index(fields=["line", "status"])]
         constraints = [

@@ -1,20 +1,29 @@
-"""Import customers, lines, bills and invoices from a bills file: all or nothing, idempotent, streamed.
+"""Import customers, lines, bills and invoices from a bills file: all or nothing, idempotent, streamed, while
+the site keeps answering.
 
 Records are checked as they stream in (``tasdid.billing.importing.records``) and gathered in batches; each
-batch costs one key lookup per table and multi-row INSERTs, all inside a single transaction: one problem and
-nothing is written. A record already in the database is left as it is when the file says the same thing, and
-refused, field by field, when it says something else: the import never overwrites (a paid invoice least of all).
+batch costs one key lookup per table and multi-row INSERTs, in a transaction of its own that lasts a fraction
+of a second, so that the portal, the gateway's callbacks and the worker get the database between two batches
+(on SQLite a writer holds the whole file). Every row written carries the import's ``ImportBatch``, and readers
+see none of them (``billing.models.Published``) until the whole file has been checked and written: then one
+short UPDATE publishes the batch. One problem, an error, or the process killed, and the batch is never
+published: its rows are deleted, a few thousand per transaction, at once or by the next import.
+
+A record already in the database is left as it is when the file says the same thing, and refused, field by
+field, when it says something else: the import never overwrites (a paid invoice least of all).
 
 Duplicates inside the file are found without keeping every key in memory: whatever this import created has an
 id above the highest id seen before it started, so meeting such a row again means the file repeats itself.
 """
 
 import datetime as dt
+import fcntl
 import gc
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import BinaryIO
@@ -35,11 +44,18 @@ from tasdid.billing.importing.records import (
     check_customer,
     check_header,
 )
-from tasdid.billing.models import Bill, Customer, Invoice, InvoiceLine, ServiceLine
+from tasdid.billing.models import Bill, Customer, ImportBatch, Invoice, InvoiceLine, ServiceLine
 from tasdid.core.money import wire
 
-BATCH_INVOICES = 4000
-BATCH_CUSTOMERS = 2000
+# A batch is one write transaction: the longest any other writer waits for the import. 1,000 invoices take a few
+# hundredths of a second on an idle machine (0.35 s at most with five processes per core, bench/import_bench.py
+# prints it); larger batches cost the same CPU per invoice and hold the database longer.
+BATCH_INVOICES = 1000
+BATCH_CUSTOMERS = 500
+# Rows of an unpublished batch deleted per transaction.
+DISCARD_ROWS = 2000
+# The import's pg_advisory_lock key: "tasdid" in ASCII.
+PG_LOCK_KEY = 0x746173646964
 
 
 @dataclass
@@ -50,14 +66,18 @@ class Tally:
 
 @dataclass
 class ImportSummary:
-    """What an import did: records created and records already present, per kind; its duration."""
+    """What an import did: records created and records already present, per kind; its duration; the invoices of
+    earlier imports that never finished, deleted before this one began."""
 
     customers: Tally = field(default_factory=Tally)
     lines: Tally = field(default_factory=Tally)
     bills: Tally = field(default_factory=Tally)
     invoices: Tally = field(default_factory=Tally)
     invoice_lines_created: int = 0
+    discarded_invoices: int = 0
     seconds: float = 0.0
+    # The longest of the import's write transactions: how long another writer may have waited for it.
+    longest_transaction: float = 0.0
 
     @property
     def invoices_per_second(self) -> float:
@@ -65,37 +85,120 @@ class ImportSummary:
         return total / self.seconds if self.seconds > 0 else 0.0
 
 
-@transaction.atomic
 def import_bills(*, source: str | os.PathLike | BinaryIO,
                  progress: Callable[[int], None] | None = None) -> ImportSummary:
     """Import a bills file (docs/import-format.md): everything, or nothing and BillImportFailed.
 
     ``source``: a path or a seekable binary stream. ``progress`` is called with the number of bytes read as
-    the file is read (for a progress bar).
+    the file is read (for a progress bar). Not atomic as a whole on purpose (short transactions, then one that
+    publishes); called inside a transaction, it still imports all or nothing, within that transaction.
     """
     started = time.perf_counter()
     problems = Problems()
     summary = ImportSummary()
     bills_file = BillsFile(source)
-    try:
-        check_header(bills_file.header(), problems)
-        if problems:
-            raise BillImportFailed(problems.items)
-        importer = _Importer(problems, summary)
-        with _few_collections():
-            for index, raw in enumerate(bills_file.customers(progress)):
-                record = check_customer(raw, index, problems)
-                if record is not None:
-                    importer.add(record)
-            importer.flush()
-    except FileProblem as exc:
-        raise BillImportFailed([*problems.items, ImportProblem("", "", str(exc))]) from None
-    except TooManyProblems:
-        raise BillImportFailed(problems.items, truncated=True) from None
-    if problems:
-        raise BillImportFailed(problems.items)
+    with _one_import_at_a_time():
+        summary.discarded_invoices = discard_unpublished()
+        importer = _Importer(problems, summary, source)
+        try:
+            try:
+                check_header(bills_file.header(), problems)
+                if problems:
+                    raise BillImportFailed(problems.items)
+                with _few_collections():
+                    for index, raw in enumerate(bills_file.customers(progress)):
+                        record = check_customer(raw, index, problems)
+                        if record is not None:
+                            importer.add(record)
+                    importer.flush()
+            except FileProblem as exc:
+                raise BillImportFailed([*problems.items, ImportProblem("", "", str(exc))]) from None
+            except TooManyProblems:
+                raise BillImportFailed(problems.items, truncated=True) from None
+            if problems:
+                raise BillImportFailed(problems.items)
+            if importer.import_batch is not None:  # an import that created nothing leaves no trace
+                _publish(importer.import_batch)
+        except BaseException:
+            # Nothing of it was ever visible; delete it now rather than leave it to the next import, unless the
+            # database itself is what failed (then the next import will).
+            if importer.import_batch is not None:
+                with suppress(Exception):  # the original error is the one to report
+                    _discard(importer.import_batch)
+            raise
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def discard_unpublished() -> int:
+    """Delete every unpublished batch (an import refused, failed or killed): the caller holds the import lock,
+    so none of them is running. Returns the number of invoices deleted."""
+    return sum(_discard(batch) for batch in ImportBatch.objects.filter(published_at__isnull=True,
+                                                                       discarded_at__isnull=True).order_by("pk"))
+
+
+@contextmanager
+def _one_import_at_a_time() -> Iterator[None]:
+    """One import at a time, so that the unpublished batches found at the start are abandoned ones. The lock
+    belongs to the process (a PostgreSQL session lock, a lock on a file beside the SQLite database): a killed
+    import releases it."""
+    busy = BillImportFailed([ImportProblem("", "", _("un autre import est en cours sur cette base ; "
+                                                     "réessayez quand il sera terminé"))])
+    connection.ensure_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [PG_LOCK_KEY])
+            if not cursor.fetchone()[0]:
+                raise busy
+        try:
+            yield
+        finally:
+            if connection.is_usable():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [PG_LOCK_KEY])
+        return
+    name = str(connection.settings_dict["NAME"])
+    if connection.vendor != "sqlite" or name.startswith("file:") or name == ":memory:":
+        yield  # an in-memory database belongs to one process
+        return
+    descriptor = os.open(f"{name}-import.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _publish(batch: ImportBatch) -> None:
+    """Make the whole import visible at once: one row updated, whatever the number of rows imported."""
+    with transaction.atomic():
+        ImportBatch.objects.filter(pk=batch.pk).update(published_at=timezone.now())
+
+
+def _discard(batch: ImportBatch) -> int:
+    """Delete an unpublished batch's rows, children first, DISCARD_ROWS per short transaction, then mark it
+    discarded. Interrupted, it leaves a batch still unpublished, with fewer rows: the next import finishes."""
+    invoices = 0
+    sql = _Sql()
+    for model, mark in ((Invoice, batch.invoice_mark), (Bill, batch.bill_mark), (ServiceLine, batch.line_mark),
+                        (Customer, batch.customer_mark)):
+        while True:
+            with transaction.atomic():
+                ids = list(model.all_objects.filter(pk__gt=mark, import_batch_id=batch.pk).order_by("pk")
+                           .values_list("pk", flat=True)[:DISCARD_ROWS])
+                if not ids:
+                    break
+                if model is Invoice:
+                    sql.delete_in(InvoiceLine, "invoice_id", ids)
+                    invoices += len(ids)
+                sql.delete_in(model, "id", ids)
+                mark = ids[-1]
+    with transaction.atomic():
+        ImportBatch.objects.filter(pk=batch.pk, published_at__isnull=True).update(discarded_at=timezone.now())
+    return invoices
 
 
 class _few_collections:
@@ -159,16 +262,29 @@ class _Sql:
             cursor.close()
         return rows
 
+    def delete_in(self, model, key: str, keys: list) -> None:
+        """Delete the rows whose ``key`` is one of ``keys`` (fewer than max_params)."""
+        meta = model._meta
+        # Identifiers come from the models' metadata, quoted; values are always parameters.
+        statement = (f"DELETE FROM {self.quote(meta.db_table)} "  # noqa: S608
+                     f"WHERE {self.quote(meta.get_field(key).column)} IN ({', '.join([self.mark] * len(keys))})")
+        cursor = self.cursor()
+        try:
+            cursor.execute(statement, list(keys))
+        finally:
+            cursor.close()
+
 
 class _Table:
     """Multi-row INSERTs into one model's table, far cheaper than model instances and bulk_create.
 
     ``given`` are the attnames the import supplies; every other field gets its model default (the import's
-    time for auto_now_add), prepared once by Django for this database. ``returning`` columns come back, to
-    map new ids to their natural keys.
+    time for auto_now_add), prepared once by Django for this database, but ``import_batch_id``: ``tag()``'s
+    value, asked for at the first insert. ``returning`` columns come back, to map new ids to their natural keys.
     """
 
-    def __init__(self, sql: _Sql, model, given: tuple[str, ...], returning: tuple[str, ...] = ()):
+    def __init__(self, sql: _Sql, model, given: tuple[str, ...], returning: tuple[str, ...] = (),
+                 tag: Callable[[], int] | None = None):
         self.sql = sql
         meta = model._meta
         fields = [f for f in meta.concrete_fields if not f.primary_key]
@@ -178,6 +294,8 @@ class _Table:
             f.get_db_prep_save(now if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
                                else f.get_default(), connection)
             for f in rest)
+        self.tag = tag
+        self.tag_slot = [f.attname for f in rest].index("import_batch_id") if tag is not None else None
         quote = sql.quote
         columns = [meta.get_field(name).column for name in given] + [f.column for f in rest]
         self.values = "(" + ", ".join([sql.mark] * len(columns)) + ")"
@@ -191,6 +309,10 @@ class _Table:
         """Insert ``rows`` (values of ``given``, in order); the ``returning`` columns of the new rows."""
         if not rows:
             return []
+        if self.tag_slot is not None and self.constant[self.tag_slot] is None:
+            constant = list(self.constant)
+            constant[self.tag_slot] = self.tag()
+            self.constant = tuple(constant)
         constant = self.constant
         cursor = self.sql.cursor()
         try:
@@ -254,7 +376,7 @@ class _Marks:
     @classmethod
     def now(cls) -> "_Marks":
         def top(model) -> int:
-            return model.objects.aggregate(top=Max("pk"))["top"] or 0
+            return model.all_objects.aggregate(top=Max("pk"))["top"] or 0
 
         return cls(customer=top(Customer), line=top(ServiceLine), bill=top(Bill), invoice=top(Invoice))
 
@@ -262,24 +384,39 @@ class _Marks:
 class _Importer:
     """Writes batches of checked customer records. Each step returns the ids of the records it accepted
     (found identical, or created); a record refused at one step is left out of the next, so nothing of it
-    is written."""
+    is written. Rows are tagged with the import's batch (invisible until published), created with the first row
+    written; the lookups read the tables raw, so they see this import's own rows, and, after
+    discard_unpublished, no one else's unpublished ones."""
 
-    def __init__(self, problems: Problems, summary: ImportSummary):
+    def __init__(self, problems: Problems, summary: ImportSummary, source):
         self.problems = problems
         self.summary = summary
         self.marks = _Marks.now()
+        self.source = os.fsdecode(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "")
+        self.import_batch: ImportBatch | None = None
         self.batch: list[CustomerRecord] = []
         self.batch_invoices = 0
         self.sql = sql = _Sql()
-        self.customers = _Table(sql, Customer, ("client_number", "name"), ("id", "client_number"))
+        tag = self._open_batch
+        self.customers = _Table(sql, Customer, ("client_number", "name"), ("id", "client_number"), tag)
         self.lines = _Table(sql, ServiceLine, ("customer_id", "kind", "number", "payment_identifier",
-                                               "payment_code_digest", "label"), ("id", "number", "payment_identifier"))
+                                               "payment_code_digest", "label"), ("id", "number", "payment_identifier"),
+                            tag)
         self.bills = _Table(sql, Bill, ("customer_id", "month", "due_date", "total_ht", "total_vat", "total_ttc",
-                                        "loyalty_points", "loyalty_balance"), ("id", "customer_id", "month"))
+                                        "loyalty_points", "loyalty_balance"), ("id", "customer_id", "month"), tag)
         self.invoices = _Table(sql, Invoice, ("reference", "bill_id", "line_id", "amount_ht", "amount_vat",
-                                              "amount_ttc"), ("id", "reference"))
+                                              "amount_ttc"), ("id", "reference"), tag)
         self.items = _Table(sql, InvoiceLine, ("invoice_id", "position", "section", "label", "period_start",
                                                "period_end", "amount_ht", "free"))
+
+    def _open_batch(self) -> int:
+        """The batch of this import, created in the transaction of its first row (so that an import writing
+        nothing leaves no batch)."""
+        if self.import_batch is None:
+            self.import_batch = ImportBatch.objects.create(
+                started_at=timezone.now(), source=str(self.source)[-255:], customer_mark=self.marks.customer,
+                line_mark=self.marks.line, bill_mark=self.marks.bill, invoice_mark=self.marks.invoice)
+        return self.import_batch.pk
 
     def add(self, record: CustomerRecord) -> None:
         self.batch.append(record)
@@ -291,10 +428,14 @@ class _Importer:
         batch, self.batch, self.batch_invoices = self.batch, [], 0
         if not batch:
             return
-        customer_ids = self._customers(batch)
-        line_ids = self._lines(batch, customer_ids)
-        bill_ids = self._bills(batch, customer_ids, line_ids)
-        self._invoices(batch, line_ids, bill_ids)
+        # One short transaction per batch: other writers wait for one batch at most, never for the import.
+        began = time.perf_counter()
+        with transaction.atomic():
+            customer_ids = self._customers(batch)
+            line_ids = self._lines(batch, customer_ids)
+            bill_ids = self._bills(batch, customer_ids, line_ids)
+            self._invoices(batch, line_ids, bill_ids)
+        self.summary.longest_transaction = max(self.summary.longest_transaction, time.perf_counter() - began)
 
     def _customers(self, batch: list[CustomerRecord]) -> dict[int, tuple[int, bool]]:
         """record index -> (customer id, existed before the import)."""
@@ -349,7 +490,7 @@ class _Importer:
                 if row is None:
                     mine.append((record, line))
                 elif row[1] != customer_id:
-                    owner = Customer.objects.filter(pk=row[1]).values_list("client_number", flat=True).first()
+                    owner = Customer.all_objects.filter(pk=row[1]).values_list("client_number", flat=True).first()
                     self.problems.add(line.where, key_field, _("ligne déjà enregistrée pour le client %(client)s")
                                       % {"client": owner})
                     ok = False
@@ -385,7 +526,7 @@ class _Importer:
         known = [customer_ids[r.index][0] for r in records if customer_ids[r.index][1]]
         if known:
             months = {bill.month for r in records if customer_ids[r.index][1] for bill in r.bills}
-            for row in Bill.objects.filter(customer_id__in=known, month__in=months).values_list(
+            for row in Bill.all_objects.filter(customer_id__in=known, month__in=months).values_list(
                     "pk", "customer_id", "month", "due_date", "total_ht", "total_vat", "total_ttc",
                     "loyalty_points", "loyalty_balance"):
                 existing[(row[1], row[2])] = row
@@ -467,7 +608,7 @@ class _Importer:
         if not pks:
             return {}
         stored = {pk: ((ht, vat, ttc), [], client_number, month)
-                  for pk, ht, vat, ttc, client_number, month in Invoice.objects.filter(pk__in=pks).values_list(
+                  for pk, ht, vat, ttc, client_number, month in Invoice.all_objects.filter(pk__in=pks).values_list(
                       "pk", "amount_ht", "amount_vat", "amount_ttc", "bill__customer__client_number", "bill__month")}
         for row in InvoiceLine.objects.filter(invoice_id__in=pks).order_by("invoice_id", "position").values_list(
                 "invoice_id", "section", "label", "period_start", "period_end", "amount_ht", "free"):

@@ -16,7 +16,7 @@ def _n(value: int) -> str:
     return f"{value:,}".replace(",", "\u202f")
 
 
-def summary_lines(summary: ImportSummary) -> list[str]:
+def summary_lines(summary: ImportSummary, *, verbose: bool = False) -> list[str]:
     rows = [(_("clients"), summary.customers), (_("lignes"), summary.lines),
             (_("factures mensuelles"), summary.bills), (_("factures"), summary.invoices)]
     lines = [_("Import terminé en %(seconds).1f s (%(rate)s factures par seconde).") % {
@@ -24,12 +24,19 @@ def summary_lines(summary: ImportSummary) -> list[str]:
     for label, tally in rows:
         lines.append(_("  %(label)s : %(created)s créé(s), %(present)s déjà présent(s)") % {
             "label": label, "created": _n(tally.created), "present": _n(tally.present)})
+    if summary.discarded_invoices:
+        lines.append(_("  (un import interrompu, jamais publié, a été effacé avant : %(count)s facture(s))") % {
+            "count": _n(summary.discarded_invoices)})
+    if verbose:
+        lines.append(_("  plus longue transaction d'écriture : %(seconds).3f s") % {
+            "seconds": summary.longest_transaction})
     return lines
 
 
 class Command(BaseCommand):
     help = _("Importe clients, lignes, factures mensuelles et factures d'un fichier JSON (docs/import-format.md) : "
-             "tout ou rien ; réimporter le même fichier ne change rien.")
+             "tout ou rien, publié d'un coup à la fin, le site restant disponible pendant l'import ; réimporter le "
+             "même fichier ne change rien.")
 
     def add_arguments(self, parser):
         parser.add_argument("file", help=_("le fichier JSON à importer"))
@@ -54,7 +61,7 @@ class Command(BaseCommand):
                               "(base à jour ? « tasdid migrate »)") % {"error": exc})
         if bar is not None:
             bar.close()
-        for line in summary_lines(summary):
+        for line in summary_lines(summary, verbose=options.get("verbosity", 1) >= 2):
             self.stdout.write(line)
 
     def _fail(self, bar, *lines: str) -> None:
