@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0003_paymentorder_expired'),
+        ('billing', '0004_reconciliation'),
     ]
 
     operations = [
