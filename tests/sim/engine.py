@@ -6,6 +6,7 @@ same steps. Each step is logged with its number; a violated invariant raises ``V
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
 import random
@@ -88,7 +89,10 @@ class Simulation:
         self.rng = random.Random(seed)
         self.lines: list[str] = []
         self.step_number = 0
-        self.net = Network(self.rng, self._log, self.settings.faults)
+        # How hard this seed is hit: crashes from half to three times as often as the settings say.
+        self.intensity = intensity = self.rng.choice((0.5, 1, 2, 3))
+        faults = dataclasses.replace(self.settings.faults, crash=self.settings.faults.crash * intensity)
+        self.net = Network(self.rng, self._log, faults)
         self.journeys: list[Journey] = []
         self.watch = invariants.Watch()
         self._mark = 0
@@ -114,7 +118,7 @@ class Simulation:
             self.clock = clock
             self.journeys = [Journey(n, new_customer(self.rng, n), self.net, self.rng, self._log)
                              for n in range(1, self.settings.journeys + 1)]
-            self._log(f"seed {self.seed}: {len(self.journeys)} customers, "
+            self._log(f"seed {self.seed}: crashes {self.intensity}× as often, {len(self.journeys)} customers, "
                       + ", ".join(f"{j.name} owes {len(j.customer.refs)} invoice(s)" for j in self.journeys))
             self._check(final=False)
             while self.step_number < self.settings.max_steps and self._active():
@@ -205,9 +209,12 @@ class Simulation:
         self._log(f"the clock moves {int(delta.total_seconds())} s")
 
     def _outage(self) -> None:
-        process = self.rng.choice(["biller", "gateway", "bank", "worker"])
-        self._log(f"outage: {process}")
-        self.net.take_down(process, steps=self.rng.randint(1, 10), why="killed")
+        """One process killed, or several at once (the host they share restarts), each back after its own time."""
+        processes = ["biller", "gateway", "bank", "worker"]
+        hit = [p for p in processes if self.rng.random() < 0.35] or [self.rng.choice(processes)]
+        self._log(f"outage: {', '.join(hit)}", heading=True)
+        for process in hit:
+            self.net.take_down(process, steps=self.rng.randint(1, 10), why="killed")
 
     def _restart(self, process: str) -> None:
         self._log(f"{process} restarts")

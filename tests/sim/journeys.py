@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -36,6 +38,11 @@ CARDS = (
     (sandbox.card_by_outcome("54"), 4),
     (sandbox.card_by_outcome("N7"), 3),
 )
+
+
+def _path(url: str) -> str:
+    """The page's path without its random token, so that a replay prints the same line."""
+    return re.sub(r"/[\w-]{20,}", "/…", urlsplit(url).path)
 
 
 class GiveUp(Exception):
@@ -107,14 +114,14 @@ class Journey:
                 if self.rng.random() < 0.3:
                     raise GiveUp(what) from None
                 continue
-            yield f"{what} → HTTP {page.status} {page.title or page.url}"
+            yield f"{what} → HTTP {page.status} {page.title or _path(page.url)}"
             return page
         raise GiveUp(what)
 
     def _follow(self, what: str, page: Page) -> Iterator[str]:
         forms = [f for f in page.forms if f.autosubmit]
         if len(forms) != 1:
-            raise GiveUp(f"{what}: no way on from {page.url} (HTTP {page.status})")
+            raise GiveUp(f"{what}: no way on from {_path(page.url)} (HTTP {page.status})")
         form = forms[0]
         return (yield from self._request(what, lambda: self.browser.submit(form)))
 
@@ -136,7 +143,7 @@ class Journey:
             form_page, "Consultez et payer en ligne", payment_identifier=self.customer.identifier,
             email=self.customer.email, terms="on"))
         if not consult.url.endswith("/factures"):
-            raise GiveUp(f"no invoices page ({consult.url})")
+            raise GiveUp(f"no invoices page ({_path(consult.url)})")
         to_gateway = yield from self._request("« Payer en ligne »", lambda: b.press(consult, "Payer en ligne"))
         pay_page = yield from self._follow("carried to the payment page", to_gateway)
         if "/paiement/" not in pay_page.url or pay_page.status != 200:
