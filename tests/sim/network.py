@@ -39,7 +39,7 @@ class Faults:
     """How often each fault happens (probability per occasion)."""
 
     crash: float = 0.02  # at each service boundary crossed, before or after the call
-    refuse: float = 0.0  # a message to a party that is up is refused anyway (connection refused)
+    refuse: float = 0.05  # a party restarting refuses a connection (the message is not delivered)
     lose_request: float = 0.03  # sent, never arrives: the sender times out
     lose_answer: float = 0.04  # arrives and is handled, the answer is lost: the sender times out
     duplicate: float = 0.03  # arrives twice (the copy later, after other steps: reordered)
