@@ -19,9 +19,14 @@ SEEDS = ([int(os.environ["TASDID_SIM_SEED"])] if os.environ.get("TASDID_SIM_SEED
          else list(range(FIRST, FIRST + int(os.environ.get("TASDID_SIM_SEEDS", "50")))))
 
 
+# A campaign may hit harder than CI (the same seed with other rates is another run: replay with the same rates).
+FAULTS = Faults(**{name: float(os.environ[f"TASDID_SIM_{name.upper()}"]) for name in ("crash", "refuse")
+                   if os.environ.get(f"TASDID_SIM_{name.upper()}")})
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_seeded_simulation_holds_every_invariant(sim_world, monkeypatch, seed):
-    sim = Simulation(seed).run(monkeypatch)
+    sim = Simulation(seed, Settings(faults=FAULTS)).run(monkeypatch)
     if os.environ.get("TASDID_SIM_SEED"):
         print(sim.report())
     assert sim.journeys
