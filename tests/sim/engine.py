@@ -31,7 +31,7 @@ class Violation(AssertionError):
 
 @dataclass
 class Settings:
-    journeys: int = 3
+    journeys: int = 4
     max_steps: int = 160
     clock_jumps: bool = True  # time may jump past the timers during the journeys (not only at the end)
     faults: Faults = field(default_factory=Faults)
@@ -145,11 +145,11 @@ class Simulation:
             monkeypatch.setattr(module, name, self.net.crash_point(label, getattr(module, name)))
 
     def _active(self) -> bool:
-        return any(j.outcome == "running" for j in self.journeys) or bool(self.net.in_flight)
+        return any(not j.finished for j in self.journeys) or bool(self.net.in_flight)
 
     def _step(self) -> None:
         rng, net = self.rng, self.net
-        running = [j for j in self.journeys if j.outcome == "running"]
+        running = [j for j in self.journeys if not j.finished]
         due = self._due_tasks()
         actions: list[tuple[float, str, Callable[[], None]]] = []
         actions += [(6.0, j.name, j.step) for j in running]

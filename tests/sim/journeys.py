@@ -77,7 +77,8 @@ class Journey:
     network: Network
     rng: random.Random
     log: Callable[..., None]
-    outcome: str = "running"
+    outcome: str = "not started"
+    finished: bool = False
     history: list[Page] = field(default_factory=list)
 
     def __post_init__(self):
@@ -96,6 +97,7 @@ class Journey:
         try:
             description = next(self.steps)
         except StopIteration:
+            self.finished = True
             return False
         self.log(f"{self.name}: {description}", heading=True)
         return True
@@ -111,7 +113,7 @@ class Journey:
                 page = send()
             except httpx.HTTPError as exc:
                 yield f"{what}: the page does not load ({type(exc).__name__})"
-                if self.rng.random() < 0.3:
+                if self.rng.random() < 0.15:
                     raise GiveUp(what) from None
                 continue
             yield f"{what} → HTTP {page.status} {page.title or _path(page.url)}"
@@ -128,12 +130,19 @@ class Journey:
     # --- the journey ------------------------------------------------------------------------------------------
 
     def _run(self) -> Iterator[str]:
+        """Pay; a customer whose payment did not go through tries once more (a new order), or gives up."""
         try:
-            yield from self._pay()
-        except GiveUp as exc:
-            self.outcome = f"gave up ({exc})"
-            yield f"gives up: {exc}"
+            for _round in range(2):
+                try:
+                    yield from self._pay()
+                except GiveUp as exc:
+                    self.outcome = f"gave up ({exc})"
+                    yield f"gives up: {exc}"
+                if self.outcome == "Reçu de paiement" or self.rng.random() < 0.5:
+                    return
+                yield "tries again"
         finally:
+            self.finished = True
             self.close()
 
     def _pay(self) -> Iterator[str]:
