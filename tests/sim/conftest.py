@@ -1,0 +1,33 @@
+"""The simulation's world: every party's tables in the test database (committed transactions, as in production:
+a cross-party call inside a transaction is refused by the gateway), the sandbox bank's cards, the biller known to
+the gateway as a merchant, the gateway's acquirer over the simulated card rails, emails kept in memory."""
+
+import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
+
+from tasdid.bank.demo import seed_demo as seed_bank
+from tasdid.gateway.demo import seed_demo as seed_gateway
+
+from . import network
+
+
+@pytest.fixture
+def sim_world(transactional_db, settings, mailoutbox):
+    settings.GATEWAY_ACQUIRER = "tests.sim.network.SimAcquirer"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # One connection for every party of this process, as Django's test client does: a party's request served
+    # inside another's (a callback) must not close the connection the outer one is using.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    # The worker's loop closes connections older than CONN_MAX_AGE (0: every time); one persistent connection
+    # here, or each run of the worker would reopen the database file.
+    max_age, connection.settings_dict["CONN_MAX_AGE"] = connection.settings_dict["CONN_MAX_AGE"], None
+    connection.close_at = None
+    seed_bank()
+    seed_gateway()
+    yield
+    network.CURRENT = None
+    connection.settings_dict["CONN_MAX_AGE"] = max_age
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
