@@ -292,6 +292,7 @@ class Campaign:
         self.identifiers = write_bills(self.work_dir / "bills.json", customers, self.rng)
         self.tasdid("import-bills", "--no-progress", str(self.work_dir / "bills.json"))
         self.has_reconcile = has_command("reconcile")
+        self.last_worker_run = ""
         self.processes = Processes(self.env, self.work_dir, self.ports)
         self.say(f"prepared in {time.monotonic() - clock:.0f} s: {len(self.identifiers)} customers with an unpaid "
                  f"invoice; reconcile command: {'yes' if self.has_reconcile else 'no'}")
@@ -367,8 +368,9 @@ class Campaign:
 
     # recovery and the check
 
-    def check(self) -> dict:
-        done = subprocess.run([sys.executable, str(ROOT / "bench" / "kill_invariants.py")], env=self.env,
+    def check(self, last_worker_run: str = "") -> dict:
+        env = {**self.env, "TASDID_KILL_LAST_WORKER_RUN": last_worker_run} if last_worker_run else self.env
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / "kill_invariants.py")], env=env,
                               cwd=self.work_dir, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"kill_invariants: exit {done.returncode}\n{done.stderr}")
@@ -396,14 +398,16 @@ class Campaign:
         self.recovery_command("worker", "--batch")
         if self.has_reconcile:
             self.recovery_command("reconcile")
-        if swept.stdout.strip() != "Rien à traiter.":  # what the sweep started may have queued more work
+        if self.has_reconcile or swept.stdout.strip() != "Rien à traiter.":  # they may have queued more work
             self.recovery_command("gateway-sweep")
             self.recovery_command("worker", "--batch")
-        report = self.check()
+        report = self.check(last_worker_run=self.last_worker_run)
         p.stop_all()
         return report
 
     def recovery_command(self, *command: str) -> subprocess.CompletedProcess:
+        if command[0] == "worker":
+            self.last_worker_run = dt.datetime.now(dt.UTC).isoformat()
         done = self.tasdid(*command, check=False, timeout=300)
         summary = " | ".join(line for line in done.stdout.splitlines()[-6:] if line.strip())
         self.figures.recovery.append(f"tasdid {' '.join(command)}: exit {done.returncode} {summary}".strip())
