@@ -274,8 +274,13 @@ TASKS = {
         "BACKEND": env("TASDID_TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
     }
 }
-# Run by every task worker with its recovery pass (tasdid.core.worker): each finds what a crash left behind.
-TASK_WORKER_SWEEPS = ["tasdid.messaging.services.outbox_sweep"]
+# Run by every task worker with its recovery pass (tasdid.core.worker): each finds what a crash left behind,
+# whether or not a task still watches it (a watch task failed for good must not leave a hold open forever).
+TASK_WORKER_SWEEPS = [
+    "tasdid.messaging.services.outbox_sweep",
+    "tasdid.gateway.flow.sweep",
+    "tasdid.billing.services.payments.payment_orders_expire",
+]
 
 # Email: real SMTP. The demo starts a local SMTP sink on port 8025.
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

@@ -31,6 +31,11 @@ def locked_database(label: str) -> str:
     return label
 
 
+@task()
+def always_locked() -> None:
+    raise OperationalError("database is locked")
+
+
 def _claimed(*, worker_id: str, ago: dt.timedelta, claims: int = 1) -> DBTaskResult:
     email = email_send(to="a@example.ma", subject="Reçu", body_text="Merci.")
     row = DBTaskResult.objects.get(args_kwargs__kwargs__email_id=email.pk)
@@ -87,12 +92,25 @@ def test_a_task_that_met_a_transient_database_error_runs_again_later_not_failed(
     row.claim(worker.worker_id)
     worker.run_task(row)
     row.refresh_from_db()
-    assert (row.status, row.exception_class_path) == ("READY", "")
+    assert (row.status, row.exception_class_path, row.worker_ids) == ("READY", "", [])  # the claim given back
     assert row.run_after > timezone.now()  # after a backoff
     DBTaskResult.objects.filter(pk=row.pk).update(run_after=timezone.now())
     assert run_tasks() == 1
     row.refresh_from_db()
-    assert (row.status, row.return_value, len(row.worker_ids), CALLS) == ("SUCCESSFUL", "once", 2, ["once", "once"])
+    assert (row.status, row.return_value, len(row.worker_ids), CALLS) == ("SUCCESSFUL", "once", 1, ["once", "once"])
+
+
+@pytest.mark.django_db
+def test_transient_database_errors_never_fail_a_task_however_many():
+    """A database locked for long (an import on SQLite) must not spend the claims kept for dead workers."""
+    result = always_locked.enqueue()
+    worker = Worker(queue_names=["*"], interval=0, batch=True, backend_name="default", startup_delay=False)
+    for _run in range(MAX_CLAIMS + 2):
+        row = DBTaskResult.objects.get(pk=result.id)
+        row.claim(worker.worker_id)
+        worker.run_task(row)
+        row.refresh_from_db()
+        assert (row.status, row.worker_ids) == ("READY", [])
 
 
 @pytest.mark.django_db

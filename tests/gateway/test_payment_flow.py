@@ -974,3 +974,25 @@ def test_locking_a_session_or_an_attempt_leaves_the_merchant_and_the_session_fre
         finally:
             release.set()
             holder.join(timeout=10)
+
+
+def test_the_workers_recovery_pass_finishes_an_attempt_whose_watch_task_failed_for_good(shop, counterparty, rails):
+    """Its watch task failed (its workers died under it MAX_CLAIMS times): every worker's recovery pass sweeps the
+    gateway too, so the attempt past its deadline is concluded all the same, not left holding the card."""
+    import time_machine
+
+    from tasdid.core.worker import run_sweeps
+    session = PaymentSession.objects.get()
+    a = services.attempt_start(session_id=session.pk, brand="VISA", masked_pan="411111******1111",
+                               pan_fingerprint="x")
+    services.attempt_begin_authorization(attempt_id=a.pk, from_state=AttemptState.AUTHENTICATING,
+                                         trans_status="U", eci="07", md_status="2", stan="000042")
+    services.attempt_record_authorization(attempt_id=a.pk, result=AuthorizationResult("00", "XYZ123", "999"))
+    DBTaskResult.objects.filter(task_path="tasdid.gateway.tasks.watch_attempt").update(status="FAILED")
+    run_sweeps()  # not due yet: nothing moves
+    assert (attempt().state, counterparty.state.callbacks) == (AttemptState.AUTHORIZED, [])
+    with time_machine.travel(later(minutes=5), tick=False):
+        run_sweeps()
+    assert attempt().state == AttemptState.CAPTURED
+    assert [c["AuthCode"] for c in counterparty.state.callbacks] == ["XYZ123"]
+    assert [c.original_stan for c in rails.captures] == ["000042"]

@@ -313,17 +313,16 @@ class Worker(db_worker.Worker):
                 outcome = {"status": TaskResultStatus.SUCCESSFUL, "finished_at": timezone.now(), "return_value": value,
                            "exception_class_path": "", "traceback": ""}
             except TRANSIENT_DB_ERRORS as exc:
+                # Never fatal: the task runs again later, and this claim is given back so that MAX_CLAIMS counts
+                # only the workers that died under the task (a long-locked database is not the task's fault).
                 _drop_connection()
-                claims = len(db_task_result.worker_ids)
-                if claims >= MAX_CLAIMS:
-                    outcome = self._failed_fields(exc)
-                else:
-                    logger.warning("task %s met a transient database error (%s): it runs again later",
-                                   db_task_result.pk, exc)
-                    outcome = {"status": TaskResultStatus.READY, "run_after": timezone.now() + retry_delay(claims)}
+                logger.warning("task %s met a transient database error (%s): it runs again later",
+                               db_task_result.pk, exc)
+                outcome = {"status": TaskResultStatus.READY, "worker_ids": db_task_result.worker_ids[:-1],
+                           "run_after": timezone.now() + retry_delay(len(db_task_result.worker_ids))}
             except (KeyboardInterrupt, SystemExit) as exc:
                 interrupted = exc  # a forced stop: the task is not at fault, another run finishes it
-                outcome = {"status": TaskResultStatus.READY}
+                outcome = {"status": TaskResultStatus.READY, "worker_ids": db_task_result.worker_ids[:-1]}
             except Exception as exc:  # the task's own failure is its outcome
                 outcome = self._failed_fields(exc)
             try:
