@@ -63,7 +63,8 @@ def world() -> dict:
 @pytest.mark.parametrize(("paid", "status", "redelivered", "step"), [
     (True, "CAPTURED", False, Step.RECONCILE),
     (False, "CAPTURED", False, Step.RECORD),
-    *[(True, s, False, Step.VOID) for s in ("VOIDED", "DECLINED", "FAILED", "EXPIRED", "CANCELLED", "UNKNOWN")],
+    *[(True, s, False, Step.VOID) for s in ("VOIDED", "DECLINED", "FAILED", "EXPIRED", "CANCELLED")],
+    (True, "UNKNOWN", False, Step.FLAG),
     *[(False, s, False, Step.AGREE_UNPAID) for s in ("VOIDED", "DECLINED", "FAILED", "EXPIRED", "CANCELLED",
                                                       "UNKNOWN")],
     (True, "AUTHORIZED", False, Step.REDELIVER),
@@ -107,12 +108,11 @@ NOT_CAPTURED = ["VOIDED", "DECLINED", "FAILED", "EXPIRED", "CANCELLED", "UNKNOWN
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("status", NOT_CAPTURED)
+@pytest.mark.parametrize("status", [s for s in NOT_CAPTURED if s != "UNKNOWN"])
 def test_paid_but_never_captured_reopens_the_invoices_flags_and_alerts(gateway, caplog, status):
     order, callback = paid_order()
     payment = Payment.objects.get()
-    if status != "UNKNOWN":  # UNKNOWN: the gateway has no such order at all
-        gateway.orders[order.oid] = FakeOrder(status, callback)
+    gateway.orders[order.oid] = FakeOrder(status, callback)
     now = later()
 
     with caplog.at_level(logging.INFO, logger="tasdid.billing.services.reconciliation"):
@@ -419,6 +419,61 @@ def test_a_gateway_that_does_not_know_our_key_refuses_us(gateway, settings):
     report = reconcile(now=later())
 
     assert [(r.outcome, r.detail) for r in report.results] == [("pending", "réponse refusée (http_403)")]
+
+
+@pytest.mark.django_db
+def test_a_paid_order_the_gateway_does_not_know_is_flagged_and_nothing_reopened(gateway):
+    """The gateway signed the callback that paid it: UNKNOWN says the gateway lost its data, not that nothing was
+    captured. Staff are alerted; the customer is not asked to pay again."""
+    order, _callback = paid_order()  # the fake gateway has no such order: UNKNOWN
+    payment = Payment.objects.get()
+    invoices_before = list(Invoice.objects.order_by("pk").values_list("status", "payment_id"))
+
+    report = reconcile(now=later())
+
+    [result] = report.results
+    assert (result.outcome, result.gateway_status) == (Outcome.DISCREPANCY, "UNKNOWN")
+    assert list(Invoice.objects.order_by("pk").values_list("status", "payment_id")) == invoices_before
+    assert invoices_before == [("paid", payment.pk), ("paid", payment.pk)]
+    order.refresh_from_db()
+    assert order.state == "paid" and order.reconciled_at is not None
+    assert list(Discrepancy.objects.values_list("order_id", "kind", "gateway_status")) == [
+        (order.pk, "mismatch", "UNKNOWN")]
+    assert Email.objects.filter(to=ALERT_TO).count() == 1
+    before = world()
+    reconcile(now=later())
+    assert world() == before
+
+
+@pytest.mark.django_db
+def test_an_order_reconciled_unpaid_is_looked_at_again_once_a_late_callback_pays_it(gateway):
+    order, callback = unpaid_order()
+    reconcile(now=later())  # the gateway does not know it yet: agreed unpaid
+    order.refresh_from_db()
+    assert (order.state, order.reconciled_at is not None) == ("expired", True)
+
+    assert payment_callback(fields=callback).answer == "ACTION=POSTAUTH"  # a late payment settles it
+
+    order.refresh_from_db()
+    assert (order.state, order.reconciled_at) == ("paid", None)
+    gateway.orders[order.oid] = FakeOrder("VOIDED", callback)  # ... but the gateway voided it
+    [result] = reconcile(now=later()).results
+    assert (result.oid, result.outcome) == (order.oid, Outcome.DISCREPANCY)
+    order.refresh_from_db()
+    assert order.state == "voided"
+
+
+@pytest.mark.django_db
+def test_an_unreachable_gateway_ends_the_run_at_the_first_order(settings, closed_port):
+    settings.GATEWAY_URL = f"http://127.0.0.1:{closed_port}"
+    paid_order()
+    paid_order(number="+212661000002", trans_id="26101ABCD9999")
+    before = world()
+
+    report = reconcile(now=later())
+
+    assert [(r.outcome, r.detail) for r in report.results] == [("pending", "passerelle injoignable")]
+    assert world() == before
 
 
 @pytest.mark.django_db

@@ -174,6 +174,12 @@ def test_the_periodic_run_reconciles_and_enqueues_its_successor(gateway, run_tas
     assert second.args_kwargs["kwargs"] == {"token": schedule.token}
     assert schedule.last_run_at == timezone.now()
 
+    # The first run run again (its worker died before recording it; a transient error): its token is spent,
+    # it reconciles nothing and starts no second chain.
+    DBTaskResult.objects.filter(pk=first.pk).update(status="READY")
+    assert run_tasks() == 1
+    assert sorted(_reconcile_tasks().values_list("status", flat=True)) == ["READY", "SUCCESSFUL"]
+
     # Its time comes: it runs and enqueues the next one, and so on, one chain.
     time_machine.move_to(timezone.now() + dt.timedelta(seconds=settings.RECONCILE_SECONDS), tick=False)
     assert run_tasks() == 1

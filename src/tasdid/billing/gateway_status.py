@@ -128,8 +128,10 @@ def order_status(*, oid: str, order_amount: Decimal, action: str = STATUS) -> Ga
     rnd = secrets.token_hex(16)
     fields = status_request(oid=oid, action=action, client_id=settings.BILLER_CLIENT_ID,
                             store_key=settings.BILLER_STORE_KEY, rnd=rnd)
+    # A redeliver waits for the gateway's own call back to us and its settlement: an exchange of its own inside.
+    timeout = settings.PARTY_HTTP_TIMEOUT if action == STATUS else 2 * settings.PARTY_HTTP_TIMEOUT + 15
     try:
-        response = httpx.post(settings.GATEWAY_URL + STATUS_PATH, data=fields, timeout=settings.PARTY_HTTP_TIMEOUT)
+        response = httpx.post(settings.GATEWAY_URL + STATUS_PATH, data=fields, timeout=timeout)
     except httpx.HTTPError as exc:
         raise GatewayStatusError("unreachable") from exc
     if response.status_code != 200:

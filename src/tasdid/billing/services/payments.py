@@ -88,7 +88,10 @@ def _move(order: PaymentOrder, to_state: str, *, cause: str, at) -> None:
         raise ValueError(f"order {order.oid}: {order.state} -> {to_state} is not allowed")
     from_state = order.state
     order.state, order.updated_at = to_state, at
-    order.save(update_fields=["state", "updated_at", "failure_code", "failure_message"])
+    if to_state == PaymentOrder.State.PAID:
+        # Reconciled earlier as unpaid (a late callback paid it since): the reconciliation must look at it again.
+        order.reconciled_at = None
+    order.save(update_fields=["state", "updated_at", "failure_code", "failure_message", "reconciled_at"])
     PaymentOrderEvent.objects.create(order=order, at=at, from_state=from_state, to_state=to_state, cause=cause[:255])
 
 

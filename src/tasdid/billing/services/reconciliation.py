@@ -5,17 +5,19 @@ For each order that may differ (selectors.reconciliation.orders_to_reconcile), t
 signed status query (gateway_status) and takes one step (``reconciliation_step``, pure):
 
 - paid here, CAPTURED there: reconciled (the amount and transaction must be the ones recorded, else flagged);
-- paid here, never captured there (VOIDED, DECLINED, FAILED, EXPIRED, CANCELLED, UNKNOWN): the order moves
+- paid here, never captured there (VOIDED, DECLINED, FAILED, EXPIRED, CANCELLED): the order moves
   paid → voided, its invoices are due again, the payment stays as history, a discrepancy is flagged and staff
   are alerted (admin list, a log line at ERROR, an email to settings.RECONCILE_ALERT_EMAIL);
 - not paid here, CAPTURED there: the payment is recorded from the gateway's signed data, exactly as a callback
   would have (services.payments.payment_settle: receipt and email, once); if it cannot be (an invoice paid by
   another order meanwhile), a discrepancy is flagged: money was taken for nothing recorded;
-- not paid here, never captured there: agreed, reconciled;
+- not paid here, never captured there (UNKNOWN included): agreed, reconciled;
+- paid here, UNKNOWN there (the gateway lost or reset its data: it signed the callback that paid the order):
+  a discrepancy is flagged for staff, nothing is reopened;
 - AUTHORIZED or UNRESOLVED there (the biller's answer to the callback never reached the gateway): the gateway is
   asked to send the callback again, the biller answers it as any callback, and the status that follows decides;
 - anything else (payment page still open, gateway unreachable, an answer that does not check out): left as it
-  is, reported, asked again next run.
+  is, reported, asked again next run; an unreachable gateway ends the run (the next one goes on).
 
 Each move locks the order and is a no-op once the order is reconciled, so a second run changes nothing more.
 """
@@ -36,6 +38,7 @@ from ..gateway_status import (
     CAPTURED,
     NOT_CAPTURED,
     REDELIVER,
+    UNKNOWN,
     GatewayStatus,
     GatewayStatusError,
     order_status,
@@ -58,12 +61,17 @@ class Step(enum.StrEnum):
     AGREE_UNPAID = "agree_unpaid"  # not paid, never captured
     REDELIVER = "redeliver"  # the merchant's answer missing at the gateway
     WAIT = "wait"  # not decided yet
+    FLAG = "flag"  # paid, and the gateway does not know the order: a discrepancy, nothing changed
 
 
 def reconciliation_step(*, biller_paid: bool, status: str, redelivered: bool) -> Step:
     """What to do about an order, from whether the biller recorded its payment and the gateway's status."""
     if status == CAPTURED:
         return Step.RECONCILE if biller_paid else Step.RECORD
+    if status == UNKNOWN and biller_paid:
+        # A paid order came from a callback the gateway signed: it knows the order. UNKNOWN says its data was lost
+        # or reset, not that nothing was captured; staff look, nothing is reopened.
+        return Step.FLAG
     if status in NOT_CAPTURED:
         return Step.VOID if biller_paid else Step.AGREE_UNPAID
     if status in AWAITING_MERCHANT and not redelivered:
@@ -179,6 +187,24 @@ def payment_order_reconcile(*, order_id: int, answer: GatewayStatus, now: dt.dat
 
 
 @transaction.atomic
+def payment_order_flag(*, order_id: int, answer: GatewayStatus, now: dt.datetime) -> OrderResult | None:
+    """A paid order the gateway says it does not know: a MISMATCH discrepancy and its alert, the payment and the
+    invoices left as they are (only staff can tell which side lost its data). None when the order moved."""
+    order = PaymentOrder.objects.select_for_update().get(pk=order_id)
+    if order.state != State.PAID or order.reconciled_at is not None:
+        return None
+    payment = Payment.objects.get(order=order)
+    refs = list(payment.invoices.order_by("reference").values_list("reference", flat=True))
+    detail = f"payé ici (reçu {payment.receipt_number}), ordre inconnu de la passerelle"
+    discrepancy = _flag(order, kind=Discrepancy.Kind.MISMATCH, answer=answer, at=now, payment=payment,
+                        invoice_references=refs, detail=detail)
+    _reconciled(order, at=now)
+    _event(order, at=now, cause=f"rapprochement : écart signalé, {detail}")
+    return OrderResult(order.oid, Outcome.DISCREPANCY, answer.status, f"{Discrepancy.Kind.MISMATCH.label} : {detail}",
+                       discrepancy)
+
+
+@transaction.atomic
 def payment_order_void(*, order_id: int, answer: GatewayStatus, now: dt.datetime) -> OrderResult | None:
     """paid → voided: the gateway never captured this payment. Its invoices are due again (the payment stays, as
     history, its invoices listed on the discrepancy), a NOT_CAPTURED discrepancy is flagged and its alert queued.
@@ -256,7 +282,7 @@ def reconcile_order(*, order_id: int, now: dt.datetime) -> OrderResult:
     if step == Step.WAIT:
         return OrderResult(order.oid, Outcome.PENDING, answer.status, f"{answer.status} à la passerelle")
     move = {Step.RECONCILE: payment_order_reconcile, Step.AGREE_UNPAID: payment_order_reconcile,
-            Step.VOID: payment_order_void, Step.RECORD: payment_order_record}[step]
+            Step.VOID: payment_order_void, Step.RECORD: payment_order_record, Step.FLAG: payment_order_flag}[step]
     try:
         result = move(order_id=order.pk, answer=answer, now=now)
     except IntegrityError:  # a callback settling the same order at the same moment won
@@ -283,6 +309,10 @@ def reconcile(*, now: dt.datetime | None = None) -> ReconciliationReport:
             oid = PaymentOrder.objects.filter(pk=order_id).values_list("oid", flat=True).first() or "?"
             result = _pending(oid, "error")
         report.results.append(result)
+        if result.outcome == Outcome.PENDING and result.detail == PENDING_REASONS["unreachable"]:
+            # The gateway is down: asking about every other order would hold the worker for a timeout each.
+            logger.warning("reconciliation stopped: the gateway is unreachable; the next run goes on")
+            break
         if result.discrepancy is not None:
             # Not the invoice references: 16 digits that the card-data log filter may well mask.
             found = result.discrepancy
@@ -323,9 +353,11 @@ def reconciliation_schedule_next(*, token: str, now: dt.datetime | None = None) 
     schedule = ReconciliationSchedule.objects.select_for_update().filter(pk=1).first()
     if schedule is None or not token or schedule.token != token:
         return False
-    schedule.last_run_at = now
-    schedule.save(update_fields=["last_run_at"])
+    # Each link hands a token of its own to its successor: this task run again (a transient error, its worker
+    # killed) finds its token spent and stops, instead of starting a second chain.
+    schedule.token, schedule.last_run_at = secrets.token_hex(16), now
+    schedule.save(update_fields=["token", "last_run_at"])
     run_after = now + dt.timedelta(seconds=settings.RECONCILE_SECONDS)
-    reconcile_payments.using(run_after=run_after).enqueue(token=token)
+    reconcile_payments.using(run_after=run_after).enqueue(token=schedule.token)
     return True
 
