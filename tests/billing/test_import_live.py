@@ -212,3 +212,25 @@ def test_leftovers_of_an_import_that_could_not_clean_up_are_deleted_by_the_next_
     failed, done = ImportBatch.objects.order_by("pk")
     assert (failed.published_at, failed.discarded_at is not None) == (None, True)
     assert (done.published_at is not None, done.discarded_at) == (True, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_discarded_by_another_import_meanwhile_is_never_published(tmp_path, monkeypatch):
+    """Had this import lost its lock, another one would take its batch for a leftover and delete it: the publish
+    step then refuses, and nothing of the file is ever visible."""
+    from django.utils import timezone
+
+    from tests.billing.bills_files import guide_customer
+
+    publish = importing._publish
+
+    def discarded_first(batch):
+        ImportBatch.objects.filter(pk=batch.pk).update(discarded_at=timezone.now())
+        publish(batch)
+
+    monkeypatch.setattr(importing, "_publish", discarded_first)
+    with pytest.raises(BillImportFailed) as failure:
+        import_bills(source=write(tmp_path / "bills.json", document(guide_customer())))
+    assert [str(p) for p in failure.value.problems] == ["l'import a été interrompu par un autre import ; relancez-le"]
+    assert ImportBatch.objects.filter(published_at__isnull=False).count() == 0
+    assert Invoice.objects.count() == 0 and Invoice.all_objects.count() == 0

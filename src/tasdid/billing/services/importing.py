@@ -175,7 +175,11 @@ def _one_import_at_a_time() -> Iterator[None]:
 def _publish(batch: ImportBatch) -> None:
     """Make the whole import visible at once: one row updated, whatever the number of rows imported."""
     with transaction.atomic():
-        ImportBatch.objects.filter(pk=batch.pk).update(published_at=timezone.now())
+        published = ImportBatch.objects.filter(pk=batch.pk, published_at__isnull=True,
+                                               discarded_at__isnull=True).update(published_at=timezone.now())
+    if not published:  # another import took it for a leftover (this one lost its lock): never publish a remnant
+        raise BillImportFailed([ImportProblem("", "", _("l'import a été interrompu par un autre import ; "
+                                                        "relancez-le"))])
 
 
 def _discard(batch: ImportBatch) -> int:
