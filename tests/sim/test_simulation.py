@@ -2,7 +2,7 @@
 duplicated and reordered messages, outages and timers, DESIGN.md §7 checked after every step and, after
 recovery, in full. A failing seed prints its numbered steps and replays exactly:
 
-    .venv/bin/python -m pytest tests/sim -q -n 2 --dist loadfile       # CI: TASDID_SIM_SEEDS seeds (default 300)
+    .venv/bin/python -m pytest tests/sim -q -n 2 --dist loadfile       # CI: TASDID_SIM_SEEDS seeds (default 200)
     TASDID_SIM_SEEDS=1000 .venv/bin/python -m pytest tests/sim -q -n 2 # the long campaign
     TASDID_SIM_SEED=1234 .venv/bin/python -m pytest tests/sim -q -n 0  # replay one seed
 
@@ -17,7 +17,7 @@ from .network import Faults
 
 FIRST = int(os.environ.get("TASDID_SIM_FIRST_SEED", "1"))
 SEEDS = ([int(os.environ["TASDID_SIM_SEED"])] if os.environ.get("TASDID_SIM_SEED")
-         else list(range(FIRST, FIRST + int(os.environ.get("TASDID_SIM_SEEDS", "300")))))
+         else list(range(FIRST, FIRST + int(os.environ.get("TASDID_SIM_SEEDS", "200")))))
 
 
 # A campaign may hit harder than CI (the same seed with other rates is another run: replay with the same rates).
