@@ -160,11 +160,11 @@ class Journey:
         pay_page = yield from self._follow("carried to the payment page", to_gateway)
         if "/paiement/" not in pay_page.url or pay_page.status != 200:
             raise GiveUp("no payment page")
-        if len(self.customer.refs) > 1 and self.rng.random() < 0.2:
-            ref = self.rng.choice(self.customer.refs)
-            deferred = yield from self._request(f"defers invoice {ref}", lambda: b.submit(next(
-                f for f in pay_page.forms if dict(f.fields).get("action") == "defer"
-                and dict(f.fields).get("ref") == ref)))
+        # The invoices the page offers to defer (an earlier round may have paid some of the customer's).
+        deferrable = {dict(f.fields).get("ref"): f for f in pay_page.forms if dict(f.fields).get("action") == "defer"}
+        if len(self.customer.refs) > 1 and self.rng.random() < 0.2 and deferrable:
+            ref = self.rng.choice(sorted(deferrable))
+            deferred = yield from self._request(f"defers invoice {ref}", lambda: b.submit(deferrable[ref]))
             if deferred.status == 200 and "/paiement/" in deferred.url:
                 pay_page = deferred
         if self.rng.random() < 0.03:
