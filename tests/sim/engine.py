@@ -157,11 +157,14 @@ class Simulation:
             actions.append((4.0, "worker", lambda: self._worker_runs(due)))
         if net.in_flight:
             actions.append((2.0, "late message", net.deliver_one_late))
+        # After a targeted fault (network.maybe_lose_callback_record), time passes and the sweep comes more often,
+        # so that the callback's next tries meet the biller while it is down.
+        focus = 8.0 if net.focus else 1.0
         if self.settings.clock_jumps:
-            actions.append((1.0, "clock", self._clock_moves))
+            actions.append((1.0 * focus, "clock", self._clock_moves))
         if self.settings.faults.crash:
             actions.append((0.4, "outage", self._outage))
-        actions.append((0.3, "gateway sweep", lambda: self._cron("tasdid gateway-sweep", recovery()[1][1])))
+        actions.append((0.3 * focus, "gateway sweep", lambda: self._cron("tasdid gateway-sweep", recovery()[1][1])))
         actions.append((0.2, "billing sweep", lambda: self._cron("tasdid billing-sweep", recovery()[2][1])))
         _weight, _name, act = rng.choices(actions, weights=[a[0] for a in actions])[0]
         self.clock.shift(dt.timedelta(seconds=rng.randint(1, 4)))

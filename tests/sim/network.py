@@ -23,6 +23,7 @@ from django.utils import translation
 from tasdid.core.acquiring import AcquirerUnavailable
 
 PARTIES = ("biller", "gateway", "bank")
+CALLBACK_RECORD = "gateway.services.attempt_record_callback"
 
 
 class SimCrash(BaseException):
@@ -45,10 +46,16 @@ class Faults:
     duplicate: float = 0.03  # arrives twice (the copy later, after other steps: reordered)
     delay: float = 0.03  # arrives later, after other steps; the sender times out meanwhile
     browser_lose_answer: float = 0.02  # the customer's page does not load although the party handled it
+    # Targeted: the process sending the callback dies in the gap between the merchant's answer and its record
+    # (the merchant recorded the payment, the gateway does not know it)…
+    callback_gap: float = 0.2
+    # … and then, with this probability, the biller goes down (connection refused) while the retries come.
+    outage_after_gap: float = 0.75
 
     @classmethod
     def none(cls) -> Faults:
-        return cls(crash=0, refuse=0, lose_request=0, lose_answer=0, duplicate=0, delay=0, browser_lose_answer=0)
+        return cls(crash=0, refuse=0, lose_request=0, lose_answer=0, duplicate=0, delay=0, browser_lose_answer=0,
+                   callback_gap=0, outage_after_gap=0)
 
 
 @dataclass
@@ -77,6 +84,7 @@ class Network:
         self.down: dict[str, int] = {}  # process -> steps before it is restarted
         self.stack: list[str] = []  # processes running now, innermost last
         self.in_flight: list[Delayed] = []
+        self.focus = 0  # steps left during which the scheduler favours the clock and the gateway's sweep
         hosts = {urlsplit(url).netloc: party for party, url in party_urls().items()}
         self._party_of_host = hosts
         self._transports = {party: httpx.WSGITransport(app=PartyApplication(django_app, party)) for party in PARTIES}
@@ -97,6 +105,7 @@ class Network:
     def tick(self) -> list[str]:
         """One scheduler step went by: the processes whose downtime ends now are restarted."""
         restarted = []
+        self.focus = max(self.focus - 1, 0)
         for process, left in sorted(self.down.items()):
             if left > 0:
                 self.down[process] = left - 1
@@ -119,12 +128,29 @@ class Network:
 
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
+            if label == CALLBACK_RECORD:
+                self.maybe_lose_callback_record(kwargs.get("answer"))
             self.maybe_crash(f"before {label}")
             result = function(*args, **kwargs)
             self.maybe_crash(f"after {label}")
             return result
 
         return wrapper
+
+    def maybe_lose_callback_record(self, answer: str | None) -> None:
+        """The conjunction of faults the callback must survive (issue 6, case 1), made frequent on purpose: the
+        callback reached the merchant, which answered (it recorded the payment), and the process that sent it dies
+        before recording the answer; the biller then refuses connections for a while, the clock and the gateway's
+        sweep are favoured meanwhile, so that the next tries of the callback find it down. Always drawn in the
+        same order when faults are on (the run stays a function of its seed)."""
+        process = self.process
+        if process == "scheduler" or answer in (None, "NOT_DELIVERED") or not self.chance(self.faults.callback_gap):
+            return
+        self.log(f"  {process} dies between the merchant's answer to the callback ({answer}) and its record")
+        if self.chance(self.faults.outage_after_gap):
+            self.take_down("biller", steps=self.rng.randint(4, 12), why="killed after answering the callback")
+            self.focus = max(self.focus, self.down["biller"])
+        raise SimCrash(process, f"before {CALLBACK_RECORD} (answer {answer} not recorded)")
 
     def run_as(self, process: str, work: Callable[[], Any]) -> Any:
         """Run ``work`` as ``process``; SimCrash of that process propagates to the caller (which decides what
