@@ -265,26 +265,22 @@ def _members_from(decoder: json.JSONDecoder, text: str, at: int) -> list[str] | 
     names: list[str] = []
     try:
         while True:
-            while text[at] in _SPACE:
-                at += 1
+            at = _after_space(text, at)
             if text[at] == "}":
                 return names if not text[at + 1:].strip(_SPACE) else None
             if text[at] != ",":
                 return None
-            at += 1
-            while text[at] in _SPACE:
-                at += 1
-            name, at = decoder.raw_decode(text, at)
-            if not isinstance(name, str):
+            name, at = decoder.raw_decode(text, _after_space(text, at + 1))
+            at = _after_space(text, at)
+            if not isinstance(name, str) or text[at] != ":":
                 return None
-            while text[at] in _SPACE:
-                at += 1
-            if text[at] != ":":
-                return None
-            at += 1
-            while text[at] in _SPACE:
-                at += 1
-            _value, at = decoder.raw_decode(text, at)
+            _value, at = decoder.raw_decode(text, _after_space(text, at + 1))
             names.append(name)
     except (IndexError, ValueError):
         return None
+
+
+def _after_space(text: str, at: int) -> int:
+    while text[at] in _SPACE:
+        at += 1
+    return at
