@@ -50,3 +50,12 @@ def test_in_the_database_files_a_known_card_is_found_and_joined_numbers_are_not(
     assert card_data_findings() == []
     monkeypatch.setattr(pci, "database_files_text", lambda: f"\x00ab{VISA}99\x01")
     assert card_data_findings() == ["database files: secret 4000…"]
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("cvv=123", True), ('"cvc": "417"', True), ("CVV2 1234", True), ("card_cvv: 226", True), ("cvv 417.", True),
+    # A random token (the gateway's payment page token, a session key) that happens to hold the letters.
+    ("/paiement/159NlE1wXXv2tuL3cvc217JdGlb6gqz1R24Foh3Mh9E", False), ("abcvv1234", False), ("cvc2175x", False),
+])
+def test_a_cvv_is_found_by_its_name_and_not_inside_a_random_token(text, found):
+    assert bool(pci.CVV_NEAR_NAME.search(text)) is found

@@ -15,7 +15,9 @@ from django.db import connection
 from tasdid.core.cards import find_card_numbers
 
 # A CVV written next to its name in any form: cvv=123, "cvc": "123", CVV2 123…
-CVV_NEAR_NAME = re.compile(r"cv[vc]2?[\"'\s:=]{0,4}\d{3,4}(?!\d)", re.IGNORECASE)
+# Not inside a longer token: a random session or payment token may well hold « cvc217 » (letters and digits on
+# both sides), which is no CVV.
+CVV_NEAR_NAME = re.compile(r"(?<![A-Za-z0-9])cv[vc]2?[\"'\s:=]{0,4}\d{3,4}(?![A-Za-z0-9])", re.IGNORECASE)
 # Random numbers Python's email package writes into every message: the Message-ID
 # (<time.pid.64-bit random@host>) and the MIME boundaries (=============== + up to 19 digits + ==). One in a few
 # dozen is a Luhn-valid Visa or MasterCard number; they are the mail's, not a card's.
