@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from bench.generate_bills import generate
@@ -21,6 +20,7 @@ from tasdid.billing.models import Bill, Customer, ImportBatch, Invoice, InvoiceL
 from tasdid.billing.services import importing
 from tasdid.billing.services.importing import import_bills
 from tests.billing.bills_files import document, mobile_customer, write
+from tests.support.tasks import database_url
 
 TASDID = Path(sys.executable).with_name("tasdid")
 # Enough for the import to take a few seconds (48 batches): long enough for a portal request to have waited for
@@ -48,16 +48,6 @@ def small_file(tmp_path_factory) -> Path:
 def generate_file(path: Path, invoices: int) -> Path:
     generate(path, invoices)
     return path
-
-
-def database_url() -> str:
-    """The test database, for a ``tasdid`` process of its own."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = quote(db["USER"] or "", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
-    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def import_process(path: Path, tmp_path: Path) -> subprocess.Popen:
