@@ -155,7 +155,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tasdid.core.http.PartyMiddleware",
     "tasdid.core.http.PartySessionMiddleware",  # Django's, with each session bound to its party
-    "django.middleware.locale.LocaleMiddleware",
+    "tasdid.core.i18n.LanguageMiddleware",  # ?lang= and the party's cookie, never Accept-Language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
