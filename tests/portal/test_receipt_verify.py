@@ -238,7 +238,7 @@ def test_verification_form_in_each_language(lang):
 @pytest.mark.django_db
 @pytest.mark.parametrize("lang", LANGS)
 def test_verification_form_is_rate_limited_so_codes_cannot_be_guessed(lang):
-    payment, invoices = paid()
+    payment, _ = paid()
     number = payment.receipt_number
     code = verification_code(receipt_number=number, trans_id=payment.trans_id)
     client = Client(REMOTE_ADDR="192.0.2.7")

@@ -160,7 +160,8 @@ def _segments(codewords: list[int], version: int) -> str:
             text += "".join(chars).encode()
         else:
             digits = ""
-            for width, length in [(10, 3)] * (count // 3) + ([(7, 2)] if count % 3 == 2 else [(4, 1)] if count % 3 else []):
+            tail = {0: [], 1: [(4, 1)], 2: [(7, 2)]}[count % 3]  # the last one or two digits
+            for width, length in [(10, 3)] * (count // 3) + tail:
                 digits += f"{int(bits[at:at + width], 2):0{length}d}"
                 at += width
             text += digits.encode()
