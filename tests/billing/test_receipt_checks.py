@@ -110,7 +110,8 @@ def test_an_altered_number_or_code_is_not_genuine_and_says_no_more():
     other_code = code[:-1] + ("A" if code[-1] != "A" else "B")
     for asked, typed in [(other_digit, code), (number, other_code), (number, code[:-1]), (number, ""),
                          ("R1999-00000001", code), ("junk\x00", code), ("", "")]:
-        assert receipt_check(receipt_number=asked, code=typed, client_ip="", now=T0) == NotGenuine(), (asked, typed)
+        assert receipt_check(receipt_number=asked, code=typed, client_ip="not an address", now=T0) == NotGenuine(), \
+            (asked, typed)
     assert checks() == [(None, other_digit, False, False), (None, number, False, False),
                         (None, number, False, False), (None, number, False, False),
                         (None, "R1999-00000001", False, False), (None, "", False, False), (None, "", False, False)]
