@@ -230,6 +230,15 @@ def test_verification_form_in_each_language(lang):
     shape = html_of(post("12345", code))
     assert TEXT[lang]["bad_number"] in shape and TEXT[lang]["forged"] not in shape
     assert ReceiptCheck.objects.count() == checks_before
+    # Junk in either box: an error at the field, in the page's language, never a failure.
+    for junk_number, junk_code in [("R\x00" * 10, code), (number, "\x00" * 10), ("x" * 100_000, "é" * 100_000),
+                                   ("", ""), ("<script>", "' OR 1=1 --")]:
+        response = post(junk_number, junk_code)
+        assert response.status_code == 200, (junk_number[:20], junk_code[:20])
+        html = html_of(response)
+        assert 'class="errorlist"' in html and TEXT[lang]["forged"] not in html
+        assert "<script>" not in response.content.decode()  # what was typed comes back escaped
+    assert ReceiptCheck.objects.count() == checks_before
     # Without the CSRF token: refused, nothing checked.
     assert client.post("/verifier", {"receipt_number": number, "code": code}).status_code == 403
     assert ReceiptCheck.objects.count() == checks_before
