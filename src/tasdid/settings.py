@@ -79,6 +79,7 @@ TASDID_KEYS = {
     "codes": os.environ.get("TASDID_CODES_KEY", ""),  # fidelio, payment codes, OTP hashes
     "cards": os.environ.get("TASDID_CARDS_KEY", ""),  # keyed card fingerprints (PAN, CVV)
     "receipts": os.environ.get("TASDID_RECEIPTS_KEY", ""),  # unguessable receipt links
+    "receipt-checks": os.environ.get("TASDID_RECEIPT_CHECKS_KEY", ""),  # verification codes printed on receipts
     "vault": os.environ.get("TASDID_VAULT_KEY", ""),  # card data in transit through 3-D Secure
     "threeds": os.environ.get("TASDID_3DS_KEY", ""),  # gateway <-> directory/ACS message signatures
 }
@@ -323,3 +324,6 @@ LINE_LOCK_AFTER_FAILURES = env_number("TASDID_LINE_LOCK_AFTER_FAILURES", "5")  #
 LINE_LOCK_SECONDS = env_number("TASDID_LINE_LOCK_SECONDS", "1800")
 IDENTIFICATION_IP_LIMIT = env_number("TASDID_IDENTIFICATION_IP_LIMIT", "20")  # failures per client address per window
 IDENTIFICATION_IP_WINDOW_SECONDS = env_number("TASDID_IDENTIFICATION_IP_WINDOW_SECONDS", "900")
+# The public receipt check (tasdid.billing.services.receipt_checks): wrong answers per client address per window.
+RECEIPT_CHECK_IP_LIMIT = env_number("TASDID_RECEIPT_CHECK_IP_LIMIT", "10")
+RECEIPT_CHECK_IP_WINDOW_SECONDS = env_number("TASDID_RECEIPT_CHECK_IP_WINDOW_SECONDS", "900")
