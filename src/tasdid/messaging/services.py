@@ -208,6 +208,7 @@ class SubmitOutcome:
     smsc_id: str = ""
     error: str = ""
     transient: bool = True
+    submitted: bool = True  # False: never sent (the session ended first), the try does not count
 
 
 @transaction.atomic
@@ -223,6 +224,10 @@ def smpp_record(outcomes: Sequence[SubmitOutcome]) -> list[SubmitOutcome]:
                     status=Sms.Status.ACCEPTED, smsc_id=outcome.smsc_id[:65], accepted_at=now, last_error="",
                     next_try_at=None):
                 accepted.append(outcome)
+            continue
+        if not outcome.submitted:
+            Sms.objects.filter(pk=outcome.pk, status=Sms.Status.SENDING).update(
+                status=Sms.Status.QUEUED, attempts=F("attempts") - 1)
             continue
         sms = Sms.objects.select_for_update().filter(pk=outcome.pk, status=Sms.Status.SENDING).first()
         if sms is None:

@@ -178,7 +178,7 @@ class SmppChannel:
             payload = b""
         async with window:
             if lost.is_set():
-                return services.SubmitOutcome(sms.pk, error="connection lost before submit_sm")
+                return services.SubmitOutcome(sms.pk, error="connection lost before submit_sm", submitted=False)
             try:
                 resp = await asyncio.wait_for(smsc.submit_sm(dest.addr, payload, **fields),
                                               self.config.submit_timeout)
