@@ -146,24 +146,41 @@ class SmppChannel:
     async def _send(self, smsc, stop: asyncio.Event, lost: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         window = asyncio.Semaphore(self.config.window)
-        while not (stop.is_set() or lost.is_set()):
-            pause = self._throttled_until - loop.time()
-            if pause > 0:
-                await _sleep_unless(lost, pause)
-                continue
-            try:
-                batch = await _db(services.smpp_claim)(limit=self.config.batch)
-            except DatabaseError as exc:
-                logger.warning("database unavailable while taking SMS: %s", exc)
-                await _sleep_unless(lost, 1.0)
-                continue
-            if not batch:
-                await _sleep_unless(lost, self.config.poll_interval)  # lost is set on stop too
-                continue
-            outcomes = await asyncio.gather(*(self._submit(smsc, sms, window, lost) for sms in batch))
-            accepted = await self._with_db_retry(stop, services.smpp_record, outcomes, forever=True)
-            self.submitted += len(accepted or ())
-            await self._apply_early_receipts(accepted or ())
+        recording: asyncio.Future | None = None  # the previous batch's answers, recorded while this one goes
+        try:
+            while not (stop.is_set() or lost.is_set()):
+                recording = await self._send_batch(smsc, stop, lost, loop, window, recording)
+        finally:
+            if recording is not None:
+                await recording
+
+    async def _send_batch(self, smsc, stop, lost, loop, window, recording):
+        """Claim a batch, submit it, and hand its answers to a recording task; returns that task (or the one
+        still running), which the next batch awaits before recording its own (one writer, in order)."""
+        pause = self._throttled_until - loop.time()
+        if pause > 0:
+            await _sleep_unless(lost, pause)
+            return recording
+        try:
+            batch = await _db(services.smpp_claim)(limit=self.config.batch)
+        except DatabaseError as exc:
+            logger.warning("database unavailable while taking SMS: %s", exc)
+            await _sleep_unless(lost, 1.0)
+            return recording
+        if not batch:
+            if recording is not None:
+                await recording
+            await _sleep_unless(lost, self.config.poll_interval)  # lost is set on stop too
+            return None
+        outcomes = await asyncio.gather(*(self._submit(smsc, sms, window, lost) for sms in batch))
+        if recording is not None:
+            await recording
+        return asyncio.ensure_future(self._record(stop, outcomes))
+
+    async def _record(self, stop: asyncio.Event, outcomes) -> None:
+        accepted = await self._with_db_retry(stop, services.smpp_record, outcomes, forever=True)
+        self.submitted += len(accepted or ())
+        await self._apply_early_receipts(accepted or ())
 
     async def _submit(self, smsc, sms: services.SmsToSubmit, window: asyncio.Semaphore,
                       lost: asyncio.Event) -> services.SubmitOutcome:
