@@ -44,10 +44,10 @@ def main() -> int:
     django.setup()
     from django.core.management import call_command
     from django.utils import timezone
+    from tests.support.smsc import Smsc
 
     from tasdid.messaging.models import Sms
     from tasdid.messaging.smpp import SmppChannel, SmppConfig
-    from tests.support.smsc import Smsc
 
     call_command("migrate", verbosity=0)
     Sms.objects.all().delete()

@@ -307,3 +307,35 @@ def test_tasdid_smpp_as_a_process_resubmits_what_it_had_not_seen_answered(smsc, 
     output = log.read_text()
     assert "1 SMS submitted without an answer before the last stop: queued again" in output
     assert "SMPP channel stopped" in output and "secret" not in output
+
+
+# The admin ----------------------------------------------------------------------------------------------------
+
+def test_staff_see_the_sms_centre_states_and_ids_and_resend_a_failed_sms(smpp_mode):
+    from tests.messaging.test_delivery_once import _row
+    from tests.support.staff import signed_in, staff_account
+
+    staff_account("staff", parties=["biller"])
+    staff = signed_in("biller", "staff")
+    accepted = sms_send(sender="1111", to="+212661000001", text="Votre facture est disponible.")
+    Sms.objects.filter(pk=accepted.pk).update(status="accepted", attempts=1, smsc_id="a1b2c3")
+    failed = sms_send(sender="1111", to="+212661000002", text="Votre paiement est enregistré.")
+    Sms.objects.filter(pk=failed.pk).update(status="failed", attempts=1, smsc_id="d4e5f6",
+                                            last_error="delivery receipt: stat:UNDELIV err:001")
+    page = staff.get("/admin/messaging/sms/").content.decode()
+    assert "Renvoyer les SMS en échec" in page
+    row = _row(page, "Votre facture est disponible.")
+    assert [row[i] for i in (5, 6, 9)] == ["accepté par le centre SMS", "1", "a1b2c3"]
+    row = _row(page, "Votre paiement est enregistré.")
+    assert [row[i] for i in (5, 8, 9)] == ["échec", "delivery receipt: stat:UNDELIV err:001", "d4e5f6"]
+    detail = staff.get(f"/admin/messaging/sms/{accepted.pk}/change/").content.decode()
+    assert "Identifiant au centre SMS" in detail and "Accepté le" in detail
+
+    response = staff.post("/admin/messaging/sms/", {"action": "resend",
+                                                    "_selected_action": [accepted.pk, failed.pk]}, follow=True)
+    content = response.content.decode()
+    assert "1 message remis en file d&#x27;envoi." in content and "1 message ignoré" in content
+    failed.refresh_from_db()
+    assert (failed.status, failed.resends, failed.smsc_id) == ("queued", 1, "")
+    assert Sms.objects.get(pk=accepted.pk).status == "accepted"
+    assert DBTaskResult.objects.count() == 0  # tasdid smpp takes it from the table
