@@ -221,7 +221,10 @@ def test_a_connection_cut_mid_stream_loses_nothing_and_sends_nothing_twice(smsc,
     sent = [sms_send(sender="1111", to=f"+2126610{i:05d}", text=f"Message {i}") for i in range(200)]
     running = channel()
     wait_until(lambda: Sms.objects.filter(status="delivered").count() == 200, timeout=60,
-               what="every SMS delivered")
+               what="every SMS delivered", log=lambda: f"{Counter(Sms.objects.values_list('status', flat=True))} "
+                                                       f"at the SMS centre: {len(smsc.received)} received, "
+                                                       f"{len(smsc.accepted)} accepted, "
+                                                       f"{smsc.receipts_refused} receipts refused")
 
     counts = Counter(smsc.texts())
     assert len(counts) == 200 and set(counts.values()) == {1}

@@ -52,6 +52,7 @@ class Smsc:
         self.received: list[Submitted] = []  # every submit_sm, accepted or not
         self.binds: list[tuple[str, str]] = []  # (system_id, password is not exposed: system_id only) per bind
         self.held: list[smpp34.SubmitSmEvent] = []
+        self.receipts_refused = 0  # deliver_sm of a receipt answered with an error (then sent again)
         self._sessions: dict[str, smpp34.Esme] = {}
         self._links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
         self._lock = threading.Lock()
@@ -128,8 +129,17 @@ class Smsc:
         err = "000" if stat == "DELIVRD" else "001"
         text = (f"id:{smsc_id} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} submit date:2612071200 "
                 f"done date:2612071201 stat:{stat} err:{err} text:")
-        with contextlib.suppress(Exception):
-            await esme.deliver_sm(to.source_addr, text.encode(), source_addr=to.destination_addr, esm_class=0x04)
+        # As an SMS centre does, a receipt the client refused (its inbound queue full) is delivered again later.
+        for _ in range(50):
+            try:
+                resp = await esme.deliver_sm(to.source_addr, text.encode(), source_addr=to.destination_addr,
+                                             esm_class=0x04)
+            except Exception:  # the session is gone
+                return
+            if resp.is_success:
+                return
+            self.receipts_refused += 1
+            await asyncio.sleep(0.2)
 
     def send_receipt(self, smsc_id: str, stat: str) -> None:
         """A receipt for an accepted message, later (to the session bound now)."""

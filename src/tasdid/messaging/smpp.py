@@ -135,9 +135,13 @@ class SmppChannel:
         finally:
             lost.set()
             await asyncio.gather(sender, return_exceptions=True)
-            if stop.is_set() and not receiver.done():
+            if not receiver.done():  # stopping, or a submit_sm unanswered on a live link: end the session
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(smsc.unbind(), 5)
+            # Receipts and SMS already acknowledged to the SMS centre wait in the library's queue: handle them all
+            # (the receiver returns at the session's end) before binding again; give up only on a stuck one.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(receiver), 60)
             receiver.cancel()
             await asyncio.gather(receiver, return_exceptions=True)
 
@@ -239,8 +243,12 @@ class SmppChannel:
             if receipt is None:
                 logger.warning("delivery receipt naming no message: %r", text[:120])
                 return
-            if not await _db(services.smpp_receipt)(smsc_id=receipt.smsc_id, stat=receipt.stat, err=receipt.err):
+            apply = _db(services.smpp_receipt)
+            if not await apply(smsc_id=receipt.smsc_id, stat=receipt.stat, err=receipt.err):
                 self.early_receipts[receipt.smsc_id] = (receipt.stat, receipt.err)
+                # The id may have been recorded (and the early receipts looked at) while we asked: ask again.
+                if await apply(smsc_id=receipt.smsc_id, stat=receipt.stat, err=receipt.err):
+                    self.early_receipts.pop(receipt.smsc_id, None)
                 while len(self.early_receipts) > EARLY_RECEIPTS_MAX:
                     smsc_id, _ = self.early_receipts.popitem(last=False)
                     logger.warning("delivery receipt for unknown SMS-centre id %s dropped", smsc_id)
