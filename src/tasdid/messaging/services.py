@@ -205,7 +205,8 @@ class SubmitOutcome:
     """What the SMS centre answered to one submit_sm: its id (accepted), or an error and whether to retry."""
 
     pk: int
-    smsc_id: str = ""
+    accepted: bool = False
+    smsc_id: str = ""  # may be "" when the SMS centre accepts without an id (no receipt can name the SMS then)
     error: str = ""
     transient: bool = True
     submitted: bool = True  # False: never sent (the session ended first), the try does not count
@@ -219,7 +220,7 @@ def smpp_record(outcomes: Sequence[SubmitOutcome]) -> list[SubmitOutcome]:
     now = timezone.now()
     accepted = []
     for outcome in outcomes:
-        if outcome.smsc_id:
+        if outcome.accepted:
             if Sms.objects.filter(pk=outcome.pk, status=Sms.Status.SENDING).update(
                     status=Sms.Status.ACCEPTED, smsc_id=outcome.smsc_id[:65], accepted_at=now, last_error="",
                     next_try_at=None):

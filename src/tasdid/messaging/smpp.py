@@ -207,13 +207,11 @@ class SmppChannel:
                 # No answer: the SMS centre may or may not have it. Without an id it is submitted again.
                 lost.set()
                 return services.SubmitOutcome(sms.pk, error=f"no submit_sm_resp: {type(exc).__name__}: {exc}")
-        if resp.is_success and resp.message_id:
-            return services.SubmitOutcome(sms.pk, smsc_id=resp.message_id)
+        if resp.is_success:  # without an id (some SMS centres), no receipt can name it: it stays accepted
+            return services.SubmitOutcome(sms.pk, accepted=True, smsc_id=resp.message_id or "")
         status = resp.command_status
         if status == ESME_RTHROTTLED:
             self._throttled_until = asyncio.get_running_loop().time() + self.config.throttle_pause
-        if resp.is_success:  # accepted without an id: nothing to follow receipts with
-            return services.SubmitOutcome(sms.pk, error="submit_sm_resp without message_id", transient=False)
         return services.SubmitOutcome(sms.pk, error=f"submit_sm refused: {status_name(status)}",
                                       transient=is_transient(status))
 
@@ -269,7 +267,7 @@ class SmppChannel:
     async def _apply_early_receipts(self, accepted) -> None:
         for outcome in accepted:
             early = self.early_receipts.pop(outcome.smsc_id, None)
-            if early is not None:
+            if early is not None and outcome.smsc_id:
                 await _db(services.smpp_receipt)(smsc_id=outcome.smsc_id, stat=early[0], err=early[1])
 
     async def _with_db_retry(self, stop: asyncio.Event, func, *args, forever: bool = False):
