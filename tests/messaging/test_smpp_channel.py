@@ -342,3 +342,14 @@ def test_staff_see_the_sms_centre_states_and_ids_and_resend_a_failed_sms(smpp_mo
     assert (failed.status, failed.resends, failed.smsc_id) == ("queued", 1, "")
     assert Sms.objects.get(pk=accepted.pk).status == "accepted"
     assert DBTaskResult.objects.count() == 0  # tasdid smpp takes it from the table
+
+
+def test_tasdid_smpp_refuses_to_start_without_the_smpp_channel_or_an_account(settings):
+    from django.core.management import CommandError, call_command
+
+    settings.SMS_CHANNEL = "sandbox"
+    with pytest.raises(CommandError, match="le canal SMS n'est pas SMPP : définissez TASDID_SMS_CHANNEL=smpp"):
+        call_command("smpp")
+    settings.SMS_CHANNEL, settings.SMPP_SYSTEM_ID = "smpp", ""
+    with pytest.raises(CommandError, match="définissez TASDID_SMPP_SYSTEM_ID"):
+        call_command("smpp")
