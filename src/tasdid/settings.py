@@ -314,6 +314,17 @@ LOGGING = {
 # SMS: the channel that carries outbound SMS ("sandbox": the sandbox phones, in sandbox mode only; none by
 # default outside it), and the services behind the short numbers that receive SMS (number -> handler dotted path).
 SMS_CHANNEL = env("TASDID_SMS_CHANNEL", "sandbox" if SANDBOX else "")
+if SMS_CHANNEL not in {"", "sandbox", "smpp"}:
+    raise ImproperlyConfigured(f"TASDID_SMS_CHANNEL must be sandbox or smpp, not {SMS_CHANNEL!r}.")
+# The SMS centre, when SMS_CHANNEL is "smpp": ``tasdid smpp`` binds there as a transceiver (SMPP 3.4), submits
+# the outbox's SMS, follows their delivery receipts and hands inbound SMS to SMS_SERVICES.
+SMPP_HOST = env("TASDID_SMPP_HOST", "127.0.0.1")
+SMPP_PORT = env_number("TASDID_SMPP_PORT", "2775", minimum=1)
+SMPP_SYSTEM_ID = env("TASDID_SMPP_SYSTEM_ID", "")
+SMPP_PASSWORD = env("TASDID_SMPP_PASSWORD", "")
+SMPP_SYSTEM_TYPE = env("TASDID_SMPP_SYSTEM_TYPE", "")
+SMPP_SOURCE_ADDR = env("TASDID_SMPP_SOURCE_ADDR", "")  # "" = each SMS's own sender (the service's number)
+SMPP_WINDOW = env_number("TASDID_SMPP_WINDOW", "10", minimum=1)  # submit_sm awaiting their answer at once
 SMS_SERVICES = {"1111": "tasdid.billing.sms.fidelio_service"}
 
 # The biller's codes and identification limits (tasdid.billing.services.fidelio / .identification).
