@@ -3,11 +3,12 @@ and the SMTP connection that carries it (none, STARTTLS or implicit TLS, the ser
 
 import ssl
 from dataclasses import dataclass
-from email.utils import parseaddr
+from email.utils import format_datetime, parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.smtp import EmailBackend
+from django.utils import timezone
 from django.utils.functional import cached_property
 
 from .models import Email
@@ -37,7 +38,8 @@ def outgoing_message(email: Email) -> EmailMultiAlternatives:
     Transactional headers: the same Message-ID on every try, Date (set when it leaves), Auto-Submitted
     (RFC 3834: automatic replies must not answer it), a Reply-To people can write to; no List-Unsubscribe
     (a receipt is not a mailing list). Content-Language when the outbox knows the language."""
-    headers = {"Message-ID": message_id_header(email), "Auto-Submitted": "auto-generated"}
+    headers = {"Message-ID": message_id_header(email), "Date": format_datetime(timezone.now()),  # "+0000", not "-0000"
+               "Auto-Submitted": "auto-generated"}
     if email.language:
         headers["Content-Language"] = email.language
     reply_to = [settings.EMAIL_REPLY_TO] if settings.EMAIL_REPLY_TO else []
