@@ -14,7 +14,7 @@ HOSTILE_HTML = ('<p style="color:red">Reçu <b>R-1</b></p><script>alert("x")</sc
 @pytest.fixture
 def received(smtp_sink, run_tasks, settings):
     # Django's test setup swaps in the in-memory email backend; this test wants the real SMTP client.
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "tasdid.messaging.mail.SmtpBackend"
     email_send(to="client@example.ma", subject="Votre reçu de paiement R-1",
                body_text="Bonjour,\nvotre reçu : http://127.0.0.1:8000/recu/R-1/abc\n", body_html=HOSTILE_HTML)
     email_send(to="autre@example.ma", subject="Autre message", body_text="Rien.")
