@@ -39,8 +39,8 @@ def _smtp_controller():
 @pytest.fixture
 def smtp_sink(_smtp_controller, transactional_db, settings):
     """A real SMTP server on loopback that keeps what it receives (tasdid.messaging.selectors.mailbox), and
-    Django's real SMTP backend pointed at it (the test runner otherwise swaps in an in-memory outbox)."""
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    the project's SMTP backend pointed at it (the test runner otherwise swaps in an in-memory outbox)."""
+    settings.EMAIL_BACKEND = "tasdid.messaging.mail.SmtpBackend"
     return _smtp_controller
 
 

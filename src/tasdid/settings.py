@@ -283,15 +283,25 @@ TASK_WORKER_SWEEPS = [
     "tasdid.billing.services.payments.payment_orders_expire",
 ]
 
-# Email: real SMTP. The demo starts a local SMTP sink on port 8025.
-EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+# Email: real SMTP (tasdid.messaging.mail). The demo starts a local SMTP sink on port 8025.
+EMAIL_BACKEND = "tasdid.messaging.mail.SmtpBackend"
 EMAIL_HOST = env("TASDID_EMAIL_HOST", "127.0.0.1")
 EMAIL_PORT = env_number("TASDID_EMAIL_PORT", "8025")
 EMAIL_HOST_USER = env("TASDID_EMAIL_USER", "")
 EMAIL_HOST_PASSWORD = env("TASDID_EMAIL_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("TASDID_EMAIL_TLS", False)
+# "none" (a local relay), "starttls" (usually port 587) or "tls", implicit (usually port 465); TASDID_EMAIL_TLS=1,
+# the older switch, means "starttls". The server's certificate is verified: against the system's CAs, or against
+# the CA file alone when one is given (a private CA).
+EMAIL_SECURITY = env("TASDID_EMAIL_SECURITY", "starttls" if env_bool("TASDID_EMAIL_TLS", False) else "none").lower()
+if EMAIL_SECURITY not in {"none", "starttls", "tls"}:
+    raise ImproperlyConfigured(f"TASDID_EMAIL_SECURITY must be none, starttls or tls, not {EMAIL_SECURITY!r}.")
+EMAIL_USE_TLS = EMAIL_SECURITY == "starttls"
+EMAIL_USE_SSL = EMAIL_SECURITY == "tls"
+EMAIL_SSL_CAFILE = env("TASDID_EMAIL_CA_FILE", "")
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env("TASDID_EMAIL_FROM", "Tasdid <paiement@tasdid.example.ma>")
+# Where a customer's reply to a receipt goes (people do answer them); "" sends no Reply-To.
+EMAIL_REPLY_TO = env("TASDID_EMAIL_REPLY_TO", "Tasdid Service client <service-client@tasdid.example.ma>")
 
 LOG_DIR = Path(env("TASDID_LOG_DIR", str(VAR_DIR / "log")))
 LOGGING = {

@@ -27,8 +27,8 @@ def line_with_two_invoices(*, number: str = "+212661000001") -> tuple[ServiceLin
     return line, june, july
 
 
-def new_order(line: ServiceLine, *, email: str = EMAIL) -> PaymentOrder:
-    return payment_order_create(line_id=line.pk, email=email)
+def new_order(line: ServiceLine, *, email: str = EMAIL, language: str = "") -> PaymentOrder:
+    return payment_order_create(line_id=line.pk, email=email, language=language)
 
 
 def sign(fields: dict[str, str], *, store_key: str | None = None) -> dict[str, str]:

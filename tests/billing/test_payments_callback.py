@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from tasdid.billing.models import Invoice, Payment, PaymentOrder, PaymentOrderEvent, ReceiptSequence
 from tasdid.billing.services.payments import paid_references, payment_callback
@@ -13,6 +14,12 @@ from tests.billing.payments_fixtures import EMAIL, MASKED, gateway_message, line
 from tests.support.pci import card_data_findings
 
 pytestmark = pytest.mark.django_db
+
+
+def receipt_email_tasks() -> list[dict]:
+    """The receipt emails a settlement asked for (a task each, composed and queued after the commit)."""
+    tasks = DBTaskResult.objects.filter(task_path="tasdid.billing.tasks.send_receipt_email").order_by("enqueued_at")
+    return [row["kwargs"] for row in tasks.values_list("args_kwargs", flat=True)]
 
 
 def state_of_the_world() -> dict:
@@ -24,6 +31,7 @@ def state_of_the_world() -> dict:
         "events": list(PaymentOrderEvent.objects.order_by("pk").values_list("order_id", "to_state", "cause")),
         "payments": list(Payment.objects.order_by("pk").values_list("receipt_number", "trans_id", "amount")),
         "emails": list(Email.objects.order_by("pk").values_list("to", "subject")),
+        "receipt_email_tasks": receipt_email_tasks(),
         "sequences": list(ReceiptSequence.objects.order_by("year").values_list("year", "last_number")),
     }
 
@@ -32,7 +40,7 @@ def expected_receipt_number(n: int) -> str:
     return f"R{timezone.localtime().year}-{n:08d}"
 
 
-def test_approved_callback_settles_every_invoice_captures_and_queues_the_receipt_email():
+def test_approved_callback_settles_every_invoice_captures_and_queues_the_receipt_email(run_tasks):
     line, june, july = line_with_two_invoices()
     order = new_order(line)
     before = timezone.now()
@@ -58,9 +66,14 @@ def test_approved_callback_settles_every_invoice_captures_and_queues_the_receipt
         ("", "created", "commande créée depuis le portail (2 facture(s))"),
         ("created", "paid", f"paiement accepté, transaction 26101ABCD1234, reçu {payment.receipt_number}"),
     ]
+    assert receipt_email_tasks() == [{"payment_id": payment.pk}]
+    assert Email.objects.count() == 0  # composed (its PDF too) after the settlement commits, not under its locks
+
+    run_tasks()
+
     email = Email.objects.get()
     assert (email.to, email.subject, email.status) == (EMAIL, f"Votre reçu de paiement {payment.receipt_number}",
-                                                      "queued")
+                                                      "sent")
 
 
 def test_deferred_invoice_stays_unpaid_and_the_payment_is_the_paid_part():
@@ -177,7 +190,7 @@ def test_resent_callback_changes_nothing_and_captures_again():
     assert (again.answer, again.reason) == ("ACTION=POSTAUTH", "replay")
     assert state_of_the_world() == before
     assert Payment.objects.count() == 1
-    assert Email.objects.count() == 1
+    assert len(receipt_email_tasks()) == 1
 
 
 def test_same_order_with_another_transaction_is_voided():

@@ -92,7 +92,7 @@ def test_an_order_the_gateway_answered_never_expires(code, state):
     assert order.state == state and "expired" not in [to for _, to in moves(order)]
 
 
-def test_a_late_approved_callback_settles_an_expired_order_whose_invoices_are_unpaid():
+def test_a_late_approved_callback_settles_an_expired_order_whose_invoices_are_unpaid(run_tasks):
     line, *_ = line_with_two_invoices()
     order = aged(new_order(line), ORDER_EXPIRY + dt.timedelta(minutes=1))
     assert payment_order_expire(order_id=order.pk) is True
@@ -105,15 +105,17 @@ def test_a_late_approved_callback_settles_an_expired_order_whose_invoices_are_un
     payment = Payment.objects.get()
     assert (payment.order_id, payment.amount, payment.trans_id) == (order.pk, Decimal("285.00"), "26101LATE0001")
     assert set(Invoice.objects.values_list("status", flat=True)) == {"paid"}
+    run_tasks()  # the receipt email is composed after the settlement
     assert Email.objects.count() == 1
 
 
-def test_a_late_approved_callback_for_an_expired_order_whose_invoice_was_paid_since_is_voided():
+def test_a_late_approved_callback_for_an_expired_order_whose_invoice_was_paid_since_is_voided(run_tasks):
     line, *_ = line_with_two_invoices()
     abandoned = aged(new_order(line), ORDER_EXPIRY + dt.timedelta(minutes=1))
     assert payment_order_expire(order_id=abandoned.pk) is True
     paid_since = new_order(line)
     assert payment_callback(fields=gateway_message(paid_since, trans_id="26101NEW00001")).answer == "ACTION=POSTAUTH"
+    run_tasks()
     before = (list(PaymentOrderEvent.objects.values_list("pk", flat=True)), Email.objects.count())
 
     result = payment_callback(fields=gateway_message(abandoned, trans_id="26101LATE0001"))

@@ -38,7 +38,7 @@ def race(*field_sets: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("round_", range(3))
-def test_two_orders_on_the_same_invoices_exactly_one_wins(transactional_db, round_):
+def test_two_orders_on_the_same_invoices_exactly_one_wins(transactional_db, round_, run_tasks):
     line, *_ = line_with_two_invoices()
     first, second = new_order(line), new_order(line)
 
@@ -51,10 +51,11 @@ def test_two_orders_on_the_same_invoices_exactly_one_wins(transactional_db, roun
     assert payment.order_id == winner.pk
     assert set(Invoice.objects.values_list("status", "payment_id")) == {("paid", payment.pk)}
     assert PaymentOrder.objects.get(pk=loser.pk).state == "created"
+    run_tasks()  # the receipt email is composed after the settlement
     assert Email.objects.count() == 1
 
 
-def test_the_same_callback_twice_at_once_settles_once(transactional_db):
+def test_the_same_callback_twice_at_once_settles_once(transactional_db, run_tasks):
     line, *_ = line_with_two_invoices()
     order = new_order(line)
     fields = gateway_message(order, trans_id="T-TWICE")
@@ -64,6 +65,7 @@ def test_the_same_callback_twice_at_once_settles_once(transactional_db):
     # The second one waits for the first, then sees its own payment: a replay, captured again, nothing new.
     assert answers == ["ACTION=POSTAUTH", "ACTION=POSTAUTH"]
     assert Payment.objects.count() == 1
+    run_tasks()
     assert Email.objects.count() == 1
 
 

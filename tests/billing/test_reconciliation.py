@@ -16,6 +16,7 @@ from tasdid.billing.services.reconciliation import Outcome, Step, reconcile, rec
 from tasdid.messaging.models import Email
 from tests.billing.fake_gateway import FakeOrder
 from tests.billing.payments_fixtures import gateway_message, line_with_two_invoices, new_order
+from tests.support.tasks import run_pending_tasks
 
 ALERT_TO = "controle@tasdid.example.ma"  # the sandbox default of TASDID_RECONCILE_ALERT_EMAIL
 
@@ -32,6 +33,7 @@ def paid_order(*, number: str = "+212661000001", trans_id: str = "26101ABCD1234"
     order = new_order(line)
     callback = gateway_message(order, trans_id=trans_id, paid=paid)
     assert payment_callback(fields=callback).answer == "ACTION=POSTAUTH"
+    run_pending_tasks()  # the worker composes and sends its receipt email
     order.refresh_from_db()
     return order, callback
 
@@ -252,6 +254,7 @@ def test_captured_but_not_recorded_is_recorded_from_the_gateways_data_once(gatew
     assert list(order.events.order_by("pk").values_list("from_state", "to_state"))[-2:] == [
         ("expired", "paid"), ("paid", "paid")]
     # The receipt email, exactly one; no alert (the customer paid, the biller now knows it).
+    run_pending_tasks()
     assert list(Email.objects.values_list("to", "subject")) == [
         ("client@example.ma", f"Votre reçu de paiement {payment.receipt_number}")]
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [

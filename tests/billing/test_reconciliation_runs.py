@@ -15,6 +15,7 @@ from tasdid.billing.services.reconciliation import reconcile, reconciliation_sch
 from tasdid.messaging.models import Email
 from tests.billing.fake_gateway import FakeOrder
 from tests.billing.test_reconciliation import later, paid_order, unpaid_order, world
+from tests.support.tasks import run_pending_tasks
 
 # --- AUTHORIZED / UNRESOLVED: the callback sent again, to the biller's real callback endpoint ----------------
 
@@ -48,6 +49,7 @@ def test_unresolved_and_unpaid_is_recorded_by_the_redelivered_callback(parties, 
         ("recorded", "CAPTURED", f"reçu {payment.receipt_number}, 285.00 DH (rappel renvoyé par la passerelle)")]
     order.refresh_from_db()
     assert (order.state, order.reconciled_at, payment.trans_id) == ("paid", now, "26101REDELIVER")
+    run_pending_tasks()  # its receipt email, composed after the settlement
     assert list(Email.objects.values_list("subject", flat=True)) == [
         f"Votre reçu de paiement {payment.receipt_number}"]
 

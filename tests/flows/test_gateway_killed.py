@@ -91,5 +91,7 @@ def test_a_gateway_killed_after_its_callback_was_delivered_does_not_void_what_th
     assert PaymentSession.objects.get().state == "succeeded"
     assert journey.holds_of(VISA) == [("captured", journey.TOTAL)]
     assert journey.balance_of(VISA) == opening - journey.TOTAL
+    # The receipt email: composed by the task worker after the settlement.
+    journey.wait_for(lambda: Email.objects.filter(status=Email.Status.SENT).exists(), "the receipt email sent")
     assert Payment.objects.count() == 1 and Email.objects.count() == 1
     journey.assert_invariants()

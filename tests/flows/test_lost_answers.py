@@ -51,6 +51,8 @@ def assert_paid_once(opening: Decimal) -> None:
     assert (order.state, payment.order, payment.amount) == ("paid", order, journey.TOTAL)
     assert journey.unpaid_refs() == []
     assert set(Invoice.objects.values_list("payment", flat=True)) == {payment.pk}
+    # The receipt email: composed by the task worker after the settlement.
+    journey.wait_for(lambda: Email.objects.filter(status=Email.Status.SENT).exists(), "the receipt email sent")
     assert Email.objects.count() == 1
     attempt = Attempt.objects.get()
     assert (journey.attempt_moves(attempt), attempt.callback_answer) == (CAPTURED, CallbackAnswer.POSTAUTH)

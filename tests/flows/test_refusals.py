@@ -50,6 +50,8 @@ def test_the_biller_answers_failure_when_an_invoice_was_paid_meanwhile(world, cu
     assert (payment.order, payment.amount) == (second, Decimal("120.00"))
     assert Invoice.objects.get(reference=journey.REF_MAY).payment == payment
     assert journey.unpaid_refs() == [journey.REF_JUNE]
+    # The receipt email: composed by the task worker after the settlement.
+    journey.wait_for(lambda: Email.objects.filter(status=Email.Status.SENT).exists(), "the receipt email sent")
     assert Email.objects.count() == 1
     # The gateway: the first attempt voided at the biller's word.
     attempt = Attempt.objects.get(session__oid=first.oid)

@@ -39,7 +39,7 @@ def _tasks(path: str, **kwargs) -> list[DBTaskResult]:
 
 @pytest.fixture
 def smtp_down(settings, closed_port):  # noqa: F811
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "tasdid.messaging.mail.SmtpBackend"
     settings.EMAIL_PORT = closed_port
 
 

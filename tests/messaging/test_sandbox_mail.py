@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from tasdid.messaging.mail import Attachment
 from tasdid.messaging.models import MailboxMessage
 from tasdid.messaging.services import email_send
 
@@ -14,7 +15,7 @@ HOSTILE_HTML = ('<p style="color:red">Reçu <b>R-1</b></p><script>alert("x")</sc
 @pytest.fixture
 def received(smtp_sink, run_tasks, settings):
     # Django's test setup swaps in the in-memory email backend; this test wants the real SMTP client.
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "tasdid.messaging.mail.SmtpBackend"
     email_send(to="client@example.ma", subject="Votre reçu de paiement R-1",
                body_text="Bonjour,\nvotre reçu : http://127.0.0.1:8000/recu/R-1/abc\n", body_html=HOSTILE_HTML)
     email_send(to="autre@example.ma", subject="Autre message", body_text="Rien.")
@@ -58,3 +59,19 @@ def test_a_message_without_html_has_no_html_view(client, received):
     other = MailboxMessage.objects.get(subject="Autre message")
     assert client.get(f"/sandbox/mail/{other.pk}/html").status_code == 404
     assert client.get("/sandbox/mail/999999").status_code == 404
+
+
+def test_an_attachment_is_listed_and_downloads_as_sent(client, smtp_sink, run_tasks):
+    pdf = b"%PDF-1.7\n% a receipt\n%%EOF\n"
+    email_send(to="client@example.ma", subject="Votre reçu de paiement R-2", body_text="Votre reçu est joint.",
+               attachments=[Attachment(filename="recu-R-2.pdf", content=pdf, mimetype="application/pdf")])
+    assert run_tasks() == 1
+    message = MailboxMessage.objects.get()
+
+    html = client.get(f"/sandbox/mail/{message.pk}").content.decode()
+    assert (f'<a href="/sandbox/mail/{message.pk}/piece/1" download>recu-R-2.pdf</a> (application/pdf, 27\xa0octets)'
+            in html)
+    response = client.get(f"/sandbox/mail/{message.pk}/piece/1")
+    assert (response.status_code, response["Content-Type"], response.content) == (200, "application/pdf", pdf)
+    assert response["Content-Disposition"] == 'attachment; filename="recu-R-2.pdf"'
+    assert client.get(f"/sandbox/mail/{message.pk}/piece/2").status_code == 404

@@ -63,7 +63,8 @@ def test_receipt_email_arrives_by_smtp_with_a_link_that_works_without_a_session(
     assert "Total payé : 186.00 DH" in text
     assert july.reference not in text  # deferred: not paid, not on the receipt
     assert link in text
-    assert f'<a href="{link}">Consulter et imprimer mon reçu</a>' in parts["html"]
+    assert f'<a href="{link}" style="color: #0b5cad; font-weight: bold; text-decoration: underline;">Consulter et ' \
+           'imprimer mon reçu</a>' in parts["html"]
     assert not card_numbers_in(message.raw)  # the Message-ID and MIME boundaries set aside
 
     # Later, from anywhere: a fresh client with no cookie at all follows the link.

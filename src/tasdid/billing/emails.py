@@ -1,18 +1,25 @@
 """Emails of the biller: the payment receipt to its customers, with a link that works at any later time; the
 reconciliation alert to its staff."""
 
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from tasdid.core.i18n import is_rtl
 from tasdid.core.money import wire
+from tasdid.messaging.mail import Attachment
 from tasdid.messaging.services import email_send
+from tasdid.portal.receipt_pdf import receipt_pdf_filename, render_receipt_pdf
 
 from .models import Discrepancy, Payment
-from .selectors.payments import Receipt, receipt_for
+from .selectors.payments import receipt_for
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -20,26 +27,51 @@ class ComposedEmail:
     subject: str
     body_text: str
     body_html: str
+    language: str = ""
+    attachments: tuple[Attachment, ...] = ()
 
 
-def receipt_email(*, receipt: Receipt) -> ComposedEmail:
-    """Subject, text and HTML of the receipt email (French); the card appears masked, nothing more."""
-    with translation.override(settings.LANGUAGE_CODE):
-        context = {"receipt": receipt, "merchant": receipt.merchant_name}
+def receipt_email(*, receipt_number: str, language: str) -> ComposedEmail | None:
+    """The receipt email in ``language`` (the customer's, from the order): subject, text, HTML (right to left in
+    Arabic) and the receipt's PDF in the same language; the card appears masked, nothing more. None when the
+    payment has no receipt (reconciliation found it never captured)."""
+    with translation.override(language):
+        receipt = receipt_for(receipt_number=receipt_number)  # month names in this language
+        if receipt is None:
+            return None
+        rtl = is_rtl(language)
+        context = {"receipt": receipt, "merchant": receipt.merchant_name, "language": language, "rtl": rtl,
+                   "start": "right" if rtl else "left", "end": "left" if rtl else "right"}
+        pdf = Attachment(filename=receipt_pdf_filename(receipt), content=render_receipt_pdf(receipt=receipt),
+                         mimetype="application/pdf")
         return ComposedEmail(
             subject=_("Votre reçu de paiement %(number)s") % {"number": receipt.number},
             body_text=render_to_string("billing/email/receipt.txt", context),
             body_html=render_to_string("billing/email/receipt.html", context),
+            language=language,
+            attachments=(pdf,),
         )
 
 
-def receipt_email_queue(*, payment: Payment) -> None:
-    """Queue the receipt email in the caller's transaction (durable outbox): sent once it commits, or never."""
-    receipt = receipt_for(receipt_number=payment.receipt_number)
-    assert receipt is not None
-    composed = receipt_email(receipt=receipt)
-    email_send(to=payment.email, subject=composed.subject, body_text=composed.body_text,
-               body_html=composed.body_html)
+def receipt_email_queue(*, payment_id: int) -> bool:
+    """Compose a payment's receipt email and queue it in the outbox (durable), once per payment: True when this
+    call queued it. Composed outside any transaction (the PDF takes a moment), queued under the payment's lock."""
+    payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
+    if payment is None or payment.receipt_email_queued_at is not None:
+        return False
+    composed = receipt_email(receipt_number=payment.receipt_number, language=payment.order.language)
+    if composed is None:
+        logger.warning("receipt %s: no receipt email, the payment was voided first", payment.receipt_number)
+        return False
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.receipt_email_queued_at is not None:  # another run of the task queued it meanwhile
+            return False
+        email_send(to=payment.email, subject=composed.subject, body_text=composed.body_text,
+                   body_html=composed.body_html, language=composed.language, attachments=composed.attachments)
+        payment.receipt_email_queued_at = timezone.now()
+        payment.save(update_fields=["receipt_email_queued_at"])
+    return True
 
 
 def discrepancy_alert(*, discrepancy: Discrepancy) -> ComposedEmail:

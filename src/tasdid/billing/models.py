@@ -2,6 +2,7 @@
 one invoice per line; an invoice has its priced lines; a payment order asks the gateway to collect some
 invoices; a payment records what was settled and its receipt."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -251,6 +252,9 @@ class PaymentOrder(models.Model):
     # When reconciliation last settled this order against the gateway's status (agreed, recorded or flagged):
     # it is not asked about again (services.reconciliation).
     reconciled_at = models.DateTimeField(_("rapproché le"), null=True, blank=True)
+    # The language of the page the customer paid from: sent to the gateway (its payment page speaks it) and used
+    # for everything the customer receives later about this order (the receipt email and its PDF).
+    language = models.CharField(_("langue"), max_length=8, choices=settings.LANGUAGES, default="fr")
 
     class Meta:
         verbose_name = _("ordre de paiement")
@@ -298,6 +302,8 @@ class Payment(models.Model):
     masked_pan = models.CharField(max_length=19)
     card_brand = models.CharField(max_length=16)
     merchant_name = models.CharField(max_length=200)
+    # When the receipt email went into the outbox (tasks.send_receipt_email): it is queued once per payment.
+    receipt_email_queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("paiement")

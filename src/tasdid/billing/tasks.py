@@ -1,5 +1,5 @@
-"""Background work of the biller (django-tasks, database backend): the watch on each payment order's expiry, and
-the periodic reconciliation with the gateway."""
+"""Background work of the biller (django-tasks, database backend): the watch on each payment order's expiry, the
+receipt email of each payment, and the periodic reconciliation with the gateway."""
 
 from django_tasks import task
 
@@ -10,6 +10,15 @@ def expire_order(order_id: int) -> bool:
     from .services.payments import payment_order_expire
 
     return payment_order_expire(order_id=order_id)
+
+
+@task()
+def send_receipt_email(payment_id: int) -> bool:
+    """Compose a payment's receipt email (its PDF attached) and queue it in the outbox, once
+    (emails.receipt_email_queue)."""
+    from .emails import receipt_email_queue
+
+    return receipt_email_queue(payment_id=payment_id)
 
 
 @task()

@@ -66,6 +66,7 @@ class Email(models.Model):
     subject = models.CharField(max_length=255)
     body_text = models.TextField()
     body_html = models.TextField(blank=True, default="")
+    language = models.CharField(max_length=8, blank=True, default="")  # its Content-Language ("" : not said)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     # Its Message-ID header (<uuid@sender's domain>): every try sends the same one, so a resend after a crash
     # between the send and the "sent" mark can be recognised by the receiving server (our SMTP sink drops it).
@@ -79,6 +80,15 @@ class Email(models.Model):
 
     class Meta:
         verbose_name = "email"
+
+
+class EmailAttachment(models.Model):
+    """A file sent with an outbox email (a receipt's PDF), kept as it was composed: every try sends the same."""
+
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    mimetype = models.CharField(max_length=100)
+    content = models.BinaryField()
 
 
 class HandsetMessage(models.Model):

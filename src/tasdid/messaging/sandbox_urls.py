@@ -11,4 +11,5 @@ urlpatterns = [
     path("mail", sandbox_views.mail_list, name="mail"),
     path("mail/<int:message_id>", sandbox_views.mail_detail, name="mail_detail"),
     path("mail/<int:message_id>/html", sandbox_views.mail_html, name="mail_html"),
+    path("mail/<int:message_id>/piece/<int:index>", sandbox_views.mail_attachment, name="mail_attachment"),
 ]

@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import urlencode
+from django.utils.http import content_disposition_header, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
@@ -17,7 +17,7 @@ from tasdid.core.http import no_store
 from tasdid.core.phones import PhoneError, is_short_number, national, normalize_address
 
 from .models import MailboxMessage
-from .selectors import handset_inbox, mailbox, mailbox_parts
+from .selectors import handset_inbox, mailbox, mailbox_attachment, mailbox_parts
 from .services import sms_receive
 
 REQUIRED = gettext_lazy("Ce champ est obligatoire.")
@@ -123,3 +123,17 @@ def mail_html(request: HttpRequest, message_id: int) -> HttpResponse:
     if not html:
         raise Http404
     return no_store(HttpResponse(html, content_type="text/html; charset=utf-8"))
+
+
+@sandbox_only
+@require_GET
+def mail_attachment(request: HttpRequest, message_id: int, index: int) -> HttpResponse:
+    """An attachment as sent (the receipt's PDF), to download: never shown inline."""
+    message = get_object_or_404(MailboxMessage, pk=message_id)
+    piece = mailbox_attachment(message, index)
+    if piece is None:
+        raise Http404
+    filename, content_type, content = piece
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
+    return no_store(response)

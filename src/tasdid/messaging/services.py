@@ -7,10 +7,8 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
-from email.utils import parseaddr
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -21,8 +19,8 @@ from django_tasks_db.models import DBTaskResult
 
 from tasdid.core.phones import normalize_address
 
-from . import channels
-from .models import Email, MailboxMessage, Sms
+from . import channels, mail
+from .models import Email, EmailAttachment, MailboxMessage, Sms
 
 logger = logging.getLogger(__name__)
 
@@ -307,20 +305,22 @@ def sms_receive(*, sender: str, to: str, text: str) -> Sms:
 
 
 @transaction.atomic
-def email_send(*, to: str, subject: str, body_text: str, body_html: str = "") -> Email:
-    """Queue an email; a task sends it by SMTP once this transaction commits."""
+def email_send(*, to: str, subject: str, body_text: str, body_html: str = "", language: str = "",
+               attachments: Sequence[mail.Attachment] = ()) -> Email:
+    """Queue an email (a plain-text body, an HTML alternative, files attached, in ``language``); a task sends
+    it by SMTP once this transaction commits."""
     from .tasks import deliver_email
 
     email = Email.objects.create(to=to, subject=subject, body_text=body_text, body_html=body_html,
-                                 created_at=timezone.now())
+                                 language=language, created_at=timezone.now())
+    EmailAttachment.objects.bulk_create(
+        EmailAttachment(email=email, filename=a.filename, mimetype=a.mimetype, content=a.content)
+        for a in attachments)
     deliver_email.enqueue(email_id=email.pk)
     return email
 
 
-def message_id_header(email: Email) -> str:
-    """The email's Message-ID: its outbox id at the sender's domain, the same on every try."""
-    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "tasdid.invalid"
-    return f"<{email.message_id}@{domain}>"
+message_id_header = mail.message_id_header
 
 
 def email_deliver(*, email_id: int) -> bool:
@@ -339,12 +339,8 @@ def email_deliver(*, email_id: int) -> bool:
         email.attempts += 1
         email.status = Email.Status.SENDING
         email.save(update_fields=["attempts", "status"])
-    message = EmailMultiAlternatives(email.subject, email.body_text, settings.DEFAULT_FROM_EMAIL, [email.to],
-                                     headers={"Message-ID": message_id_header(email)})
-    if email.body_html:
-        message.attach_alternative(email.body_html, "text/html")
     try:
-        message.send(fail_silently=False)
+        mail.outgoing_message(email).send(fail_silently=False)
     except OSError as exc:  # smtplib.SMTPException is an OSError
         _email_try_failed(email_id=email.pk, error=f"{type(exc).__name__}: {exc}")
         return False

@@ -4,18 +4,17 @@ browser's return, the receipt (page and PDF)."""
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from tasdid.billing.receipts import is_receipt_number, receipt_token_matches, render_pdf
+from tasdid.billing.receipts import is_receipt_number, receipt_token_matches
 from tasdid.billing.selectors.payments import (
     CONSULT_PATH,
     Receipt,
@@ -26,14 +25,12 @@ from tasdid.billing.selectors.payments import (
 from tasdid.billing.services import payments
 from tasdid.core.http import autosubmit, no_store, see_other
 
+from .receipt_pdf import receipt_pdf_filename, render_receipt_pdf
 from .session import forget_line, identified_line
 
 logger = logging.getLogger(__name__)
 
 HOME_PATH = "/"
-
-RECEIPT_STYLESHEET = Path(__file__).resolve().parent / "static" / "portal" / "receipt.css"
-
 
 def _posted(request: HttpRequest) -> dict[str, str]:
     """The posted form as one value per name (the last one, as PHP reads it)."""
@@ -48,7 +45,8 @@ def pay(request: HttpRequest) -> HttpResponse:
         messages.error(request, _("Votre session a expiré. Identifiez de nouveau votre facture pour la payer."))
         return redirect(HOME_PATH)
     try:
-        order = payments.payment_order_create(line_id=who.line_id, email=who.email)
+        order = payments.payment_order_create(line_id=who.line_id, email=who.email,
+                                              language=translation.get_language())
     except payments.NothingToPay:
         messages.info(request, _("Vous n'avez aucune facture à payer."))
         return redirect(CONSULT_PATH)
@@ -201,7 +199,6 @@ def receipt(request: HttpRequest, receipt_number: str, token: str) -> HttpRespon
 def receipt_pdf(request: HttpRequest, receipt_number: str, token: str) -> HttpResponse:
     """The same receipt as a PDF (WeasyPrint), to save or print."""
     data = _receipt_or_404(receipt_number, token)
-    html = render_to_string("portal/receipt/pdf.html", {"receipt": data}, request=request)
-    response = HttpResponse(render_pdf(html=html, stylesheets=[RECEIPT_STYLESHEET]), content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="recu-{data.number}.pdf"'
+    response = HttpResponse(render_receipt_pdf(receipt=data, request=request), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{receipt_pdf_filename(data)}"'
     return _private(response)

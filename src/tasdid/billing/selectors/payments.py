@@ -84,7 +84,7 @@ def merchant_request(*, order: PaymentOrder) -> dict[str, str]:
         "storetype": "3D_PAY_HOSTING",
         "TranType": "PreAuth",
         "hashAlgorithm": "ver3",
-        "lang": "fr",
+        "lang": order.language,  # the customer's page's language: the payment page speaks it too
         # Not the customer's name: the gateway neither needs nor shows it, and the request passes through the
         # browser of whoever typed the line's number or internet identifier (printed on the bill).
         "BillToName": "",

@@ -24,14 +24,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tasdid.core.cards import mask
+from tasdid.core.i18n import known
 from tasdid.core.money import MAD_NUMERIC, AmountError, parse_amount
 from tasdid.core.signing import ver3_verify
 
-from ..emails import receipt_email_queue
 from ..models import Invoice, Payment, PaymentOrder, PaymentOrderEvent, PaymentOrderItem, ServiceLine
 from ..receipts import receipt_number_allocate, receipt_path
 from ..selectors.payments import PAYMENT_SESSION_SECONDS, order_invoices_paid_elsewhere, payable_invoices
-from ..tasks import expire_order
+from ..tasks import expire_order, send_receipt_email
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +96,9 @@ def _move(order: PaymentOrder, to_state: str, *, cause: str, at) -> None:
 
 
 @transaction.atomic
-def payment_order_create(*, line_id: int, email: str) -> PaymentOrder:
-    """An order for every unpaid invoice of the line, amounts as they are now. NothingToPay if there is none."""
+def payment_order_create(*, line_id: int, email: str, language: str = "") -> PaymentOrder:
+    """An order for every unpaid invoice of the line, amounts as they are now. NothingToPay if there is none.
+    ``language``: the page's language (French when it is not one of ours), kept for the gateway and the receipt."""
     line = ServiceLine.objects.filter(pk=line_id).first()
     if line is None:
         raise UnknownLine(line_id)
@@ -107,7 +108,7 @@ def payment_order_create(*, line_id: int, email: str) -> PaymentOrder:
     now = timezone.now()
     order = PaymentOrder.objects.create(
         oid=new_oid(), line=line, email=email, amount=sum((inv.amount_ttc for inv in invoices), Decimal("0.00")),
-        state=State.CREATED, created_at=now, updated_at=now,
+        state=State.CREATED, created_at=now, updated_at=now, language=known(language) or settings.LANGUAGE_CODE,
     )
     PaymentOrderItem.objects.bulk_create(
         PaymentOrderItem(order=order, invoice=inv, amount=inv.amount_ttc) for inv in invoices
@@ -307,7 +308,9 @@ def _settle(message: GatewayMessage) -> CallbackResult:
         invoice.save(update_fields=["status", "payment", "paid_at"])
     order.failure_code, order.failure_message = "", ""
     _move(order, State.PAID, at=now, cause=f"paiement accepté, transaction {trans_id}, reçu {payment.receipt_number}")
-    receipt_email_queue(payment=payment)
+    # Composed (its PDF too) and queued by a task after this commits: the settlement holds the year's receipt
+    # counter locked, and a PDF is no work to do under it.
+    send_receipt_email.enqueue(payment_id=payment.pk)
     return CallbackResult(ANSWER_CAPTURE, "settled")
 
 
