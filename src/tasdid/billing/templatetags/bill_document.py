@@ -1,0 +1,25 @@
+"""Template filters of the bill document: keep a value's letters in their own direction within any page.
+
+A customer's name or address may be Arabic in a French bill, Latin in an Arabic one, or both; a number with
+spaces ("05 22 00 00 01") in a right-to-left line would have its groups reordered by the bidi algorithm. Unicode
+isolates (LRI/FSI … PDI) fence each value off, whatever the renderer does with CSS ``unicode-bidi``; they are
+invisible and print nothing.
+"""
+
+from django import template
+
+register = template.Library()
+
+LRI, FSI, PDI = "\u2066", "\u2068", "\u2069"
+
+
+@register.filter
+def isolate(value) -> str:
+    """Free text (a name, an address, a label): its own direction, from its first strong letter."""
+    return f"{FSI}{value}{PDI}"
+
+
+@register.filter
+def ltr(value) -> str:
+    """Digits, codes, dates and amounts: always left to right, "05 22 00 00 01" stays in that order."""
+    return f"{LRI}{value}{PDI}"
