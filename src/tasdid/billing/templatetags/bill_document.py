@@ -6,6 +6,8 @@ isolates (LRI/FSI … PDI) fence each value off, whatever the renderer does with
 invisible and print nothing.
 """
 
+import unicodedata
+
 from django import template
 
 register = template.Library()
@@ -23,3 +25,16 @@ def isolate(value) -> str:
 def ltr(value) -> str:
     """Digits, codes, dates and amounts: always left to right, "05 22 00 00 01" stays in that order."""
     return f"{LRI}{value}{PDI}"
+
+
+@register.filter
+def direction(value) -> str:
+    """"rtl" or "ltr": the direction of ``value``'s first strong letter (HTML's ``dir="auto"``, which the PDF
+    renderer lacks), so that a Latin name in an Arabic bill wraps as Latin text, and the reverse."""
+    for char in str(value):
+        kind = unicodedata.bidirectional(char)
+        if kind in ("R", "AL"):
+            return "rtl"
+        if kind == "L":
+            return "ltr"
+    return "ltr"
