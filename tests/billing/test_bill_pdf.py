@@ -6,11 +6,14 @@ import re
 import subprocess
 
 import pytest
+from django.contrib.auth.models import User
 
 from tasdid.billing.demo import seed_demo
 from tasdid.billing.documents import bill_html, bill_pdf
 from tasdid.billing.models import Bill, Customer, Invoice, Payment, PaymentOrder
 from tasdid.billing.selectors.bills import bill_document, bill_number, line_bill_id
+from tasdid.core.i18n import COOKIE
+from tests.support.staff import party_client, signed_in, staff_account
 
 pytestmark = pytest.mark.django_db
 
@@ -228,3 +231,40 @@ def test_long_and_right_to_left_names_and_addresses_wrap_inside_the_page(sample,
     lines = pdf_lines(pdf, tmp_path)
     assert on_one_line(lines, "0000111995072017", "186.00")
     assert on_one_line(lines, "0000111996072017", "99.00")
+
+
+def test_staff_download_a_bill_from_the_admin_in_each_language(sample, tmp_path):
+    staff_account("staff", parties=["biller"])
+    staff = signed_in("biller", "staff")
+    url = f"/admin/billing/bill/{sample.pk}/pdf/"
+
+    page = staff.get(f"/admin/billing/bill/{sample.pk}/change/").content.decode()
+    for code, name in (("fr", "Français"), ("ar", "العربية"), ("en", "English")):
+        assert f'<a href="{url}?language={code}" download lang="{code}">{name}</a>' in page
+    assert f'<a href="{url}" download>PDF</a>' in staff.get("/admin/billing/bill/").content.decode()
+
+    response = staff.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == 'attachment; filename="facture-100000001-201706.pdf"'
+    assert on_one_line(pdf_lines(response.content, tmp_path), "Facture du mois de Juin 2017")
+    response = staff.get(url, {"language": "ar"})
+    assert on_one_line(pdf_lines(response.content, tmp_path), as_read("فاتورة شهر يونيو"), "2017")
+    assert COOKIE not in response.cookies  # the admin's own language is left alone
+    assert staff.get(f"/admin/billing/bill/{sample.pk + 1000}/pdf/").status_code == 404
+
+
+def test_the_admin_download_is_for_the_biller_s_staff_only(sample):
+    url = f"/admin/billing/bill/{sample.pk}/pdf/"
+    for client in (party_client("biller"), _other_party_staff()):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+        assert not response.content.startswith(b"%PDF")
+
+
+def _other_party_staff():
+    staff_account("gw", parties=["gateway"])
+    client = party_client("biller")
+    client.force_login(User.objects.get(username="gw"))
+    return client
