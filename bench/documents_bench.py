@@ -8,6 +8,7 @@ what else runs on the machine) and the PDF's size. The target is a median under 
 
     .venv/bin/python bench/documents_bench.py              # 50 renders of each
     .venv/bin/python bench/documents_bench.py --renders 200
+    .venv/bin/python bench/documents_bench.py --fresh        # without the reused fonts and stylesheets
 
 Not a test: the figures depend on the machine and on what else runs on it (the load average is printed).
 No database: the documents are built from plain data, the same dataclasses the selectors return.
@@ -109,11 +110,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--renders", type=int, default=50, help="timed renders of each document (default 50)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed renders of each document first (default 5)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="a new font configuration and stylesheets parsed again for every render (no reuse)")
     args = parser.parse_args()
 
     setup_django()
     started = time.perf_counter()
     documents = renderers()
+    if args.fresh:
+        from tasdid.billing import documents as module
+
+        def fresh(render: Callable[[], bytes]) -> Callable[[], bytes]:
+            def again() -> bytes:
+                module._local.__dict__.pop("renderer", None)
+                return render()
+            return again
+
+        documents = {name: fresh(render) for name, render in documents.items()}
     first = {}
     for name, render in documents.items():
         t0 = time.perf_counter()
@@ -122,7 +135,8 @@ def main() -> int:
     print(f"first render (loads WeasyPrint and the fonts): {(time.perf_counter() - started) * 1000:.0f} ms in all, "
           + ", ".join(f"{name} {ms:.0f} ms" for name, ms in first.items()))
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}, {os.cpu_count()} CPUs; "
-          f"{args.renders} renders each after {args.warmup} warm-up renders")
+          f"{args.renders} renders each after {args.warmup} warm-up renders"
+          + ("; fonts and stylesheets NOT reused (--fresh)" if args.fresh else ""))
     print(f"{'document':<14} {'median':>8} {'p95':>8} {'max':>8} {'cpu med':>8} {'size':>8}")
     worst = 0.0
     for name, render in documents.items():
