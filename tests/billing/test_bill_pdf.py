@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 
 from tasdid.billing.demo import seed_demo
 from tasdid.billing.documents import bill_html, bill_pdf
-from tasdid.billing.models import Bill, Customer, Invoice, Payment, PaymentOrder
+from tasdid.billing.models import Bill, Customer, Invoice, InvoiceLine, Payment, PaymentOrder
 from tasdid.billing.selectors.bills import bill_document, bill_number, line_bill_id
 from tasdid.core.i18n import COOKIE
 from tests.support.staff import party_client, signed_in, staff_account
@@ -268,3 +268,23 @@ def _other_party_staff():
     client = party_client("biller")
     client.force_login(User.objects.get(username="gw"))
     return client
+
+
+def test_a_bill_longer_than_a_page_goes_on_over_numbered_pages_with_its_headings(sample, tmp_path):
+    invoice = sample.invoices.get(reference="0000111995072017")
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(invoice=invoice, position=10 + n, section="Consommations", label=f"Appel n° {n:03d}",
+                    period_start=dt.date(2017, 6, 1), period_end=dt.date(2017, 6, 30), amount_ht="0.00", free=True)
+        for n in range(90))
+
+    pdf = bill_pdf(bill_document(bill_id=sample.pk), language="fr")
+
+    pages = page_count(pdf, tmp_path)
+    assert pages >= 2
+    lines = pdf_lines(pdf, tmp_path)
+    for n in range(90):
+        assert on_one_line(lines, f"Consommations Appel n° {n:03d}", "01/06/2017", "30/06/2017", "Gratuit")
+    assert sum(on_one_line([line], "Libellé", "Date début", "Date fin") for line in lines) == pages
+    assert on_one_line(lines, f"1/{pages}") and on_one_line(lines, f"{pages}/{pages}")
+    assert on_one_line(lines, "Total TTC", "285.00")
+    assert words_outside_the_page(pdf, tmp_path) == []
