@@ -15,6 +15,7 @@ No database: the documents are built from plain data, the same dataclasses the s
 """
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import statistics
@@ -73,7 +74,13 @@ def sample_bill():
 def sample_receipt():
     from tasdid.billing.selectors.payments import Receipt, ReceiptLine
 
+    # A receipt that carries a verification code and its QR code has these fields too.
+    known = {field.name for field in dataclasses.fields(Receipt)}
+    extra = {name: value for name, value in (("verify_code", "7K3QZ9XW2M"),
+                                             ("verify_url", "http://127.0.0.1/verifier/R2017-00000042/7K3QZ9XW2M"))
+             if name in known}
     return Receipt(
+        **extra,
         number="R2017-00000042", paid_at=dt.datetime(2017, 7, 10, 9, 30, tzinfo=dt.UTC), email="k.alaoui@example.ma",
         lines=[ReceiptLine("0000111995072017", "Fixe", "Juin 2017", Decimal("186.00")),
                ReceiptLine("0000111996072017", "Internet", "Juin 2017", Decimal("99.00"))],
