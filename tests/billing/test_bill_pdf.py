@@ -288,3 +288,23 @@ def test_a_bill_longer_than_a_page_goes_on_over_numbered_pages_with_its_headings
     assert on_one_line(lines, f"1/{pages}") and on_one_line(lines, f"{pages}/{pages}")
     assert on_one_line(lines, "Total TTC", "285.00")
     assert words_outside_the_page(pdf, tmp_path) == []
+
+
+@pytest.mark.parametrize("language", ["fr", "ar"])
+def test_long_and_right_to_left_labels_wrap_inside_their_column(sample, tmp_path, language):
+    unbroken, arabic = "Forfait" + "Illimité" * 24, "اشتراك الألياف البصرية 100 ميغابت في الثانية"
+    first, second = InvoiceLine.objects.filter(invoice__bill=sample).order_by("invoice__reference", "position")[:2]
+    InvoiceLine.objects.filter(pk=first.pk).update(section="S" * 100, label=unbroken)
+    InvoiceLine.objects.filter(pk=second.pk).update(label=arabic)
+
+    pdf = bill_pdf(bill_document(bill_id=sample.pk), language=language)
+
+    assert page_count(pdf, tmp_path) == 1
+    assert words_outside_the_page(pdf, tmp_path) == []
+    squeezed = "".join("".join(pdf_lines(pdf, tmp_path, mode="-raw")).split())
+    assert "S" * 100 + unbroken in squeezed
+    for word in as_read(arabic).split():
+        assert word in squeezed
+    lines = pdf_lines(pdf, tmp_path)
+    assert on_one_line(lines, "01/06/2017", "30/06/2017")  # the dates keep their columns
+    assert on_one_line(lines, "0000111995072017", "186.00")
