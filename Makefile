@@ -1,5 +1,5 @@
 # make demo — run every party locally with demo data (SQLite);  make test — the whole test suite.
-.PHONY: demo test test-postgres install lint bench bench-smpp
+.PHONY: demo test test-postgres install lint bench bench-smpp bench-documents
 export UV_PYTHON_DOWNLOADS := never
 
 install:
@@ -24,3 +24,6 @@ bench: install
 
 bench-smpp: install
 	.venv/bin/python bench/smpp_bench.py
+
+bench-documents: install
+	.venv/bin/python bench/documents_bench.py

@@ -211,8 +211,10 @@ def test_consult_page_shows_only_the_identified_line_s_unpaid_invoices(client, f
                       r"<td class=\"amount\">(.*?)</td>", html, re.S)
     this_month = capfirst(date_format(today, "F Y"))  # e.g. "Juin 2025": due today is not late yet
     assert rows == [
-        ("0000111995072017", "Juin 2017", '19/07/2017 <span class="badge">En retard</span>', "186.00"),
-        ("0000222995072099", this_month, f"{today:%d/%m/%Y}", "99.00"),
+        ("0000111995072017", '<a href="/factures/0000111995072017/pdf?lang=fr" download>Facture du mois de '
+                             'Juin 2017 (PDF)</a>', '19/07/2017 <span class="badge">En retard</span>', "186.00"),
+        ("0000222995072099", f'<a href="/factures/0000222995072099/pdf?lang=fr" download>Facture du mois de '
+                             f'{this_month} (PDF)</a>', f"{today:%d/%m/%Y}", "99.00"),
     ]
     assert '<td class="amount total">285.00 DH</td>' in html
     assert "Ligne fixe : <strong>05 22 00 00 01</strong>" in html

@@ -5,14 +5,21 @@ them and never edits them (amounts are money, a paid invoice's most of all), exc
 line's offer label. Codes are never shown, not even hashed.
 """
 
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import Q
+from django.http import Http404, HttpResponse
+from django.urls import path, reverse
+from django.utils import translation
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from tasdid.core import i18n
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnlyAdmin, ReadOnlyInline
 from tasdid.core.phones import PhoneError, parse_number
 from tasdid.messaging.admin import register_outbox
 
+from .documents import bill_pdf
 from .models import (
     Bill,
     Customer,
@@ -28,6 +35,7 @@ from .models import (
     ReceiptCheck,
     ServiceLine,
 )
+from .selectors.bills import bill_document
 from .selectors.invoices import line_display
 
 # Its staff accounts are on it too (tasdid.core.admin_sites.PartyUserAdmin), as on every party's site.
@@ -74,7 +82,7 @@ class BillInline(ReadOnlyInline):
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ("client_number", "name", "created_at")
     search_fields = ("client_number", "name")
-    fields = ("client_number", "name", "created_at")
+    fields = ("client_number", "name", "address", "created_at")
     readonly_fields = ("client_number", "created_at")
     inlines = (ServiceLineInline, BillInline)
     ordering = ("client_number",)
@@ -133,12 +141,49 @@ class InvoiceInline(ReadOnlyInline):
 
 @admin.register(Bill, site=biller_admin)
 class BillAdmin(ReadOnlyAdmin):
-    list_display = ("customer", "month", "due_date", "total_ht", "total_vat", "total_ttc", "loyalty_points")
+    list_display = ("customer", "month", "due_date", "total_ht", "total_vat", "total_ttc", "loyalty_points",
+                    "pdf_link")
     list_filter = ("month",)
     list_select_related = ("customer",)
     search_fields = ("customer__client_number", "customer__name", "invoices__reference")
     date_hierarchy = "month"
+    fields = ("customer", "month", "due_date", "total_ht", "total_vat", "total_ttc", "loyalty_points",
+              "loyalty_balance", "pdf_links")
+    readonly_fields = fields
     inlines = (InvoiceInline,)
+
+    def get_urls(self):
+        # Behind admin_view: the biller's staff only (PartyAdminSite.has_permission), others go to the login page.
+        return [path("<int:bill_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name="billing_bill_pdf"),
+                *super().get_urls()]
+
+    def pdf_view(self, request, bill_id: int) -> HttpResponse:
+        """The bill as the customer gets it (tasdid.billing.documents), in ``?language=`` or the admin's language
+        (not ``?lang=``, which would switch the admin's own language too)."""
+        if not self.has_view_permission(request):
+            raise Http404
+        bill = bill_document(bill_id=bill_id)
+        if bill is None:
+            raise Http404
+        language = i18n.known(request.GET.get("language")) or translation.get_language()
+        response = HttpResponse(bill_pdf(bill, language=language), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{bill.filename}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def _pdf_url(self, bill: Bill) -> str:
+        return reverse(f"{self.admin_site.name}:billing_bill_pdf", args=[bill.pk])
+
+    @admin.display(description=_("facture (PDF)"))
+    def pdf_link(self, bill: Bill) -> str:
+        return format_html('<a href="{}" download>PDF</a>', self._pdf_url(bill))
+
+    @admin.display(description=_("facture (PDF)"))
+    def pdf_links(self, bill: Bill) -> str:
+        """One link per language of the bill."""
+        url = self._pdf_url(bill)
+        return format_html_join(" · ", '<a href="{}?language={}" download lang="{}">{}</a>',
+                                ((url, code, code, name) for code, name in settings.LANGUAGES))
 
 
 class InvoiceLineInline(ReadOnlyInline):

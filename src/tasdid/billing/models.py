@@ -56,6 +56,9 @@ def _import_batch_field():
 class Customer(models.Model):
     client_number = models.CharField(_("N° client"), max_length=20, unique=True)
     name = models.CharField(_("nom"), max_length=200)
+    # The postal address printed under the name on the bill, one line per line; staff enter it (the import's
+    # format has no address yet).
+    address = models.TextField(_("adresse"), max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     import_batch = _import_batch_field()
 

@@ -17,6 +17,7 @@ from tasdid.core.digits import ascii_digits
 from tasdid.core.keys import secret_key
 from tasdid.core.signing import keyed_digest
 
+from . import documents
 from .models import ReceiptSequence
 
 RECEIPT_PREFIX = "R"
@@ -141,10 +142,5 @@ def qr_svg(url: str, *, title: str) -> str:
 
 def render_pdf(*, html: str, stylesheets: Sequence[Path] = ()) -> bytes:
     """The PDF (A4) of a receipt page's HTML with the given local stylesheets; it fetches nothing else, from
-    neither the network nor the disk (a fetcher that allows no protocol)."""
-    import weasyprint  # heavy: loaded on the first PDF only
-
-    fetcher = weasyprint.URLFetcher(allowed_protocols=frozenset())
-    document = weasyprint.HTML(string=html, url_fetcher=fetcher)
-    css = [weasyprint.CSS(string=path.read_text("utf-8"), url_fetcher=fetcher) for path in stylesheets]
-    return document.write_pdf(stylesheets=css)
+    neither the network nor the disk (tasdid.billing.documents, which keeps the fonts and parsed stylesheets)."""
+    return documents.render_pdf(html=html, stylesheets=stylesheets)

@@ -18,6 +18,7 @@ pages = [
     path("fixe", views.fixed, name="fixed"),
     path("internet", views.internet, name="internet"),
     path("factures", views.invoices, name="invoices"),
+    path("factures/<str:reference>/pdf", views.bill_pdf, name="bill_pdf"),
     path("conditions", views.conditions, name="terms"),
     # Payment: the order and the merchant request, the gateway's callback and returns, the receipt.
     path("paiement", payment_views.pay, name="pay"),

@@ -1,11 +1,15 @@
-"""The customer pages of the biller's site: the three ways in, the consult page, the terms of use."""
+"""The customer pages of the biller's site: the three ways in, the consult page and its bills as PDF, the terms
+of use."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
+from tasdid.billing.documents import bill_pdf as render_bill_pdf
+from tasdid.billing.selectors.bills import bill_document, line_bill_id
 from tasdid.billing.selectors.invoices import line_unpaid_invoices
 from tasdid.billing.services.identification import Identified
 from tasdid.core.http import client_ip, no_store
@@ -58,6 +62,22 @@ def invoices(request: HttpRequest) -> HttpResponse:
         forget_line(request)
         return redirect("portal:home")
     return no_store(render(request, "portal/invoices.html", {"statement": statement, "email": identified.email}))
+
+
+@require_safe
+def bill_pdf(request: HttpRequest, reference: str) -> HttpResponse:
+    """The monthly bill that holds the invoice ``reference``, as a PDF in the page's language; only when that
+    invoice is the line identified in this session. Any other reference, or no identification, is a 404 that
+    says nothing of whether the bill exists."""
+    identified = identified_line(request)
+    bill_id = line_bill_id(line_id=identified.line_id, reference=reference) if identified else None
+    bill = bill_document(bill_id=bill_id) if bill_id is not None else None
+    if bill is None:
+        raise Http404
+    response = HttpResponse(render_bill_pdf(bill, language=translation.get_language()),
+                            content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{bill.filename}"'
+    return no_store(response)
 
 
 def conditions(request: HttpRequest) -> HttpResponse:
