@@ -195,3 +195,23 @@ def test_switching_language_keeps_the_customer_on_the_same_page(parties, page: P
                                    "en": "Choose another kind of bill"}[target]).click()
     expect(page).to_have_url(f"{biller}/")
     expect(page.get_by_role("heading", level=1)).to_have_text(TEXT["home"][target])
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_sandbox_phone_and_mailbox_in_each_language(parties, page: Page, lang):
+    biller = parties["biller"]
+    page.goto(f"{biller}/sandbox/phone?lang={lang}")
+    expect(page.locator("html")).to_have_attribute("dir", DIR[lang])
+    check_page(page, f"sandbox-phone-{lang}")
+    page.locator("#id_sender").fill("x")
+    page.get_by_role("button", name={"fr": "Envoyer le SMS", "ar": "إرسال الرسالة القصيرة",
+                                     "en": "Send the text message"}[lang]).click()
+    expect(page.locator("#error-summary")).to_be_focused()
+    expect(page.locator("#id_sender")).to_have_attribute("aria-invalid", "true")
+    check_page(page, f"sandbox-phone-errors-{lang}")
+    page.goto(f"{biller}/sandbox/phone?number=0661000001")
+    check_page(page, f"sandbox-inbox-{lang}")
+    page.goto(f"{biller}/sandbox/mail")
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        {"fr": "Boîte mail du bac à sable", "ar": "صندوق بريد بيئة التجربة", "en": "Sandbox mailbox"}[lang])
+    check_page(page, f"sandbox-mail-{lang}")
