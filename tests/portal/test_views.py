@@ -307,3 +307,27 @@ def test_forms_need_their_csrf_token(fixed_customer):
     assert response.status_code == 403
     assert LINE_KEY not in session_of(csrf_client)
     assert IdentificationAttempt.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("lang", "digits", "month", "due", "total"), [
+    ("fr", "arabic", "Juillet 2017", "19/08/2017", "186.00\u00a0DH"),
+    ("en", "arabic", "July 2017", "19/08/2017", "186.00\u00a0DH"),
+    ("ar", "western", "يوليوز 2017", "19/08/2017", "186.00\u00a0درهم"),
+    ("ar", "arabic", "يوليوز ٢٠١٧", "١٩/٠٨/٢٠١٧", "١٨٦٫٠٠\u00a0درهم"),
+])
+def test_consult_page_writes_months_dates_and_amounts_in_the_page_s_language(client, settings, fixed_customer,
+                                                                            lang, digits, month, due, total):
+    """TASDID_ARABIC_DIGITS changes Arabic pages only; month names are Moroccan Arabic; identifiers keep 0-9."""
+    settings.ARABIC_DIGITS = digits
+    _owner, line = fixed_customer
+    july = factories.bill(owner=line.customer, month=dt.date(2017, 7, 1), due_date=dt.date(2017, 8, 19))
+    factories.invoice(line=line, amount_ht="155.00", reference="0000111995072017", on_bill=july)
+    client.post(f"/fixe?lang={lang}", fixed_post())
+    html = client.get("/factures", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9").content.decode()
+    rows = re.findall(r"<tr>\s*<td class=\"mono\">(.*?)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>", html, re.S)
+    assert rows[0][0] == "0000111995072017"
+    assert rows[0][1] == month
+    assert rows[0][2].startswith(due)
+    assert f'<td class="amount total">{total}</td>' in html
+    assert '<strong dir="ltr">05 22 00 00 01</strong>' in html
