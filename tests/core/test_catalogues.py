@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.template.loader import render_to_string
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.utils import translation
 
+from tasdid.core import i18n
+from tasdid.core.http import server_error
 from tasdid.portal.payment_views import FailureNotice
 from tests import factories
 from tests.support import po
@@ -122,6 +124,9 @@ def biller_pages(client, lang: str = "fr") -> dict[str, str]:
     pages["internet-errors"] = client.post("/internet", {"payment_identifier": "ab", "terms": "on"}
                                            ).content.decode()
     pages["phone-errors"] = client.post("/sandbox/phone", {"sender": "x", "recipient": "x"}).content.decode()
+    strict = Client(enforce_csrf_checks=True)
+    strict.cookies[i18n.COOKIE] = lang
+    pages["csrf"] = strict.post("/fixe", {}).content.decode()
     client.post("/fixe", {"number": "05 22 00 00 01", "payment_code": "4821", "email": "client@example.ma",
                           "terms": "on"})
     pages["invoices"] = client.get("/factures").content.decode()
@@ -136,6 +141,7 @@ def biller_pages(client, lang: str = "fr") -> dict[str, str]:
         for name, context in [("failed", {"notice": notice, "consult_url": "/factures"}), ("invalid", {}),
                               ("not_confirmed", {"consult_url": "/factures"})]:
             pages[name] = render_to_string(f"portal/payment/{name}.html", context, request=request)
+        pages["500"] = server_error(request).content.decode()
     return pages
 
 
