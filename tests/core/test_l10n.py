@@ -1,6 +1,9 @@
 """Amounts, months, dates and digits in the page's language (tasdid.core.l10n and the tasdid_i18n filters)."""
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -57,3 +60,25 @@ def test_filters_follow_the_active_language(settings):
         assert template.render(context) == f"99.00{NBSP}DH|99.00|June 2017|19/07/2017|"
     with translation.override("ar"):
         assert template.render(context) == f"٩٩٫٠٠{NBSP}درهم|٩٩٫٠٠|يونيو ٢٠١٧|١٩/٠٧/٢٠١٧|"
+
+
+@pytest.mark.parametrize(("given", "expected"), [("", "western"), ("arabic", "arabic"), (" Western ", "western")])
+def test_the_arabic_digits_setting(tmp_path, given, expected):
+    loaded = _settings(tmp_path, given)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == expected
+
+
+def test_an_unknown_arabic_digits_setting_stops_the_start(tmp_path):
+    loaded = _settings(tmp_path, "hindi")
+    assert loaded.returncode != 0
+    assert """TASDID_ARABIC_DIGITS must be "western" or "arabic", not 'hindi'""" in loaded.stderr
+
+
+def _settings(tmp_path, value: str):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASDID_", "DATABASE_URL", "DJANGO_"))}
+    env.update({"TASDID_VAR_DIR": str(tmp_path), "TASDID_SANDBOX": "1"})
+    if value:
+        env["TASDID_ARABIC_DIGITS"] = value
+    return subprocess.run([sys.executable, "-c", "import tasdid.settings as s; print(s.ARABIC_DIGITS)"], env=env,
+                          capture_output=True, text=True, timeout=60)
