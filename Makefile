@@ -1,5 +1,5 @@
 # make demo — run every party locally with demo data (SQLite);  make test — the whole test suite.
-.PHONY: demo test test-postgres install lint bench
+.PHONY: demo test test-postgres install lint bench bench-smpp
 export UV_PYTHON_DOWNLOADS := never
 
 install:
@@ -21,3 +21,6 @@ lint: install
 
 bench: install
 	.venv/bin/python bench/import_bench.py
+
+bench-smpp: install
+	.venv/bin/python bench/smpp_bench.py

@@ -79,6 +79,7 @@ TASDID_KEYS = {
     "codes": os.environ.get("TASDID_CODES_KEY", ""),  # fidelio, payment codes, OTP hashes
     "cards": os.environ.get("TASDID_CARDS_KEY", ""),  # keyed card fingerprints (PAN, CVV)
     "receipts": os.environ.get("TASDID_RECEIPTS_KEY", ""),  # unguessable receipt links
+    "receipt-checks": os.environ.get("TASDID_RECEIPT_CHECKS_KEY", ""),  # verification codes printed on receipts
     "vault": os.environ.get("TASDID_VAULT_KEY", ""),  # card data in transit through 3-D Secure
     "threeds": os.environ.get("TASDID_3DS_KEY", ""),  # gateway <-> directory/ACS message signatures
 }
@@ -318,6 +319,17 @@ LOGGING = {
 # SMS: the channel that carries outbound SMS ("sandbox": the sandbox phones, in sandbox mode only; none by
 # default outside it), and the services behind the short numbers that receive SMS (number -> handler dotted path).
 SMS_CHANNEL = env("TASDID_SMS_CHANNEL", "sandbox" if SANDBOX else "")
+if SMS_CHANNEL not in {"", "sandbox", "smpp"}:
+    raise ImproperlyConfigured(f"TASDID_SMS_CHANNEL must be sandbox or smpp, not {SMS_CHANNEL!r}.")
+# The SMS centre, when SMS_CHANNEL is "smpp": ``tasdid smpp`` binds there as a transceiver (SMPP 3.4), submits
+# the outbox's SMS, follows their delivery receipts and hands inbound SMS to SMS_SERVICES.
+SMPP_HOST = env("TASDID_SMPP_HOST", "127.0.0.1")
+SMPP_PORT = env_number("TASDID_SMPP_PORT", "2775", minimum=1)
+SMPP_SYSTEM_ID = env("TASDID_SMPP_SYSTEM_ID", "")
+SMPP_PASSWORD = env("TASDID_SMPP_PASSWORD", "")
+SMPP_SYSTEM_TYPE = env("TASDID_SMPP_SYSTEM_TYPE", "")
+SMPP_SOURCE_ADDR = env("TASDID_SMPP_SOURCE_ADDR", "")  # "" = each SMS's own sender (the service's number)
+SMPP_WINDOW = env_number("TASDID_SMPP_WINDOW", "10", minimum=1)  # submit_sm awaiting their answer at once
 SMS_SERVICES = {"1111": "tasdid.billing.sms.fidelio_service"}
 
 # The biller's codes and identification limits (tasdid.billing.services.fidelio / .identification).
@@ -328,3 +340,6 @@ LINE_LOCK_AFTER_FAILURES = env_number("TASDID_LINE_LOCK_AFTER_FAILURES", "5")  #
 LINE_LOCK_SECONDS = env_number("TASDID_LINE_LOCK_SECONDS", "1800")
 IDENTIFICATION_IP_LIMIT = env_number("TASDID_IDENTIFICATION_IP_LIMIT", "20")  # failures per client address per window
 IDENTIFICATION_IP_WINDOW_SECONDS = env_number("TASDID_IDENTIFICATION_IP_WINDOW_SECONDS", "900")
+# The public receipt check (tasdid.billing.services.receipt_checks): wrong answers per client address per window.
+RECEIPT_CHECK_IP_LIMIT = env_number("TASDID_RECEIPT_CHECK_IP_LIMIT", "10")
+RECEIPT_CHECK_IP_WINDOW_SECONDS = env_number("TASDID_RECEIPT_CHECK_IP_WINDOW_SECONDS", "900")

@@ -80,6 +80,20 @@ def test_catalogue_is_up_to_date_with_the_sources(app, tmp_path, monkeypatch):
         assert sorted(committed - extracted, key=str) == [], f"{app}/{lang}: catalogue entries no source uses"
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_string_shared_by_two_apps_has_one_translation(lang):
+    """Django merges the apps' catalogues and the first app of INSTALLED_APPS wins: a msgid two apps translate
+    differently would show the other app's words (tell them apart with a context, pgettext / translate context)."""
+    seen: dict[tuple, tuple[str, dict]] = {}
+    clashes = []
+    for app in APPS:
+        for entry in po.read(catalogue(app, lang))[1]:
+            if entry.key in seen and seen[entry.key][1] != entry.msgstr:
+                clashes.append(f"{entry.msgid!r}: {seen[entry.key][0]} and {app}")
+            seen.setdefault(entry.key, (app, entry.msgstr))
+    assert clashes == []
+
+
 # --- no French left on the biller's pages in Arabic and English -------------------------------------------
 
 CUSTOMER_APPS = ("portal", "core", "billing", "messaging")

@@ -25,6 +25,7 @@ from .models import (
     PaymentOrder,
     PaymentOrderEvent,
     PaymentOrderItem,
+    ReceiptCheck,
     ServiceLine,
 )
 from .selectors.invoices import line_display
@@ -226,6 +227,14 @@ class IdentificationAttemptAdmin(ReadOnlyAdmin):
     list_filter = ("kind", "succeeded", "reason")
     list_select_related = ("line",)
     search_fields = ("client_ip",)
+    date_hierarchy = "at"
+
+
+@admin.register(ReceiptCheck, site=biller_admin)
+class ReceiptCheckAdmin(ReadOnlyAdmin):
+    list_display = ("at", "receipt_number", "client_ip", "genuine", "limited")
+    list_filter = ("genuine", "limited")
+    search_fields = ("client_ip", "receipt_number")
     date_hierarchy = "at"
 
 

@@ -339,6 +339,27 @@ class ReceiptSequence(models.Model):
         verbose_name = _("séquence des reçus")
 
 
+class ReceiptCheck(models.Model):
+    """Every check of a receipt on the public verification page (by its link or by the form), for the rate limit
+    per client address that keeps verification codes from being guessed, and audit."""
+
+    at = models.DateTimeField(_("le"), db_index=True)
+    client_ip = models.GenericIPAddressField(_("adresse IP"), null=True, blank=True)
+    # The number asked about when it had the shape of one (junk is not kept).
+    receipt_number = models.CharField(_("n° de reçu"), max_length=32, blank=True, default="")
+    genuine = models.BooleanField(_("authentique"), default=False)
+    # Refused unanswered: too many wrong checks from this address.
+    limited = models.BooleanField(_("limitée"), default=False)
+
+    class Meta:
+        verbose_name = _("vérification de reçu")
+        verbose_name_plural = _("vérifications de reçu")
+        indexes = [models.Index(fields=["client_ip", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.receipt_number or '-'} {self.at:%Y-%m-%d %H:%M}"
+
+
 class Discrepancy(models.Model):
     """What reconciliation found the biller and the gateway disagree on, for staff to act upon (refund, call the
     customer…). One row per order and kind; written once, in the transaction that reopened the invoices."""

@@ -1,6 +1,8 @@
-"""Receipts: their numbers (one sequence per year, race-free), their unguessable links, their PDF form."""
+"""Receipts: their numbers (one sequence per year, race-free), their unguessable links, the verification code and
+QR code printed on them, their PDF form."""
 
 import datetime as dt
+import hashlib
 import hmac
 import re
 from collections.abc import Sequence
@@ -11,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from tasdid.core.digits import ascii_digits
 from tasdid.core.keys import secret_key
 from tasdid.core.signing import keyed_digest
 
@@ -63,6 +66,77 @@ def receipt_path(*, receipt_number: str, oid: str, trans_id: str) -> str:
 def receipt_url(*, receipt_number: str, oid: str, trans_id: str) -> str:
     """The absolute link sent by email: works at any later time, without a session, for this payment only."""
     return settings.BILLER_URL + receipt_path(receipt_number=receipt_number, oid=oid, trans_id=trans_id)
+
+
+# The verification code: 10 characters of Crockford's base 32 (50 bits; no I, L, O or U to misread), the first bits
+# of an HMAC (the "receipt-checks" key) of the receipt's number and of its payment's gateway transaction id.
+VERIFICATION_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+VERIFICATION_CODE_LENGTH = 10
+_MISREAD = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_DASHES = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
+VERIFY_PATH = "/verifier"
+
+
+def verification_code(*, receipt_number: str, trans_id: str) -> str:
+    """The code printed on the receipt (and carried by its QR code): the receipt's number cannot be checked
+    without it, so receipts cannot be enumerated; bound to the payment, so a number given again to another
+    payment (a database started afresh) has another code."""
+    mac = hmac.new(secret_key("receipt-checks"), "\x1f".join(["receipt-check", receipt_number, trans_id]).encode(),
+                   hashlib.sha256).digest()
+    bits = int.from_bytes(mac[:8], "big") >> (64 - 5 * VERIFICATION_CODE_LENGTH)
+    return "".join(VERIFICATION_ALPHABET[(bits >> (5 * i)) & 31] for i in reversed(range(VERIFICATION_CODE_LENGTH)))
+
+
+def _typed(text: str) -> str:
+    """What was typed without its spaces, with any script's digits and any dash in ASCII (short inputs only)."""
+    return _DASHES.sub("-", ascii_digits("".join((text or "")[:64].split())))
+
+
+def normalize_verification_code(text: str) -> str:
+    """The code as typed (« 7kq2m-xd4tb », spaces, an O for a zero) in its printed form, or "" when it cannot be
+    one."""
+    code = _typed(text).replace("-", "").upper().translate(_MISREAD)
+    if len(code) != VERIFICATION_CODE_LENGTH or any(ch not in VERIFICATION_ALPHABET for ch in code):
+        return ""
+    return code
+
+
+def normalize_receipt_number(text: str) -> str:
+    """The receipt number as typed (« r2026-00000042 », spaces around), or "" when it has not the shape of one."""
+    number = _typed(text).upper()
+    return number if is_receipt_number(number) else ""
+
+
+def verification_code_matches(*, receipt_number: str, trans_id: str, code: str) -> bool:
+    """Constant-time check of a typed or linked verification code (already normalized)."""
+    expected = verification_code(receipt_number=receipt_number, trans_id=trans_id)
+    return hmac.compare_digest(expected.encode(), (code or "").encode("utf-8", "replace"))
+
+
+def grouped_code(code: str) -> str:
+    """"7KQ2M-XD4TB": the code as printed, in two groups of five to read and type."""
+    half = len(code) // 2
+    return f"{code[:half]}-{code[half:]}"
+
+
+def verification_path(*, receipt_number: str, code: str) -> str:
+    """The public check of a receipt on the biller's site: its number and its verification code."""
+    return f"{VERIFY_PATH}/{quote(receipt_number, safe='')}/{quote(code, safe='')}"
+
+
+def verification_url(*, receipt_number: str, code: str) -> str:
+    return settings.BILLER_URL + verification_path(receipt_number=receipt_number, code=code)
+
+
+def qr_svg(url: str, *, title: str) -> str:
+    """The QR code of ``url`` as an inline SVG element (no image to fetch, no style attribute: fits the strict CSP),
+    named ``title`` for assistive technology. Error correction M survives a crease or a smudge on paper."""
+    import segno
+
+    qr = segno.make(url, error="m", micro=False, boost_error=False)
+    svg = qr.svg_inline(scale=4, border=2, dark="#000", light="#fff", title=title, svgclass="receipt-qr-code",
+                        lineclass=None, omitsize=False)
+    return svg.replace("<svg ", '<svg role="img" ', 1)
 
 
 def render_pdf(*, html: str, stylesheets: Sequence[Path] = ()) -> bytes:

@@ -5,7 +5,7 @@ import hmac
 
 from django.conf import settings
 
-PURPOSES = ("codes", "cards", "receipts", "vault", "threeds")
+PURPOSES = ("codes", "cards", "receipts", "receipt-checks", "vault", "threeds")
 
 
 def secret_key(purpose: str) -> bytes:

@@ -43,12 +43,12 @@ class EmailAdmin(ReadOnlyAdmin):
 
 class SmsAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "direction", "sender", "recipient", "shown_text", "status", "attempts",
-                    "next_try_at", "last_error")
+                    "next_try_at", "last_error", "smsc_id")
     list_filter = ("status", "direction")
-    search_fields = ("recipient", "sender")
+    search_fields = ("recipient", "sender", "smsc_id")
     date_hierarchy = "created_at"
     fields = ("direction", "sender", "recipient", "shown_text", "status", "attempts", "resends", "next_try_at",
-              "last_error", "created_at", "delivered_at", "message_id")
+              "last_error", "created_at", "accepted_at", "delivered_at", "smsc_id", "message_id")
     readonly_fields = fields
     actions = ("resend",)
 

@@ -8,7 +8,11 @@ from django.db import models
 
 class Sms(models.Model):
     """One SMS through the SMS centre, either way. Secrets in the text are redacted once it is delivered or
-    has failed."""
+    has failed.
+
+    An outbound SMS goes queued -> sending -> delivered on the sandbox channel; on the SMPP channel it goes
+    queued -> sending (submit_sm on its way) -> accepted (the SMS centre's id recorded) -> delivered or failed
+    (its delivery receipt). A transient failure puts it back to queued with a later ``next_try_at``."""
 
     class Direction(models.TextChoices):
         INBOUND = "in", "reçu par un service"
@@ -17,34 +21,37 @@ class Sms(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "en attente"
         SENDING = "sending", "en cours d'envoi"
+        ACCEPTED = "accepted", "accepté par le centre SMS"
         DELIVERED = "delivered", "délivré"
         FAILED = "failed", "échec"
         HANDLED = "handled", "traité"
 
-    direction = models.CharField(max_length=3, choices=Direction.choices, verbose_name="sens")
-    # E.164, a short number, or an alphanumeric sender name
-    sender = models.CharField(max_length=20, verbose_name="expéditeur")
-    recipient = models.CharField(max_length=20, verbose_name="destinataire")
-    text = models.TextField(verbose_name="texte")
-    # substrings to redact when the SMS reaches a final state
-    secrets = models.JSONField(default=list, blank=True, verbose_name="secrets à masquer")
-    status = models.CharField(max_length=10, choices=Status.choices, verbose_name="statut")
+    direction = models.CharField("sens", max_length=3, choices=Direction.choices)
+    sender = models.CharField("expéditeur", max_length=20)  # E.164, a short number, or an alphanumeric sender name
+    recipient = models.CharField("destinataire", max_length=20)
+    text = models.TextField("texte")
+    # Substrings to redact when the SMS reaches a final state.
+    secrets = models.JSONField("secrets à masquer", default=list, blank=True)
+    status = models.CharField("état", max_length=10, choices=Status.choices)
     # The channel's deduplication key: every try of this SMS carries it, so a resend after a crash between
     # the send and the "delivered" mark reaches the phone once.
-    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
-                                  verbose_name="identifiant du message")
-    attempts = models.PositiveSmallIntegerField(default=0, verbose_name="tentatives")
-    # staff's "Renvoyer" after a final failure
-    resends = models.PositiveSmallIntegerField(default=0, verbose_name="renvois")
-    last_error = models.CharField(max_length=255, blank=True, default="", verbose_name="dernière erreur")
-    next_try_at = models.DateTimeField(null=True, blank=True, verbose_name="prochain essai le")
-    created_at = models.DateTimeField(db_index=True, verbose_name="créé le")
-    delivered_at = models.DateTimeField(null=True, blank=True, verbose_name="délivré le")
+    message_id = models.UUIDField("identifiant du message", default=uuid.uuid4, unique=True, editable=False)
+    # The SMS centre's id for it (SMPP submit_sm_resp's message_id), recorded once it accepted the SMS: an SMS
+    # with one is never submitted again by the SMPP channel (its delivery receipts name it).
+    smsc_id = models.CharField("identifiant au centre SMS", max_length=65, blank=True, default="", db_index=True)
+    attempts = models.PositiveSmallIntegerField("essais", default=0)
+    resends = models.PositiveSmallIntegerField("renvois", default=0)  # staff's "Renvoyer" after a final failure
+    last_error = models.CharField("dernière erreur", max_length=255, blank=True, default="")
+    next_try_at = models.DateTimeField("prochain essai", null=True, blank=True)
+    created_at = models.DateTimeField("créé le", db_index=True)
+    accepted_at = models.DateTimeField("accepté le", null=True, blank=True)
+    delivered_at = models.DateTimeField("délivré le", null=True, blank=True)
 
     class Meta:
         verbose_name = "SMS"
         verbose_name_plural = "SMS"
-        indexes = [models.Index(fields=["recipient", "created_at"])]
+        indexes = [models.Index(fields=["recipient", "created_at"]),
+                   models.Index(fields=["status", "next_try_at"], name="sms_due_idx")]
 
 
 class Email(models.Model):

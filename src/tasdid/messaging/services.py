@@ -3,6 +3,7 @@
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -11,6 +12,7 @@ from email.utils import parseaddr
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
@@ -45,9 +47,16 @@ def sms_send(*, sender: str, to: str, text: str, secrets: Sequence[str] = ()) ->
         status=Sms.Status.QUEUED,
         created_at=timezone.now(),
     )
-    # The task row is written in this transaction: it exists exactly when the SMS does.
-    deliver_sms.enqueue(sms_id=sms.pk)
+    # The task row is written in this transaction: it exists exactly when the SMS does. On the SMPP channel
+    # the ``tasdid smpp`` process takes queued SMS from the table itself.
+    if uses_tasks():
+        deliver_sms.enqueue(sms_id=sms.pk)
     return sms
+
+
+def uses_tasks() -> bool:
+    """Whether outbound SMS are delivered by tasks (the sandbox channel) rather than by ``tasdid smpp``."""
+    return settings.SMS_CHANNEL != "smpp"
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
@@ -105,7 +114,7 @@ def sms_deliver(*, sms_id: int) -> bool:
     with transaction.atomic():
         sms = Sms.objects.select_for_update().filter(
             pk=sms_id, direction=Sms.Direction.OUTBOUND, status__in=[Sms.Status.QUEUED, Sms.Status.SENDING]).first()
-        if sms is None:
+        if sms is None or not uses_tasks():  # on the SMPP channel, ``tasdid smpp`` delivers it
             return False
         sms.attempts += 1
         error = _no_channel_error()
@@ -142,7 +151,8 @@ def _sms_try_failed(*, sms_id: int, error: str) -> None:
     sms.status, sms.last_error = Sms.Status.QUEUED, error[:255]
     sms.next_try_at = timezone.now() + retry_delay(sms.attempts)
     sms.save(update_fields=["status", "last_error", "next_try_at"])
-    deliver_sms.using(run_after=sms.next_try_at).enqueue(sms_id=sms.pk)
+    if uses_tasks():
+        deliver_sms.using(run_after=sms.next_try_at).enqueue(sms_id=sms.pk)
 
 
 @transaction.atomic
@@ -156,10 +166,114 @@ def sms_resend(*, sms_id: int) -> bool:
     if sms is None or REDACTED in sms.text:
         return False
     sms.status, sms.resends, sms.next_try_at = Sms.Status.QUEUED, sms.resends + 1, timezone.now()
-    sms.save(update_fields=["status", "resends", "next_try_at"])
-    deliver_sms.enqueue(sms_id=sms.pk)
+    sms.smsc_id, sms.accepted_at = "", None  # a new submission gets a new id from the SMS centre
+    sms.save(update_fields=["status", "resends", "next_try_at", "smsc_id", "accepted_at"])
+    if uses_tasks():
+        deliver_sms.enqueue(sms_id=sms.pk)
     logger.info("SMS %s queued again by staff (resend %s)", sms.pk, sms.resends)
     return True
+
+
+@dataclass(frozen=True)
+class SmsToSubmit:
+    """An outbound SMS that ``tasdid smpp`` took from the outbox (marked "sending") to submit to the SMS centre."""
+
+    pk: int
+    sender: str
+    recipient: str
+    text: str = field(repr=False)  # may hold a code
+
+
+@sensitive_variables()
+def smpp_claim(*, limit: int) -> list[SmsToSubmit]:
+    """Take up to ``limit`` queued SMS that are due, oldest first, and mark them "sending" (one more try) before
+    anything is submitted: committed first, so that a crash during the submission leaves them visible."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(Sms.objects.select_for_update()
+                    .filter(direction=Sms.Direction.OUTBOUND, status=Sms.Status.QUEUED)
+                    .filter(Q(next_try_at__isnull=True) | Q(next_try_at__lte=now))
+                    .order_by("pk").values_list("pk", "sender", "recipient", "text")[:limit])
+        if rows:
+            Sms.objects.filter(pk__in=[row[0] for row in rows], status=Sms.Status.QUEUED).update(
+                status=Sms.Status.SENDING, attempts=F("attempts") + 1)
+    return [SmsToSubmit(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What the SMS centre answered to one submit_sm: its id (accepted), or an error and whether to retry."""
+
+    pk: int
+    accepted: bool = False
+    smsc_id: str = ""  # may be "" when the SMS centre accepts without an id (no receipt can name the SMS then)
+    error: str = ""
+    transient: bool = True
+    submitted: bool = True  # False: never sent (the session ended first), the try does not count
+
+
+@transaction.atomic
+def smpp_record(outcomes: Sequence[SubmitOutcome]) -> list[SubmitOutcome]:
+    """Record the answers to submitted SMS, in one transaction: "accepted" with the SMS centre's id, or back to
+    "queued" with a backoff after a transient refusal or a lost connection, or "failed" (a permanent refusal, or
+    out of tries). Returns the outcomes recorded as accepted."""
+    now = timezone.now()
+    accepted = []
+    for outcome in outcomes:
+        if outcome.accepted:
+            if Sms.objects.filter(pk=outcome.pk, status=Sms.Status.SENDING).update(
+                    status=Sms.Status.ACCEPTED, smsc_id=outcome.smsc_id[:65], accepted_at=now, last_error="",
+                    next_try_at=None):
+                accepted.append(outcome)
+            continue
+        if not outcome.submitted:
+            Sms.objects.filter(pk=outcome.pk, status=Sms.Status.SENDING).update(
+                status=Sms.Status.QUEUED, attempts=F("attempts") - 1)
+            continue
+        sms = Sms.objects.select_for_update().filter(pk=outcome.pk, status=Sms.Status.SENDING).first()
+        if sms is None:
+            continue
+        if not outcome.transient or _out_of_tries(sms, SMS_MAX_ATTEMPTS):
+            logger.error("SMS %s failed (attempt %s): %s", sms.pk, sms.attempts, outcome.error)
+            _finish(sms, status=Sms.Status.FAILED, at=now, error=outcome.error)
+            continue
+        logger.warning("SMS %s not accepted (attempt %s): %s", sms.pk, sms.attempts, outcome.error)
+        sms.status, sms.last_error = Sms.Status.QUEUED, outcome.error[:255]
+        sms.next_try_at = now + retry_delay(sms.attempts)
+        sms.save(update_fields=["status", "last_error", "next_try_at"])
+    return accepted
+
+
+@transaction.atomic
+def smpp_receipt(*, smsc_id: str, stat: str, err: str = "") -> bool:
+    """A delivery receipt from the SMS centre: DELIVRD makes the SMS it names delivered; UNDELIV, EXPIRED,
+    DELETED, REJECTD make it failed; an intermediate state (ENROUTE, ACCEPTD, UNKNOWN) changes nothing.
+    Idempotent. Returns False when no SMS has this id (yet: the receipt may outrun the record of the id)."""
+    from .smpp_codec import FINAL_FAILURES
+
+    sms = (Sms.objects.select_for_update()
+           .filter(direction=Sms.Direction.OUTBOUND, smsc_id=smsc_id, status=Sms.Status.ACCEPTED)
+           .order_by("-pk").first())
+    if sms is None:
+        return Sms.objects.filter(direction=Sms.Direction.OUTBOUND, smsc_id=smsc_id).exists()
+    if stat == "DELIVRD":
+        _finish(sms, status=Sms.Status.DELIVERED, at=timezone.now())
+    elif stat in FINAL_FAILURES:
+        error = f"delivery receipt: stat:{stat} err:{err or '-'}"
+        logger.warning("SMS %s not delivered: %s", sms.pk, error)
+        _finish(sms, status=Sms.Status.FAILED, at=timezone.now(), error=error)
+    return True
+
+
+def smpp_requeue_unacknowledged() -> int:
+    """At the start of ``tasdid smpp``: SMS left "sending" with no SMS-centre id (the process stopped between
+    their submit_sm and its answer) go back to the queue. They are submitted again: the SMS centre may have
+    taken them (at least once, see docs/sms-centre.md); an SMS with an id is never submitted again."""
+    count = Sms.objects.filter(direction=Sms.Direction.OUTBOUND, status=Sms.Status.SENDING, smsc_id="").update(
+        status=Sms.Status.QUEUED, next_try_at=None)
+    if count:
+        logger.warning("%s SMS submitted without an answer before the last stop: queued again", count)
+    return count
 
 
 def _service_handlers() -> dict[str, Callable[..., None]]:
@@ -296,9 +410,10 @@ def outbox_sweep(*, limit: int = 500) -> int:
                 marked += Email.objects.filter(pk=pk, status__in=[Email.Status.QUEUED, Email.Status.SENDING]).update(
                     status=Email.Status.FAILED, next_try_at=None, last_error=error)
                 logger.error("email %s: %s", pk, error)
+    # On the SMPP channel no task carries SMS: ``tasdid smpp`` takes every queued one from the table.
     waiting_sms = list(Sms.objects.filter(direction=Sms.Direction.OUTBOUND,
                                           status__in=[Sms.Status.QUEUED, Sms.Status.SENDING])
-                       .values_list("pk", flat=True)[:limit])
+                       .values_list("pk", flat=True)[:limit]) if uses_tasks() else []
     if waiting_sms:
         pending = _pending_deliveries("deliver_sms", "sms_id")
         for pk in set(waiting_sms) - pending:

@@ -6,7 +6,7 @@ from django.urls import include, path
 
 from tasdid.billing.admin import biller_admin
 
-from . import payment_views, views
+from . import payment_views, verify_views, views
 
 app_name = "portal"
 
@@ -26,6 +26,9 @@ pages = [
     path("paiement/echec", payment_views.payment_failed, name="payment_failed"),
     path("recu/<str:receipt_number>/<str:token>", payment_views.receipt, name="receipt"),
     path("recu/<str:receipt_number>/<str:token>/pdf", payment_views.receipt_pdf, name="receipt_pdf"),
+    # The public check of a receipt (tasdid.billing.receipts.VERIFY_PATH): the form, and the link of its QR code.
+    path("verifier", verify_views.receipt_verify, name="receipt_verify"),
+    path("verifier/<str:receipt_number>/<str:code>", verify_views.receipt_verify_link, name="receipt_verify_link"),
 ]
 
 urlpatterns = [

@@ -15,7 +15,7 @@ from tasdid.core.phones import national
 from tasdid.core.signing import ver3_hash
 
 from ..models import Invoice, Payment, PaymentOrder, PaymentOrderItem, ServiceLine
-from ..receipts import receipt_path, receipt_url
+from ..receipts import grouped_code, receipt_path, receipt_url, verification_code, verification_url
 
 # The gateway's endpoint for a merchant request (CMI's path) and the biller's return points.
 GATEWAY_PATH = "/fim/est3Dgate"
@@ -109,6 +109,7 @@ def merchant_request(*, order: PaymentOrder) -> dict[str, str]:
 class ReceiptLine:
     reference: str
     kind: str  # "Fixe", "Internet"...
+    kind_code: str  # ServiceLine.Kind: "mobile", "fixed", "internet" (pages word the line in their language)
     month: str  # "Juin 2017"
     amount: Decimal
 
@@ -130,10 +131,28 @@ class Receipt:
     oid: str
     path: str
     url: str
+    verify_code: str  # printed on the receipt, to type on the verification page
+    verify_url: str  # the verification page of this receipt (its QR code)
 
     @property
     def pdf_path(self) -> str:
         return self.path + "/pdf"
+
+    @property
+    def verify_code_grouped(self) -> str:
+        return grouped_code(self.verify_code)
+
+
+@dataclass(frozen=True)
+class CheckedReceipt:
+    """What the public verification page shows of a genuine receipt: nothing that names or reaches the payer
+    (no name, email, phone, invoice reference), only enough to compare with the paper in hand."""
+
+    number: str
+    paid_at: dt.datetime
+    total: Decimal
+    merchant_name: str
+    card_last4: str
 
 
 def card_brand_label(brand: str) -> str:
@@ -153,12 +172,14 @@ def receipt_for(*, receipt_number: str) -> Receipt | None:
         .select_related("invoice__bill", "invoice__line")
         .order_by("invoice__bill__month", "invoice__reference")
     )
+    code = verification_code(receipt_number=payment.receipt_number, trans_id=payment.trans_id)
     return Receipt(
         number=payment.receipt_number,
         paid_at=payment.paid_at,
         email=payment.email,
         lines=[
             ReceiptLine(reference=item.invoice.reference, kind=item.invoice.line.get_kind_display(),
+                        kind_code=item.invoice.line.kind,
                         month=month_label(item.invoice.bill.month), amount=item.amount)
             for item in items
         ],
@@ -171,4 +192,20 @@ def receipt_for(*, receipt_number: str) -> Receipt | None:
         oid=payment.order.oid,
         path=receipt_path(receipt_number=payment.receipt_number, oid=payment.order.oid, trans_id=payment.trans_id),
         url=receipt_url(receipt_number=payment.receipt_number, oid=payment.order.oid, trans_id=payment.trans_id),
+        verify_code=code,
+        verify_url=verification_url(receipt_number=payment.receipt_number, code=code),
     )
+
+
+def receipt_to_check(*, receipt_number: str) -> tuple[CheckedReceipt, str] | None:
+    """The public facts of a settled payment's receipt and the transaction id its verification code is bound to;
+    None when no receipt has this number or reconciliation voided it (no receipt says paid then). One query."""
+    payment = (Payment.objects.filter(receipt_number=receipt_number)
+               .exclude(order__state=PaymentOrder.State.VOIDED)
+               .only("receipt_number", "paid_at", "amount", "merchant_name", "masked_pan", "trans_id").first())
+    if payment is None:
+        return None
+    digits = "".join(ch for ch in payment.masked_pan if ch.isdigit())
+    facts = CheckedReceipt(number=payment.receipt_number, paid_at=payment.paid_at, total=payment.amount,
+                           merchant_name=payment.merchant_name, card_last4=digits[-4:])
+    return facts, payment.trans_id
