@@ -221,6 +221,11 @@ LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français"), ("ar", "العربية"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TASDID_TIME_ZONE", "Africa/Casablanca")
+# Digits of amounts and dates on Arabic pages (tasdid.core.l10n): "western" 0-9 (as Moroccan bills print them) or
+# "arabic" (Eastern Arabic-Indic ٠-٩).
+ARABIC_DIGITS = env("TASDID_ARABIC_DIGITS", "western").strip().lower()
+if ARABIC_DIGITS not in ("western", "arabic"):
+    raise ImproperlyConfigured(f'TASDID_ARABIC_DIGITS must be "western" or "arabic", not {ARABIC_DIGITS!r}.')
 USE_I18N = True
 USE_TZ = True
 

@@ -35,13 +35,13 @@ def test_sending_code_then_reading_the_answer_on_the_same_number(client, run_tas
     assert Sms.objects.filter(direction=Sms.Direction.INBOUND, sender="+212661000001", recipient="1111").count() == 1
 
     before = client.get(response["Location"]).content.decode()
-    assert "Reçus par le 06 61 00 00 01" in before
+    assert 'Reçus par le <span dir="ltr">06 61 00 00 01</span>' in before
     assert "Aucun SMS reçu pour l'instant." in before
     assert run_tasks() == 1
     html = client.get(response["Location"]).content.decode()
     [text] = inbox_texts(html)
     assert re.fullmatch(r"Votre code fidelio est \d{6}\. Il est valable 15 minutes .*", text)
-    assert "<strong>De 1111</strong>" in html
+    assert '<strong>De <span dir="ltr">1111</span></strong>' in html
     # The send form is ready for the next SMS from the same number.
     assert 'name="sender" value="+212661000001"' in html
 

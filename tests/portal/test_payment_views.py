@@ -69,6 +69,25 @@ def test_pay_creates_the_order_and_autosubmits_the_signed_request_to_the_gateway
     assert response["Cache-Control"] == "no-store"
 
 
+@pytest.mark.parametrize(("lang", "label"), [
+    ("fr", "Facture Mobile Juin 2017"), ("ar", "فاتورة الهاتف المحمول يونيو 2017"), ("en", "Mobile bill June 2017"),
+])
+def test_the_gateway_is_asked_for_the_customer_s_language(lang, label):
+    """The language chosen on the biller's pages goes to the gateway in the signed request (CMI's lang), with the
+    invoices' labels written in it."""
+    line, _june, _july = line_with_two_invoices()
+    client, token = identified_client(line)
+    client.cookies["tasdid_lang"] = lang
+
+    html = client.post("/paiement", {"csrfmiddlewaretoken": token}).content.decode()
+
+    fields = hidden_fields(html)
+    assert fields["lang"] == lang
+    assert fields["item1Label"] == label
+    assert ver3_verify(fields, settings.BILLER_STORE_KEY)
+    assert f'<html lang="{lang}"' in html
+
+
 def test_pay_without_csrf_token_is_refused_and_creates_nothing():
     line, *_ = line_with_two_invoices()
     client, _ = identified_client(line)

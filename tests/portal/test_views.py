@@ -161,8 +161,9 @@ def test_too_many_failures_from_one_address(client, fixed_customer):
     response = client.post("/fixe", fixed_post(), REMOTE_ADDR="10.9.9.9")
     html = response.content.decode()
     assert response.status_code == 200
-    assert ('<div class="alert error" role="alert"><p>Trop de tentatives depuis votre connexion. Réessayez dans '
-            "quelques minutes.</p></div>") in html
+    # At the top of the form, in the list of its errors (no field to link to).
+    summary = re.search(r'<div class="error-summary" id="error-summary" role="alert".*?</div>', html, re.S).group(0)
+    assert ("<li>Trop de tentatives depuis votre connexion. Réessayez dans quelques minutes.</li>") in summary
     assert LINE_KEY not in session_of(client)
     assert client.post("/fixe", fixed_post(), REMOTE_ADDR="10.9.9.10")["Location"] == "/factures"
 
@@ -216,8 +217,8 @@ def test_consult_page_shows_only_the_identified_line_s_unpaid_invoices(client, f
         ("0000222995072099", f'<a href="/factures/0000222995072099/pdf?lang=fr" download>Facture du mois de '
                              f'{this_month} (PDF)</a>', f"{today:%d/%m/%Y}", "99.00"),
     ]
-    assert '<td class="amount total">285.00 DH</td>' in html
-    assert "Ligne fixe : <strong>05 22 00 00 01</strong>" in html
+    assert '<td class="amount total">285.00\u00a0DH</td>' in html
+    assert 'Ligne fixe : <strong dir="ltr">05 22 00 00 01</strong>' in html
     for absent in ("0000111996072017", "0000333333333333", "0000444444444444", "Khadija", "Bennani",
                    owner.client_number, "12 345 678"):
         assert absent not in html
@@ -308,3 +309,27 @@ def test_forms_need_their_csrf_token(fixed_customer):
     assert response.status_code == 403
     assert LINE_KEY not in session_of(csrf_client)
     assert IdentificationAttempt.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("lang", "digits", "month", "due", "total"), [
+    ("fr", "arabic", "Juillet 2017", "19/08/2017", "186.00\u00a0DH"),
+    ("en", "arabic", "July 2017", "19/08/2017", "186.00\u00a0DH"),
+    ("ar", "western", "يوليوز 2017", "19/08/2017", "186.00\u00a0درهم"),
+    ("ar", "arabic", "يوليوز ٢٠١٧", "١٩/٠٨/٢٠١٧", "١٨٦٫٠٠\u00a0درهم"),
+])
+def test_consult_page_writes_months_dates_and_amounts_in_the_page_s_language(client, settings, fixed_customer,
+                                                                            lang, digits, month, due, total):
+    """TASDID_ARABIC_DIGITS changes Arabic pages only; month names are Moroccan Arabic; identifiers keep 0-9."""
+    settings.ARABIC_DIGITS = digits
+    _owner, line = fixed_customer
+    july = factories.bill(owner=line.customer, month=dt.date(2017, 7, 1), due_date=dt.date(2017, 8, 19))
+    factories.invoice(line=line, amount_ht="155.00", reference="0000111995072017", on_bill=july)
+    client.post(f"/fixe?lang={lang}", fixed_post())
+    html = client.get("/factures", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9").content.decode()
+    rows = re.findall(r"<tr>\s*<td class=\"mono\">(.*?)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>", html, re.S)
+    assert rows[0][0] == "0000111995072017"
+    assert rows[0][1] == month
+    assert rows[0][2].startswith(due)
+    assert f'<td class="amount total">{total}</td>' in html
+    assert '<strong dir="ltr">05 22 00 00 01</strong>' in html

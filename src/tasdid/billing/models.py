@@ -23,10 +23,10 @@ class ImportBatch(models.Model):
     published_at = models.DateTimeField(_("publié le"), null=True, blank=True)
     discarded_at = models.DateTimeField(_("abandonné le"), null=True, blank=True)
     source = models.CharField(_("fichier"), max_length=255, blank=True, default="")
-    customer_mark = models.BigIntegerField(default=0)
-    line_mark = models.BigIntegerField(default=0)
-    bill_mark = models.BigIntegerField(default=0)
-    invoice_mark = models.BigIntegerField(default=0)
+    customer_mark = models.BigIntegerField(default=0, verbose_name=_("repère clients"))
+    line_mark = models.BigIntegerField(default=0, verbose_name=_("repère lignes"))
+    bill_mark = models.BigIntegerField(default=0, verbose_name=_("repère factures mensuelles"))
+    invoice_mark = models.BigIntegerField(default=0, verbose_name=_("repère factures"))
 
     class Meta:
         verbose_name = _("import de factures")
@@ -50,7 +50,7 @@ class Published(models.Manager):
 def _import_batch_field():
     # No index: readers filter the rows they found by other keys; the import's clean-up walks ids (marks).
     return models.ForeignKey(ImportBatch, on_delete=models.PROTECT, null=True, blank=True, db_index=False,
-                             related_name="+", editable=False)
+                             related_name="+", editable=False, verbose_name=_("import"))
 
 
 class Customer(models.Model):
@@ -59,7 +59,7 @@ class Customer(models.Model):
     # The postal address printed under the name on the bill, one line per line; staff enter it (the import's
     # format has no address yet).
     address = models.TextField(_("adresse"), max_length=500, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("créé le"))
     import_batch = _import_batch_field()
 
     all_objects = models.Manager()
@@ -82,19 +82,20 @@ class ServiceLine(models.Model):
         FIXED = "fixed", _("Fixe")
         INTERNET = "internet", _("Internet")
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="lines")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="lines", verbose_name=_("client"))
     kind = models.CharField(_("catégorie"), max_length=8, choices=Kind.choices)
     # E.164 ("+212612345678") for mobile and fixed lines.
     number = models.CharField(_("numéro"), max_length=16, null=True, blank=True)
     # Internet: the "identifiant de paiement" printed on the bill, digits only ("12345678" for "12 345 678").
     payment_identifier = models.CharField(_("identifiant de paiement"), max_length=16, null=True, blank=True)
     # Fixed: keyed hash of the "code de paiement fixe" printed on the bill (tasdid.core.codes).
-    payment_code_digest = models.CharField(max_length=64, blank=True, default="")
+    payment_code_digest = models.CharField(max_length=64, blank=True, default="",
+                                           verbose_name=_("empreinte du code de paiement"))
     label = models.CharField(_("offre"), max_length=200, blank=True, default="")
     # Wrong codes in a row, and the lock they lead to (fidelio and payment codes alike).
-    failed_attempts = models.PositiveSmallIntegerField(default=0)
-    locked_until = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    failed_attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("codes erronés de suite"))
+    locked_until = models.DateTimeField(null=True, blank=True, verbose_name=_("bloquée jusqu'au"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("créé le"))
     import_batch = _import_batch_field()
 
     all_objects = models.Manager()
@@ -123,13 +124,15 @@ class ServiceLine(models.Model):
 class FidelioCode(models.Model):
     """A code sent by SMS to a mobile line on request ("code" to 1111); hashed, expires, used once."""
 
-    line = models.ForeignKey(ServiceLine, on_delete=models.CASCADE, related_name="fidelio_codes")
-    digest = models.CharField(max_length=64)
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(null=True, blank=True)
+    line = models.ForeignKey(ServiceLine, on_delete=models.CASCADE, related_name="fidelio_codes",
+                             verbose_name=_("ligne"))
+    digest = models.CharField(max_length=64, verbose_name=_("empreinte"))
+    created_at = models.DateTimeField(verbose_name=_("créé le"))
+    expires_at = models.DateTimeField(verbose_name=_("expire le"))
+    used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("utilisé le"))
 
     class Meta:
+        verbose_name_plural = _("codes fidelio")
         verbose_name = _("code fidelio")
         indexes = [models.Index(fields=["line", "expires_at"])]
 
@@ -137,21 +140,23 @@ class FidelioCode(models.Model):
 class IdentificationAttempt(models.Model):
     """Every try to reach a line's invoices, for rate limits per client address and per line, and audit."""
 
-    at = models.DateTimeField(db_index=True)
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
-    kind = models.CharField(max_length=8, choices=ServiceLine.Kind.choices)
-    line = models.ForeignKey(ServiceLine, on_delete=models.SET_NULL, null=True, blank=True)
-    succeeded = models.BooleanField(default=False)
-    reason = models.CharField(max_length=32, blank=True, default="")
+    at = models.DateTimeField(db_index=True, verbose_name=_("le"))
+    client_ip = models.GenericIPAddressField(null=True, blank=True, verbose_name=_("adresse IP"))
+    kind = models.CharField(max_length=8, choices=ServiceLine.Kind.choices, verbose_name=_("catégorie"))
+    line = models.ForeignKey(ServiceLine, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("ligne"))
+    succeeded = models.BooleanField(default=False, verbose_name=_("réussie"))
+    reason = models.CharField(max_length=32, blank=True, default="", verbose_name=_("motif"))
 
     class Meta:
+        verbose_name = _("tentative d'identification")
+        verbose_name_plural = _("tentatives d'identification")
         indexes = [models.Index(fields=["client_ip", "at"])]
 
 
 class Bill(models.Model):
     """The monthly statement: "Facture du mois de …", its due date, totals and loyalty points."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="bills")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="bills", verbose_name=_("client"))
     month = models.DateField(_("mois"), help_text=_("Premier jour du mois facturé."))
     due_date = models.DateField(_("date limite de paiement"))
     total_ht = models.DecimalField(_("total HT"), max_digits=12, decimal_places=2)
@@ -159,7 +164,7 @@ class Bill(models.Model):
     total_ttc = models.DecimalField(_("total TTC"), max_digits=12, decimal_places=2)
     loyalty_points = models.PositiveIntegerField(_("points convertibles"), default=0)
     loyalty_balance = models.PositiveIntegerField(_("solde du compte points"), default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("créé le"))
     import_batch = _import_batch_field()
 
     all_objects = models.Manager()
@@ -184,14 +189,16 @@ class Invoice(models.Model):
         PAID = "paid", _("payée")
 
     reference = models.CharField(_("référence"), max_length=20, unique=True)
-    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="invoices")
-    line = models.ForeignKey(ServiceLine, on_delete=models.PROTECT, related_name="invoices")
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="invoices",
+                             verbose_name=_("facture mensuelle"))
+    line = models.ForeignKey(ServiceLine, on_delete=models.PROTECT, related_name="invoices", verbose_name=_("ligne"))
     amount_ht = models.DecimalField(_("montant HT"), max_digits=12, decimal_places=2)
     amount_vat = models.DecimalField(_("TVA"), max_digits=12, decimal_places=2)
     amount_ttc = models.DecimalField(_("montant à payer TTC"), max_digits=12, decimal_places=2)
     status = models.CharField(_("statut"), max_length=8, choices=Status.choices, default=Status.UNPAID)
-    paid_at = models.DateTimeField(null=True, blank=True)
-    payment = models.ForeignKey("Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices")
+    paid_at = models.DateTimeField(null=True, blank=True, verbose_name=_("payée le"))
+    payment = models.ForeignKey("Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices",
+                                verbose_name=_("paiement"))
     import_batch = _import_batch_field()
 
     all_objects = models.Manager()
@@ -217,8 +224,8 @@ class Invoice(models.Model):
 class InvoiceLine(models.Model):
     """A priced line of an invoice: subscription, option… with its period; HT, possibly free."""
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
-    position = models.PositiveSmallIntegerField()
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines", verbose_name=_("facture"))
+    position = models.PositiveSmallIntegerField(verbose_name=_("rang"))
     section = models.CharField(_("rubrique"), max_length=100, blank=True, default="")
     label = models.CharField(_("libellé"), max_length=200)
     period_start = models.DateField(_("date début"), null=True, blank=True)
@@ -227,6 +234,8 @@ class InvoiceLine(models.Model):
     free = models.BooleanField(_("gratuit"), default=False)
 
     class Meta:
+        verbose_name = _("ligne de facture")
+        verbose_name_plural = _("lignes de facture")
         ordering = ["invoice", "position"]
         constraints = [models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position")]
 
@@ -243,15 +252,16 @@ class PaymentOrder(models.Model):
         # the invoices reopened, the payment kept as history (services.reconciliation).
         VOIDED = "voided", _("annulé")
 
-    oid = models.CharField(max_length=64, unique=True)
-    line = models.ForeignKey(ServiceLine, on_delete=models.PROTECT, related_name="payment_orders")
-    email = models.EmailField()
-    amount = models.DecimalField(max_digits=12, decimal_places=2)
-    state = models.CharField(max_length=8, choices=State.choices, default=State.CREATED)
-    failure_code = models.CharField(max_length=8, blank=True, default="")
-    failure_message = models.CharField(max_length=255, blank=True, default="")
-    created_at = models.DateTimeField()
-    updated_at = models.DateTimeField()
+    oid = models.CharField(max_length=64, unique=True, verbose_name=_("n° de commande (oid)"))
+    line = models.ForeignKey(ServiceLine, on_delete=models.PROTECT, related_name="payment_orders",
+                             verbose_name=_("ligne"))
+    email = models.EmailField(verbose_name=_("email de notification"))
+    amount = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("montant"))
+    state = models.CharField(max_length=8, choices=State.choices, default=State.CREATED, verbose_name=_("état"))
+    failure_code = models.CharField(max_length=8, blank=True, default="", verbose_name=_("code d'échec"))
+    failure_message = models.CharField(max_length=255, blank=True, default="", verbose_name=_("message d'échec"))
+    created_at = models.DateTimeField(verbose_name=_("créé le"))
+    updated_at = models.DateTimeField(verbose_name=_("modifié le"))
     # When reconciliation last settled this order against the gateway's status (agreed, recorded or flagged):
     # it is not asked about again (services.reconciliation).
     reconciled_at = models.DateTimeField(_("rapproché le"), null=True, blank=True)
@@ -260,6 +270,7 @@ class PaymentOrder(models.Model):
     language = models.CharField(_("langue"), max_length=8, choices=settings.LANGUAGES, default="fr")
 
     class Meta:
+        verbose_name_plural = _("ordres de paiement")
         verbose_name = _("ordre de paiement")
         indexes = [
             models.Index(fields=["state", "created_at"], name="order_state_created"),  # the expiry sweep
@@ -273,40 +284,50 @@ class PaymentOrder(models.Model):
 
 
 class PaymentOrderItem(models.Model):
-    order = models.ForeignKey(PaymentOrder, on_delete=models.CASCADE, related_name="items")
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="order_items")
-    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    order = models.ForeignKey(PaymentOrder, on_delete=models.CASCADE, related_name="items",
+                              verbose_name=_("ordre de paiement"))
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="order_items",
+                                verbose_name=_("facture"))
+    amount = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("montant"))
 
     class Meta:
+        verbose_name = _("facture de l'ordre")
+        verbose_name_plural = _("factures de l'ordre")
         constraints = [models.UniqueConstraint(fields=["order", "invoice"], name="order_item_unique")]
 
 
 class PaymentOrderEvent(models.Model):
     """Append-only: every state change of an order, with its time and cause."""
 
-    order = models.ForeignKey(PaymentOrder, on_delete=models.CASCADE, related_name="events")
-    at = models.DateTimeField()
-    from_state = models.CharField(max_length=8, blank=True, default="")
-    to_state = models.CharField(max_length=8)
-    cause = models.CharField(max_length=255)
+    order = models.ForeignKey(PaymentOrder, on_delete=models.CASCADE, related_name="events",
+                              verbose_name=_("ordre de paiement"))
+    at = models.DateTimeField(verbose_name=_("le"))
+    from_state = models.CharField(max_length=8, blank=True, default="", verbose_name=_("état de départ"))
+    to_state = models.CharField(max_length=8, verbose_name=_("état d'arrivée"))
+    cause = models.CharField(max_length=255, verbose_name=_("cause"))
+
+    class Meta:
+        verbose_name = _("événement de l'ordre")
+        verbose_name_plural = _("événements de l'ordre")
 
 
 class Payment(models.Model):
     """A settled payment: which invoices, how much, the gateway's references, the receipt."""
 
-    order = models.OneToOneField(PaymentOrder, on_delete=models.PROTECT, related_name="payment")
+    order = models.OneToOneField(PaymentOrder, on_delete=models.PROTECT, related_name="payment",
+                                 verbose_name=_("ordre de paiement"))
     receipt_number = models.CharField(_("n° de reçu"), max_length=32, unique=True)
-    amount = models.DecimalField(max_digits=12, decimal_places=2)
-    email = models.EmailField()
-    paid_at = models.DateTimeField()
-    trans_id = models.CharField(max_length=64)
-    auth_code = models.CharField(max_length=16)
-    host_ref = models.CharField(max_length=32, blank=True, default="")
-    masked_pan = models.CharField(max_length=19)
-    card_brand = models.CharField(max_length=16)
-    merchant_name = models.CharField(max_length=200)
+    amount = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("montant"))
+    email = models.EmailField(verbose_name=_("email du payeur"))
+    paid_at = models.DateTimeField(verbose_name=_("payé le"))
+    trans_id = models.CharField(max_length=64, verbose_name=_("n° de transaction"))
+    auth_code = models.CharField(max_length=16, verbose_name=_("n° d'autorisation"))
+    host_ref = models.CharField(max_length=32, blank=True, default="", verbose_name=_("référence hôte (HostRefNum)"))
+    masked_pan = models.CharField(max_length=19, verbose_name=_("carte"))
+    card_brand = models.CharField(max_length=16, verbose_name=_("type de carte"))
+    merchant_name = models.CharField(max_length=200, verbose_name=_("marchand"))
     # When the receipt email went into the outbox (tasks.send_receipt_email): it is queued once per payment.
-    receipt_email_queued_at = models.DateTimeField(null=True, blank=True)
+    receipt_email_queued_at = models.DateTimeField(_("email du reçu mis en file le"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("paiement")
@@ -320,8 +341,8 @@ class ReceiptSequence(models.Model):
     """The last receipt number given out in a year; its row is locked while the next one is taken, so two
     payments settling at once never share a number (tasdid.billing.receipts)."""
 
-    year = models.PositiveSmallIntegerField(unique=True)
-    last_number = models.PositiveIntegerField(default=0)
+    year = models.PositiveSmallIntegerField(unique=True, verbose_name=_("année"))
+    last_number = models.PositiveIntegerField(default=0, verbose_name=_("dernier numéro"))
 
     class Meta:
         verbose_name = _("séquence des reçus")
@@ -331,15 +352,17 @@ class ReceiptCheck(models.Model):
     """Every check of a receipt on the public verification page (by its link or by the form), for the rate limit
     per client address that keeps verification codes from being guessed, and audit."""
 
-    at = models.DateTimeField(db_index=True)
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(_("le"), db_index=True)
+    client_ip = models.GenericIPAddressField(_("adresse IP"), null=True, blank=True)
     # The number asked about when it had the shape of one (junk is not kept).
     receipt_number = models.CharField(_("n° de reçu"), max_length=32, blank=True, default="")
-    genuine = models.BooleanField(default=False)
-    limited = models.BooleanField(default=False)  # refused unanswered: too many wrong checks from this address
+    genuine = models.BooleanField(_("authentique"), default=False)
+    # Refused unanswered: too many wrong checks from this address.
+    limited = models.BooleanField(_("limitée"), default=False)
 
     class Meta:
         verbose_name = _("vérification de reçu")
+        verbose_name_plural = _("vérifications de reçu")
         indexes = [models.Index(fields=["client_ip", "at"])]
 
     def __str__(self) -> str:
@@ -383,9 +406,9 @@ class ReconciliationSchedule(models.Model):
     """The one chain of periodic reconciliation tasks: each run enqueues the next with this token; starting
     the schedule again draws a new token, and a task of an older chain then ends without a successor."""
 
-    token = models.CharField(max_length=32)
-    started_at = models.DateTimeField()
-    last_run_at = models.DateTimeField(null=True, blank=True)
+    token = models.CharField(max_length=32, verbose_name=_("jeton"))
+    started_at = models.DateTimeField(verbose_name=_("commencé le"))
+    last_run_at = models.DateTimeField(null=True, blank=True, verbose_name=_("dernier passage le"))
 
     class Meta:
         verbose_name = _("rapprochement périodique")

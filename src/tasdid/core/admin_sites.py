@@ -9,7 +9,12 @@ an account added there joins that party's group. Accounts are shared by the part
 account that also belongs to another party's staff is read-only on each site, its password included: no
 party's staff can take over an account that opens another party's admin. Memberships and superuser status are
 granted by the operator, with ``tasdid staff-grant USERNAME PARTY…`` (and ``tasdid createsuperuser``).
+
+Language: every admin is in French, whatever the ``?lang=`` or the language cookie a staff member's browser
+carries from the customer pages of the same host (the customer's choice is not the staff's).
 """
+
+from functools import wraps
 
 from django.contrib import admin
 from django.contrib.admin import AdminSite
@@ -19,6 +24,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from . import i18n
 from .http import PARTIES, party_of
 from .staff import STAFF_GROUPS, is_party_staff, other_parties_of, staff_group
 
@@ -49,6 +55,24 @@ class PartyAdminSite(AdminSite):
 
     def has_permission(self, request) -> bool:
         return getattr(request, "party", None) == self.party and is_party_staff(request.user, self.party)
+
+    def admin_view(self, view, cacheable=False):
+        return in_french(super().admin_view(view, cacheable))
+
+    def login(self, request, extra_context=None):
+        i18n.use(request, "fr")
+        return super().login(request, extra_context)
+
+
+def in_french(view):
+    """``view`` served in French (the admin's only language)."""
+
+    @wraps(view)
+    def french(request, *args, **kwargs):
+        i18n.use(request, "fr")
+        return view(request, *args, **kwargs)
+
+    return french
 
 
 class PartyUserAdmin(UserAdmin):

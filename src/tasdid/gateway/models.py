@@ -16,8 +16,8 @@ class Merchant(models.Model):
     # "host:port" entries, lower-case, a port always written (80/443 when the URL has none).
     return_hosts = models.JSONField(_("hôtes de retour autorisés"), default=list)
     active = models.BooleanField(_("actif"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="modifié le")
 
     class Meta:
         verbose_name = _("marchand")
@@ -54,24 +54,25 @@ class PaymentSession(models.Model):
     """One merchant order being paid on the hosted page: the request as posted, the invoices and which of
     them the customer deferred, bound to the browser that posted it."""
 
-    token = models.CharField(max_length=64, unique=True)
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="sessions")
+    token = models.CharField(max_length=64, unique=True, verbose_name="jeton")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="sessions", verbose_name="marchand")
     oid = models.CharField(_("commande (oid)"), max_length=64)
     # Every field the merchant posted but ``hash``, names as posted: echoed back in the callback and returns.
-    request_fields = models.JSONField(default=dict)
+    request_fields = models.JSONField(default=dict, verbose_name="champs de la demande")
     amount = models.DecimalField(_("montant demandé"), max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, default="504")
+    currency = models.CharField(max_length=3, default="504", verbose_name="devise")
     # The bill extension: [{"ref", "label", "amount"}] in the merchant's order; empty without it.
-    items = models.JSONField(default=list)
-    allow_defer = models.BooleanField(default=False)
-    deferred_refs = models.JSONField(default=list)
-    lang = models.CharField(max_length=2, default="fr")
+    items = models.JSONField(default=list, verbose_name="factures")
+    allow_defer = models.BooleanField(default=False, verbose_name="report permis")
+    deferred_refs = models.JSONField(default=list, verbose_name="factures reportées")
+    lang = models.CharField(max_length=2, default="fr", verbose_name="langue")
     # SHA-256 of a random key kept in the gateway's browser session: only that browser sees the page.
-    browser_digest = models.CharField(max_length=64)
-    state = models.CharField(max_length=12, choices=SessionState.choices, default=SessionState.OPEN)
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    updated_at = models.DateTimeField()
+    browser_digest = models.CharField(max_length=64, verbose_name="empreinte du navigateur")
+    state = models.CharField(max_length=12, choices=SessionState.choices, default=SessionState.OPEN,
+                             verbose_name="état")
+    created_at = models.DateTimeField(verbose_name="créé le")
+    expires_at = models.DateTimeField(verbose_name="expire le")
+    updated_at = models.DateTimeField(verbose_name="modifié le")
 
     class Meta:
         verbose_name = _("session de paiement")
@@ -135,42 +136,49 @@ class Attempt(models.Model):
     """One card submit of a session: its 3-D Secure authentication, its authorization and its settlement.
     Holds the masked card only; the card number and CVV are never stored."""
 
-    session = models.ForeignKey(PaymentSession, on_delete=models.PROTECT, related_name="attempts")
-    state = models.CharField(max_length=14, choices=AttemptState.choices)
+    session = models.ForeignKey(PaymentSession, on_delete=models.PROTECT, related_name="attempts",
+                                verbose_name="session de paiement")
+    state = models.CharField(max_length=14, choices=AttemptState.choices, verbose_name="état")
     # What was paid and what was deferred when the customer submitted (refs), and the amount to authorize.
     amount = models.DecimalField(_("montant"), max_digits=12, decimal_places=2)
-    paid_refs = models.JSONField(default=list)
-    deferred_refs = models.JSONField(default=list)
+    paid_refs = models.JSONField(default=list, verbose_name="factures payées")
+    deferred_refs = models.JSONField(default=list, verbose_name="factures reportées")
     brand = models.CharField(_("type de carte"), max_length=12)
     masked_pan = models.CharField(_("carte"), max_length=19)
-    pan_fingerprint = models.CharField(max_length=64)
+    pan_fingerprint = models.CharField(max_length=64, verbose_name="empreinte de la carte")
     # 3-D Secure
-    threeds_server_trans_id = models.CharField(max_length=36, unique=True)
-    ds_trans_id = models.CharField(max_length=36, blank=True, default="")
-    acs_trans_id = models.CharField(max_length=36, blank=True, default="")
-    trans_status = models.CharField(max_length=1, blank=True, default="")  # final 3DS result used
-    rreq_received_at = models.DateTimeField(null=True, blank=True)
-    rreq_trans_status = models.CharField(max_length=1, blank=True, default="")
-    rreq_eci = models.CharField(max_length=2, blank=True, default="")
-    rreq_authentication_value = models.CharField(max_length=64, blank=True, default="")
-    rreq_trans_status_reason = models.CharField(max_length=2, blank=True, default="")
-    md_status = models.CharField(max_length=1, blank=True, default="")
-    eci = models.CharField(max_length=2, blank=True, default="")
+    threeds_server_trans_id = models.CharField(max_length=36, unique=True,
+                                               verbose_name="identifiant 3DS Server (threeDSServerTransID)")
+    ds_trans_id = models.CharField(max_length=36, blank=True, default="", verbose_name="identifiant DS (dsTransID)")
+    acs_trans_id = models.CharField(max_length=36, blank=True, default="", verbose_name="identifiant ACS (acsTransID)")
+    # final 3DS result used
+    trans_status = models.CharField(max_length=1, blank=True, default="",
+                                    verbose_name="statut 3-D Secure (transStatus)")
+    rreq_received_at = models.DateTimeField(null=True, blank=True, verbose_name="RReq reçue le")
+    rreq_trans_status = models.CharField(max_length=1, blank=True, default="", verbose_name="statut de la RReq")
+    rreq_eci = models.CharField(max_length=2, blank=True, default="", verbose_name="ECI de la RReq")
+    rreq_authentication_value = models.CharField(max_length=64, blank=True, default="",
+                                                 verbose_name="valeur d'authentification (RReq)")
+    rreq_trans_status_reason = models.CharField(max_length=2, blank=True, default="",
+                                                verbose_name="motif du statut (RReq)")
+    md_status = models.CharField(max_length=1, blank=True, default="", verbose_name="mdStatus")
+    eci = models.CharField(max_length=2, blank=True, default="", verbose_name="ECI")
     # Authorization (ISO 8583 references)
     trans_id = models.CharField(_("TransId"), max_length=20, unique=True)
-    stan = models.CharField(max_length=6, blank=True, default="")
-    transmitted_at = models.DateTimeField(null=True, blank=True)
-    response_code = models.CharField(max_length=2, blank=True, default="")
-    auth_code = models.CharField(max_length=6, blank=True, default="")
-    rrn = models.CharField(max_length=12, blank=True, default="")
-    authorized_at = models.DateTimeField(null=True, blank=True)
+    stan = models.CharField(max_length=6, blank=True, default="", verbose_name="STAN")
+    transmitted_at = models.DateTimeField(null=True, blank=True, verbose_name="transmis le")
+    response_code = models.CharField(max_length=2, blank=True, default="", verbose_name="code réponse")
+    auth_code = models.CharField(max_length=6, blank=True, default="", verbose_name="n° d'autorisation")
+    rrn = models.CharField(max_length=12, blank=True, default="", verbose_name="RRN")
+    authorized_at = models.DateTimeField(null=True, blank=True, verbose_name="autorisé le")
     # The result as told to the merchant
-    proc_return_code = models.CharField(max_length=2, blank=True, default="")
-    err_msg = models.CharField(max_length=255, blank=True, default="")
-    callback_answer = models.CharField(max_length=11, choices=CallbackAnswer.choices, blank=True, default="")
-    callback_at = models.DateTimeField(null=True, blank=True)
+    proc_return_code = models.CharField(max_length=2, blank=True, default="", verbose_name="ProcReturnCode")
+    err_msg = models.CharField(max_length=255, blank=True, default="", verbose_name="ErrMsg")
+    callback_answer = models.CharField(max_length=11, choices=CallbackAnswer.choices, blank=True, default="",
+                                       verbose_name="réponse au callback")
+    callback_at = models.DateTimeField(null=True, blank=True, verbose_name="callback le")
     # Tries of the callback whose outcome was recorded: an ambiguous one (sent, no usable answer) is tried again.
-    callback_tries = models.PositiveSmallIntegerField(default=0)
+    callback_tries = models.PositiveSmallIntegerField(default=0, verbose_name="essais de callback")
     # Tries begun, committed before each send: a try begun and never recorded (the process died) may have been
     # delivered, so a refused connection after it proves nothing (services.attempt_record_callback).
     callback_tries_begun = models.PositiveSmallIntegerField(_("essais du rappel commencés"), default=0)
@@ -179,12 +187,12 @@ class Attempt(models.Model):
     # order status UNRESOLVED while no answer came). Kept once set, as the record that it had to be reconciled.
     unresolved_at = models.DateTimeField(_("à rapprocher depuis"), null=True, blank=True)
     # Settlement
-    settle_tries = models.PositiveIntegerField(default=0)
-    settled_at = models.DateTimeField(null=True, blank=True)
+    settle_tries = models.PositiveIntegerField(default=0, verbose_name="essais de règlement")
+    settled_at = models.DateTimeField(null=True, blank=True, verbose_name="réglé le")
     # When the sweeper takes over if nothing else moved the attempt.
-    deadline = models.DateTimeField(db_index=True)
-    created_at = models.DateTimeField()
-    updated_at = models.DateTimeField()
+    deadline = models.DateTimeField(db_index=True, verbose_name="échéance")
+    created_at = models.DateTimeField(verbose_name="créé le")
+    updated_at = models.DateTimeField(verbose_name="modifié le")
 
     class Meta:
         verbose_name = _("tentative de paiement")
@@ -202,13 +210,15 @@ class Event(models.Model):
         SESSION = "session", _("session")
         ATTEMPT = "attempt", _("tentative")
 
-    subject = models.CharField(max_length=7, choices=Subject.choices)
-    session = models.ForeignKey(PaymentSession, on_delete=models.PROTECT, related_name="events")
-    attempt = models.ForeignKey(Attempt, on_delete=models.PROTECT, related_name="events", null=True, blank=True)
-    from_state = models.CharField(max_length=14, blank=True, default="")
-    to_state = models.CharField(max_length=14)
-    cause = models.CharField(max_length=255)
-    at = models.DateTimeField()
+    subject = models.CharField(max_length=7, choices=Subject.choices, verbose_name="objet")
+    session = models.ForeignKey(PaymentSession, on_delete=models.PROTECT, related_name="events",
+                                verbose_name="session de paiement")
+    attempt = models.ForeignKey(Attempt, on_delete=models.PROTECT, related_name="events", null=True, blank=True,
+                                verbose_name="tentative")
+    from_state = models.CharField(max_length=14, blank=True, default="", verbose_name="état de départ")
+    to_state = models.CharField(max_length=14, verbose_name="état d'arrivée")
+    cause = models.CharField(max_length=255, verbose_name="cause")
+    at = models.DateTimeField(verbose_name="date")
 
     class Meta:
         verbose_name = _("événement")
@@ -221,5 +231,9 @@ class Event(models.Model):
 class StanDay(models.Model):
     """The last system trace audit number (ISO 8583 DE11) used on a day: unique per message for the day."""
 
-    day = models.DateField(unique=True)
-    last = models.PositiveIntegerField(default=0)
+    day = models.DateField(unique=True, verbose_name="jour")
+    last = models.PositiveIntegerField(default=0, verbose_name="dernier STAN")
+
+    class Meta:
+        verbose_name = "compteur STAN du jour"
+        verbose_name_plural = "compteurs STAN"

@@ -30,7 +30,8 @@ class Sms(models.Model):
     sender = models.CharField("expéditeur", max_length=20)  # E.164, a short number, or an alphanumeric sender name
     recipient = models.CharField("destinataire", max_length=20)
     text = models.TextField("texte")
-    secrets = models.JSONField(default=list, blank=True)  # substrings to redact when the SMS reaches a final state
+    # Substrings to redact when the SMS reaches a final state.
+    secrets = models.JSONField("secrets à masquer", default=list, blank=True)
     status = models.CharField("état", max_length=10, choices=Status.choices)
     # The channel's deduplication key: every try of this SMS carries it, so a resend after a crash between
     # the send and the "delivered" mark reaches the phone once.
@@ -62,21 +63,24 @@ class Email(models.Model):
         SENT = "sent", "envoyé"
         FAILED = "failed", "échec"
 
-    to = models.EmailField()
-    subject = models.CharField(max_length=255)
-    body_text = models.TextField()
-    body_html = models.TextField(blank=True, default="")
-    language = models.CharField(max_length=8, blank=True, default="")  # its Content-Language ("" : not said)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    to = models.EmailField(verbose_name="destinataire")
+    subject = models.CharField(max_length=255, verbose_name="objet")
+    body_text = models.TextField(verbose_name="texte")
+    body_html = models.TextField(blank=True, default="", verbose_name="HTML")
+    # Its Content-Language ("": not said).
+    language = models.CharField(max_length=8, blank=True, default="", verbose_name="langue")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, verbose_name="statut")
     # Its Message-ID header (<uuid@sender's domain>): every try sends the same one, so a resend after a crash
     # between the send and the "sent" mark can be recognised by the receiving server (our SMTP sink drops it).
-    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    resends = models.PositiveSmallIntegerField(default=0)  # staff's "Renvoyer" after a final failure
-    last_error = models.CharField(max_length=255, blank=True, default="")
-    next_try_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(db_index=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
+                                  verbose_name="identifiant du message")
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name="tentatives")
+    # staff's "Renvoyer" after a final failure
+    resends = models.PositiveSmallIntegerField(default=0, verbose_name="renvois")
+    last_error = models.CharField(max_length=255, blank=True, default="", verbose_name="dernière erreur")
+    next_try_at = models.DateTimeField(null=True, blank=True, verbose_name="prochain essai le")
+    created_at = models.DateTimeField(db_index=True, verbose_name="créé le")
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name="envoyé le")
 
     class Meta:
         verbose_name = "email"
@@ -94,26 +98,33 @@ class EmailAttachment(models.Model):
 class HandsetMessage(models.Model):
     """Sandbox only: an SMS as it arrived on a phone (the sandbox phone reads these)."""
 
-    number = models.CharField(max_length=20, db_index=True)
-    sender = models.CharField(max_length=20)
-    text = models.TextField()
-    received_at = models.DateTimeField()
-    sms = models.OneToOneField(Sms, on_delete=models.CASCADE, related_name="handset_copy")
-    message_id = models.UUIDField(null=True, unique=True)  # the SMS centre's id: a second delivery is dropped
+    number = models.CharField(max_length=20, db_index=True, verbose_name="numéro")
+    sender = models.CharField(max_length=20, verbose_name="expéditeur")
+    text = models.TextField(verbose_name="texte")
+    received_at = models.DateTimeField(verbose_name="reçu le")
+    sms = models.OneToOneField(Sms, on_delete=models.CASCADE, related_name="handset_copy", verbose_name="SMS")
+    # the SMS centre's id: a second delivery is dropped
+    message_id = models.UUIDField(null=True, unique=True, verbose_name="identifiant du message")
+
+    class Meta:
+        verbose_name = "SMS du téléphone (bac à sable)"
+        verbose_name_plural = "SMS des téléphones (bac à sable)"
 
 
 class MailboxMessage(models.Model):
     """Sandbox only: an email as the demo's SMTP sink received it (raw RFC 5322 message)."""
 
-    mail_from = models.CharField(max_length=255)
-    rcpt_to = models.TextField()  # comma-separated
-    subject = models.CharField(max_length=255, blank=True, default="")
-    raw = models.TextField()
-    received_at = models.DateTimeField(db_index=True)
+    mail_from = models.CharField(max_length=255, verbose_name="expéditeur")
+    rcpt_to = models.TextField(verbose_name="destinataire")  # comma-separated
+    subject = models.CharField(max_length=255, blank=True, default="", verbose_name="objet")
+    raw = models.TextField(verbose_name="message brut")
+    received_at = models.DateTimeField(db_index=True, verbose_name="reçu le")
     # The Message-ID header, "" when the message has none: a second message with the same id is accepted by
     # SMTP (250) and not stored again, as a mail store deduplicates a client's resend.
-    message_id = models.CharField(max_length=255, blank=True, default="")
+    message_id = models.CharField(max_length=255, blank=True, default="", verbose_name="identifiant du message")
 
     class Meta:
+        verbose_name = "email de la boîte (bac à sable)"
+        verbose_name_plural = "emails de la boîte (bac à sable)"
         constraints = [models.UniqueConstraint(fields=["message_id"], condition=~models.Q(message_id=""),
                                                name="mailbox_message_id_once")]

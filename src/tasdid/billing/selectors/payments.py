@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.utils.dateformat import format as date_format
-from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
+from tasdid.core import l10n
 from tasdid.core.cards import BRAND_LABELS
 from tasdid.core.money import MAD_NUMERIC, wire
 from tasdid.core.phones import national
@@ -45,8 +44,8 @@ def order_invoices_paid_elsewhere(*, order_id: int) -> bool:
 
 
 def month_label(month: dt.date) -> str:
-    """"Juin 2017" (in the active language)."""
-    return capfirst(date_format(month, "F Y"))
+    """"Juin 2017" (in the active language: "يونيو 2017", "June 2017"; tasdid.core.l10n)."""
+    return l10n.month_year(month)
 
 
 def item_label(*, kind: str, month: dt.date) -> str:

@@ -6,7 +6,7 @@ from django import template
 from django.conf import settings
 from django.utils import translation
 
-from tasdid.core import i18n
+from tasdid.core import i18n, l10n
 
 register = template.Library()
 
@@ -25,3 +25,35 @@ def language_switch(context) -> dict:
         links.append({"code": code, "name": name, "url": url, "current": code == current,
                       "dir": "rtl" if i18n.is_rtl(code) else "ltr"})
     return {"links": links}
+
+
+# Amounts, months, dates and digits in the page's language (tasdid.core.l10n): {{ invoice.amount_ttc|amount }},
+# {{ total|amount:"bare" }} (no unit), {{ invoice.month|month_year }}, {{ due|day }}, {{ at|day_time }},
+# {{ text|digits }}. Each takes the active language; an empty value stays empty.
+
+
+@register.filter
+def amount(value, arg: str = ""):
+    if value in (None, ""):
+        return ""
+    return l10n.amount(value, unit=arg != "bare")
+
+
+@register.filter
+def month_year(value):
+    return l10n.month_year(value) if value else ""
+
+
+@register.filter
+def day(value):
+    return l10n.day(value) if value else ""
+
+
+@register.filter
+def day_time(value):
+    return l10n.day_time(value) if value else ""
+
+
+@register.filter
+def digits(value):
+    return l10n.digits(value) if value not in (None, "") else ""

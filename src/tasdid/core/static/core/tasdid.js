@@ -11,6 +11,10 @@ document.addEventListener("DOMContentLoaded", function () {
       form.dataset.submitted = "1";
     });
   });
+  // A form sent back with errors: the focus goes to the list of its errors, read out and one Tab from the first
+  // link to a field (core/includes/error_summary.html).
+  var summary = document.querySelector("[data-error-summary]");
+  if (summary) { summary.focus(); }
   // Print buttons.
   document.querySelectorAll("[data-print]").forEach(function (button) {
     button.addEventListener("click", function () { window.print(); });
