@@ -219,6 +219,9 @@ class AcsTransaction(models.Model):
     purchase_date = models.DateTimeField()
     three_ds_server_url = models.CharField(max_length=500)  # checked by acs.parse_areq
     notification_url = models.CharField(max_length=500)
+    # The AReq's browserLanguage (fr, ar or en), changed by the challenge page's language switch: the page and
+    # the SMS code speak it.
+    language = models.CharField(max_length=2, default="fr")
     state = models.CharField(max_length=14, choices=State.choices)
     trans_status = models.CharField(max_length=1)
     trans_status_reason = models.CharField(max_length=2, blank=True, default="")

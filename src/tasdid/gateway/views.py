@@ -9,14 +9,14 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tasdid.core import threeds
+from tasdid.core import i18n, threeds
 from tasdid.core.http import allow_form_action, autosubmit, no_store, see_other, signed_json
 from tasdid.core.signing import ver3_verify
 
@@ -31,9 +31,23 @@ BROWSER_KEY = "tasdid_gateway_browser"
 FRAGMENT_HEADER = "X-Tasdid-Fragment"
 
 
-def _french() -> None:
-    # Arabic and English pages come later; until their catalogues exist, the gateway speaks French.
-    translation.activate("fr")
+def _posted_lang(request: HttpRequest) -> str | None:
+    """The merchant request's ``lang`` as the refusal page reads it (before anything is checked): one of ours,
+    French when it is anything else, None when the request has none."""
+    values = [v for k, vs in request.POST.lists() if k.lower() == "lang" for v in vs]
+    if not values or not isinstance(values[0], str) or not values[0].strip():
+        return None
+    return protocol.request_lang(values[0])
+
+
+def _speak(request: HttpRequest, session: PaymentSession) -> str:
+    """The hosted page speaks the session's language (the merchant's ``lang``); the customer's switch
+    (``?lang=``) changes it for this session, so that the later pages and the bank's challenge follow it."""
+    asked = i18n.chosen(request)
+    if asked and asked != session.lang:
+        services.session_set_lang(session_id=session.pk, lang=asked)
+        session.lang = asked
+    return i18n.use(request, session.lang)
 
 
 def _refuse(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
@@ -47,8 +61,9 @@ def _refuse(request: HttpRequest, message: str, *, status: int = 400) -> HttpRes
 @never_cache
 def est3dgate(request: HttpRequest) -> HttpResponse:
     """A merchant's payment request (CMI 3D_PAY_HOSTING, hash ver3): refused with a French page and nothing
-    started, or a payment session opened for this browser and the customer sent to the hosted page."""
-    _french()
+    started, or a payment session opened for this browser and the customer sent to the hosted page. The refusal
+    speaks the request's ``lang`` when it has one (French when it is not ours)."""
+    i18n.use(request, i18n.chosen(request) or _posted_lang(request) or getattr(request, "LANGUAGE_CODE", None))
     if request.method != "POST":
         return _refuse(request, _("Cette adresse reçoit les demandes de paiement envoyées par les sites marchands."),
                        status=405)
@@ -67,6 +82,7 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
     except protocol.RequestError as exc:
         return _refuse(request, exc.message)
     if session.state != SessionState.OPEN:
+        i18n.use(request, session.lang)
         return _status_page(request, session, status=409, offer_return=False)
     request.session[BROWSER_KEY] = key
     return see_other(reverse("gateway_pay", args=[session.token]))
@@ -78,8 +94,8 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
 def order_status(request: HttpRequest) -> HttpResponse:
     """A merchant asks for an order's status (``action=status``), or for its callback once more
     (``action=redeliver``); the answer is form-encoded and signed like a callback (docs/gateway.md). An unknown
-    client or a wrong HASH is refused (403) before anything is read or moved."""
-    _french()
+    client or a wrong HASH is refused (403) before anything is read or moved. Server to server: French."""
+    i18n.use(request, "fr")
     try:
         fields = protocol.collect_fields(request.POST.lists())
     except protocol.RequestError as exc:
@@ -128,11 +144,12 @@ def _page(request: HttpRequest, session: PaymentSession, form: CardForm, *, stat
 @require_http_methods(["GET", "POST"])
 def pay(request: HttpRequest, token: str) -> HttpResponse:
     """The hosted payment page: the invoices (defer / restore) on the left, the card form on the right.
-    The card number and CVV pass through this view's memory only: never a session, a row or a log."""
-    _french()
+    The card number and CVV pass through this view's memory only: never a session, a row or a log.
+    The page speaks the session's language; ``?lang=`` changes it for the session (_speak)."""
     session = selectors.session_for_browser(token, request.session.get(BROWSER_KEY))
     if session is None:
         return no_store(render(request, "gateway/not_found.html", status=404))
+    _speak(request, session)
     if session.state == SessionState.OPEN and session.expires_at <= timezone.now():
         session = services.session_expire(session_id=session.pk)
     if session.state != SessionState.OPEN:
@@ -235,7 +252,6 @@ def _status_page(request: HttpRequest, session: PaymentSession, *, status: int =
 
 
 def conditions(request: HttpRequest) -> HttpResponse:
-    _french()
     return render(request, "gateway/conditions.html")
 
 
@@ -265,8 +281,8 @@ def rreq(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # posted by the ACS's page: the CRes is signed ("threeds" key) and threeDSSessionData sealed by us
 @sensitive_post_parameters("threeDSSessionData")
 def notification(request: HttpRequest) -> HttpResponse:
-    """The browser is back from the bank's challenge page: authorize on the RReq's result, or fail."""
-    _french()
+    """The browser is back from the bank's challenge page: authorize on the RReq's result, or fail. The pages
+    that follow speak the payment session's language."""
     if request.method != "POST":
         return _refuse(request, _("Cette adresse reçoit le retour de l'authentification 3-D Secure."), status=405)
     try:
@@ -275,5 +291,7 @@ def notification(request: HttpRequest) -> HttpResponse:
     except flow.ChallengeError:
         return _refuse(request, _("Le retour de l'authentification 3-D Secure est invalide ou ne correspond à "
                                   "aucun paiement en cours."))
+    if step.session is not None:
+        i18n.use(request, step.session.lang)
     return _step(request, step)
 
