@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -236,7 +236,8 @@ def challenge_step(request: HttpRequest, acs_trans_id) -> HttpResponse:
             return _page(request, record, session_data, form=form)
         step = services.challenge_submit_code(acs_trans_id=key, code=form.cleaned_data["code"])
         if step.outcome == "wrong":
-            form.add_error("code", _("Code incorrect. Il vous reste %(count)s essai(s).")
+            form.add_error("code", ngettext("Code incorrect. Il vous reste %(count)s essai.",
+                                            "Code incorrect. Il vous reste %(count)s essais.", step.remaining_tries)
                            % {"count": step.remaining_tries})
             return _page(request, step.transaction, session_data, form=form)
     elif action == "resend":
