@@ -66,8 +66,8 @@ def test_arabic_wrong_code_then_the_switch_to_english_for_the_page_and_the_next_
     again = browser.post(action, {"csrfmiddlewaretoken": csrf_of(page), "threeDSSessionData": SESSION_DATA,
                                   "action": "validate", "code": wrong})
     assert HTML["ar"] in again.text
-    assert '<ul class="errorlist" id="acs-code-errors" role="alert"><li><span class="visually-hidden">خطأ: </span>' \
-           "رمز خاطئ. تبقّت لك محاولتان.</li></ul>" in again.text
+    assert '<div id="acs-code-errors" role="alert"><ul class="errorlist"><li><span class="visually-hidden">خطأ: ' \
+           "</span>رمز خاطئ. تبقّت لك محاولتان.</li></ul></div>" in again.text
     assert 'aria-describedby="acs-code-errors acs-code-help" aria-invalid="true" autofocus>' in again.text
     # the switch: a form posting to the challenge, one button per other language
     assert '<button type="submit" name="lang" value="en" class="lang-button" lang="en" dir="ltr">English</button>' \

@@ -118,7 +118,10 @@ def test_the_hosted_page_with_invoices_after_a_defer_and_with_card_errors(shop, 
     expect(page.locator("#invoices-title")).to_be_focused()  # the page's script says where the change is
     check_page(page, f"gateway-deferred-{lang}")
 
+    page.get_by_label(words["type"]).select_option("VISA")
     page.get_by_label(words["number"], exact=True).fill("4111 1111 1111 1112")
+    page.get_by_label(words["month"], exact=True).select_option("12")
+    page.get_by_label(words["year"], exact=True).select_option(index=2)
     page.get_by_label(words["cvv"]).fill("98")
     page.get_by_role("button", name=words["pay"]).click()
     summary = page.locator("#error-summary")
