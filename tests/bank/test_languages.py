@@ -4,12 +4,13 @@ SMS; the page's own switch (a form: the page is reached by POST) changes both fo
 import httpx
 import pytest
 
+from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import AcsTransaction
 from tasdid.core.money import dh
 from tests.support.sms import code_in, last_sms_text
 
 from .conftest import areq_message, creq_for, post_areq, verified
-from .test_acs_http import MAIN, SESSION_DATA, Browser, bank, csrf_of  # noqa: F401 - bank is a fixture
+from .test_acs_http import MAIN, SESSION_DATA, Browser, csrf_of
 
 SMS = {
     "fr": "Crédit du Sahel : votre code de sécurité est {code} pour le paiement de {amount} chez Tasdid Télécom. "
@@ -21,6 +22,12 @@ SMS = {
 }
 TITLE = {"fr": "Authentification du paiement", "ar": "مصادقة الدفع", "en": "Payment authentication"}
 HTML = {"fr": '<html lang="fr" dir="ltr">', "ar": '<html lang="ar" dir="rtl">', "en": '<html lang="en" dir="ltr">'}
+
+
+@pytest.fixture
+def bank(parties):
+    seed_demo()
+    return parties["bank"]
 
 
 def start(bank_url, server, browser, **areq):
