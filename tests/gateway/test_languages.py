@@ -187,3 +187,28 @@ def test_the_status_page_and_the_cancel_speak_the_session_language(merchant, cou
     status = client.get(f"/paiement/{token}")
     assert language_of(status) == "en" and "<h1>Payment cancelled</h1>" in text(status)
     assert language_of(client.get(f"/paiement/{token}?lang=ar")) == "ar"
+
+
+def test_the_refusal_page_switch_keeps_the_reason_in_the_other_languages(merchant):
+    fields = signed(merchant_fields(lang="ar", currency="978"))
+    refused = gateway_client().post("/fim/est3Dgate", fields)
+    body = text(refused)
+    assert refused.status_code == 400 and language_of(refused) == "ar"
+    assert '<p class="alert error" id="refusal">يجب أن تكون العملة «currency» هي 504 (الدرهم المغربي).</p>' in body
+    links = dict((lang, url) for url, lang in re.findall(r'<a href="([^"]+)" lang="(\w\w)"', body))
+    assert sorted(links) == ["en", "fr"] and all(url.startswith("/fim/refus?r=") for url in links.values())
+    browser = gateway_client()
+    english = browser.get(links["en"])
+    assert english.status_code == 200 and language_of(english) == "en"
+    assert '<p class="alert error" id="refusal">The currency “currency” must be 504 (Moroccan dirham).</p>' \
+        in text(english)
+    # and its own switch, as on any page, to French
+    french_url = re.search(r'<a href="([^"]+)" lang="fr"', text(english)).group(1)
+    french = browser.get(html.unescape(french_url))
+    assert language_of(french) == "fr"
+    assert "La devise « currency » doit être 504 (dirham marocain)." in text(french)
+    # a reason that is not the gateway's own is not shown
+    token = re.search(r"r=([^&]+)", links["en"]).group(1)
+    assert browser.get("/fim/refus?r=" + token[:-2] + "xx&lang=en").status_code == 404
+    assert browser.get("/fim/refus?lang=en").status_code == 404
+    assert PaymentSession.objects.count() == 0

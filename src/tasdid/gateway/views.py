@@ -5,11 +5,13 @@ import logging
 import secrets
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
+from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -22,13 +24,16 @@ from tasdid.core.signing import ver3_verify
 
 from . import flow, protocol, selectors, services, threeds_server
 from .forms import CardForm
-from .models import AttemptState, PaymentSession, SessionState
+from .models import AttemptState, Merchant, PaymentSession, SessionState
 
 logger = logging.getLogger(__name__)
 
 # The random key, in the gateway's own browser session, that binds payment sessions to this browser.
 BROWSER_KEY = "tasdid_gateway_browser"
 FRAGMENT_HEADER = "X-Tasdid-Fragment"
+# A refusal's reason in every language, signed into its language switch's links (/fim/refus), for an hour.
+REFUSAL_SALT = "tasdid.gateway.refusal"
+REFUSAL_SECONDS = 3600
 
 
 def _posted_lang(request: HttpRequest) -> str | None:
@@ -50,11 +55,59 @@ def _speak(request: HttpRequest, session: PaymentSession) -> str:
     return i18n.use(request, session.lang)
 
 
-def _refuse(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
-    return no_store(render(request, "gateway/refused.html", {"message": message}, status=status))
+def _refuse(request: HttpRequest, message: str, *, status: int = 400, switch: list[dict] | None = None) -> HttpResponse:
+    return no_store(render(request, "gateway/refused.html", {"message": message, "switch_links": switch},
+                           status=status))
 
 
 # --- the merchant protocol ---------------------------------------------------------------------------
+
+
+def _checked_request(request: HttpRequest) -> tuple[Merchant, protocol.MerchantRequest]:
+    """The merchant and its checked request, or RequestError saying what is wrong (nothing written)."""
+    fields = protocol.collect_fields(request.POST.lists())
+    client_id = protocol.check_envelope(fields)
+    merchant = selectors.merchant_active(client_id)
+    if merchant is None:
+        raise protocol.RequestError(_("Marchand inconnu ou inactif : l'identifiant « clientid » n'est pas "
+                                      "reconnu par la plateforme de paiement."))
+    if not ver3_verify(fields, merchant.store_key):
+        raise protocol.RequestError(_("La signature « hash » de la demande de paiement est invalide."))
+    return merchant, protocol.parse_request(fields, return_hosts=merchant.return_hosts)
+
+
+def _refuse_request(request: HttpRequest, exc: protocol.RequestError) -> HttpResponse:
+    """The refusal of a merchant request, with a language switch that keeps the reason: the reason in every
+    language (the same checks again, nothing written) travels signed in the switch's links to ``/fim/refus``."""
+    reasons = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            try:
+                _checked_request(request)
+            except protocol.RequestError as again:
+                reasons[code] = again.message
+            else:  # refused when the session was opened: the order is being paid with other data
+                reasons[code] = _("Cette commande est déjà en cours de paiement avec d'autres données.")
+    token = signing.dumps(reasons, salt=REFUSAL_SALT, compress=True)
+    return _refuse(request, exc.message, switch=_switch_links(reverse("gateway_refusal"), {"r": token}))
+
+
+def _switch_links(path: str, query: dict[str, str]) -> list[dict]:
+    current = translation.get_language()
+    return [{"code": code, "name": name, "current": code == current, "dir": "rtl" if i18n.is_rtl(code) else "ltr",
+             "url": f"{path}?{urlencode({**query, i18n.PARAM: code})}"} for code, name in settings.LANGUAGES]
+
+
+@never_cache
+@require_http_methods(["GET"])
+def refusal(request: HttpRequest) -> HttpResponse:
+    """A refusal page in another language (its switch's links): the reason comes signed in ``r``."""
+    try:
+        reasons = signing.loads(request.GET.get("r", ""), salt=REFUSAL_SALT, max_age=REFUSAL_SECONDS)
+        message = reasons[translation.get_language()]
+    except (signing.BadSignature, KeyError, TypeError):
+        return no_store(render(request, "gateway/not_found.html", status=404))
+    return _refuse(request, str(message), status=200)
 
 
 @csrf_exempt  # the merchant's request is verified by its ver3 hash (store key), which replaces CSRF
@@ -68,19 +121,11 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
         return _refuse(request, _("Cette adresse reçoit les demandes de paiement envoyées par les sites marchands."),
                        status=405)
     try:
-        fields = protocol.collect_fields(request.POST.lists())
-        client_id = protocol.check_envelope(fields)
-        merchant = selectors.merchant_active(client_id)
-        if merchant is None:
-            raise protocol.RequestError(_("Marchand inconnu ou inactif : l'identifiant « clientid » n'est pas "
-                                          "reconnu par la plateforme de paiement."))
-        if not ver3_verify(fields, merchant.store_key):
-            raise protocol.RequestError(_("La signature « hash » de la demande de paiement est invalide."))
-        checked = protocol.parse_request(fields, return_hosts=merchant.return_hosts)
+        merchant, checked = _checked_request(request)
         key = request.session.get(BROWSER_KEY) or secrets.token_urlsafe(32)
         session = services.session_open(merchant=merchant, request=checked, browser_key=key)
     except protocol.RequestError as exc:
-        return _refuse(request, exc.message)
+        return _refuse_request(request, exc)
     if session.state != SessionState.OPEN:
         i18n.use(request, session.lang)
         return _status_page(request, session, status=409, offer_return=False)
