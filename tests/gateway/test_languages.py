@@ -212,3 +212,16 @@ def test_the_refusal_page_switch_keeps_the_reason_in_the_other_languages(merchan
     assert browser.get("/fim/refus?r=" + token[:-2] + "xx&lang=en").status_code == 404
     assert browser.get("/fim/refus?lang=en").status_code == 404
     assert PaymentSession.objects.count() == 0
+
+
+def test_the_3ds_return_address_refuses_a_link_in_every_language():
+    browser = gateway_client()
+    arabic = browser.get("/3ds/notification?lang=ar")
+    assert arabic.status_code == 405 and language_of(arabic) == "ar"
+    # « 3-D Secure » isolated left to right inside the Arabic sentence
+    assert '<p class="alert error" id="refusal">يستقبل هذا العنوان نتيجة مصادقة \u20663-D Secure\u2069.</p>' \
+        in text(arabic)
+    english_url = re.search(r'<a href="(/fim/refus\?[^"]+)" lang="en"', text(arabic)).group(1)
+    english = browser.get(html.unescape(english_url))
+    assert language_of(english) == "en"
+    assert "This address receives the return from the 3-D Secure authentication." in text(english)

@@ -3,6 +3,7 @@ and the 3DS Server's endpoints (RReq from the ACS, the browser's return from the
 
 import logging
 import secrets
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -88,8 +89,23 @@ def _refuse_request(request: HttpRequest, exc: protocol.RequestError) -> HttpRes
                 reasons[code] = again.message
             else:  # refused when the session was opened: the order is being paid with other data
                 reasons[code] = _("Cette commande est déjà en cours de paiement avec d'autres données.")
+    return _refuse_with_switch(request, exc.message, reasons)
+
+
+def _refuse_in_every_language(request: HttpRequest, reason: Callable[[], str], *, status: int = 400) -> HttpResponse:
+    """A refusal whose reason does not depend on the request: ``reason()`` in each language for the switch."""
+    reasons = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            reasons[code] = reason()
+    return _refuse_with_switch(request, reason(), reasons, status=status)
+
+
+def _refuse_with_switch(request: HttpRequest, message: str, reasons: dict[str, str], *,
+                        status: int = 400) -> HttpResponse:
     token = signing.dumps(reasons, salt=REFUSAL_SALT, compress=True)
-    return _refuse(request, exc.message, switch=_switch_links(reverse("gateway_refusal"), {"r": token}))
+    return _refuse(request, message, status=status,
+                   switch=_switch_links(reverse("gateway_refusal"), {"r": token}))
 
 
 def _switch_links(path: str, query: dict[str, str]) -> list[dict]:
@@ -118,8 +134,9 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
     speaks the request's ``lang`` when it has one (French when it is not ours)."""
     i18n.use(request, i18n.chosen(request) or _posted_lang(request) or getattr(request, "LANGUAGE_CODE", None))
     if request.method != "POST":
-        return _refuse(request, _("Cette adresse reçoit les demandes de paiement envoyées par les sites marchands."),
-                       status=405)
+        return _refuse_in_every_language(
+            request, lambda: _("Cette adresse reçoit les demandes de paiement envoyées par les sites marchands."),
+            status=405)
     try:
         merchant, checked = _checked_request(request)
         key = request.session.get(BROWSER_KEY) or secrets.token_urlsafe(32)
@@ -329,13 +346,14 @@ def notification(request: HttpRequest) -> HttpResponse:
     """The browser is back from the bank's challenge page: authorize on the RReq's result, or fail. The pages
     that follow speak the payment session's language."""
     if request.method != "POST":
-        return _refuse(request, _("Cette adresse reçoit le retour de l'authentification 3-D Secure."), status=405)
+        return _refuse_in_every_language(
+            request, lambda: _("Cette adresse reçoit le retour de l'authentification 3-D Secure."), status=405)
     try:
         step = flow.complete_challenge(cres_text=request.POST.get("cres", ""),
                                        session_data=request.POST.get("threeDSSessionData", ""))
     except flow.ChallengeError:
-        return _refuse(request, _("Le retour de l'authentification 3-D Secure est invalide ou ne correspond à "
-                                  "aucun paiement en cours."))
+        return _refuse_in_every_language(request, lambda: _(
+            "Le retour de l'authentification 3-D Secure est invalide ou ne correspond à aucun paiement en cours."))
     if step.session is not None:
         i18n.use(request, step.session.lang)
     return _step(request, step)
