@@ -59,7 +59,7 @@ def pay(request: HttpRequest) -> HttpResponse:
     return autosubmit(
         request,
         action=gateway_url(),
-        fields=merchant_request(order=order, lang=getattr(request, "LANGUAGE_CODE", "fr")),
+        fields=merchant_request(order=order),
         title=_("Paiement sécurisé"),
         message=_("Vous allez être redirigé vers la page de paiement sécurisé…"),
         button=_("Continuer vers le paiement"),

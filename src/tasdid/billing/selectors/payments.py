@@ -66,9 +66,8 @@ def gateway_url() -> str:
     return settings.GATEWAY_URL + GATEWAY_PATH
 
 
-def merchant_request(*, order: PaymentOrder, lang: str = "fr") -> dict[str, str]:
-    """The CMI-compatible fields the browser posts to the gateway for ``order``, signed (ver3, store key);
-    ``lang`` is the customer's language on the biller's pages: the payment page speaks it."""
+def merchant_request(*, order: PaymentOrder) -> dict[str, str]:
+    """The CMI-compatible fields the browser posts to the gateway for ``order``, signed (ver3, store key)."""
     items = list(order.items.select_related("invoice__bill").order_by("pk"))
     line = order.line
     base = settings.BILLER_URL
@@ -85,7 +84,7 @@ def merchant_request(*, order: PaymentOrder, lang: str = "fr") -> dict[str, str]
         "storetype": "3D_PAY_HOSTING",
         "TranType": "PreAuth",
         "hashAlgorithm": "ver3",
-        "lang": lang,
+        "lang": "fr",
         # Not the customer's name: the gateway neither needs nor shows it, and the request passes through the
         # browser of whoever typed the line's number or internet identifier (printed on the bill).
         "BillToName": "",
