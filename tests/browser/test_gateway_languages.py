@@ -258,3 +258,14 @@ def test_the_whole_mobile_journey_of_the_guide_in(journey, page: Page, lang):
     assert REF_MOBILE_JUNE not in page.locator("main").inner_text()
     assert list(Invoice.objects.filter(status="unpaid").values_list("reference", flat=True)) == [REF_MOBILE_JUNE]
     assert PaymentSession.objects.get().lang == lang
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_bank_home_page(parties, page: Page, lang):
+    seed_bank()
+    page.goto(f"{parties['bank']}/?lang={lang}")
+    expect_language(page, lang)
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        {"fr": "Banques émettrices (bac à sable)", "ar": "البنوك المُصدِرة (بيئة الاختبار)",
+         "en": "Issuing banks (sandbox)"}[lang])
+    check_page(page, f"bank-home-{lang}")
