@@ -51,7 +51,7 @@ def test_the_code_from_the_sandbox_phone_authenticates(challenge_page, three_ds_
     if previous != newest:  # the replaced code no longer works
         page.get_by_label("Code reçu par SMS").fill(previous)
         page.get_by_role("button", name="Valider").click()
-        expect(page.get_by_text("Code incorrect. Il vous reste 2 essai(s).")).to_be_visible()
+        expect(page.get_by_text("Code incorrect. Il vous reste 2 essais.")).to_be_visible()
     page.get_by_label("Code reçu par SMS").fill(newest)
     page.get_by_role("button", name="Valider").click()
     expect(page.locator("#status")).to_have_text("transStatus=Y")
@@ -69,7 +69,8 @@ def test_three_wrong_codes_fail(challenge_page, three_ds_server):
     for remaining in (2, 1):
         page.get_by_label("Code reçu par SMS").fill(wrong_code(right))
         page.get_by_role("button", name="Valider").click()
-        expect(page.get_by_text(f"Code incorrect. Il vous reste {remaining} essai(s).")).to_be_visible()
+        tries = "1 essai" if remaining == 1 else f"{remaining} essais"
+        expect(page.get_by_text(f"Code incorrect. Il vous reste {tries}.")).to_be_visible()
         expect(page.get_by_label("Code reçu par SMS")).to_have_value("")
     page.get_by_label("Code reçu par SMS").fill(wrong_code(right))
     page.get_by_role("button", name="Valider").click()

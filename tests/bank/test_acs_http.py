@@ -165,7 +165,7 @@ def test_challenge_over_http_right_code_sends_rreq_then_cres(bank, three_ds_serv
     again = browser.post(action, {"csrfmiddlewaretoken": csrf_of(page), "threeDSSessionData": SESSION_DATA,
                                   "action": "validate", "code": wrong})
     assert again.status_code == 200
-    assert "Code incorrect. Il vous reste 2 essai(s)." in again.text
+    assert "Code incorrect. Il vous reste 2 essais." in again.text
     assert three_ds_server.rreqs == []
 
     done = browser.post(action, {"csrfmiddlewaretoken": csrf_of(again), "threeDSSessionData": SESSION_DATA,

@@ -95,10 +95,14 @@ def test_card_errors_next_to_their_fields_without_echo(browser, browser_context_
     page.get_by_label("Code de vérification (CVV)").fill("98")
     page.get_by_role("button", name="Valider pour payer").click()
 
-    expect(page.locator("#card_number-errors")).to_have_text("Ce numéro de carte n'est pas valide : vérifiez-le.")
+    expect(page.locator("#id_card_number_error .errorlist")).to_have_text(
+        "Erreur : Ce numéro de carte n'est pas valide : vérifiez-le.")
     expect(page.locator("#card_number-hint")).to_have_text("Numéro saisi : 411111******1112")
-    expect(page.locator("#cvv-errors")).to_have_text("Le code de vérification doit comporter 3 chiffres.")
-    expect(page.locator("#terms-errors")).to_have_text("Vous devez accepter les conditions générales d'utilisation.")
+    expect(page.locator("#id_cvv_error")).to_have_text("Erreur : Le code de vérification doit comporter 3 chiffres.")
+    expect(page.locator("#id_terms_error")).to_have_text(
+        "Erreur : Vous devez accepter les conditions générales d'utilisation.")
+    expect(page.get_by_role("alert").filter(has=page.get_by_role("link"))).to_contain_text(
+        "Le paiement n'a pas été envoyé : corrigez les 3 champs signalés ci-dessous.")
     # neither the number nor the CVV come back; the rest does, and the deferred invoice stays deferred
     expect(page.get_by_label("Numéro de carte")).to_have_value("")
     expect(page.get_by_label("Code de vérification (CVV)")).to_have_value("")

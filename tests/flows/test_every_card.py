@@ -179,7 +179,7 @@ def test_a_challenge_failed_three_times_authorizes_nothing(world, customer, pers
     wrong = f"{(int(journey.sms_code(card.phone, after_pk=before)) + 1) % 1_000_000:06d}"
     for left in (2, 1):
         page = person.press(page, "Valider", code=wrong)
-        assert f"Code incorrect. Il vous reste {left} essai(s)." in page.visible_text
+        assert f"Code incorrect. Il vous reste {left} essai{'s' if left > 1 else ''}." in page.visible_text
     done = person.press(page, "Valider", code=wrong)
     landing = person.follow(person.follow(done))
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from django.views.decorators.debug import sensitive_variables
 
-from tasdid.core import threeds
+from tasdid.core import i18n, threeds
 from tasdid.core.cards import digits_only
 from tasdid.core.keys import secret_key
 from tasdid.core.money import MAD_NUMERIC
@@ -65,6 +65,7 @@ class AReq:
     acquirer_merchant_id: str
     three_ds_server_url: str
     notification_url: str
+    browser_language: str = "fr"  # the customer's pages' language: the challenge page and its SMS speak it
 
     def __repr__(self) -> str:  # never the card number in a log or a traceback
         return f"AReq(threeDSServerTransID={self.three_ds_server_trans_id!r})"
@@ -117,6 +118,9 @@ def parse_areq(message: dict[str, Any]) -> AReq:
         raise bad("deviceChannel")
     if message.get("messageCategory", "01") != "01":
         raise bad("messageCategory")
+    language = message.get("browserLanguage", "")
+    if not isinstance(language, str) or len(language) > 8:  # EMV 3DS: an IETF BCP 47 tag, 1 to 8 characters
+        raise bad("browserLanguage")
     return AReq(
         message_version=message["messageVersion"],
         three_ds_server_trans_id=trans_id,
@@ -129,6 +133,7 @@ def parse_areq(message: dict[str, Any]) -> AReq:
         acquirer_merchant_id=merchant_id.strip()[:35],
         three_ds_server_url=message["threeDSServerURL"],
         notification_url=message["notificationURL"],
+        browser_language=i18n.known(language) or "fr",  # "ar-MA" is Arabic; a language we do not speak, French
     )
 
 

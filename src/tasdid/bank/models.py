@@ -229,6 +229,9 @@ class AcsTransaction(models.Model):
     # checked by acs.parse_areq
     three_ds_server_url = models.CharField(max_length=500, verbose_name="URL du 3DS Server")
     notification_url = models.CharField(max_length=500, verbose_name="URL de notification")
+    # The AReq's browserLanguage (fr, ar or en), changed by the challenge page's language switch: the page and
+    # the SMS code speak it.
+    language = models.CharField(max_length=2, default="fr", verbose_name="langue")
     state = models.CharField(max_length=14, choices=State.choices, verbose_name="état")
     trans_status = models.CharField(max_length=1, verbose_name="statut 3-D Secure (transStatus)")
     trans_status_reason = models.CharField(max_length=2, blank=True, default="", verbose_name="motif du statut")

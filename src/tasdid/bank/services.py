@@ -15,7 +15,7 @@ import httpx
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
@@ -470,7 +470,7 @@ def areq_answer(*, message: dict) -> dict:
         card=card, message_version=areq.message_version, amount=from_minor(areq.amount_minor),
         currency=areq.currency, merchant_name=areq.merchant_name, acquirer_merchant_id=areq.acquirer_merchant_id,
         purchase_date=areq.purchase_date, three_ds_server_url=areq.three_ds_server_url,
-        notification_url=areq.notification_url, created_at=now,
+        notification_url=areq.notification_url, language=areq.browser_language, created_at=now,
     )
     if card.three_ds == Card.ThreeDS.CHALLENGE and failed_challenges(card=card, now=now) >= CHALLENGE_FAILURE_LIMIT:
         # Too many failed challenges: no new code to guess, no new SMS to the holder's phone.
@@ -556,11 +556,12 @@ def _send_otp(record: AcsTransaction, *, now: dt.datetime) -> None:
     record.otp_expires_at = now + OTP_LIFETIME
     record.save(update_fields=["otp_sent_count", "otp_digest", "otp_expires_at"])
     bank = record.card.bank
-    text = _(
-        "%(bank)s : votre code de sécurité est %(code)s pour le paiement de %(amount)s chez %(merchant)s. "
-        "Il expire dans %(minutes)s minutes. Ne le communiquez à personne."
-    ) % {"bank": bank.name, "code": code, "amount": dh(record.amount), "merchant": record.merchant_name,
-         "minutes": OTP_LIFETIME_MINUTES}
+    with translation.override(record.language):  # the customer's language, from the AReq or the page's switch
+        text = _(
+            "%(bank)s : votre code de sécurité est %(code)s pour le paiement de %(amount)s chez %(merchant)s. "
+            "Il expire dans %(minutes)s minutes. Ne le communiquez à personne."
+        ) % {"bank": bank.name, "code": code, "amount": dh(record.amount), "merchant": record.merchant_name,
+             "minutes": OTP_LIFETIME_MINUTES}
     sms_send(sender=bank.short_name, to=record.card.phone, text=text, secrets=[code])
     _acs_event(record, "otp_sent", f"code n° {record.otp_sent_count}", now=now)
 
@@ -648,6 +649,13 @@ def challenge_resend_code(*, acs_trans_id: str) -> ChallengeStep:
         return ChallengeStep("resend_limit", record, OTP_MAX_TRIES - record.otp_failures, 0)
     _send_otp(record, now=now)
     return ChallengeStep("resent", record, OTP_MAX_TRIES - record.otp_failures, remaining_sends(record))
+
+
+def challenge_set_language(*, acs_trans_id: str, language: str) -> None:
+    """The cardholder switched the challenge page's language: the page and any code sent again speak it."""
+    if language not in dict(settings.LANGUAGES):
+        raise ValueError(f"not a language of the challenge page: {language!r}")
+    AcsTransaction.objects.filter(acs_trans_id=acs_trans_id).update(language=language)
 
 
 @transaction.atomic

@@ -7,13 +7,16 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.templatetags.static import static
+from django.urls import reverse
+from django.utils import translation
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tasdid.core import threeds
+from tasdid.core import i18n, threeds
 from tasdid.core.cards import ascii_digits, digits_only, is_digits
 from tasdid.core.http import allow_form_action, autosubmit, no_store, signed_json
 from tasdid.core.money import dh
@@ -75,6 +78,18 @@ def _masked_phone(e164: str) -> str:
     return " ".join([groups[0], *["••"] * (len(groups) - 2), groups[-1]])
 
 
+def _language_form(record: AcsTransaction, session_data: str) -> dict:
+    """The language switch of the challenge pages: reached by POST, they switch by POST too (the code typed so
+    far is not kept; the language is, for this challenge and any code sent again)."""
+    current = translation.get_language()
+    return {
+        "action": reverse("challenge_step", args=[record.acs_trans_id]),
+        "session_data": session_data,
+        "links": [{"code": code, "name": name, "current": code == current, "dir": "rtl" if i18n.is_rtl(code) else "ltr"}
+                  for code, name in settings.LANGUAGES],
+    }
+
+
 def _page(request: HttpRequest, record: AcsTransaction, session_data: str, *, form: CodeForm | None = None,
           notice: str = "") -> HttpResponse:
     bank = record.card.bank
@@ -88,11 +103,12 @@ def _page(request: HttpRequest, record: AcsTransaction, session_data: str, *, fo
             "session_data": session_data,
             "amount": dh(record.amount),
             "masked_pan": record.card.masked_pan,
-            "phone": _masked_phone(record.card.phone),
+            "phone": format_html('<bdi dir="ltr">{}</bdi>', _masked_phone(record.card.phone)),
             "notice": notice,
             "can_resend": services.remaining_sends(record) > 0,
             "code_minutes": services.OTP_LIFETIME_MINUTES,
             "max_tries": services.OTP_MAX_TRIES,
+            "language_form": _language_form(record, session_data),
         },
     )
     return no_store(response)
@@ -102,14 +118,15 @@ def _error(request: HttpRequest, *, title: str, message: str, status: int, bank:
            retry_for: AcsTransaction | None = None, session_data: str = "") -> HttpResponse:
     response = render(request, "bank/acs_error.html", {
         "title": title, "message": message, "bank": bank, "retry_for": retry_for, "session_data": session_data,
+        "language_form": _language_form(retry_for, session_data) if retry_for is not None else None,
     }, status=status)
     if retry_for is not None:
         allow_form_action(response, [retry_for.notification_url])
     return no_store(response)
 
 
-def _invalid(request: HttpRequest) -> HttpResponse:
-    return _error(request, status=400, title=_("Authentification impossible"), message=_(
+def _invalid(request: HttpRequest, *, status: int = 400) -> HttpResponse:
+    return _error(request, status=status, title=_("Authentification impossible"), message=_(
         "Cette demande d'authentification est invalide ou a expiré. Aucun paiement n'a été effectué. "
         "Retournez sur le site du commerçant pour recommencer."))
 
@@ -161,9 +178,13 @@ def _remember(request: HttpRequest, record: AcsTransaction) -> None:
 @csrf_exempt  # the CReq is signed by the 3DS Server (core.threeds.decode_browser_message) and names its challenge
 @sensitive_variables()
 @sensitive_post_parameters("threeDSSessionData")  # the gateway's sealed card data
-@require_POST
+@require_http_methods(["GET", "POST"])
 def challenge_start(request: HttpRequest) -> HttpResponse:
-    """Step 3: the browser arrives with ``creq`` and ``threeDSSessionData``; the SMS code is sent."""
+    """Step 3: the browser arrives with ``creq`` and ``threeDSSessionData``; the SMS code is sent, in the
+    customer's language (the AReq's ``browserLanguage``), and the page speaks it. A GET (a link, the language
+    switch of an error page) is answered 405 with the error page, in the language asked."""
+    if request.method != "POST":
+        return _invalid(request, status=405)
     session_data = _session_data(request)
     try:
         creq = threeds.decode_browser_message(request.POST.get("creq", ""), message_type="CReq")
@@ -177,6 +198,7 @@ def challenge_start(request: HttpRequest) -> HttpResponse:
     except services.ChallengeNotFound:
         return _invalid(request)
     _remember(request, step.transaction)
+    i18n.use(request, step.transaction.language)
     if step.outcome == "open":
         return _page(request, step.transaction, session_data)
     return _finish(request, step.transaction, session_data, step.outcome)
@@ -184,20 +206,28 @@ def challenge_start(request: HttpRequest) -> HttpResponse:
 
 @sensitive_variables()  # the code typed
 @sensitive_post_parameters("code", "threeDSSessionData")
-@require_POST
+@require_http_methods(["GET", "POST"])
 def challenge_step(request: HttpRequest, acs_trans_id) -> HttpResponse:
-    """Every later step of the challenge page: Valider, Renvoyer le code, Annuler (CSRF of the bank session)."""
+    """Every later step of the challenge page: Valider, Renvoyer le code, Annuler, the language switch (CSRF of
+    the bank session). The pages speak the challenge's language."""
+    if request.method != "POST":
+        return _invalid(request, status=405)
     key = str(acs_trans_id)
     session_data = _session_data(request)
     record = selectors.acs_transaction(acs_trans_id=key)
     if record is None or not record.is_challenge or session_data is None:
         return _invalid(request)
+    i18n.use(request, record.language)
     if key not in request.session.get(SESSION_KEY, []):
         return _error(request, status=403, bank=record.card.bank, title=_("Session expirée"), message=_(
             "Cette page d'authentification n'est plus valable dans ce navigateur. Aucun paiement n'a été "
             "effectué. Retournez sur le site du commerçant pour recommencer."))
 
     action = request.POST.get("action", "")
+    if action == "language" and (chosen := i18n.known(request.POST.get("lang"))):
+        services.challenge_set_language(acs_trans_id=key, language=chosen)
+        record.language = chosen
+    i18n.use(request, record.language)
     if action == "validate":
         form = CodeForm(request.POST)
         if not form.is_valid():
@@ -206,7 +236,8 @@ def challenge_step(request: HttpRequest, acs_trans_id) -> HttpResponse:
             return _page(request, record, session_data, form=form)
         step = services.challenge_submit_code(acs_trans_id=key, code=form.cleaned_data["code"])
         if step.outcome == "wrong":
-            form.add_error("code", _("Code incorrect. Il vous reste %(count)s essai(s).")
+            form.add_error("code", ngettext("Code incorrect. Il vous reste %(count)s essai.",
+                                            "Code incorrect. Il vous reste %(count)s essais.", step.remaining_tries)
                            % {"count": step.remaining_tries})
             return _page(request, step.transaction, session_data, form=form)
     elif action == "resend":

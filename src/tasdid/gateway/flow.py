@@ -17,7 +17,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import threeds
@@ -36,6 +35,7 @@ from . import protocol, selectors, services, threeds_server, vault
 from .models import Attempt, AttemptState, CallbackAnswer, Merchant, PaymentSession, SessionState
 
 logger = logging.getLogger(__name__)
+_fr = protocol.errmsg  # an ErrMsg is the protocol's French text, whatever language the customer's pages speak
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,15 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
     attempt = services.attempt_start(session_id=session.pk, brand=brand, masked_pan=mask(card.pan),
                                      pan_fingerprint=fingerprint(card.pan), selection=selection)
     _outside_transaction()
-    areq = threeds_server.build_areq(attempt=attempt, merchant=session.merchant, card=card, now=timezone.now())
+    areq = threeds_server.build_areq(attempt=attempt, merchant=session.merchant, card=card, now=timezone.now(),
+                                     lang=session.lang)
     try:
         ares = threeds_server.send_areq(areq)
     except threeds_server.DirectoryError as exc:
         logger.warning("gateway: 3-D Secure directory fault for %s: %s", attempt.trans_id, exc)
         moved = services.attempt_fail(
             attempt_id=attempt.pk, cause=f"annuaire 3-D Secure en défaut ({exc})"[:255],
-            err_msg=_("Le service d'authentification 3-D Secure est indisponible, veuillez réessayer plus tard"),
+            err_msg=_fr("Le service d'authentification 3-D Secure est indisponible, veuillez réessayer plus tard"),
             md_status=protocol.MD_STATUS_ERROR)
         return conclude(attempt_id=attempt.pk) if moved else _status(attempt)
 
@@ -112,16 +113,16 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
                          from_state=AttemptState.AUTHENTICATING, trans_status=status,
                          eci=threeds.ECI_NONE.get(brand, "07"), md_status=protocol.MD_STATUS[status])
     if status in (threeds.AUTHENTICATED, threeds.ATTEMPTED):
-        cause, err, md = (f"ARes {status} sans ECI ni CAVV", _("Authentification 3-D Secure échouée"),
+        cause, err, md = (f"ARes {status} sans ECI ni CAVV", _fr("Authentification 3-D Secure échouée"),
                           protocol.MD_STATUS_ERROR)
     elif status == threeds.REJECTED and ares.get("transStatusReason") == threeds.REASON_FREQUENCY_LIMIT:
         cause = "3-D Secure : authentification refusée, trop de tentatives pour cette carte (ARes R, raison 04)"
-        err = _("Authentification 3-D Secure refusée par votre banque : trop de tentatives ont échoué pour cette "
+        err = _fr("Authentification 3-D Secure refusée par votre banque : trop de tentatives ont échoué pour cette "
                 "carte. Réessayez plus tard.")
         md = protocol.MD_STATUS["R"]
     else:
         cause, err, md = f"3-D Secure : authentification refusée (ARes {status})", \
-            _("Authentification 3-D Secure échouée"), protocol.MD_STATUS["N"]
+            _fr("Authentification 3-D Secure échouée"), protocol.MD_STATUS["N"]
     moved = services.attempt_fail(attempt_id=attempt.pk, cause=cause, err_msg=err, md_status=md,
                                   trans_status=status, eci=str(ares.get("eci", ""))[:2])
     return conclude(attempt_id=attempt.pk) if moved else _status(attempt)
@@ -144,7 +145,7 @@ def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
         # Without the sealed card data nothing can be authorized: the challenge came back too late.
         moved = services.attempt_fail(
             attempt_id=attempt.pk, cause="retour du défi 3-D Secure sans données de session valables",
-            err_msg=_("Authentification 3-D Secure non aboutie dans le délai"), md_status=protocol.MD_STATUS["N"])
+            err_msg=_fr("Authentification 3-D Secure non aboutie dans le délai"), md_status=protocol.MD_STATUS["N"])
         return conclude(attempt_id=attempt.pk) if moved else _status(attempt)
     if sealed.attempt_id != attempt.pk or sealed.threeds_server_trans_id != attempt.threeds_server_trans_id:
         raise ChallengeError("threeDSSessionData of another attempt")
@@ -158,7 +159,8 @@ def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
                          from_state=AttemptState.CHALLENGE, trans_status=status, eci=attempt.rreq_eci,
                          md_status=protocol.MD_STATUS[status])
     cause = "3-D Secure : aucun RReq reçu de la banque" if not status else f"3-D Secure : RReq {status}"
-    moved = services.attempt_fail(attempt_id=attempt.pk, cause=cause, err_msg=_("Authentification 3-D Secure échouée"),
+    moved = services.attempt_fail(attempt_id=attempt.pk, cause=cause,
+                                  err_msg=_fr("Authentification 3-D Secure échouée"),
                                   md_status=protocol.MD_STATUS["N"], trans_status=status or "N",
                                   eci=attempt.rreq_eci)
     return conclude(attempt_id=attempt.pk) if moved else _status(attempt)
@@ -361,7 +363,7 @@ def merchant_return(*, attempt_id: int) -> BrowserStep:
 def _closed_fields(session: PaymentSession, *, callback: bool) -> dict[str, str]:
     """The result of a session closed without any card attempt (expired, cancelled), signed for the merchant."""
     items = protocol.items_of(session.items)
-    err_msg = _("Paiement annulé par le client") if session.state == SessionState.CANCELLED else _(
+    err_msg = _fr("Paiement annulé par le client") if session.state == SessionState.CANCELLED else _fr(
         "Session de paiement expirée")
     outcome = protocol.Outcome(
         proc_return_code=protocol.ERROR_CODE, err_msg=err_msg, auth_code="", trans_id="", host_ref_num="",
@@ -406,7 +408,7 @@ def sweep_attempt(*, attempt_id: int, now: dt.datetime | None = None) -> str:
     if state in (AttemptState.AUTHENTICATING, AttemptState.CHALLENGE):
         moved = services.attempt_fail(
             attempt_id=attempt_id, cause="authentification 3-D Secure abandonnée (délai dépassé)",
-            err_msg=_("Authentification 3-D Secure non aboutie dans le délai"), md_status=protocol.MD_STATUS["N"],
+            err_msg=_fr("Authentification 3-D Secure non aboutie dans le délai"), md_status=protocol.MD_STATUS["N"],
             now=now)
         if moved is None:
             return "moved meanwhile"

@@ -40,6 +40,7 @@ class CardForm(forms.Form):
     )
     card_number = forms.CharField(
         label=_("Numéro de carte"),
+        help_text=_("Les 16 chiffres gravés sur la face avant de votre carte."),
         max_length=40,
         strip=True,
         widget=NoEchoInput(attrs={"autocomplete": "cc-number", "inputmode": "numeric", "spellcheck": "false",
@@ -63,6 +64,7 @@ class CardForm(forms.Form):
     )
     cvv = forms.CharField(
         label=_("Code de vérification (CVV)"),
+        help_text=_("Les 3 chiffres au dos de votre carte."),
         max_length=8,
         strip=True,
         widget=NoEchoInput(attrs={"autocomplete": "cc-csc", "inputmode": "numeric",

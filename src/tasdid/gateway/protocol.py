@@ -154,6 +154,12 @@ def _with_port(entry: str, default: int) -> str:
     return entry if has_port else f"{entry}:{default}"
 
 
+def request_lang(value: str) -> str:
+    """The language of the customer's pages for a request's ``lang``: fr, ar or en; anything else is French."""
+    lang = (value or "").strip().lower()
+    return lang if lang in LANGS else "fr"
+
+
 # --- the full request ----------------------------------------------------------------------------------
 
 
@@ -181,9 +187,7 @@ def parse_request(fields: Mapping[str, str], *, return_hosts: Sequence[str]) -> 
         if (url or name != "shopurl") and not url_allowed(url, return_hosts):
             raise RequestError(_("L'adresse « %(name)s » n'est pas une adresse enregistrée pour ce marchand.")
                                % {"name": name})
-    lang = get("lang").lower() or "fr"
-    if lang not in LANGS:
-        lang = "fr"
+    lang = request_lang(get("lang"))
     session_seconds = DEFAULT_SESSION_SECONDS
     if get("sessionTimeout"):
         if not _NUMBER.fullmatch(get("sessionTimeout")):
@@ -299,26 +303,33 @@ def response_word(code: str) -> str:
     return "Error" if code in FAULT_CODES else "Declined"
 
 
+def errmsg(text: str) -> str:
+    """An ``ErrMsg`` is protocol text: French, whatever language the customer's pages speak. The merchant stores
+    it and matches some of it (« Paiement annulé par le client »); its own pages tell the customer in their
+    language. Hence never ``gettext`` here, even when a view has activated Arabic or English."""
+    return text
+
+
 def err_msg_for(code: str) -> str:
-    """The French message for an ISO 8583 response code, as the merchant shows it to the customer."""
+    """The message for an ISO 8583 response code, as the merchant shows it to the customer (``errmsg``)."""
     messages = {
         "00": "",
-        "51": _("Provision insuffisante"),
-        "54": _("Carte expirée"),
-        "41": _("Carte perdue"),
-        "43": _("Carte volée"),
-        "N7": _("Code de vérification (CVV) incorrect"),
-        "14": _("Numéro de carte invalide"),
-        "13": _("Montant invalide"),
-        "55": _("Code confidentiel incorrect"),
-        "57": _("Transaction non permise pour cette carte"),
-        "61": _("Montant limite de la carte dépassé"),
-        "62": _("Carte soumise à restriction"),
-        "91": _("Votre banque ne répond pas, veuillez réessayer plus tard"),
-        "96": _("Erreur technique, veuillez réessayer plus tard"),
-        "99": _("Erreur technique, veuillez réessayer plus tard"),
+        "51": errmsg("Provision insuffisante"),
+        "54": errmsg("Carte expirée"),
+        "41": errmsg("Carte perdue"),
+        "43": errmsg("Carte volée"),
+        "N7": errmsg("Code de vérification (CVV) incorrect"),
+        "14": errmsg("Numéro de carte invalide"),
+        "13": errmsg("Montant invalide"),
+        "55": errmsg("Code confidentiel incorrect"),
+        "57": errmsg("Transaction non permise pour cette carte"),
+        "61": errmsg("Montant limite de la carte dépassé"),
+        "62": errmsg("Carte soumise à restriction"),
+        "91": errmsg("Votre banque ne répond pas, veuillez réessayer plus tard"),
+        "96": errmsg("Erreur technique, veuillez réessayer plus tard"),
+        "99": errmsg("Erreur technique, veuillez réessayer plus tard"),
     }
-    return messages.get(code, _("Transaction refusée par votre banque"))
+    return messages.get(code, errmsg("Transaction refusée par votre banque"))
 
 
 @dataclass(frozen=True)

@@ -180,8 +180,9 @@ def merchant_register(*, client_id: str, name: str, return_hosts: Sequence[str],
 
 # --- payment sessions --------------------------------------------------------------------------------
 
-# Fields that may differ when a merchant posts the same order again (a new random, a new hash).
-_REPOST_IGNORED = frozenset({"rnd", "hash"})
+# Fields that may differ when a merchant posts the same order again (a new random, a new hash, the language the
+# customer now reads the merchant's site in: the session then speaks it).
+_REPOST_IGNORED = frozenset({"rnd", "hash", "lang"})
 
 
 def _same_request(a: dict[str, str], b: dict[str, str]) -> bool:
@@ -206,7 +207,8 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
             if not _same_request(existing.request_fields, request.fields):
                 raise protocol.RequestError(_("Cette commande est déjà en cours de paiement avec d'autres données."))
             existing.browser_digest, existing.updated_at = browser_digest(browser_key), now
-            existing.save(update_fields=["browser_digest", "updated_at"])
+            existing.lang = request.lang
+            existing.save(update_fields=["browser_digest", "updated_at", "lang"])
             _session_note(existing, "commande envoyée à nouveau par le marchand : session reprise", now=now)
             return existing
         try:
@@ -266,6 +268,14 @@ def session_note(*, session_id: int, cause: str, now: dt.datetime | None = None)
     session = PaymentSession.objects.select_for_update().get(pk=session_id)
     _session_note(session, cause, now=now)
     return session
+
+
+def session_set_lang(*, session_id: int, lang: str) -> None:
+    """The customer switched the hosted page's language: the session's later pages and its 3-D Secure challenge
+    speak it. Nothing else moves (not even ``updated_at``, which dates a closed session's result)."""
+    if lang not in protocol.LANGS:
+        raise ValueError(f"not a language of the payment page: {lang!r}")
+    PaymentSession.objects.filter(pk=session_id).update(lang=lang)
 
 
 @transaction.atomic
@@ -596,7 +606,7 @@ def _settle_on_answer(attempt: Attempt, answer: str, *, tries: int, now: dt.date
             succeeded = True
         else:
             _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, proc_return_code=protocol.ERROR_CODE,
-                          err_msg=_("Le commerçant n'a pas validé le paiement : il a été annulé et "
+                          err_msg=protocol.errmsg("Le commerçant n'a pas validé le paiement : il a été annulé et "
                                             "votre carte n'est pas débitée"), deadline=now + SETTLE_SAFETY)
     else:
         _note(attempt, cause, now=now)

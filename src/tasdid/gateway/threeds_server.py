@@ -24,7 +24,10 @@ class DirectoryError(Exception):
 
 
 @sensitive_variables()  # acctNumber
-def build_areq(*, attempt: Attempt, merchant: Merchant, card: CardData, now: dt.datetime) -> dict[str, str]:
+def build_areq(*, attempt: Attempt, merchant: Merchant, card: CardData, now: dt.datetime,
+               lang: str = "fr") -> dict[str, str]:
+    """The AReq; ``browserLanguage`` is the payment page's language, so that the bank's challenge page and its
+    SMS speak the customer's language."""
     return {
         "messageType": "AReq",
         "messageVersion": threeds.MESSAGE_VERSION,
@@ -41,6 +44,7 @@ def build_areq(*, attempt: Attempt, merchant: Merchant, card: CardData, now: dt.
         "notificationURL": settings.GATEWAY_URL + "/3ds/notification",
         "deviceChannel": "02",
         "messageCategory": "01",
+        "browserLanguage": lang,
     }
 
 

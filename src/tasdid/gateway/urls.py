@@ -8,6 +8,7 @@ from .admin import gateway_admin
 urlpatterns = [
     path("fim/est3Dgate", views.est3dgate, name="gateway_est3dgate"),
     path("fim/status", views.order_status, name="gateway_order_status"),
+    path("fim/refus", views.refusal, name="gateway_refusal"),
     path("paiement/<slug:token>", views.pay, name="gateway_pay"),
     path("3ds/rreq", views.rreq, name="gateway_rreq"),
     path("3ds/notification", views.notification, name="gateway_notification"),

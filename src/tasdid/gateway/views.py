@@ -3,9 +3,12 @@ and the 3DS Server's endpoints (RReq from the ACS, the browser's return from the
 
 import logging
 import secrets
+from collections.abc import Callable
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
+from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -16,57 +19,132 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tasdid.core import threeds
+from tasdid.core import i18n, threeds
 from tasdid.core.http import allow_form_action, autosubmit, no_store, see_other, signed_json
 from tasdid.core.signing import ver3_verify
 
 from . import flow, protocol, selectors, services, threeds_server
 from .forms import CardForm
-from .models import AttemptState, PaymentSession, SessionState
+from .models import AttemptState, Merchant, PaymentSession, SessionState
 
 logger = logging.getLogger(__name__)
 
 # The random key, in the gateway's own browser session, that binds payment sessions to this browser.
 BROWSER_KEY = "tasdid_gateway_browser"
 FRAGMENT_HEADER = "X-Tasdid-Fragment"
+# A refusal's reason in every language, signed into its language switch's links (/fim/refus), for an hour.
+REFUSAL_SALT = "tasdid.gateway.refusal"
+REFUSAL_SECONDS = 3600
 
 
-def _french() -> None:
-    # Arabic and English pages come later; until their catalogues exist, the gateway speaks French.
-    translation.activate("fr")
+def _posted_lang(request: HttpRequest) -> str | None:
+    """The merchant request's ``lang`` as the refusal page reads it (before anything is checked): one of ours,
+    French when it is anything else, None when the request has none."""
+    values = [v for k, vs in request.POST.lists() if k.lower() == "lang" for v in vs]
+    if not values or not isinstance(values[0], str) or not values[0].strip():
+        return None
+    return protocol.request_lang(values[0])
 
 
-def _refuse(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
-    return no_store(render(request, "gateway/refused.html", {"message": message}, status=status))
+def _speak(request: HttpRequest, session: PaymentSession) -> str:
+    """The hosted page speaks the session's language (the merchant's ``lang``); the customer's switch
+    (``?lang=``) changes it for this session, so that the later pages and the bank's challenge follow it."""
+    asked = i18n.chosen(request)
+    if asked and asked != session.lang:
+        services.session_set_lang(session_id=session.pk, lang=asked)
+        session.lang = asked
+    return i18n.use(request, session.lang)
+
+
+def _refuse(request: HttpRequest, message: str, *, status: int = 400, switch: list[dict] | None = None) -> HttpResponse:
+    return no_store(render(request, "gateway/refused.html", {"message": message, "switch_links": switch},
+                           status=status))
 
 
 # --- the merchant protocol ---------------------------------------------------------------------------
+
+
+def _checked_request(request: HttpRequest) -> tuple[Merchant, protocol.MerchantRequest]:
+    """The merchant and its checked request, or RequestError saying what is wrong (nothing written)."""
+    fields = protocol.collect_fields(request.POST.lists())
+    client_id = protocol.check_envelope(fields)
+    merchant = selectors.merchant_active(client_id)
+    if merchant is None:
+        raise protocol.RequestError(_("Marchand inconnu ou inactif : l'identifiant « clientid » n'est pas "
+                                      "reconnu par la plateforme de paiement."))
+    if not ver3_verify(fields, merchant.store_key):
+        raise protocol.RequestError(_("La signature « hash » de la demande de paiement est invalide."))
+    return merchant, protocol.parse_request(fields, return_hosts=merchant.return_hosts)
+
+
+def _refuse_request(request: HttpRequest, exc: protocol.RequestError) -> HttpResponse:
+    """The refusal of a merchant request, with a language switch that keeps the reason: the reason in every
+    language (the same checks again, nothing written) travels signed in the switch's links to ``/fim/refus``."""
+    reasons = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            try:
+                _checked_request(request)
+            except protocol.RequestError as again:
+                reasons[code] = again.message
+            else:  # refused when the session was opened: the order is being paid with other data
+                reasons[code] = _("Cette commande est déjà en cours de paiement avec d'autres données.")
+    return _refuse_with_switch(request, exc.message, reasons)
+
+
+def _refuse_in_every_language(request: HttpRequest, reason: Callable[[], str], *, status: int = 400) -> HttpResponse:
+    """A refusal whose reason does not depend on the request: ``reason()`` in each language for the switch."""
+    reasons = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            reasons[code] = reason()
+    return _refuse_with_switch(request, reason(), reasons, status=status)
+
+
+def _refuse_with_switch(request: HttpRequest, message: str, reasons: dict[str, str], *,
+                        status: int = 400) -> HttpResponse:
+    token = signing.dumps(reasons, salt=REFUSAL_SALT, compress=True)
+    return _refuse(request, message, status=status,
+                   switch=_switch_links(reverse("gateway_refusal"), {"r": token}))
+
+
+def _switch_links(path: str, query: dict[str, str]) -> list[dict]:
+    current = translation.get_language()
+    return [{"code": code, "name": name, "current": code == current, "dir": "rtl" if i18n.is_rtl(code) else "ltr",
+             "url": f"{path}?{urlencode({**query, i18n.PARAM: code})}"} for code, name in settings.LANGUAGES]
+
+
+@never_cache
+@require_http_methods(["GET"])
+def refusal(request: HttpRequest) -> HttpResponse:
+    """A refusal page in another language (its switch's links): the reason comes signed in ``r``."""
+    try:
+        reasons = signing.loads(request.GET.get("r", ""), salt=REFUSAL_SALT, max_age=REFUSAL_SECONDS)
+        message = reasons[translation.get_language()]
+    except (signing.BadSignature, KeyError, TypeError):
+        return no_store(render(request, "gateway/not_found.html", status=404))
+    return _refuse(request, str(message), status=200)
 
 
 @csrf_exempt  # the merchant's request is verified by its ver3 hash (store key), which replaces CSRF
 @never_cache
 def est3dgate(request: HttpRequest) -> HttpResponse:
     """A merchant's payment request (CMI 3D_PAY_HOSTING, hash ver3): refused with a French page and nothing
-    started, or a payment session opened for this browser and the customer sent to the hosted page."""
-    _french()
+    started, or a payment session opened for this browser and the customer sent to the hosted page. The refusal
+    speaks the request's ``lang`` when it has one (French when it is not ours)."""
+    i18n.use(request, i18n.chosen(request) or _posted_lang(request) or getattr(request, "LANGUAGE_CODE", None))
     if request.method != "POST":
-        return _refuse(request, _("Cette adresse reçoit les demandes de paiement envoyées par les sites marchands."),
-                       status=405)
+        return _refuse_in_every_language(
+            request, lambda: _("Cette adresse reçoit les demandes de paiement envoyées par les sites marchands."),
+            status=405)
     try:
-        fields = protocol.collect_fields(request.POST.lists())
-        client_id = protocol.check_envelope(fields)
-        merchant = selectors.merchant_active(client_id)
-        if merchant is None:
-            raise protocol.RequestError(_("Marchand inconnu ou inactif : l'identifiant « clientid » n'est pas "
-                                          "reconnu par la plateforme de paiement."))
-        if not ver3_verify(fields, merchant.store_key):
-            raise protocol.RequestError(_("La signature « hash » de la demande de paiement est invalide."))
-        checked = protocol.parse_request(fields, return_hosts=merchant.return_hosts)
+        merchant, checked = _checked_request(request)
         key = request.session.get(BROWSER_KEY) or secrets.token_urlsafe(32)
         session = services.session_open(merchant=merchant, request=checked, browser_key=key)
     except protocol.RequestError as exc:
-        return _refuse(request, exc.message)
+        return _refuse_request(request, exc)
     if session.state != SessionState.OPEN:
+        i18n.use(request, session.lang)
         return _status_page(request, session, status=409, offer_return=False)
     request.session[BROWSER_KEY] = key
     return see_other(reverse("gateway_pay", args=[session.token]))
@@ -78,8 +156,8 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
 def order_status(request: HttpRequest) -> HttpResponse:
     """A merchant asks for an order's status (``action=status``), or for its callback once more
     (``action=redeliver``); the answer is form-encoded and signed like a callback (docs/gateway.md). An unknown
-    client or a wrong HASH is refused (403) before anything is read or moved."""
-    _french()
+    client or a wrong HASH is refused (403) before anything is read or moved. Server to server: French."""
+    i18n.use(request, "fr")
     try:
         fields = protocol.collect_fields(request.POST.lists())
     except protocol.RequestError as exc:
@@ -128,11 +206,12 @@ def _page(request: HttpRequest, session: PaymentSession, form: CardForm, *, stat
 @require_http_methods(["GET", "POST"])
 def pay(request: HttpRequest, token: str) -> HttpResponse:
     """The hosted payment page: the invoices (defer / restore) on the left, the card form on the right.
-    The card number and CVV pass through this view's memory only: never a session, a row or a log."""
-    _french()
+    The card number and CVV pass through this view's memory only: never a session, a row or a log.
+    The page speaks the session's language; ``?lang=`` changes it for the session (_speak)."""
     session = selectors.session_for_browser(token, request.session.get(BROWSER_KEY))
     if session is None:
         return no_store(render(request, "gateway/not_found.html", status=404))
+    _speak(request, session)
     if session.state == SessionState.OPEN and session.expires_at <= timezone.now():
         session = services.session_expire(session_id=session.pk)
     if session.state != SessionState.OPEN:
@@ -235,7 +314,6 @@ def _status_page(request: HttpRequest, session: PaymentSession, *, status: int =
 
 
 def conditions(request: HttpRequest) -> HttpResponse:
-    _french()
     return render(request, "gateway/conditions.html")
 
 
@@ -265,15 +343,18 @@ def rreq(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # posted by the ACS's page: the CRes is signed ("threeds" key) and threeDSSessionData sealed by us
 @sensitive_post_parameters("threeDSSessionData")
 def notification(request: HttpRequest) -> HttpResponse:
-    """The browser is back from the bank's challenge page: authorize on the RReq's result, or fail."""
-    _french()
+    """The browser is back from the bank's challenge page: authorize on the RReq's result, or fail. The pages
+    that follow speak the payment session's language."""
     if request.method != "POST":
-        return _refuse(request, _("Cette adresse reçoit le retour de l'authentification 3-D Secure."), status=405)
+        return _refuse_in_every_language(
+            request, lambda: _("Cette adresse reçoit le retour de l'authentification 3-D Secure."), status=405)
     try:
         step = flow.complete_challenge(cres_text=request.POST.get("cres", ""),
                                        session_data=request.POST.get("threeDSSessionData", ""))
     except flow.ChallengeError:
-        return _refuse(request, _("Le retour de l'authentification 3-D Secure est invalide ou ne correspond à "
-                                  "aucun paiement en cours."))
+        return _refuse_in_every_language(request, lambda: _(
+            "Le retour de l'authentification 3-D Secure est invalide ou ne correspond à aucun paiement en cours."))
+    if step.session is not None:
+        i18n.use(request, step.session.lang)
     return _step(request, step)
 

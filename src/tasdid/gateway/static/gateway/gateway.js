@@ -2,6 +2,10 @@
 // card form stays there. Progressive enhancement only: without this file every button posts the page back.
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
+  // The card form came back with errors: the summary at its top takes the focus, so that it is read first;
+  // each of its links leads to the field to correct.
+  var summary = document.getElementById("error-summary");
+  if (summary) { summary.focus(); }
   var panel = document.getElementById("invoices");
   var cardForm = document.getElementById("card-form");
   if (!panel || !cardForm) { return; }
