@@ -46,7 +46,7 @@ def default_label(name: str) -> str:
 
 
 @pytest.mark.parametrize(("party", "model", "model_admin"), list(admins()),
-                         ids=lambda value: getattr(value, "__name__", None) or str(value))
+                         ids=lambda value: getattr(value, "__name__", None) or type(value).__name__)
 def test_every_label_shown_is_ours(party, model, model_admin):
     problems = []
     meta = model._meta
