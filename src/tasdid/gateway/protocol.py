@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
 
+from tasdid.core import response_codes as rc
 from tasdid.core.money import MAD_NUMERIC, AmountError, parse_amount, wire
 from tasdid.core.signing import ver3_hash
 
@@ -288,35 +289,36 @@ def restore(items: Sequence[Item], deferred: Sequence[str], ref: str) -> list[st
 # 0 failed; 7 when the authentication could not run at all (a system error, as CMI reports it).
 MD_STATUS = {"Y": "1", "A": "4", "U": "2", "N": "0", "R": "0"}
 MD_STATUS_ERROR = "7"
-# Response codes of a fault (the bank or the network), not of a refusal: "Error" rather than "Declined".
-FAULT_CODES = frozenset({"91", "96", "99"})
-ERROR_CODE = "99"
+# The merchant protocol's code for a payment that ended without the bank's answer (CMI's ProcReturnCode 99).
+ERROR_CODE = rc.GATEWAY_ERROR
 
 
 def response_word(code: str) -> str:
-    if code == "00":
+    """CMI's ``Response``: a fault (the bank, the network or the gateway: nothing decided) is "Error"."""
+    outcome = rc.outcome(code)
+    if outcome is rc.Outcome.APPROVED:
         return "Approved"
-    return "Error" if code in FAULT_CODES else "Declined"
+    return "Error" if outcome in (rc.Outcome.RETRY, rc.Outcome.ERROR) else "Declined"
 
 
 def err_msg_for(code: str) -> str:
     """The French message for an ISO 8583 response code, as the merchant shows it to the customer."""
     messages = {
-        "00": "",
-        "51": _("Provision insuffisante"),
-        "54": _("Carte expirée"),
-        "41": _("Carte perdue"),
-        "43": _("Carte volée"),
-        "N7": _("Code de vérification (CVV) incorrect"),
-        "14": _("Numéro de carte invalide"),
-        "13": _("Montant invalide"),
-        "55": _("Code confidentiel incorrect"),
-        "57": _("Transaction non permise pour cette carte"),
-        "61": _("Montant limite de la carte dépassé"),
-        "62": _("Carte soumise à restriction"),
-        "91": _("Votre banque ne répond pas, veuillez réessayer plus tard"),
-        "96": _("Erreur technique, veuillez réessayer plus tard"),
-        "99": _("Erreur technique, veuillez réessayer plus tard"),
+        rc.APPROVED: "",
+        rc.INSUFFICIENT_FUNDS: _("Provision insuffisante"),
+        rc.EXPIRED_CARD: _("Carte expirée"),
+        rc.LOST_CARD: _("Carte perdue"),
+        rc.STOLEN_CARD: _("Carte volée"),
+        rc.CVV_MISMATCH: _("Code de vérification (CVV) incorrect"),
+        rc.INVALID_CARD_NUMBER: _("Numéro de carte invalide"),
+        rc.INVALID_AMOUNT: _("Montant invalide"),
+        rc.INCORRECT_PIN: _("Code confidentiel incorrect"),
+        rc.NOT_PERMITTED: _("Transaction non permise pour cette carte"),
+        rc.EXCEEDS_AMOUNT_LIMIT: _("Montant limite de la carte dépassé"),
+        rc.RESTRICTED_CARD: _("Carte soumise à restriction"),
+        rc.ISSUER_UNAVAILABLE: _("Votre banque ne répond pas, veuillez réessayer plus tard"),
+        rc.SYSTEM_MALFUNCTION: _("Erreur technique, veuillez réessayer plus tard"),
+        rc.GATEWAY_ERROR: _("Erreur technique, veuillez réessayer plus tard"),
     }
     return messages.get(code, _("Transaction refusée par votre banque"))
 
