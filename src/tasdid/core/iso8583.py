@@ -655,6 +655,8 @@ def decode(payload: bytes, *, now: dt.datetime | None = None) -> Message:
     except iso8583.DecodeError as exc:
         partial = dict(exc.doc_dec)  # keep what was read for the answer; the exception's bytes go nowhere
         where = {"p": "bitmap", "1": "bitmap", "t": "MTI", "h": "header"}.get(exc.field, f"DE{exc.field}")
+        if exc.msg.startswith("Extra data"):  # after the last element the bitmap announces
+            where = "message"
         raise _error(where, exc.msg, partial, now) from None
     cls = MESSAGES[decoded["t"]]
     # Only the canonical form: what pyiso8583 tolerates (lower-case bitmaps, a secondary bitmap with nothing in
