@@ -244,6 +244,16 @@ def test_golden_bytes_read_by_hand():
     assert reversal.endswith(b"015OI010ORDER-0001" b"504" b"0100" b"000001" b"1207173000" + b"0" * 22)
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("Maroc Télécom", "Maroc Telecom"), ("  Café\t«Atlas»  ", "Cafe ?Atlas?"), ("اتصالات المغرب", "??????? ??????"),
+     ("x" * 39 + " y", "x" * 39), ("", "")],
+)
+def test_a_merchant_name_as_de43_takes_it(name, expected):
+    assert iso.ascii_text(name) == expected
+    assert iso.MERCHANT_NAME.check(expected) is None
+
+
 def test_de48_tags():
     assert iso.de48_encode({"CV": "123", "EC": "05", "TS": ""}) == "CV003123EC00205"
     assert iso.de48_decode("CV003123EC00205") == {"CV": "123", "EC": "05"}
