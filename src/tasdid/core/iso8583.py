@@ -768,7 +768,8 @@ async def read_frame(reader: asyncio.StreamReader, *, max_size: int = MAX_FRAME)
     """The next message's bytes (without the prefix); None when the peer closed between two messages.
 
     Raises MessageError (``stream_lost``) for a length of 0 or over ``max_size``, or a connection that ends
-    inside a frame; the caller then closes the connection.
+    inside a frame; the caller then closes the connection. A connection that fails (``ConnectionError``,
+    ``OSError``) is no message error: that passes through as it is.
     """
     try:
         head = await reader.readexactly(LENGTH_PREFIX)
