@@ -1,6 +1,7 @@
 """The ISO 8583 profile and codec (core.iso8583): round trips, golden bytes, malformed input, framing over TCP."""
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
@@ -254,6 +255,15 @@ def test_a_merchant_name_as_de43_takes_it(name, expected):
     assert iso.MERCHANT_NAME.check(expected) is None
 
 
+def test_the_longest_message_fits_well_within_a_frame():
+    longest = iso.FinancialRequest(
+        processing_code=iso.REFUND, amount_minor=10**12 - 1, currency="504", stan="000001", transmitted_at=SENT,
+        merchant_id="M" * 15, pan="4" * 19, expiry_yymm="2812", rrn="1" * 12, original=ORIGINAL,
+        merchant_name="N" * 40, order_id="O" * 64, cvv="1234", eci="05", authentication_value="A" * 40,
+        ds_trans_id="D" * 36, trans_status="Y")
+    assert len(iso.encode_frame(longest)) == 389 < iso.MAX_FRAME
+
+
 def test_de48_tags():
     assert iso.de48_encode({"CV": "123", "EC": "05", "TS": ""}) == "CV003123EC00205"
     assert iso.de48_decode("CV003123EC00205") == {"CV": "123", "EC": "05"}
@@ -475,6 +485,12 @@ def test_any_frame_decodes_or_raises_the_named_error(data):
 # --- framing over a real TCP connection -------------------------------------------------------------------------
 
 
+def run(coroutine):
+    """Its own event loop in its own thread: earlier tests of the session may leave a loop running in this one."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=60)
+
+
 async def exchange(chunks: list[bytes], *, max_size: int = iso.MAX_FRAME) -> list:
     """A loopback server that reads messages until the peer closes or the framing fails; the client writes
     ``chunks`` (split anywhere) and closes. Returns what the server read, an exception last if any."""
@@ -514,12 +530,12 @@ async def exchange(chunks: list[bytes], *, max_size: int = iso.MAX_FRAME) -> lis
 def test_frames_over_tcp_split_anywhere():
     stream = b"".join(iso.encode_frame(m) for m in (SIGN_ON, AUTHORIZATION, COMPLETION))
     chunks = [stream[:1], stream[1:60], stream[60:61], stream[61:]]
-    assert asyncio.run(exchange(chunks)) == [SIGN_ON, AUTHORIZATION, COMPLETION]
+    assert run(exchange(chunks)) == [SIGN_ON, AUTHORIZATION, COMPLETION]
 
 
 def test_a_bad_message_over_tcp_leaves_the_stream_in_step():
     bad = iso.frame(replace_element(VALID, b"CV003123", b"CV00312a"))
-    read = asyncio.run(exchange([bad + iso.encode_frame(SIGN_ON)]))
+    read = run(exchange([bad + iso.encode_frame(SIGN_ON)]))
     assert [type(x) for x in read] == [iso.MessageError, iso.NetworkRequest]
     assert iso.format_error_answer(read[0]).response_code == "30"
 
@@ -534,7 +550,7 @@ def test_a_bad_message_over_tcp_leaves_the_stream_in_step():
     ],
 )
 def test_framing_errors_over_tcp_lose_the_stream(tail, reason):
-    read = asyncio.run(exchange([iso.encode_frame(SIGN_ON) + tail], max_size=255))
+    read = run(exchange([iso.encode_frame(SIGN_ON) + tail], max_size=255))
     assert read[0] == SIGN_ON
     assert (read[1].where, read[1].reason, read[1].stream_lost) == ("frame", reason, True)
     assert len(read) == 2

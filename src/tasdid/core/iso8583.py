@@ -88,7 +88,7 @@ __all__ = [
 
 SPEC = default_ascii
 LENGTH_PREFIX = 2  # bytes, big-endian
-MAX_FRAME = 2048  # the longest message of the profile is about 1 250 bytes (DE48 full)
+MAX_FRAME = 2048  # the longest message of the profile, a 0200 with every element at its longest, is 389 bytes
 
 # Processing codes (DE3): the first two digits are the transaction type.
 PURCHASE = "000000"
