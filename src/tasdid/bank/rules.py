@@ -1,5 +1,7 @@
 """The issuer's authorization decision: a pure function of a plain snapshot, no database.
 
+The codes are ``core.response_codes`` names (one table for the project).
+
 Order of the checks (the first that fails answers):
 
 1. ``13`` invalid amount — the amount is not positive or exceeds what an account can hold;
@@ -21,19 +23,9 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from tasdid.core import response_codes as rc
 from tasdid.core.cards import is_digits
 from tasdid.core.money import MAD_NUMERIC, MAX_AMOUNT
-
-APPROVED = "00"
-DO_NOT_HONOUR = "05"
-INVALID_AMOUNT = "13"
-UNKNOWN_CARD = "14"
-LOST = "41"
-STOLEN = "43"
-INSUFFICIENT_FUNDS = "51"
-EXPIRED = "54"
-NOT_PERMITTED = "57"
-CVV_MISMATCH = "N7"
 
 # Card statuses and 3-D Secure enrolments as the snapshot carries them (the model's choices use the same values).
 ACTIVE, LOST_STATUS, STOLEN_STATUS, BLOCKED = "active", "lost", "stolen", "blocked"
@@ -64,34 +56,34 @@ class Decision:
 
     @property
     def approved(self) -> bool:
-        return self.response_code == APPROVED
+        return rc.is_approved(self.response_code)
 
 
 def decide(s: Snapshot) -> Decision:
     """The response code (ISO 8583 DE39) and a short reason for the bank's records."""
     if s.amount <= 0 or s.amount > MAX_AMOUNT or s.amount != s.amount.quantize(Decimal("0.01")):
-        return Decision(INVALID_AMOUNT, "invalid amount")
+        return Decision(rc.INVALID_AMOUNT, "invalid amount")
     if s.currency != MAD_NUMERIC:
-        return Decision(NOT_PERMITTED, "currency is not MAD")
+        return Decision(rc.NOT_PERMITTED, "currency is not MAD")
     if not s.card_known:
-        return Decision(UNKNOWN_CARD, "unknown card number")
+        return Decision(rc.INVALID_CARD_NUMBER, "unknown card number")
     if s.card_status == STOLEN_STATUS:
-        return Decision(STOLEN, "card reported stolen")
+        return Decision(rc.STOLEN_CARD, "card reported stolen")
     if s.card_status == LOST_STATUS:
-        return Decision(LOST, "card reported lost")
+        return Decision(rc.LOST_CARD, "card reported lost")
     if s.card_status != ACTIVE:
-        return Decision(DO_NOT_HONOUR, "card blocked")
+        return Decision(rc.DO_NOT_HONOUR, "card blocked")
     if s.card_expiry is None or s.card_expiry < (s.today.year, s.today.month):
-        return Decision(EXPIRED, "card expired")
+        return Decision(rc.EXPIRED_CARD, "card expired")
     if s.typed_expiry != s.card_expiry:
-        return Decision(EXPIRED, "typed expiry does not match the card")
+        return Decision(rc.EXPIRED_CARD, "typed expiry does not match the card")
     if not s.cvv_matches:
-        return Decision(CVV_MISMATCH, "CVV does not match")
+        return Decision(rc.CVV_MISMATCH, "CVV does not match")
     if s.enrolment != NOT_ENROLLED and not s.authentication_valid:
-        return Decision(DO_NOT_HONOUR, "3-D Secure authentication missing or invalid")
+        return Decision(rc.DO_NOT_HONOUR, "3-D Secure authentication missing or invalid")
     if s.amount > s.available_balance:
-        return Decision(INSUFFICIENT_FUNDS, "insufficient funds")
-    return Decision(APPROVED, "approved")
+        return Decision(rc.INSUFFICIENT_FUNDS, "insufficient funds")
+    return Decision(rc.APPROVED, "approved")
 
 
 def parse_typed_expiry(yymm: str) -> tuple[int, int] | None:

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.utils.translation import gettext_lazy as _
 
+from tasdid.core import response_codes as rc
 from tasdid.core.cards import BRAND_LABELS
 
 
@@ -85,55 +86,55 @@ CARDS = (
     SandboxCard(
         bank="atlas", brand="VISA", number="4000110000000017", expiry="09/29", cvv="417",
         phone="+212662000001", holder="Salma Bennani", three_d_secure="none",
-        outcome=_("Approuvée sans 3-D Secure"), response_code="00",
+        outcome=_("Approuvée sans 3-D Secure"), response_code=rc.APPROVED,
     ),
     SandboxCard(
         bank="sahel", brand="MASTERCARD", number="5220110000000026", expiry="12/28", cvv="226",
         phone="+212662000002", holder="Youssef El Idrissi", three_d_secure="challenge",
-        outcome=_("3-D Secure : code reçu par SMS, puis approuvée"), response_code="00",
+        outcome=_("3-D Secure : code reçu par SMS, puis approuvée"), response_code=rc.APPROVED,
         balance=Decimal("10000.00"),
     ),
     SandboxCard(
         bank="atlas", brand="CMI", number="6061010000000036", expiry="06/30", cvv="336",
         phone="+212662000003", holder="Khadija Alaoui", three_d_secure="none",
-        outcome=_("Carte CMI approuvée"), response_code="00", balance=Decimal("3000.00"),
+        outcome=_("Carte CMI approuvée"), response_code=rc.APPROVED, balance=Decimal("3000.00"),
     ),
     SandboxCard(
         bank="atlas", brand="VISA", number="4000110000000041", expiry="03/30", cvv="441",
         phone="+212662000004", holder="Omar Tazi", three_d_secure="frictionless",
-        outcome=_("3-D Secure sans code (frictionless), puis approuvée"), response_code="00",
+        outcome=_("3-D Secure sans code (frictionless), puis approuvée"), response_code=rc.APPROVED,
     ),
     SandboxCard(
         bank="sahel", brand="MASTERCARD", number="5220110000000059", expiry="11/29", cvv="559",
         phone="+212662000005", holder="Nadia Chraibi", three_d_secure="none",
-        outcome=_("Refusée : provision insuffisante (solde 50.00 DH)"), response_code="51",
+        outcome=_("Refusée : provision insuffisante (solde 50.00 DH)"), response_code=rc.INSUFFICIENT_FUNDS,
         balance=Decimal("50.00"),
     ),
     SandboxCard(
         bank="atlas", brand="VISA", number="4000110000000066", expiry="03/29", cvv="666",
         phone="+212662000006", holder="Hamza Berrada", three_d_secure="none",
         outcome=_("Refusée : carte expirée (la banque la tient pour expirée depuis 03/25 ; saisir 03/29)"),
-        response_code="54", issued_expiry="03/25",
+        response_code=rc.EXPIRED_CARD, issued_expiry="03/25",
     ),
     SandboxCard(
         bank="sahel", brand="MASTERCARD", number="5220110000000075", expiry="07/29", cvv="775",
         phone="+212662000007", holder="Imane Fassi", three_d_secure="none",
-        outcome=_("Refusée : ne pas honorer (carte bloquée)"), response_code="05", status="blocked",
+        outcome=_("Refusée : ne pas honorer (carte bloquée)"), response_code=rc.DO_NOT_HONOUR, status="blocked",
     ),
     SandboxCard(
         bank="atlas", brand="VISA", number="4000110000000082", expiry="08/29", cvv="882",
         phone="+212662000008", holder="Rachid Amrani", three_d_secure="none",
-        outcome=_("Refusée : carte déclarée perdue"), response_code="41", status="lost",
+        outcome=_("Refusée : carte déclarée perdue"), response_code=rc.LOST_CARD, status="lost",
     ),
     SandboxCard(
         bank="sahel", brand="MASTERCARD", number="5220110000000091", expiry="10/29", cvv="991",
         phone="+212662000009", holder="Leila Bouzid", three_d_secure="none",
-        outcome=_("Refusée : carte déclarée volée"), response_code="43", status="stolen",
+        outcome=_("Refusée : carte déclarée volée"), response_code=rc.STOLEN_CARD, status="stolen",
     ),
     SandboxCard(
         bank="atlas", brand="CMI", number="6061010000000101", expiry="05/30", cvv="000",
         phone="+212662000010", holder="Mehdi Ouazzani", three_d_secure="none",
-        outcome=_("Refusée : CVV erroné (000 n'est pas le CVV de la carte)"), response_code="N7",
+        outcome=_("Refusée : CVV erroné (000 n'est pas le CVV de la carte)"), response_code=rc.CVV_MISMATCH,
         issued_cvv="101",
     ),
 )

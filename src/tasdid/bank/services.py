@@ -19,6 +19,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
+from tasdid.core import response_codes as rc
 from tasdid.core import threeds
 from tasdid.core.cards import brand_of, cvv_digest, fingerprint, is_digits, mask, parse_expiry
 from tasdid.core.codes import code_digest, code_matches, generate_numeric
@@ -42,10 +43,7 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-DUPLICATE_TRANSMISSION = "94"
-INVALID_TRANSACTION = "12"
 REVERSED_BEFORE_ARRIVAL = "authorization reversed before it arrived"
-FORMAT_ERROR = "30"
 STAN = re.compile(r"[0-9]{6}")  # ASCII: \d takes Arabic-Indic digits
 
 OTP_LENGTH = 6
@@ -136,7 +134,7 @@ class AuthorizationOutcome:
 
     @property
     def approved(self) -> bool:
-        return self.response_code == rules.APPROVED
+        return rc.is_approved(self.response_code)
 
 
 @dataclass(frozen=True)
@@ -146,7 +144,7 @@ class SettlementOutcome:
 
     @property
     def accepted(self) -> bool:
-        return self.response_code == rules.APPROVED
+        return rc.is_approved(self.response_code)
 
 
 def message_time(value: dt.datetime) -> dt.datetime:
@@ -240,7 +238,7 @@ def authorize(
                                                                     and 1 <= len(merchant_id) <= 32):
         # Without a usable key the message cannot be matched to a reversal: refused before anything is written.
         logger.warning("authorization refused: malformed STAN or merchant id")
-        return AuthorizationOutcome(FORMAT_ERROR, "format error: STAN or merchant id")
+        return AuthorizationOutcome(rc.FORMAT_ERROR, "format error: STAN or merchant id")
     now = timezone.now()
     sent_at = message_time(transmitted_at)
     key = _lock_key(merchant_id=merchant_id, stan=stan, sent_at=sent_at, now=now)
@@ -268,15 +266,15 @@ def authorize(
                                          reason="re-sent message: first answer repeated", auth_code=earlier.auth_code,
                                          rrn=earlier.rrn, duplicate_of=earlier)
             return AuthorizationOutcome(earlier.response_code, earlier.reason, earlier.auth_code, earlier.rrn)
-        Authorization.objects.create(**common, response_code=DUPLICATE_TRANSMISSION,
+        Authorization.objects.create(**common, response_code=rc.DUPLICATE_TRANSMISSION,
                                      reason="another message already used this STAN", duplicate_of=earlier)
-        return AuthorizationOutcome(DUPLICATE_TRANSMISSION, "another message already used this STAN")
+        return AuthorizationOutcome(rc.DUPLICATE_TRANSMISSION, "another message already used this STAN")
     if key.reversed_at is not None:
         # The acquirer gave up on this message and reversed it before it got here: approving it now would
         # place a hold that nothing will ever release.
         logger.warning("authorization declined: reversed before it arrived (merchant %s, STAN %s)", merchant_id, stan)
-        Authorization.objects.create(**common, response_code=INVALID_TRANSACTION, reason=REVERSED_BEFORE_ARRIVAL)
-        return AuthorizationOutcome(INVALID_TRANSACTION, REVERSED_BEFORE_ARRIVAL)
+        Authorization.objects.create(**common, response_code=rc.INVALID_TRANSACTION, reason=REVERSED_BEFORE_ARRIVAL)
+        return AuthorizationOutcome(rc.INVALID_TRANSACTION, REVERSED_BEFORE_ARRIVAL)
 
     presented = None
     if card is not None and card.three_ds != Card.ThreeDS.NONE:
@@ -357,18 +355,18 @@ def hold_capture(
     found = _find_hold(merchant_id=merchant_id, rrn=rrn, original_stan=original_stan,
                        original_transmitted_at=original_transmitted_at)
     if found is None:
-        return SettlementOutcome(INVALID_TRANSACTION, "no such authorization")
+        return SettlementOutcome(rc.INVALID_TRANSACTION, "no such authorization")
     account = Account.objects.select_for_update().get(pk=found.account_id)
     hold = Hold.objects.select_for_update().get(pk=found.pk)
     amount = _requested_amount(amount_minor)
     if currency != hold.currency:
-        return SettlementOutcome(INVALID_TRANSACTION, "currency differs from the authorization")
+        return SettlementOutcome(rc.INVALID_TRANSACTION, "currency differs from the authorization")
     if amount != hold.amount:
-        return SettlementOutcome(rules.INVALID_AMOUNT, "capture amount differs from the authorized amount")
+        return SettlementOutcome(rc.INVALID_AMOUNT, "capture amount differs from the authorized amount")
     if hold.state == Hold.State.CAPTURED:
-        return SettlementOutcome(rules.APPROVED, "already captured")
+        return SettlementOutcome(rc.APPROVED, "already captured")
     if hold.state == Hold.State.RELEASED:
-        return SettlementOutcome(INVALID_TRANSACTION, "authorization already released")
+        return SettlementOutcome(rc.INVALID_TRANSACTION, "authorization already released")
     now = timezone.now()
     _move_hold(hold, Hold.State.CAPTURED, cause="capture", now=now)
     account.balance -= hold.amount
@@ -379,7 +377,7 @@ def hold_capture(
             "merchant": hold.merchant_name or hold.merchant_id, "auth_code": hold.auth_code},
         hold=hold, created_at=now,
     )
-    return SettlementOutcome(rules.APPROVED, "captured")
+    return SettlementOutcome(rc.APPROVED, "captured")
 
 
 @transaction.atomic
@@ -398,7 +396,7 @@ def hold_void(
                        original_transmitted_at=original_transmitted_at)
     if found is None:
         if not (isinstance(original_stan, str) and STAN.fullmatch(original_stan)):
-            return SettlementOutcome(rules.APPROVED, "no such authorization: nothing to release")
+            return SettlementOutcome(rc.APPROVED, "no such authorization: nothing to release")
         now = timezone.now()
         sent_at = message_time(original_transmitted_at)
         key = _lock_key(merchant_id=merchant_id, stan=original_stan, sent_at=sent_at, now=now)
@@ -409,14 +407,14 @@ def hold_void(
             if key.reversed_at is None:
                 key.reversed_at = now
                 key.save(update_fields=["reversed_at"])
-            return SettlementOutcome(rules.APPROVED, "no such authorization: a late one will be declined")
+            return SettlementOutcome(rc.APPROVED, "no such authorization: a late one will be declined")
     hold = Hold.objects.select_for_update().get(pk=found.pk)
     if hold.state == Hold.State.RELEASED:
-        return SettlementOutcome(rules.APPROVED, "already released")
+        return SettlementOutcome(rc.APPROVED, "already released")
     if hold.state == Hold.State.CAPTURED:
-        return SettlementOutcome(INVALID_TRANSACTION, "already captured: cannot be voided")
+        return SettlementOutcome(rc.INVALID_TRANSACTION, "already captured: cannot be voided")
     _move_hold(hold, Hold.State.RELEASED, cause="void", now=timezone.now())
-    return SettlementOutcome(rules.APPROVED, "released")
+    return SettlementOutcome(rc.APPROVED, "released")
 
 
 # --- 3-D Secure ACS ----------------------------------------------------------------------------------------

@@ -8,9 +8,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from . import response_codes
 from .cards import mask
-
-APPROVED = "00"
 
 
 @dataclass(frozen=True)
@@ -50,13 +49,13 @@ class AuthorizationRequest:
 
 @dataclass(frozen=True)
 class AuthorizationResult:
-    response_code: str  # ISO 8583 DE39
+    response_code: str  # ISO 8583 DE39, a code of core.response_codes
     auth_code: str = ""  # DE38, empty when declined
     rrn: str = ""  # DE37 retrieval reference number (the callback's HostRefNum)
 
     @property
     def approved(self) -> bool:
-        return self.response_code == APPROVED
+        return response_codes.is_approved(self.response_code)
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class SettlementResult:
 
     @property
     def accepted(self) -> bool:
-        return self.response_code == APPROVED
+        return response_codes.is_approved(self.response_code)
 
 
 class AcquirerUnavailable(Exception):
@@ -95,25 +94,3 @@ class Acquirer(Protocol):
 
     def void(self, request: SettlementRequest) -> SettlementResult: ...
 
-
-# ISO 8583 response codes the parties use (DESIGN.md §5), and N7 for a CVV2 mismatch (Visa's code).
-RESPONSE_CODES = {
-    "00": "Approved",
-    "05": "Do not honour",
-    "12": "Invalid transaction",
-    "13": "Invalid amount",
-    "14": "Invalid card number",
-    "30": "Format error",
-    "41": "Lost card",
-    "43": "Stolen card",
-    "51": "Insufficient funds",
-    "54": "Expired card",
-    "55": "Incorrect PIN",
-    "57": "Transaction not permitted to cardholder",
-    "61": "Exceeds withdrawal amount limit",
-    "62": "Restricted card",
-    "91": "Issuer unavailable",
-    "94": "Duplicate transmission",
-    "96": "System malfunction",
-    "N7": "CVV2 mismatch",
-}

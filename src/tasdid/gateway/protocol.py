@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
 
+from tasdid.core import response_codes as rc
 from tasdid.core.money import MAD_NUMERIC, AmountError, parse_amount, wire
 from tasdid.core.signing import ver3_hash
 
@@ -292,15 +293,16 @@ def restore(items: Sequence[Item], deferred: Sequence[str], ref: str) -> list[st
 # 0 failed; 7 when the authentication could not run at all (a system error, as CMI reports it).
 MD_STATUS = {"Y": "1", "A": "4", "U": "2", "N": "0", "R": "0"}
 MD_STATUS_ERROR = "7"
-# Response codes of a fault (the bank or the network), not of a refusal: "Error" rather than "Declined".
-FAULT_CODES = frozenset({"91", "96", "99"})
-ERROR_CODE = "99"
+# The merchant protocol's code for a payment that ended without the bank's answer (CMI's ProcReturnCode 99).
+ERROR_CODE = rc.GATEWAY_ERROR
 
 
 def response_word(code: str) -> str:
-    if code == "00":
+    """CMI's ``Response``: a fault (the bank, the network or the gateway: nothing decided) is "Error"."""
+    outcome = rc.outcome(code)
+    if outcome is rc.Outcome.APPROVED:
         return "Approved"
-    return "Error" if code in FAULT_CODES else "Declined"
+    return "Error" if outcome in (rc.Outcome.RETRY, rc.Outcome.ERROR) else "Declined"
 
 
 def errmsg(text: str) -> str:
@@ -313,21 +315,21 @@ def errmsg(text: str) -> str:
 def err_msg_for(code: str) -> str:
     """The message for an ISO 8583 response code, as the merchant shows it to the customer (``errmsg``)."""
     messages = {
-        "00": "",
-        "51": errmsg("Provision insuffisante"),
-        "54": errmsg("Carte expirée"),
-        "41": errmsg("Carte perdue"),
-        "43": errmsg("Carte volée"),
-        "N7": errmsg("Code de vérification (CVV) incorrect"),
-        "14": errmsg("Numéro de carte invalide"),
-        "13": errmsg("Montant invalide"),
-        "55": errmsg("Code confidentiel incorrect"),
-        "57": errmsg("Transaction non permise pour cette carte"),
-        "61": errmsg("Montant limite de la carte dépassé"),
-        "62": errmsg("Carte soumise à restriction"),
-        "91": errmsg("Votre banque ne répond pas, veuillez réessayer plus tard"),
-        "96": errmsg("Erreur technique, veuillez réessayer plus tard"),
-        "99": errmsg("Erreur technique, veuillez réessayer plus tard"),
+        rc.APPROVED: "",
+        rc.INSUFFICIENT_FUNDS: errmsg("Provision insuffisante"),
+        rc.EXPIRED_CARD: errmsg("Carte expirée"),
+        rc.LOST_CARD: errmsg("Carte perdue"),
+        rc.STOLEN_CARD: errmsg("Carte volée"),
+        rc.CVV_MISMATCH: errmsg("Code de vérification (CVV) incorrect"),
+        rc.INVALID_CARD_NUMBER: errmsg("Numéro de carte invalide"),
+        rc.INVALID_AMOUNT: errmsg("Montant invalide"),
+        rc.INCORRECT_PIN: errmsg("Code confidentiel incorrect"),
+        rc.NOT_PERMITTED: errmsg("Transaction non permise pour cette carte"),
+        rc.EXCEEDS_AMOUNT_LIMIT: errmsg("Montant limite de la carte dépassé"),
+        rc.RESTRICTED_CARD: errmsg("Carte soumise à restriction"),
+        rc.ISSUER_UNAVAILABLE: errmsg("Votre banque ne répond pas, veuillez réessayer plus tard"),
+        rc.SYSTEM_MALFUNCTION: errmsg("Erreur technique, veuillez réessayer plus tard"),
+        rc.GATEWAY_ERROR: errmsg("Erreur technique, veuillez réessayer plus tard"),
     }
     return messages.get(code, errmsg("Transaction refusée par votre banque"))
 

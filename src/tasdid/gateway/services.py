@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from tasdid.core import response_codes as rc
 from tasdid.core.acquiring import AuthorizationResult
 from tasdid.core.threeds import ATTEMPTED, AUTHENTICATED
 
@@ -438,7 +439,7 @@ def attempt_record_authorization(*, attempt_id: int, result: AuthorizationResult
               "deadline": now + _exchange_grace()}
     if result.approved:
         _move_attempt(attempt, AttemptState.AUTHORIZED, f"autorisation accordée ({result.auth_code})", now=now,
-                      proc_return_code="00", err_msg="", authorized_at=now, **common)
+                      proc_return_code=rc.APPROVED, err_msg="", authorized_at=now, **common)
     else:
         _move_attempt(attempt, AttemptState.DECLINED, f"autorisation refusée (code {code})", now=now,
                       proc_return_code=code or protocol.ERROR_CODE, err_msg=protocol.err_msg_for(code), **common)
@@ -452,8 +453,9 @@ def attempt_authorization_lost(*, attempt_id: int, cause: str, now: dt.datetime 
     attempt = _lock_attempt(attempt_id)
     if attempt.state != AttemptState.AUTHORIZING:
         return attempt
-    _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, response_code="91", proc_return_code="91",
-                  err_msg=protocol.err_msg_for("91"), deadline=now)
+    code = rc.ISSUER_UNAVAILABLE
+    _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, response_code=code, proc_return_code=code,
+                  err_msg=protocol.err_msg_for(code), deadline=now)
     return attempt
 
 

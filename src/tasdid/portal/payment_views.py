@@ -23,6 +23,7 @@ from tasdid.billing.selectors.payments import (
     receipt_for,
 )
 from tasdid.billing.services import payments
+from tasdid.core import response_codes as rc
 from tasdid.core.http import autosubmit, no_store, see_other
 
 from .receipt_pdf import receipt_pdf_filename, render_receipt_pdf
@@ -104,17 +105,18 @@ def payment_ok(request: HttpRequest) -> HttpResponse:
 
 # Why a payment failed, as the customer reads it (ISO 8583 response codes, DESIGN.md §5).
 FAILURE_REASONS = {
-    "51": gettext_lazy("Provision insuffisante"),
-    "54": gettext_lazy("Carte expirée"),
-    "41": gettext_lazy("Carte déclarée perdue ou volée"),
-    "43": gettext_lazy("Carte déclarée perdue ou volée"),
-    "N7": gettext_lazy("Code de vérification incorrect"),
-    "05": gettext_lazy("Transaction refusée par votre banque"),
+    rc.INSUFFICIENT_FUNDS: gettext_lazy("Provision insuffisante"),
+    rc.EXPIRED_CARD: gettext_lazy("Carte expirée"),
+    rc.LOST_CARD: gettext_lazy("Carte déclarée perdue ou volée"),
+    rc.STOLEN_CARD: gettext_lazy("Carte déclarée perdue ou volée"),
+    rc.CVV_MISMATCH: gettext_lazy("Code de vérification incorrect"),
+    rc.DO_NOT_HONOUR: gettext_lazy("Transaction refusée par votre banque"),
     # A well-formed number no bank issued (the gateway's form lets it through; the issuer answers 14).
-    "14": gettext_lazy("Numéro de carte inconnu de votre banque"),
+    rc.INVALID_CARD_NUMBER: gettext_lazy("Numéro de carte inconnu de votre banque"),
 }
 THREEDS_FAILED = "0"  # mdStatus: the cardholder was not authenticated
-ERROR_CODE = "99"  # the gateway's code for a payment that ended without the bank's decline (says nothing more)
+# The gateway's code for a payment that ended without the bank's decline (says nothing more).
+ERROR_CODE = rc.GATEWAY_ERROR
 # The gateway's ErrMsg when the customer pressed « Annuler » on the payment page (code 99).
 CANCELLED_BY_CUSTOMER = "Paiement annulé par le client"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")

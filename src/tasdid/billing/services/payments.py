@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tasdid.core import response_codes as rc
 from tasdid.core.cards import mask
 from tasdid.core.i18n import known
 from tasdid.core.money import MAD_NUMERIC, AmountError, parse_amount
@@ -54,7 +55,7 @@ ANSWER_CAPTURE = "ACTION=POSTAUTH"
 ANSWER_ACKNOWLEDGED = "APPROVED"
 ANSWER_VOID = "FAILURE"
 
-APPROVED_CODE = "00"
+APPROVED_CODE = rc.APPROVED
 
 
 class PaymentError(Exception):
