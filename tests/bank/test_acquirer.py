@@ -111,9 +111,9 @@ def test_a_database_fault_is_an_unavailable_acquirer_not_a_refusal(banks, monkey
     def broken(**kwargs):
         raise DatabaseError("database is locked")
 
-    monkeypatch.setattr(services, "authorize", broken)
-    monkeypatch.setattr(services, "hold_capture", broken)
-    monkeypatch.setattr(services, "hold_void", broken)
+    monkeypatch.setattr(services.authorization, "authorize", broken)
+    monkeypatch.setattr(services.authorization, "hold_capture", broken)
+    monkeypatch.setattr(services.authorization, "hold_void", broken)
     acquirer = InProcessAcquirer()
     auth = request(VISA)
     with pytest.raises(AcquirerUnavailable):
