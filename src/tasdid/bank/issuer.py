@@ -153,6 +153,14 @@ class IssuerHost:
         self.executor.shutdown(wait=True)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._serve_connection(reader, writer)
+        except asyncio.CancelledError:
+            # The host is stopping. Not re-raised: asyncio 3.11's stream callback logs a cancelled handler as an
+            # error. The bank's work already handed to a thread finishes there, in its own transaction.
+            writer.close()
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         if self.connections >= self.max_connections:
             logger.warning("issuer: connection from %s refused: %s open", peer, self.connections)
