@@ -32,7 +32,8 @@ The API, for a client, the switch or an issuer host::
   card number or a CVV). ``stream_lost`` True (a framing error): close the connection, the stream is out of
   step. Else answer: ``format_error_answer(error)`` is the response with code 30 when the request's type,
   STAN and DE7 could be read, None when there is nobody to answer (then log and drop, or close).
-- ``encode`` refuses a message that breaks the profile with ``ValueError`` (a bug of the sender's).
+- ``encode`` refuses a message that breaks the profile with ``ValueError`` (a bug of the sender's): a sender
+  passes a merchant's name through ``ascii_text`` (DE43 is 40 ASCII characters), and DE42 holds 15.
 - DE48 is ``tag(2) + length(3) + value`` (``de48_encode`` / ``de48_decode``): ``CV`` CVV2, ``EC`` ECI,
   ``AV`` authentication value (CAVV), ``DS`` 3DS directory transaction id, ``TS`` 3DS transStatus, and ours,
   ``OI`` the merchant's order id. An unknown or repeated tag is a format error.
@@ -44,6 +45,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -67,6 +69,7 @@ __all__ = [
     "OriginalData",
     "ReversalRequest",
     "ReversalResponse",
+    "ascii_text",
     "de7",
     "de48_decode",
     "de48_encode",
@@ -312,6 +315,14 @@ AUTHENTICATION_VALUE = _Text(re.compile(r"[A-Za-z0-9+/=]*"), 1, 40, "base64")
 DS_TRANS_ID = _Text(re.compile(r"[0-9A-Za-z-]*"), 1, 36, "a transaction id")
 TRANS_STATUS = _Text(re.compile(r"[A-Z]*"), 1, 1, "a capital letter")
 ORDER_ID = _Text(re.compile(r"[A-Za-z0-9._:/-]*"), 1, 64, "an order id")
+
+def ascii_text(value: str, length: int = 40) -> str:
+    """``value`` as a fixed ``ans`` element accepts it (DE43 by default): accents folded ("Télécom" → "Telecom"),
+    other characters outside printable ASCII as "?", spaces collapsed, cut at ``length``."""
+    folded = "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c))
+    printable = "".join(c if " " <= c <= "~" else ("?" if not c.isspace() else " ") for c in folded)
+    return " ".join(printable.split())[:length].rstrip(" ")
+
 
 DE48_TAGS = {"CV": "CVV2", "EC": "ECI", "AV": "authentication value (CAVV)",
              "DS": "3DS directory server transaction id", "TS": "3DS transStatus", "OI": "merchant order id"}
@@ -757,7 +768,8 @@ async def read_frame(reader: asyncio.StreamReader, *, max_size: int = MAX_FRAME)
     """The next message's bytes (without the prefix); None when the peer closed between two messages.
 
     Raises MessageError (``stream_lost``) for a length of 0 or over ``max_size``, or a connection that ends
-    inside a frame; the caller then closes the connection.
+    inside a frame; the caller then closes the connection. A connection that fails (``ConnectionError``,
+    ``OSError``) is no message error: that passes through as it is.
     """
     try:
         head = await reader.readexactly(LENGTH_PREFIX)
