@@ -292,6 +292,30 @@ def test_a_duplicate_authorization_gets_the_first_answer_and_one_hold(host):
     assert Hold.objects.count() == 1
 
 
+def test_the_same_authorization_twice_in_one_write_holds_once(host):
+    request = authorization(VISA)
+    with Client(host.port) as client:
+        client.send(request, request)
+        first, second = client.receive(), client.receive()
+    assert first.response_code == "00"
+    assert (second.response_code, second.rrn, second.auth_code) == ("00", first.rrn, first.auth_code)
+    assert Hold.objects.count() == 1
+    assert Authorization.objects.filter(duplicate_of__isnull=False).count() == 1
+
+
+def test_two_refunds_racing_on_one_payment_never_exceed_what_was_captured(host):
+    with Client(host.port) as client:
+        request, approved = captured_payment(client)
+    after_payment = account(VISA).balance
+    asks = [refund(amount_minor=20000, rrn=approved.rrn, original=original_of(request)) for _ in range(2)]
+    with Client(host.port) as one, Client(host.port) as two:
+        one.send(asks[0])
+        two.send(asks[1])
+        codes = sorted([one.receive().response_code, two.receive().response_code])
+    assert codes == ["00", "13"]
+    assert account(VISA).balance == after_payment + Decimal("200.00")
+
+
 @pytest.mark.parametrize("code", [iso.SIGN_ON, iso.ECHO, iso.SIGN_OFF])
 def test_network_management_is_answered(host, code):
     request = iso.NetworkRequest(stan=next_stan(), transmitted_at=now(), network_code=code)
