@@ -20,6 +20,8 @@ from tasdid.core.acquiring import (
     AuthorizationRequest,
     AuthorizationResult,
     CardData,
+    RefundRequest,
+    RefundResult,
     SettlementRequest,
     SettlementResult,
 )
@@ -56,7 +58,7 @@ def settlement(auth: AuthorizationRequest, result: AuthorizationResult, *, stan:
 def test_settings_name_this_acquirer_and_it_has_the_protocol():
     acquirer = import_string(settings.GATEWAY_ACQUIRER)()
     assert isinstance(acquirer, InProcessAcquirer)
-    for name in ("authorize", "capture", "void"):
+    for name in ("authorize", "capture", "void", "refund"):
         ours, protocol = inspect.signature(getattr(InProcessAcquirer, name)), inspect.signature(getattr(Acquirer, name))
         assert list(ours.parameters) == list(protocol.parameters)
         assert ours.return_annotation == protocol.return_annotation
@@ -74,6 +76,41 @@ def test_authorize_then_capture(banks):
     assert LedgerEntry.objects.filter(kind="debit").count() == 1
     card = Card.objects.get(fingerprint=fingerprint(VISA.number))
     assert card.account.balance == VISA.balance - Decimal("285.00")
+
+
+def refund_of(auth: AuthorizationRequest, result: AuthorizationResult, *, stan: str, amount_minor: int,
+              when: dt.datetime) -> RefundRequest:
+    return RefundRequest(rrn=result.rrn, original_stan=auth.stan, original_transmitted_at=auth.transmitted_at,
+                         amount_minor=amount_minor, currency="504", merchant_id=auth.merchant_id,
+                         order_id=auth.order_id, stan=stan, transmitted_at=when, merchant_name="Tasdid Télécom")
+
+
+def test_a_refund_credits_the_card_account_once_up_to_what_was_captured(banks):
+    acquirer = InProcessAcquirer()
+    auth = request(VISA)
+    result = acquirer.authorize(auth)
+    acquirer.capture(settlement(auth, result, stan="000002"))
+    account = Card.objects.get(fingerprint=fingerprint(VISA.number)).account
+    when = timezone.now()
+    first = acquirer.refund(refund_of(auth, result, stan="000003", amount_minor=10000, when=when))
+    assert type(first) is RefundResult
+    assert first == RefundResult("00", result.rrn) and first.accepted
+    assert acquirer.refund(refund_of(auth, result, stan="000003", amount_minor=10000, when=when)) == first
+    assert acquirer.refund(refund_of(auth, result, stan="000004", amount_minor=18501, when=when)) == \
+        RefundResult("13", "")
+    account.refresh_from_db()
+    assert account.balance == VISA.balance - Decimal("285.00") + Decimal("100.00")
+    credit = LedgerEntry.objects.get(kind="credit", refund__isnull=False)
+    assert credit.amount == Decimal("100.00") and "Tasdid Télécom" in credit.label
+
+
+def test_a_refund_of_a_payment_never_captured_credits_nothing(banks):
+    acquirer = InProcessAcquirer()
+    auth = request(VISA)
+    result = acquirer.authorize(auth)
+    refused = acquirer.refund(refund_of(auth, result, stan="000002", amount_minor=100, when=timezone.now()))
+    assert refused == RefundResult("12", "")
+    assert not LedgerEntry.objects.filter(refund__isnull=False).exists()
 
 
 def test_authorize_then_void_and_a_declined_card(banks):
@@ -111,9 +148,10 @@ def test_a_database_fault_is_an_unavailable_acquirer_not_a_refusal(banks, monkey
     def broken(**kwargs):
         raise DatabaseError("database is locked")
 
-    monkeypatch.setattr(services, "authorize", broken)
-    monkeypatch.setattr(services, "hold_capture", broken)
-    monkeypatch.setattr(services, "hold_void", broken)
+    monkeypatch.setattr(services.authorization, "authorize", broken)
+    monkeypatch.setattr(services.authorization, "hold_capture", broken)
+    monkeypatch.setattr(services.authorization, "hold_void", broken)
+    monkeypatch.setattr(services.authorization, "refund", broken)
     acquirer = InProcessAcquirer()
     auth = request(VISA)
     with pytest.raises(AcquirerUnavailable):
@@ -122,3 +160,6 @@ def test_a_database_fault_is_an_unavailable_acquirer_not_a_refusal(banks, monkey
         acquirer.capture(settlement(auth, AuthorizationResult("00", "1", "1"), stan="000002"))
     with pytest.raises(AcquirerUnavailable):
         acquirer.void(settlement(auth, AuthorizationResult("00", "1", "1"), stan="000003"))
+    with pytest.raises(AcquirerUnavailable):
+        acquirer.refund(refund_of(auth, AuthorizationResult("00", "1", "1"), stan="000004", amount_minor=1,
+                                  when=timezone.now()))

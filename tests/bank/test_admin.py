@@ -30,9 +30,12 @@ def test_every_admin_page_opens_without_showing_a_card_number(staff):
 
     services.authorize(pan=visa.number, expiry_yymm=year + month, cvv=visa.cvv, amount_minor=100, currency="504",
                        merchant_id="600000001", stan="000001", transmitted_at=timezone.now())
+    services.refund(merchant_id="600000001", stan="000002", transmitted_at=timezone.now(), amount_minor=100,
+                    currency="504", pan=visa.number)
     card = Card.objects.get(fingerprint=fingerprint(MAIN.number))
     pages = ["/admin/", "/admin/bank/bank/", "/admin/bank/account/", "/admin/bank/card/", "/admin/bank/authorization/",
-             "/admin/bank/hold/", "/admin/bank/acstransaction/", f"/admin/bank/card/{card.pk}/change/",
+             "/admin/bank/hold/", "/admin/bank/refund/", "/admin/bank/acstransaction/",
+             f"/admin/bank/card/{card.pk}/change/",
              f"/admin/bank/account/{card.account_id}/change/", f"/admin/bank/hold/{Hold.objects.get().pk}/change/",
              f"/admin/bank/acstransaction/{AcsTransaction.objects.get().pk}/change/"]
     for url in pages:

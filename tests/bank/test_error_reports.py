@@ -93,7 +93,7 @@ def test_an_exception_while_checking_the_sms_code_reports_no_code(banks, monkeyp
     ares = services.areq_answer(message=threeds.verify_body(body, signature, message_type="AReq"))
     page = browser.post("/acs/challenge", {"creq": creq_for(ares), "threeDSSessionData": "sealed-card-data"})
     assert page.status_code == 200
-    monkeypatch.setattr(services, "code_matches", broken)
+    monkeypatch.setattr(services.authentication, "code_matches", broken)
     text, report = failing_request(browser, f"/acs/challenge/{ares['acsTransID']}", data={
         "csrfmiddlewaretoken": re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())[1],
         "threeDSSessionData": "sealed-card-data", "action": "validate", "code": CODE})
@@ -105,7 +105,7 @@ def test_an_exception_while_checking_the_sms_code_reports_no_code(banks, monkeyp
 def test_an_exception_while_queueing_the_sms_code_reports_neither_the_code_nor_its_text(banks, monkeypatch):
     body, signature = threeds.sign_body(areq_message(MAIN, server_url="https://gw.example.ma"))
     ares = services.areq_answer(message=threeds.verify_body(body, signature, message_type="AReq"))
-    monkeypatch.setattr(services, "generate_numeric", lambda length: CODE)
+    monkeypatch.setattr(services.authentication, "generate_numeric", lambda length: CODE)
     monkeypatch.setattr(type(tasks.deliver_sms), "enqueue", broken)
     with pytest.raises(RuntimeError) as raised:
         services.challenge_open(acs_trans_id=ares["acsTransID"],

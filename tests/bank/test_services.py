@@ -216,10 +216,10 @@ def test_capture_debits_the_account_once(banks):
     assert list(Hold.objects.get().events.values_list("to_state", flat=True)) == ["held", "captured"]
 
 
-def test_capture_of_another_amount_or_currency_or_of_nothing_changes_nothing(banks):
+def test_capture_above_the_hold_or_of_nothing_or_another_currency_changes_nothing(banks):
     outcome = authorize(VISA)
     balance = account_of(VISA).balance
-    assert capture(outcome, amount_minor=28400).response_code == "13"
+    assert capture(outcome, amount_minor=0).response_code == "13"
     assert capture(outcome, amount_minor=28600).response_code == "13"
     assert capture(outcome, currency="978").response_code == "12"
     assert capture(outcome, merchant="600000002").response_code == "12"
@@ -498,10 +498,10 @@ def test_a_frictionless_or_unknown_transaction_has_no_challenge(banks):
 def test_rreq_delivery_is_bounded_in_time_and_happens_once(banks, three_ds_server, monkeypatch):
     ares, _step = open_challenge(threeDSServerURL=three_ds_server.url + "/3ds/rreq")
     services.challenge_cancel(acs_trans_id=ares["acsTransID"])
-    monkeypatch.setattr(services, "RREQ_BUDGET_SECONDS", 0.0)
+    monkeypatch.setattr(services.authentication, "RREQ_BUDGET_SECONDS", 0.0)
     assert services.rreq_deliver(acs_trans_id=ares["acsTransID"]) is False
     assert AcsTransaction.objects.get().rreq_attempts == 0 and three_ds_server.rreqs == []
-    monkeypatch.setattr(services, "RREQ_BUDGET_SECONDS", 20.0)
+    monkeypatch.setattr(services.authentication, "RREQ_BUDGET_SECONDS", 20.0)
     assert services.rreq_deliver(acs_trans_id=ares["acsTransID"]) is True
     assert services.rreq_deliver(acs_trans_id=ares["acsTransID"]) is True
     record = AcsTransaction.objects.get()
@@ -567,8 +567,8 @@ def test_the_limit_is_rolling_and_counts_failures_only(banks):
 
 
 def test_the_sms_says_the_code_lifetime_the_bank_applies(banks, monkeypatch):
-    monkeypatch.setattr(services, "OTP_LIFETIME", dt.timedelta(minutes=10))
-    monkeypatch.setattr(services, "OTP_LIFETIME_MINUTES", 10)
+    monkeypatch.setattr(services.authentication, "OTP_LIFETIME", dt.timedelta(minutes=10))
+    monkeypatch.setattr(services.authentication, "OTP_LIFETIME_MINUTES", 10)
     open_challenge()
     assert "Il expire dans 10 minutes." in Sms.objects.get().text
     record = AcsTransaction.objects.get()

@@ -1,7 +1,8 @@
 """The card rails in process: ``core.acquiring.Acquirer`` answered by the sandbox bank's services directly.
 
-Until the ISO 8583 switch exists, ``settings.GATEWAY_ACQUIRER`` names this class. Plain data goes in and out
-(``core.acquiring`` dataclasses); nothing else of the bank is visible to the caller.
+Until the gateway's ISO 8583 client exists, ``settings.GATEWAY_ACQUIRER`` names this class. Plain data goes in
+and out (``core.acquiring`` dataclasses); nothing else of the bank is visible to the caller. It calls the very
+functions the issuer host (``tasdid.bank.issuer``) calls for 0100, 0220, 0400 and 0200/20.
 """
 
 import logging
@@ -14,11 +15,13 @@ from tasdid.core.acquiring import (
     AcquirerUnavailable,
     AuthorizationRequest,
     AuthorizationResult,
+    RefundRequest,
+    RefundResult,
     SettlementRequest,
     SettlementResult,
 )
 
-from . import services
+from .services import authorization
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ class InProcessAcquirer:
     def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
         auth = request.authentication
         with _bank_answers("authorization"):
-            outcome = services.authorize(
+            outcome = authorization.authorize(
                 pan=request.card.pan,
                 expiry_yymm=request.card.expiry_yymm,
                 cvv=request.card.cvv,
@@ -50,7 +53,7 @@ class InProcessAcquirer:
 
     def capture(self, request: SettlementRequest) -> SettlementResult:
         with _bank_answers("capture"):
-            outcome = services.hold_capture(
+            outcome = authorization.hold_capture(
                 merchant_id=request.merchant_id,
                 rrn=request.rrn,
                 original_stan=request.original_stan,
@@ -62,13 +65,26 @@ class InProcessAcquirer:
 
     def void(self, request: SettlementRequest) -> SettlementResult:
         with _bank_answers("void"):
-            outcome = services.hold_void(
+            outcome = authorization.hold_void(
                 merchant_id=request.merchant_id,
                 rrn=request.rrn,
                 original_stan=request.original_stan,
                 original_transmitted_at=request.original_transmitted_at,
             )
         return SettlementResult(response_code=outcome.response_code)
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        with _bank_answers("refund"):
+            outcome = authorization.refund(
+                merchant_id=request.merchant_id,
+                stan=request.stan,
+                transmitted_at=request.transmitted_at,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                rrn=request.rrn,
+                merchant_name=request.merchant_name,
+            )
+        return RefundResult(response_code=outcome.response_code, rrn=outcome.rrn)
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""The sandbox bank's staff: banks, cards, accounts, holds, authorizations, 3-D Secure challenges.
+"""The sandbox bank's staff: banks, cards, accounts, holds, authorizations, refunds, 3-D Secure
+challenges.
 
 Records of money and messages are read-only here: they move only through the services.
 """
@@ -8,7 +9,18 @@ from django.utils.translation import gettext_lazy as _
 
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnlyAdmin, ReadOnlyInline
 
-from .models import Account, AcsEvent, AcsTransaction, Authorization, Bank, Card, Hold, HoldEvent, LedgerEntry
+from .models import (
+    Account,
+    AcsEvent,
+    AcsTransaction,
+    Authorization,
+    Bank,
+    Card,
+    Hold,
+    HoldEvent,
+    LedgerEntry,
+    Refund,
+)
 
 bank_admin = PartyAdminSite("bank_admin", _("Banque (bac à sable) — administration"))
 
@@ -63,6 +75,15 @@ class AuthorizationAdmin(ReadOnlyAdmin):
                     "auth_code", "rrn")
     list_filter = ("response_code",)
     search_fields = ("rrn", "auth_code", "stan", "order_id", "merchant_id")
+    date_hierarchy = "received_at"
+
+
+@admin.register(Refund, site=bank_admin)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "masked_pan", "amount", "merchant_id", "original_rrn", "response_code", "reason",
+                    "reversed_at")
+    list_filter = ("response_code",)
+    search_fields = ("rrn", "original_rrn", "stan", "merchant_id")
     date_hierarchy = "received_at"
 
 

@@ -275,3 +275,37 @@ class AcsEvent(models.Model):
         verbose_name = "événement 3-D Secure"
         verbose_name_plural = "événements 3-D Secure"
         ordering = ["at", "pk"]
+
+
+class Refund(models.Model):
+    """A refund (0200, processing code 20) the bank answered: a credit to the card's account, approved or not.
+
+    Keyed like an authorization by merchant, STAN and transmission time: the same message again gets the same
+    answer and credits nothing more. ``hold`` is the captured payment refunded when the request named it (DE37);
+    the refunds of one payment never exceed what was captured."""
+
+    merchant_id = models.CharField(max_length=32)
+    stan = models.CharField(max_length=6)
+    transmitted_at = models.DateTimeField()
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds")
+    hold = models.ForeignKey(Hold, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds")
+    masked_pan = models.CharField("numéro masqué", max_length=19, blank=True, default="")
+    original_rrn = models.CharField(max_length=12, blank=True, default="")
+    amount = models.DecimalField("montant", **MONEY)
+    currency = models.CharField(max_length=3)
+    response_code = models.CharField(max_length=2)
+    reason = models.CharField(max_length=120)
+    rrn = models.CharField(max_length=12, blank=True, default="")
+    credit = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="refund")
+    reversal = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="refund_reversed")
+    received_at = models.DateTimeField()
+    reversed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "remboursement"
+        constraints = [
+            models.UniqueConstraint(fields=["merchant_id", "stan", "transmitted_at"],
+                                    name="bank_refund_unique_message"),
+        ]

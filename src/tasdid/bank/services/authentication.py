@@ -1,15 +1,11 @@
-"""Writes of the sandbox bank: accounts and cards, authorizations and their holds, capture and void, and the
-ACS (AReq answers, the SMS code challenge, the RReq to the 3DS Server)."""
+"""3-D Secure, the ACS side: AReq answers, the SMS code challenge, the RReq to the 3DS Server, and the check of
+an authentication value (CAVV) that an authorization presents."""
 
 import datetime as dt
-import hmac
 import logging
-import re
-import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 
 import httpx
 from django.conf import settings
@@ -19,32 +15,15 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from tasdid.core import response_codes as rc
 from tasdid.core import threeds
-from tasdid.core.cards import brand_of, cvv_digest, fingerprint, is_digits, mask, parse_expiry
 from tasdid.core.codes import code_digest, code_matches, generate_numeric
-from tasdid.core.money import MAD_NUMERIC, MAX_AMOUNT, dh, from_minor, quantize, to_minor
-from tasdid.core.phones import PhoneKind, parse_number
+from tasdid.core.money import dh, from_minor, to_minor
 from tasdid.messaging.services import sms_send
 
-from . import acs, rules, selectors
-from .models import (
-    Account,
-    AcsEvent,
-    AcsTransaction,
-    Authorization,
-    Bank,
-    Card,
-    Hold,
-    HoldEvent,
-    LedgerEntry,
-    MessageKey,
-)
+from .. import acs, selectors
+from ..models import AcsEvent, AcsTransaction, Card
 
 logger = logging.getLogger(__name__)
-
-REVERSED_BEFORE_ARRIVAL = "authorization reversed before it arrived"
-STAN = re.compile(r"[0-9]{6}")  # ASCII: \d takes Arabic-Indic digits
 
 OTP_LENGTH = 6
 OTP_LIFETIME = dt.timedelta(minutes=5)
@@ -61,129 +40,19 @@ RREQ_BACKOFF_SECONDS = 0.5
 RREQ_BUDGET_SECONDS = 20.0
 
 
-# --- Banks, accounts, cards -------------------------------------------------------------------------------
+# --- 3-D Secure ACS ----------------------------------------------------------------------------------------
 
 
-@transaction.atomic
-def bank_register(*, code: str, name: str, short_name: str, logo: str, bin_prefixes: list[str]) -> Bank:
-    """Create the bank ``code`` or bring its details up to date."""
-    if not 1 <= len(short_name) <= 11:
-        raise ValueError("an SMS sender name has 1 to 11 characters")
-    bank, _created = Bank.objects.update_or_create(
-        code=code, defaults={"name": name, "short_name": short_name, "logo": logo, "bin_prefixes": list(bin_prefixes)}
-    )
-    return bank
+def _acs_event(record: AcsTransaction, kind: str, detail: str = "", *, now: dt.datetime) -> None:
+    AcsEvent.objects.create(transaction=record, kind=kind, detail=detail[:200], at=now)
 
 
-@transaction.atomic
-def account_open(*, bank_id: int, holder_name: str, opening_balance: Decimal) -> Account:
-    """A new account; a positive opening balance is credited by a ledger entry."""
-    now = timezone.now()
-    opening = quantize(opening_balance)
-    if opening < 0:
-        raise ValueError("an opening balance is not negative")
-    account = Account.objects.create(
-        bank_id=bank_id, number=f"MA{secrets.randbelow(10**20):020d}", holder_name=holder_name,
-        balance=opening, currency=MAD_NUMERIC, opened_at=now,
-    )
-    if opening:
-        LedgerEntry.objects.create(account=account, kind=LedgerEntry.Kind.CREDIT, amount=opening,
-                                   balance_after=opening, label=_("Solde d'ouverture"), created_at=now)
-    return account
+def acs_url() -> str:
+    return settings.BANK_URL + "/acs/challenge"
 
 
-@sensitive_variables()  # the card number and CVV
-@transaction.atomic
-def card_issue(
-    *,
-    account_id: int,
-    pan: str,
-    expiry: str,
-    cvv: str,
-    holder_name: str,
-    phone: str,
-    status: str = Card.Status.ACTIVE,
-    three_ds: str = Card.ThreeDS.NONE,
-) -> Card:
-    """Issue a card on an account. ``pan`` and ``cvv`` are used for their keyed hashes only; ``expiry`` "MM/YY"."""
-    account = Account.objects.select_related("bank").get(pk=account_id)
-    brand = brand_of(pan)
-    if brand is None or not any(pan.startswith(p) for p in account.bank.bin_prefixes):
-        raise ValueError("the number is not in one of the bank's BIN ranges")
-    if not is_digits(cvv, 3):
-        raise ValueError("a CVV has three digits")
-    month, year = expiry.split("/")
-    parsed = parse_expiry(month, year)
-    return Card.objects.create(
-        bank=account.bank, account=account, brand=brand, fingerprint=fingerprint(pan), masked_pan=mask(pan),
-        last4=pan[-4:], holder_name=holder_name, phone=parse_number(phone, PhoneKind.MOBILE),
-        expiry_month=parsed.month, expiry_year=parsed.year, cvv_digest=cvv_digest(pan, cvv),
-        status=status, three_ds=three_ds, issued_at=timezone.now(),
-    )
 
-
-# --- Authorization, capture, void -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuthorizationOutcome:
-    response_code: str
-    reason: str
-    auth_code: str = ""
-    rrn: str = ""
-
-    @property
-    def approved(self) -> bool:
-        return rc.is_approved(self.response_code)
-
-
-@dataclass(frozen=True)
-class SettlementOutcome:
-    response_code: str
-    reason: str
-
-    @property
-    def accepted(self) -> bool:
-        return rc.is_approved(self.response_code)
-
-
-def message_time(value: dt.datetime) -> dt.datetime:
-    """DE7 has whole seconds: messages are keyed on the UTC second, whatever precision the caller kept."""
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value, dt.UTC)
-    return value.astimezone(dt.UTC).replace(microsecond=0)
-
-
-def _requested_amount(amount_minor: int) -> Decimal:
-    """The amount a message asks for; 0.00 when ``amount_minor`` is not an integer (the decision says 13)."""
-    if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
-        return Decimal("0.00")
-    return from_minor(amount_minor)
-
-
-def _recorded_amount(requested: Decimal) -> Decimal:
-    """The amount to record; an amount out of every range is recorded as 0 (the decision says 13)."""
-    return requested if -MAX_AMOUNT <= requested <= MAX_AMOUNT else Decimal("0.00")
-
-
-def _new_rrn(now: dt.datetime) -> str:
-    """DE37: Julian date and hour, then six random digits; unique among the holds."""
-    stamp = now.astimezone(dt.UTC)
-    head = f"{stamp:%y}"[-1] + f"{stamp.timetuple().tm_yday:03d}{stamp:%H}"
-    while True:
-        rrn = head + generate_numeric(6)
-        if not Hold.objects.filter(rrn=rrn).exists():
-            return rrn
-
-
-def _lock_key(*, merchant_id: str, stan: str, sent_at: dt.datetime, now: dt.datetime) -> MessageKey:
-    """The message key's row, created if needed and locked: an authorization and its reversal queue up on it."""
-    key, _created = MessageKey.objects.get_or_create(merchant_id=merchant_id, stan=stan, transmitted_at=sent_at,
-                                                     defaults={"created_at": now})
-    return MessageKey.objects.select_for_update().get(pk=key.pk)
-
-
-def _authentication_check(
+def presented_authentication(
     *, card: Card, amount_minor: int, eci: str, authentication_value: str, ds_trans_id: str, trans_status: str,
     now: dt.datetime,
 ) -> AcsTransaction | None:
@@ -209,223 +78,12 @@ def _authentication_check(
     return record
 
 
-@sensitive_variables()  # outermost, so that transaction.atomic's frame is hidden too
-@transaction.atomic
-def authorize(
-    *,
-    pan: str,
-    expiry_yymm: str,
-    cvv: str,
-    amount_minor: int,
-    currency: str,
-    merchant_id: str,
-    merchant_name: str = "",
-    order_id: str = "",
-    stan: str,
-    transmitted_at: dt.datetime,
-    eci: str = "",
-    authentication_value: str = "",
-    ds_trans_id: str = "",
-    trans_status: str = "",
-) -> AuthorizationOutcome:
-    """Answer an authorization request (0100): decide by ``rules.decide``, record it, place a hold on approval.
 
-    The card's account is locked for the whole decision, so two authorizations on one account never both
-    spend the same money. A message re-sent with the same key (merchant, STAN, transmission time) gets the
-    first answer again and changes nothing; another message under a key already used gets 94.
-    """
-    if not (isinstance(stan, str) and STAN.fullmatch(stan)) or not (isinstance(merchant_id, str)
-                                                                    and 1 <= len(merchant_id) <= 32):
-        # Without a usable key the message cannot be matched to a reversal: refused before anything is written.
-        logger.warning("authorization refused: malformed STAN or merchant id")
-        return AuthorizationOutcome(rc.FORMAT_ERROR, "format error: STAN or merchant id")
-    now = timezone.now()
-    sent_at = message_time(transmitted_at)
-    key = _lock_key(merchant_id=merchant_id, stan=stan, sent_at=sent_at, now=now)
-    pan = pan if isinstance(pan, str) else ""
-    card = selectors.card_by_number(pan=pan)
-    account = None
-    if card is not None:
-        account = Account.objects.select_for_update().get(pk=card.account_id)
-    requested = _requested_amount(amount_minor)
-    amount = _recorded_amount(requested)
-    masked = mask(pan) if is_digits(pan) else ""
-    common = {
-        "card": card, "masked_pan": masked, "amount": amount, "currency": str(currency)[:3],
-        "merchant_id": merchant_id, "merchant_name": merchant_name[:120], "order_id": order_id[:64],
-        "stan": stan, "transmitted_at": sent_at, "eci": eci[:2], "ds_trans_id": ds_trans_id[:36],
-        "trans_status": trans_status[:1], "received_at": now,
-    }
-
-    earlier = Authorization.objects.filter(
-        merchant_id=merchant_id, stan=stan, transmitted_at=sent_at, duplicate_of__isnull=True
-    ).first()
-    if earlier is not None:
-        if earlier.card_id == (card.pk if card else None) and earlier.masked_pan == masked and earlier.amount == amount:
-            Authorization.objects.create(**common, response_code=earlier.response_code,
-                                         reason="re-sent message: first answer repeated", auth_code=earlier.auth_code,
-                                         rrn=earlier.rrn, duplicate_of=earlier)
-            return AuthorizationOutcome(earlier.response_code, earlier.reason, earlier.auth_code, earlier.rrn)
-        Authorization.objects.create(**common, response_code=rc.DUPLICATE_TRANSMISSION,
-                                     reason="another message already used this STAN", duplicate_of=earlier)
-        return AuthorizationOutcome(rc.DUPLICATE_TRANSMISSION, "another message already used this STAN")
-    if key.reversed_at is not None:
-        # The acquirer gave up on this message and reversed it before it got here: approving it now would
-        # place a hold that nothing will ever release.
-        logger.warning("authorization declined: reversed before it arrived (merchant %s, STAN %s)", merchant_id, stan)
-        Authorization.objects.create(**common, response_code=rc.INVALID_TRANSACTION, reason=REVERSED_BEFORE_ARRIVAL)
-        return AuthorizationOutcome(rc.INVALID_TRANSACTION, REVERSED_BEFORE_ARRIVAL)
-
-    presented = None
-    if card is not None and card.three_ds != Card.ThreeDS.NONE:
-        presented = _authentication_check(
-            card=card, amount_minor=to_minor(requested), eci=eci,
-            authentication_value=authentication_value, ds_trans_id=ds_trans_id, trans_status=trans_status, now=now,
-        )
-    snapshot = rules.Snapshot(
-        amount=requested,
-        currency=str(currency),
-        card_known=card is not None,
-        today=timezone.localdate(now),
-        card_status=card.status if card else "",
-        card_expiry=(card.expiry_year, card.expiry_month) if card else None,
-        typed_expiry=rules.parse_typed_expiry(expiry_yymm),
-        cvv_matches=bool(card) and is_digits(cvv, 3)
-        and hmac.compare_digest(cvv_digest(pan, cvv).encode(), card.cvv_digest.encode()),
-        enrolment=card.three_ds if card else rules.NOT_ENROLLED,
-        authentication_valid=presented is not None,
-        available_balance=selectors.account_available(account_id=account.pk, balance=account.balance)
-        if account else Decimal("0.00"),
-    )
-    decision = rules.decide(snapshot)
-    if presented is not None:
-        # A CAVV serves one authorization, whatever its answer.
-        presented.cavv_used_at = now
-        presented.save(update_fields=["cavv_used_at"])
-        _acs_event(presented, "cavv_used", f"authorization {decision.response_code}", now=now)
-
-    if not decision.approved:
-        Authorization.objects.create(**common, response_code=decision.response_code, reason=decision.reason)
-        return AuthorizationOutcome(decision.response_code, decision.reason)
-
-    auth_code, rrn = generate_numeric(6), _new_rrn(now)
-    record = Authorization.objects.create(**common, response_code=decision.response_code, reason=decision.reason,
-                                          auth_code=auth_code, rrn=rrn)
-    hold = Hold.objects.create(
-        authorization=record, account=account, card=card, amount=amount, currency=MAD_NUMERIC, auth_code=auth_code,
-        rrn=rrn, stan=stan, transmitted_at=sent_at, merchant_id=merchant_id, merchant_name=merchant_name[:120],
-        order_id=order_id[:64], state=Hold.State.HELD, created_at=now,
-    )
-    HoldEvent.objects.create(hold=hold, from_state="", to_state=Hold.State.HELD, cause="authorization approved", at=now)
-    return AuthorizationOutcome(decision.response_code, decision.reason, auth_code, rrn)
-
-
-def _find_hold(*, merchant_id: str, rrn: str, original_stan: str, original_transmitted_at: dt.datetime) -> Hold | None:
-    holds = Hold.objects.filter(merchant_id=merchant_id)
-    if rrn:
-        return holds.filter(rrn=rrn).first()
-    return holds.filter(stan=original_stan, transmitted_at=message_time(original_transmitted_at)).first()
-
-
-def _move_hold(hold: Hold, to_state: str, *, cause: str, now: dt.datetime) -> None:
-    if to_state not in Hold.TRANSITIONS[hold.state]:
-        raise ValueError(f"a hold does not go from {hold.state} to {to_state}")
-    from_state = hold.state
-    hold.state = to_state
-    fields = ["state"]
-    if to_state == Hold.State.CAPTURED:
-        hold.captured_at = now
-        fields.append("captured_at")
-    else:
-        hold.released_at = now
-        fields.append("released_at")
-    hold.save(update_fields=fields)
-    HoldEvent.objects.create(hold=hold, from_state=from_state, to_state=to_state, cause=cause, at=now)
-
-
-@transaction.atomic
-def hold_capture(
-    *, merchant_id: str, rrn: str = "", original_stan: str, original_transmitted_at: dt.datetime, amount_minor: int,
-    currency: str,
-) -> SettlementOutcome:
-    """Capture (0220): the hold becomes a debit of the account. Capturing twice captures once.
-
-    The amount must be the authorized amount (no partial capture here); a released hold is not captured.
-    """
-    found = _find_hold(merchant_id=merchant_id, rrn=rrn, original_stan=original_stan,
-                       original_transmitted_at=original_transmitted_at)
-    if found is None:
-        return SettlementOutcome(rc.INVALID_TRANSACTION, "no such authorization")
-    account = Account.objects.select_for_update().get(pk=found.account_id)
-    hold = Hold.objects.select_for_update().get(pk=found.pk)
-    amount = _requested_amount(amount_minor)
-    if currency != hold.currency:
-        return SettlementOutcome(rc.INVALID_TRANSACTION, "currency differs from the authorization")
-    if amount != hold.amount:
-        return SettlementOutcome(rc.INVALID_AMOUNT, "capture amount differs from the authorized amount")
-    if hold.state == Hold.State.CAPTURED:
-        return SettlementOutcome(rc.APPROVED, "already captured")
-    if hold.state == Hold.State.RELEASED:
-        return SettlementOutcome(rc.INVALID_TRANSACTION, "authorization already released")
-    now = timezone.now()
-    _move_hold(hold, Hold.State.CAPTURED, cause="capture", now=now)
-    account.balance -= hold.amount
-    account.save(update_fields=["balance"])
-    LedgerEntry.objects.create(
-        account=account, kind=LedgerEntry.Kind.DEBIT, amount=hold.amount, balance_after=account.balance,
-        label=_("Paiement %(merchant)s (autorisation %(auth_code)s)") % {
-            "merchant": hold.merchant_name or hold.merchant_id, "auth_code": hold.auth_code},
-        hold=hold, created_at=now,
-    )
-    return SettlementOutcome(rc.APPROVED, "captured")
-
-
-@transaction.atomic
-def hold_void(
-    *, merchant_id: str, rrn: str = "", original_stan: str, original_transmitted_at: dt.datetime,
-) -> SettlementOutcome:
-    """Void or reversal (0400): release the hold. Found by RRN, or by the original STAN and transmission time
-    when the authorization's answer never came back.
-
-    Already released: acknowledged (00) without change, so that a reversal repeated until acknowledged stops.
-    Unknown: acknowledged too, and the original's key (merchant, STAN, transmission time) is marked reversed,
-    so that the authorization, should it arrive after its reversal, is declined instead of holding money
-    forever. A captured hold is not voided.
-    """
-    found = _find_hold(merchant_id=merchant_id, rrn=rrn, original_stan=original_stan,
-                       original_transmitted_at=original_transmitted_at)
-    if found is None:
-        if not (isinstance(original_stan, str) and STAN.fullmatch(original_stan)):
-            return SettlementOutcome(rc.APPROVED, "no such authorization: nothing to release")
-        now = timezone.now()
-        sent_at = message_time(original_transmitted_at)
-        key = _lock_key(merchant_id=merchant_id, stan=original_stan, sent_at=sent_at, now=now)
-        # Under the key's lock an authorization of this key has either committed (its hold is seen now) or
-        # will find the key reversed.
-        found = Hold.objects.filter(merchant_id=merchant_id, stan=original_stan, transmitted_at=sent_at).first()
-        if found is None:
-            if key.reversed_at is None:
-                key.reversed_at = now
-                key.save(update_fields=["reversed_at"])
-            return SettlementOutcome(rc.APPROVED, "no such authorization: a late one will be declined")
-    hold = Hold.objects.select_for_update().get(pk=found.pk)
-    if hold.state == Hold.State.RELEASED:
-        return SettlementOutcome(rc.APPROVED, "already released")
-    if hold.state == Hold.State.CAPTURED:
-        return SettlementOutcome(rc.INVALID_TRANSACTION, "already captured: cannot be voided")
-    _move_hold(hold, Hold.State.RELEASED, cause="void", now=timezone.now())
-    return SettlementOutcome(rc.APPROVED, "released")
-
-
-# --- 3-D Secure ACS ----------------------------------------------------------------------------------------
-
-
-def _acs_event(record: AcsTransaction, kind: str, detail: str = "", *, now: dt.datetime) -> None:
-    AcsEvent.objects.create(transaction=record, kind=kind, detail=detail[:200], at=now)
-
-
-def acs_url() -> str:
-    return settings.BANK_URL + "/acs/challenge"
+def cavv_used(record: AcsTransaction, response_code: str, *, now: dt.datetime) -> None:
+    """A CAVV serves one authorization, whatever its answer."""
+    record.cavv_used_at = now
+    record.save(update_fields=["cavv_used_at"])
+    _acs_event(record, "cavv_used", f"authorization {response_code}", now=now)
 
 
 @sensitive_variables()  # the AReq carries the card number

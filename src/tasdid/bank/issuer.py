@@ -1,0 +1,243 @@
+"""The issuer host: the sandbox banks behind ISO 8583 over TCP (``tasdid issuer``, DESIGN.md §5).
+
+One asyncio server answers for every sandbox bank (a card is found by its number, whichever bank issued it).
+Each connection carries framed messages (``core.iso8583``: 2-byte length, then the message); requests may be
+pipelined, and each is answered as soon as it is done, so answers may come out of order (the client matches
+them by STAN + DE7, ``iso8583.match_key``). The bank's work runs in a small thread pool, one transaction per
+message, through ``tasdid.bank.services.authorization`` — the functions the in-process acquirer calls too.
+
+Per message (docs/iso8583.md, "The issuer host"):
+
+- 0100 → ``authorization.authorize``: 0110 with DE39, and DE38 + DE37 when approved (a hold is placed);
+- 0220 → ``authorization.hold_capture``: 0230 (up to the hold; more is 13);
+- 0400 → by DE90's original MTI: 0100 → ``hold_void``, 0200 → ``refund_reverse``; anything else 12; 0410;
+- 0200 with processing code 20 → ``authorization.refund``: 0210; a purchase (00) is not offered here: 12;
+- 0800 (sign-on, sign-off, echo) → 0810 with 00.
+
+Bad input: a frame whose length is 0, over ``iso8583.MAX_FRAME`` or cut short, a peer silent for
+``idle_timeout`` seconds, or a message that cannot be answered (unknown MTI, a response, no readable STAN
+and DE7): that connection is closed. A message that can be answered but breaks the profile gets 30
+(``iso8583.format_error_answer``). Nothing is written for either. A fault of the bank (database) answers 96.
+Never a card number or a CVV in the logs.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import connections
+from django.views.decorators.debug import sensitive_variables
+
+from tasdid.core import iso8583 as iso
+from tasdid.core import response_codes as rc
+
+from .services import authorization
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8584
+IDLE_TIMEOUT = 30.0  # seconds a connection may stay silent (or take to send one frame)
+WORKERS = 4  # threads doing the bank's work
+MAX_IN_FLIGHT = 64  # requests of one connection being answered at once; the next read waits
+MAX_CONNECTIONS = 256
+
+
+def address_from_env() -> tuple[str, int]:
+    """TASDID_ISSUER_HOST and TASDID_ISSUER_PORT, or 127.0.0.1:8584."""
+    host = os.environ.get("TASDID_ISSUER_HOST", "").strip() or DEFAULT_HOST
+    port_text = os.environ.get("TASDID_ISSUER_PORT", "").strip() or str(DEFAULT_PORT)
+    if not port_text.isascii() or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"TASDID_ISSUER_PORT is not a port number: {port_text!r}")
+    return host, int(port_text)
+
+
+# --- The bank's answer to one decoded request (runs in a worker thread) ---------------------------------------
+
+
+@sensitive_variables()  # the request carries the card number and CVV
+def answer(message: iso.Message) -> iso.Message:
+    """The response to one request of the profile, after the bank's work (one transaction)."""
+    try:
+        return _answer(message)
+    except Exception:
+        # The database failed or locked: nobody decided. 96 tells the switch to reverse and retry later.
+        logger.exception("issuer: %s STAN %s not answered by the bank", message.MTI, message.stan)
+        return iso.respond(message, rc.SYSTEM_MALFUNCTION)
+    finally:
+        connections.close_all()  # this thread's connection: no transaction left open between messages
+
+
+@sensitive_variables()
+def _answer(message: iso.Message) -> iso.Message:
+    if isinstance(message, iso.NetworkRequest):
+        return iso.respond(message, rc.APPROVED)
+    if isinstance(message, iso.AuthorizationRequest):
+        outcome = authorization.authorize(
+            pan=message.pan, expiry_yymm=message.expiry_yymm, cvv=message.cvv, amount_minor=message.amount_minor,
+            currency=message.currency, merchant_id=message.merchant_id, merchant_name=message.merchant_name,
+            order_id=message.order_id, stan=message.stan, transmitted_at=message.transmitted_at, eci=message.eci,
+            authentication_value=message.authentication_value, ds_trans_id=message.ds_trans_id,
+            trans_status=message.trans_status,
+        )
+        return iso.respond(message, outcome.response_code, rrn=outcome.rrn, auth_code=outcome.auth_code)
+    if isinstance(message, iso.CompletionRequest):
+        outcome = authorization.hold_capture(
+            merchant_id=message.merchant_id, rrn=message.rrn, original_stan=message.original.stan,
+            original_transmitted_at=message.original.transmitted_at, amount_minor=message.amount_minor,
+            currency=message.currency,
+        )
+        return iso.respond(message, outcome.response_code)
+    if isinstance(message, iso.ReversalRequest):
+        original = message.original
+        if original.mti == "0100":
+            outcome = authorization.hold_void(merchant_id=message.merchant_id, rrn=message.rrn,
+                                              original_stan=original.stan,
+                                              original_transmitted_at=original.transmitted_at)
+        elif original.mti == "0200":
+            outcome = authorization.refund_reverse(merchant_id=message.merchant_id, original_stan=original.stan,
+                                                   original_transmitted_at=original.transmitted_at)
+        else:  # a capture is final (refund it instead); a reversal is not reversed
+            return iso.respond(message, rc.INVALID_TRANSACTION)
+        return iso.respond(message, outcome.response_code)
+    if isinstance(message, iso.FinancialRequest):
+        if not message.is_refund:  # single-message purchases are not offered by the sandbox issuer
+            return iso.respond(message, rc.INVALID_TRANSACTION, rrn="")
+        outcome = authorization.refund(
+            merchant_id=message.merchant_id, stan=message.stan, transmitted_at=message.transmitted_at,
+            amount_minor=message.amount_minor, currency=message.currency, pan=message.pan, rrn=message.rrn,
+            merchant_name=message.merchant_name,
+        )
+        return iso.respond(message, outcome.response_code, rrn=outcome.rrn or message.rrn)
+    raise TypeError(f"not a request: {message.MTI}")  # the connection handler never passes one
+
+
+# --- The server ----------------------------------------------------------------------------------------------
+
+
+class IssuerHost:
+    """The TCP server. ``await start()``, then ``port``; ``await close()`` to stop."""
+
+    def __init__(self, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, idle_timeout: float = IDLE_TIMEOUT,
+                 workers: int = WORKERS, max_in_flight: int = MAX_IN_FLIGHT,
+                 max_connections: int = MAX_CONNECTIONS):
+        self.host, self.requested_port = host, port
+        self.idle_timeout = idle_timeout
+        self.max_in_flight = max_in_flight
+        self.max_connections = max_connections
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="issuer")
+        self.server: asyncio.Server | None = None
+        self.connections = 0
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None, "not started"
+        return self.server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._connection, self.host, self.requested_port,
+                                                 limit=iso.MAX_FRAME + iso.LENGTH_PREFIX)
+
+    async def serve_forever(self) -> None:
+        if self.server is None:
+            await self.start()
+        async with self.server:
+            await self.server.serve_forever()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        self.executor.shutdown(wait=True)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._serve_connection(reader, writer)
+        except asyncio.CancelledError:
+            # The host is stopping. Not re-raised: asyncio 3.11's stream callback logs a cancelled handler as an
+            # error. The bank's work already handed to a thread finishes there, in its own transaction.
+            writer.close()
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        if self.connections >= self.max_connections:
+            logger.warning("issuer: connection from %s refused: %s open", peer, self.connections)
+            writer.close()
+            return
+        self.connections += 1
+        write_lock = asyncio.Lock()
+        in_flight = asyncio.Semaphore(self.max_in_flight)
+        pending: set[asyncio.Task] = set()
+
+        async def send(message: iso.Message) -> None:
+            async with write_lock:
+                writer.write(iso.encode_frame(message))
+                await writer.drain()
+
+        async def work(message: iso.Message) -> None:
+            try:
+                response = await asyncio.get_running_loop().run_in_executor(self.executor, answer, message)
+                await send(response)
+            except (ConnectionError, OSError):
+                pass  # the peer left; the bank's work is done and recorded, a re-sent request gets its answer
+            finally:
+                in_flight.release()
+
+        try:
+            while True:
+                await in_flight.acquire()
+                try:
+                    payload = await asyncio.wait_for(iso.read_frame(reader), self.idle_timeout)
+                except TimeoutError:
+                    in_flight.release()
+                    logger.info("issuer: %s silent for %ss: closed", peer, self.idle_timeout)
+                    break
+                except iso.MessageError as exc:  # framing: the stream is out of step
+                    in_flight.release()
+                    logger.warning("issuer: %s sent a bad frame (%s): closed", peer, exc)
+                    break
+                if payload is None:
+                    in_flight.release()
+                    break
+                try:
+                    message = iso.decode(payload)
+                except iso.MessageError as exc:
+                    in_flight.release()
+                    refusal = iso.format_error_answer(exc)
+                    if refusal is None:
+                        logger.warning("issuer: %s sent a message nobody can be answered for (%s): closed", peer,
+                                       exc)
+                        break
+                    logger.info("issuer: %s: format error %s, answered 30", peer, exc)
+                    await send(refusal)
+                    continue
+                if message.MTI not in iso.REQUESTS:
+                    in_flight.release()
+                    logger.warning("issuer: %s sent a %s, which is not a request: closed", peer, message.MTI)
+                    break
+                task = asyncio.create_task(work(message))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if pending:  # requests already read are answered (and their work is never cut half-way)
+                await asyncio.gather(*pending, return_exceptions=True)
+            self.connections -= 1
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+
+async def serve(*, host: str, port: int, ready=None, **options) -> None:
+    """Run the host until cancelled; ``ready(host)`` is called once it listens."""
+    issuer = IssuerHost(host=host, port=port, **options)
+    await issuer.start()
+    if ready is not None:
+        ready(issuer)
+    try:
+        await issuer.serve_forever()
+    finally:
+        await issuer.close()

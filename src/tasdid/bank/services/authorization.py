@@ -1,0 +1,420 @@
+"""Authorization and holds: the issuer's answer to 0100 (a hold), 0220 (capture), 0400 (release) and 0200 with
+processing code 20 (a refund credited to the card's account).
+
+The issuer host (``tasdid.bank.issuer``) and the in-process acquirer (``tasdid.bank.acquirer``) call these
+functions and nothing else; each runs in one transaction.
+"""
+
+import datetime as dt
+import hmac
+import logging
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
+
+from tasdid.core import response_codes as rc
+from tasdid.core.cards import cvv_digest, is_digits, mask
+from tasdid.core.codes import generate_numeric
+from tasdid.core.money import MAD_NUMERIC, MAX_AMOUNT, from_minor, to_minor
+
+from .. import rules, selectors
+from ..models import Account, Authorization, Card, Hold, HoldEvent, LedgerEntry, MessageKey, Refund
+from . import authentication
+
+logger = logging.getLogger(__name__)
+
+REVERSED_BEFORE_ARRIVAL = "authorization reversed before it arrived"
+STAN = re.compile(r"[0-9]{6}")  # ASCII: \d takes Arabic-Indic digits
+
+
+@dataclass(frozen=True)
+class AuthorizationOutcome:
+    response_code: str
+    reason: str
+    auth_code: str = ""
+    rrn: str = ""
+
+    @property
+    def approved(self) -> bool:
+        return rc.is_approved(self.response_code)
+
+
+@dataclass(frozen=True)
+class SettlementOutcome:
+    response_code: str
+    reason: str
+
+    @property
+    def accepted(self) -> bool:
+        return rc.is_approved(self.response_code)
+
+
+def message_time(value: dt.datetime) -> dt.datetime:
+    """DE7 has whole seconds: messages are keyed on the UTC second, whatever precision the caller kept."""
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    return value.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _requested_amount(amount_minor: int) -> Decimal:
+    """The amount a message asks for; 0.00 when ``amount_minor`` is not an integer (the decision says 13)."""
+    if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
+        return Decimal("0.00")
+    return from_minor(amount_minor)
+
+
+def _recorded_amount(requested: Decimal) -> Decimal:
+    """The amount to record; an amount out of every range is recorded as 0 (the decision says 13)."""
+    return requested if -MAX_AMOUNT <= requested <= MAX_AMOUNT else Decimal("0.00")
+
+
+def _new_rrn(now: dt.datetime) -> str:
+    """DE37: Julian date and hour, then six random digits; unique among the holds."""
+    stamp = now.astimezone(dt.UTC)
+    head = f"{stamp:%y}"[-1] + f"{stamp.timetuple().tm_yday:03d}{stamp:%H}"
+    while True:
+        rrn = head + generate_numeric(6)
+        if not Hold.objects.filter(rrn=rrn).exists():
+            return rrn
+
+
+def _lock_key(*, merchant_id: str, stan: str, sent_at: dt.datetime, now: dt.datetime) -> MessageKey:
+    """The message key's row, created if needed and locked: an authorization and its reversal queue up on it."""
+    key, _created = MessageKey.objects.get_or_create(merchant_id=merchant_id, stan=stan, transmitted_at=sent_at,
+                                                     defaults={"created_at": now})
+    return MessageKey.objects.select_for_update().get(pk=key.pk)
+
+
+
+@sensitive_variables()  # outermost, so that transaction.atomic's frame is hidden too
+@transaction.atomic
+def authorize(
+    *,
+    pan: str,
+    expiry_yymm: str,
+    cvv: str,
+    amount_minor: int,
+    currency: str,
+    merchant_id: str,
+    merchant_name: str = "",
+    order_id: str = "",
+    stan: str,
+    transmitted_at: dt.datetime,
+    eci: str = "",
+    authentication_value: str = "",
+    ds_trans_id: str = "",
+    trans_status: str = "",
+) -> AuthorizationOutcome:
+    """Answer an authorization request (0100): decide by ``rules.decide``, record it, place a hold on approval.
+
+    The card's account is locked for the whole decision, so two authorizations on one account never both
+    spend the same money. A message re-sent with the same key (merchant, STAN, transmission time) gets the
+    first answer again and changes nothing; another message under a key already used gets 94.
+    """
+    if not (isinstance(stan, str) and STAN.fullmatch(stan)) or not (isinstance(merchant_id, str)
+                                                                    and 1 <= len(merchant_id) <= 32):
+        # Without a usable key the message cannot be matched to a reversal: refused before anything is written.
+        logger.warning("authorization refused: malformed STAN or merchant id")
+        return AuthorizationOutcome(rc.FORMAT_ERROR, "format error: STAN or merchant id")
+    now = timezone.now()
+    sent_at = message_time(transmitted_at)
+    key = _lock_key(merchant_id=merchant_id, stan=stan, sent_at=sent_at, now=now)
+    pan = pan if isinstance(pan, str) else ""
+    card = selectors.card_by_number(pan=pan)
+    account = None
+    if card is not None:
+        account = Account.objects.select_for_update().get(pk=card.account_id)
+    requested = _requested_amount(amount_minor)
+    amount = _recorded_amount(requested)
+    masked = mask(pan) if is_digits(pan) else ""
+    common = {
+        "card": card, "masked_pan": masked, "amount": amount, "currency": str(currency)[:3],
+        "merchant_id": merchant_id, "merchant_name": merchant_name[:120], "order_id": order_id[:64],
+        "stan": stan, "transmitted_at": sent_at, "eci": eci[:2], "ds_trans_id": ds_trans_id[:36],
+        "trans_status": trans_status[:1], "received_at": now,
+    }
+
+    earlier = Authorization.objects.filter(
+        merchant_id=merchant_id, stan=stan, transmitted_at=sent_at, duplicate_of__isnull=True
+    ).first()
+    if earlier is not None:
+        if earlier.card_id == (card.pk if card else None) and earlier.masked_pan == masked and earlier.amount == amount:
+            Authorization.objects.create(**common, response_code=earlier.response_code,
+                                         reason="re-sent message: first answer repeated", auth_code=earlier.auth_code,
+                                         rrn=earlier.rrn, duplicate_of=earlier)
+            return AuthorizationOutcome(earlier.response_code, earlier.reason, earlier.auth_code, earlier.rrn)
+        Authorization.objects.create(**common, response_code=rc.DUPLICATE_TRANSMISSION,
+                                     reason="another message already used this STAN", duplicate_of=earlier)
+        return AuthorizationOutcome(rc.DUPLICATE_TRANSMISSION, "another message already used this STAN")
+    if key.reversed_at is not None:
+        # The acquirer gave up on this message and reversed it before it got here: approving it now would
+        # place a hold that nothing will ever release.
+        logger.warning("authorization declined: reversed before it arrived (merchant %s, STAN %s)", merchant_id, stan)
+        Authorization.objects.create(**common, response_code=rc.INVALID_TRANSACTION, reason=REVERSED_BEFORE_ARRIVAL)
+        return AuthorizationOutcome(rc.INVALID_TRANSACTION, REVERSED_BEFORE_ARRIVAL)
+
+    presented = None
+    if card is not None and card.three_ds != Card.ThreeDS.NONE:
+        presented = authentication.presented_authentication(
+            card=card, amount_minor=to_minor(requested), eci=eci,
+            authentication_value=authentication_value, ds_trans_id=ds_trans_id, trans_status=trans_status, now=now,
+        )
+    snapshot = rules.Snapshot(
+        amount=requested,
+        currency=str(currency),
+        card_known=card is not None,
+        today=timezone.localdate(now),
+        card_status=card.status if card else "",
+        card_expiry=(card.expiry_year, card.expiry_month) if card else None,
+        typed_expiry=rules.parse_typed_expiry(expiry_yymm),
+        cvv_matches=bool(card) and is_digits(cvv, 3)
+        and hmac.compare_digest(cvv_digest(pan, cvv).encode(), card.cvv_digest.encode()),
+        enrolment=card.three_ds if card else rules.NOT_ENROLLED,
+        authentication_valid=presented is not None,
+        available_balance=selectors.account_available(account_id=account.pk, balance=account.balance)
+        if account else Decimal("0.00"),
+    )
+    decision = rules.decide(snapshot)
+    if presented is not None:
+        authentication.cavv_used(presented, decision.response_code, now=now)
+
+    if not decision.approved:
+        Authorization.objects.create(**common, response_code=decision.response_code, reason=decision.reason)
+        return AuthorizationOutcome(decision.response_code, decision.reason)
+
+    auth_code, rrn = generate_numeric(6), _new_rrn(now)
+    record = Authorization.objects.create(**common, response_code=decision.response_code, reason=decision.reason,
+                                          auth_code=auth_code, rrn=rrn)
+    hold = Hold.objects.create(
+        authorization=record, account=account, card=card, amount=amount, currency=MAD_NUMERIC, auth_code=auth_code,
+        rrn=rrn, stan=stan, transmitted_at=sent_at, merchant_id=merchant_id, merchant_name=merchant_name[:120],
+        order_id=order_id[:64], state=Hold.State.HELD, created_at=now,
+    )
+    HoldEvent.objects.create(hold=hold, from_state="", to_state=Hold.State.HELD, cause="authorization approved", at=now)
+    return AuthorizationOutcome(decision.response_code, decision.reason, auth_code, rrn)
+
+
+def _find_hold(*, merchant_id: str, rrn: str, original_stan: str, original_transmitted_at: dt.datetime) -> Hold | None:
+    holds = Hold.objects.filter(merchant_id=merchant_id)
+    if rrn:
+        return holds.filter(rrn=rrn).first()
+    return holds.filter(stan=original_stan, transmitted_at=message_time(original_transmitted_at)).first()
+
+
+def _move_hold(hold: Hold, to_state: str, *, cause: str, now: dt.datetime) -> None:
+    if to_state not in Hold.TRANSITIONS[hold.state]:
+        raise ValueError(f"a hold does not go from {hold.state} to {to_state}")
+    from_state = hold.state
+    hold.state = to_state
+    fields = ["state"]
+    if to_state == Hold.State.CAPTURED:
+        hold.captured_at = now
+        fields.append("captured_at")
+    else:
+        hold.released_at = now
+        fields.append("released_at")
+    hold.save(update_fields=fields)
+    HoldEvent.objects.create(hold=hold, from_state=from_state, to_state=to_state, cause=cause, at=now)
+
+
+@transaction.atomic
+def hold_capture(
+    *, merchant_id: str, rrn: str = "", original_stan: str, original_transmitted_at: dt.datetime, amount_minor: int,
+    currency: str,
+) -> SettlementOutcome:
+    """Capture (0220): the hold becomes a debit of the account, for the amount asked, up to the hold.
+
+    A partial capture debits what it asks and frees the rest (the hold is captured: it reserves nothing more).
+    More than the hold, or nothing: 13, nothing moves. Capturing again for the amount captured is acknowledged
+    (00) and debits nothing; for another amount, 12. A released hold is not captured (12).
+    """
+    found = _find_hold(merchant_id=merchant_id, rrn=rrn, original_stan=original_stan,
+                       original_transmitted_at=original_transmitted_at)
+    if found is None:
+        return SettlementOutcome(rc.INVALID_TRANSACTION, "no such authorization")
+    account = Account.objects.select_for_update().get(pk=found.account_id)
+    hold = Hold.objects.select_for_update().get(pk=found.pk)
+    amount = _requested_amount(amount_minor)
+    if currency != hold.currency:
+        return SettlementOutcome(rc.INVALID_TRANSACTION, "currency differs from the authorization")
+    if hold.state == Hold.State.CAPTURED:
+        if LedgerEntry.objects.filter(hold=hold, amount=amount).exists():
+            return SettlementOutcome(rc.APPROVED, "already captured")
+        return SettlementOutcome(rc.INVALID_TRANSACTION, "already captured for another amount")
+    if not Decimal("0.00") < amount <= hold.amount:
+        return SettlementOutcome(rc.INVALID_AMOUNT, "capture amount is more than the authorized amount or none")
+    if hold.state == Hold.State.RELEASED:
+        return SettlementOutcome(rc.INVALID_TRANSACTION, "authorization already released")
+    now = timezone.now()
+    partial = amount < hold.amount
+    _move_hold(hold, Hold.State.CAPTURED, cause=f"partial capture of {amount} (rest released)" if partial
+               else "capture", now=now)
+    account.balance -= amount
+    account.save(update_fields=["balance"])
+    LedgerEntry.objects.create(
+        account=account, kind=LedgerEntry.Kind.DEBIT, amount=amount, balance_after=account.balance,
+        label=_("Paiement %(merchant)s (autorisation %(auth_code)s)") % {
+            "merchant": hold.merchant_name or hold.merchant_id, "auth_code": hold.auth_code},
+        hold=hold, created_at=now,
+    )
+    return SettlementOutcome(rc.APPROVED, "partially captured" if partial else "captured")
+
+
+@transaction.atomic
+def hold_void(
+    *, merchant_id: str, rrn: str = "", original_stan: str, original_transmitted_at: dt.datetime,
+) -> SettlementOutcome:
+    """Void or reversal (0400): release the hold. Found by RRN, or by the original STAN and transmission time
+    when the authorization's answer never came back.
+
+    Already released: acknowledged (00) without change, so that a reversal repeated until acknowledged stops.
+    Unknown: acknowledged too, and the original's key (merchant, STAN, transmission time) is marked reversed,
+    so that the authorization, should it arrive after its reversal, is declined instead of holding money
+    forever. A captured hold is not voided.
+    """
+    found = _find_hold(merchant_id=merchant_id, rrn=rrn, original_stan=original_stan,
+                       original_transmitted_at=original_transmitted_at)
+    if found is None:
+        if not (isinstance(original_stan, str) and STAN.fullmatch(original_stan)):
+            return SettlementOutcome(rc.APPROVED, "no such authorization: nothing to release")
+        now = timezone.now()
+        sent_at = message_time(original_transmitted_at)
+        key = _lock_key(merchant_id=merchant_id, stan=original_stan, sent_at=sent_at, now=now)
+        # Under the key's lock an authorization of this key has either committed (its hold is seen now) or
+        # will find the key reversed.
+        found = Hold.objects.filter(merchant_id=merchant_id, stan=original_stan, transmitted_at=sent_at).first()
+        if found is None:
+            if key.reversed_at is None:
+                key.reversed_at = now
+                key.save(update_fields=["reversed_at"])
+            return SettlementOutcome(rc.APPROVED, "no such authorization: a late one will be declined")
+    hold = Hold.objects.select_for_update().get(pk=found.pk)
+    if hold.state == Hold.State.RELEASED:
+        return SettlementOutcome(rc.APPROVED, "already released")
+    if hold.state == Hold.State.CAPTURED:
+        return SettlementOutcome(rc.INVALID_TRANSACTION, "already captured: cannot be voided")
+    _move_hold(hold, Hold.State.RELEASED, cause="void", now=timezone.now())
+    return SettlementOutcome(rc.APPROVED, "released")
+
+
+# --- Refunds ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    response_code: str
+    reason: str
+    rrn: str = ""
+
+    @property
+    def approved(self) -> bool:
+        return rc.is_approved(self.response_code)
+
+
+def _key_usable(*, merchant_id: str, stan: str) -> bool:
+    return (isinstance(stan, str) and bool(STAN.fullmatch(stan)) and isinstance(merchant_id, str)
+            and 1 <= len(merchant_id) <= 32)
+
+
+@sensitive_variables()  # the card number
+@transaction.atomic
+def refund(
+    *, merchant_id: str, stan: str, transmitted_at: dt.datetime, amount_minor: int, currency: str, pan: str = "",
+    rrn: str = "", merchant_name: str = "",
+) -> RefundOutcome:
+    """Refund (0200, processing code 20): credit the card's account with ``amount_minor``.
+
+    The account is the one of the captured payment named by ``rrn`` (DE37, the gateway keeps no card number) or
+    of the card ``pan``. The refunds of one payment never exceed what was captured (13 beyond). The same message
+    again (merchant, STAN, transmission time) gets the first answer and credits nothing more; other content
+    under that key gets 94. A refund whose reversal came first is declined (12).
+    """
+    if not _key_usable(merchant_id=merchant_id, stan=stan):
+        return RefundOutcome(rc.FORMAT_ERROR, "format error: STAN or merchant id")
+    now = timezone.now()
+    sent_at = message_time(transmitted_at)
+    key = _lock_key(merchant_id=merchant_id, stan=stan, sent_at=sent_at, now=now)
+    pan = pan if isinstance(pan, str) else ""
+    card = selectors.card_by_number(pan=pan) if pan else None
+    hold = Hold.objects.filter(merchant_id=merchant_id, rrn=rrn).select_related("card").first() if rrn else None
+    if hold is not None and card is None and not pan:
+        card = hold.card
+    requested = _requested_amount(amount_minor)
+    amount = _recorded_amount(requested)
+    common = {"merchant_id": merchant_id, "stan": stan, "transmitted_at": sent_at, "card": card, "hold": hold,
+              "masked_pan": mask(pan) if is_digits(pan) else (card.masked_pan if card else ""),
+              "original_rrn": rrn[:12], "amount": amount, "currency": str(currency)[:3], "received_at": now}
+
+    earlier = Refund.objects.filter(merchant_id=merchant_id, stan=stan, transmitted_at=sent_at).first()
+    if earlier is not None:
+        if earlier.card_id == (card.pk if card else None) and earlier.amount == amount \
+                and earlier.original_rrn == rrn[:12]:
+            return RefundOutcome(earlier.response_code, earlier.reason, earlier.rrn)
+        logger.warning("refund refused: another message already used STAN %s (merchant %s)", stan, merchant_id)
+        return RefundOutcome(rc.DUPLICATE_TRANSMISSION, "another message already used this STAN")
+
+    def answer(code: str, reason: str, **extra) -> RefundOutcome:
+        record = Refund.objects.create(**common, response_code=code, reason=reason, **extra)
+        return RefundOutcome(code, reason, record.rrn)
+
+    if key.reversed_at is not None:
+        return answer(rc.INVALID_TRANSACTION, "refund reversed before it arrived")
+    if requested <= 0 or requested > MAX_AMOUNT or requested != amount:
+        return answer(rc.INVALID_AMOUNT, "invalid amount")
+    if str(currency) != MAD_NUMERIC:
+        return answer(rc.NOT_PERMITTED, "currency is not MAD")
+    if rrn and (hold is None or hold.state != Hold.State.CAPTURED):
+        return answer(rc.INVALID_TRANSACTION, "no captured payment with this RRN")
+    if card is None or (hold is not None and hold.card_id != card.pk):
+        return answer(rc.INVALID_CARD_NUMBER, "unknown card number")
+    account = Account.objects.select_for_update().get(pk=card.account_id)
+    if hold is not None:
+        captured = LedgerEntry.objects.get(hold=hold).amount
+        refunded = sum((r.amount for r in Refund.objects.filter(hold=hold, response_code=rc.APPROVED,
+                                                                 reversed_at__isnull=True)), Decimal("0.00"))
+        if refunded + amount > captured:
+            return answer(rc.INVALID_AMOUNT, "refunds would exceed the captured amount")
+    account.balance += amount
+    account.save(update_fields=["balance"])
+    entry = LedgerEntry.objects.create(
+        account=account, kind=LedgerEntry.Kind.CREDIT, amount=amount, balance_after=account.balance,
+        label=_("Remboursement %(merchant)s") % {"merchant": merchant_name[:120] or (
+            hold.merchant_name if hold else "") or merchant_id},
+        created_at=now,
+    )
+    return answer(rc.APPROVED, "refunded", rrn=hold.rrn if hold else _new_rrn(now), credit=entry)
+
+
+@transaction.atomic
+def refund_reverse(*, merchant_id: str, original_stan: str, original_transmitted_at: dt.datetime) -> SettlementOutcome:
+    """Reversal (0400) of a refund: the credit is taken back, once. Already reversed, declined or unknown:
+    acknowledged (00) without change; an unknown one's key is marked reversed, so that the refund, should it
+    arrive after its reversal, is declined and credits nothing."""
+    if not _key_usable(merchant_id=merchant_id, stan=original_stan):
+        return SettlementOutcome(rc.APPROVED, "no such refund: nothing to take back")
+    now = timezone.now()
+    sent_at = message_time(original_transmitted_at)
+    key = _lock_key(merchant_id=merchant_id, stan=original_stan, sent_at=sent_at, now=now)
+    record = Refund.objects.filter(merchant_id=merchant_id, stan=original_stan, transmitted_at=sent_at).first()
+    if record is None:
+        if key.reversed_at is None:
+            key.reversed_at = now
+            key.save(update_fields=["reversed_at"])
+        return SettlementOutcome(rc.APPROVED, "no such refund: a late one will be declined")
+    if record.reversed_at is not None or not rc.is_approved(record.response_code):
+        return SettlementOutcome(rc.APPROVED, "nothing to take back")
+    account = Account.objects.select_for_update().get(pk=record.credit.account_id)
+    account.balance -= record.amount
+    account.save(update_fields=["balance"])
+    record.reversal = LedgerEntry.objects.create(
+        account=account, kind=LedgerEntry.Kind.DEBIT, amount=record.amount, balance_after=account.balance,
+        label=_("Annulation du remboursement %(merchant)s") % {"merchant": merchant_id}, created_at=now,
+    )
+    record.reversed_at = now
+    record.save(update_fields=["reversal", "reversed_at"])
+    return SettlementOutcome(rc.APPROVED, "refund reversed")
