@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('bank', '0003_acs_rejected'),
+        ('bank', '0005_acs_language'),
     ]
 
     operations = [
