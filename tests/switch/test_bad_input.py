@@ -102,3 +102,21 @@ def test_a_response_sent_by_an_acquirer_is_ignored(switch, atlas):
     echo = client.ask(iso.NetworkRequest(stan="000777", transmitted_at=stray.transmitted_at, network_code="301"))
     assert (echo.MTI, echo.stan) == ("0810", "000777")
     assert atlas.requests("0110") == [] and atlas.requests("0100") == []
+
+
+# Found by bench/iso_fuzz_switch.py: bit 65 set in the secondary bitmap sent pyiso8583 looking for DE160.
+THIRD_BITMAP = (b"0400B220000000000000900400000000000000000001001207174210000126600000001      504"
+                b"010000000112071742100000000000000000")
+
+
+def test_a_secondary_bitmap_that_announces_a_third_one_is_a_format_error_not_a_crash():
+    with pytest.raises(iso.MessageError) as caught:
+        iso.decode(THIRD_BITMAP)
+    assert (caught.value.where, caught.value.stream_lost) == ("bitmap", False)
+
+
+def test_that_frame_closes_only_its_connection(switch, atlas):
+    client = Acquirer(switch.port)
+    client.send_raw(iso.frame(THIRD_BITMAP))
+    assert client.closed_by_peer()
+    good_request_still_served(switch.port)

@@ -455,6 +455,9 @@ class Switch:
                         break
                     await send(answer, request=None, started=started, note="erreur de format")
                     continue
+                except Exception:  # the codec's contract broken: that connection alone pays for it
+                    logger.exception("acquirer %s: undecodable frame, closed", peer)
+                    break
                 task = asyncio.create_task(self._handle(message, peer=peer, host=host, send=send, started=started))
                 self._handlers.add(task)
                 task.add_done_callback(self._handlers.discard)
