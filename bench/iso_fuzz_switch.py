@@ -57,10 +57,7 @@ def main() -> int:
         wait_until(lambda: issuer.network("001"), "the sign-on")
         bases = samples()
         for i in range(args.count):
-            if rng.random() < 0.2:
-                payload = rng.randbytes(rng.randint(1, 400))
-            else:
-                payload = mutate(rng, rng.choice(bases))
+            payload = rng.randbytes(rng.randint(1, 400)) if rng.random() < 0.2 else mutate(rng, rng.choice(bases))
             outcome = probe(port, payload, issuer)
             counts[outcome] += 1
             if outcome in (Outcome.CRASH, Outcome.WRONG_ACCEPT):
