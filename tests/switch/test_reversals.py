@@ -102,6 +102,11 @@ def test_acquirer_reversal_and_completion_follow_the_original_with_the_switch_st
     assert sahel.requests("0220")[0].original == switch_original
     assert sahel.requests("0400")[0].original == switch_original
     assert atlas.requests("0220") == [] and atlas.requests("0400") == []
+    # The void sent again (its answer lost on the way): the same answer, and nothing more at the issuer.
+    again = client.ask(iso.ReversalRequest(amount_minor=10000, currency="504", stan="000501", transmitted_at=at,
+                                           merchant_id="600000001", original=original, rrn=approved.rrn))
+    assert again == void
+    assert len(sahel.requests("0400")) == 1
 
 
 def test_reversal_of_an_original_the_issuer_never_saw(switch, atlas):

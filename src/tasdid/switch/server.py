@@ -20,7 +20,8 @@ One asyncio loop (``Switch``), which ``tasdid switch`` runs (``serve``):
   0400 is sent until a 0410 comes, with a doubling backoff, again after a restart; a late answer is journaled
   and ignored.
 - The same acquirer (its address), MTI, STAN, DE7 and merchant while the first is in flight or answered within
-  ``duplicate_window`` seconds: 94, and the first goes on.
+  ``duplicate_window`` seconds: 94, and the first goes on; a 0220 or 0400 repeated after its answer gets that
+  same answer again (a repeat changes nothing and ends the acquirer's retries).
 - Journal: one ``JournalEntry`` per message, written in batches by a task of its own; the card number only
   masked (first 6 + last 4), never a CVV.
 
@@ -331,8 +332,8 @@ class Switch:
         self.journal = Journal(config)
         self.routes: list[RouteEntry] = []
         self.links: dict[Address, IssuerLink] = {}
-        # (acquirer host, MTI, STAN, DE7, merchant) -> monotonic time answered (None: in flight)
-        self.recent: OrderedDict[tuple, float | None] = OrderedDict()
+        # (acquirer host, MTI, STAN, DE7, merchant) -> (monotonic time answered, the answer); None: in flight
+        self.recent: OrderedDict[tuple, tuple[float, iso.Message | None] | None] = OrderedDict()
         # (merchant, MTI, STAN, DE7) of an acquirer's request -> where it went (the journal holds older ones)
         self.forwards: OrderedDict[tuple, Forward] = OrderedDict()
         self.server: asyncio.base_events.Server | None = None
@@ -489,21 +490,33 @@ class Switch:
         key = (host, request.MTI, request.stan, iso.de7(request.transmitted_at), request.merchant_id)
         self._expire_recent()
         if key in self.recent:
+            first = self.recent[key]
+            if first is not None and first[1] is not None and request.MTI in FOLLOW_ORIGINAL:
+                # A completion or reversal sent again after its answer (the acquirer missed it): the same
+                # answer again, so that a repeat changes nothing and still ends the acquirer's retries.
+                await send(first[1], request=request, started=started, note="répétition : même réponse")
+                return
             await send(iso.respond(request, rc.DUPLICATE_TRANSMISSION), request=request, started=started,
                        note="transmission en double")
             return
         self.recent[key] = None
+        answered: list[iso.Message] = []
+
+        async def send_once(message: iso.Message, **kwargs) -> None:
+            answered.append(message)
+            await send(message, **kwargs)
+
         try:
-            await self._route_and_forward(request, send=send, started=started)
+            await self._route_and_forward(request, send=send_once, started=started)
         finally:
-            self.recent[key] = time.monotonic()
+            self.recent[key] = (time.monotonic(), answered[-1] if answered else None)
             self.recent.move_to_end(key)
 
     def _expire_recent(self) -> None:
         limit = time.monotonic() - self.config.duplicate_window
         while self.recent:
             _key, answered = next(iter(self.recent.items()))
-            if answered is None or answered > limit:
+            if answered is None or answered[0] > limit:
                 break
             self.recent.popitem(last=False)
 
