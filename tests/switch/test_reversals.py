@@ -20,12 +20,12 @@ def reversal_row() -> PendingReversal | None:
 
 
 def test_timeout_answers_91_and_reverses_until_0410_then_ignores_the_late_0110(start_switch, atlas):
-    switch = start_switch(issuer_timeout=0.3)
+    switch = start_switch(issuer_timeout=1.0)
     reversals_seen = []
 
     def decide(message):
         if message.MTI == "0100":
-            return ("delay", 1.0, rc.APPROVED)  # after the switch gave up
+            return ("delay", 3.0, rc.APPROVED)  # after the switch gave up
         reversals_seen.append(message)
         return ("drop",) if len(reversals_seen) < 3 else ("answer", rc.APPROVED)
 
@@ -39,12 +39,13 @@ def test_timeout_answers_91_and_reverses_until_0410_then_ignores_the_late_0110(s
     row = wait_until(lambda: (r := reversal_row()) is not None and r.acknowledged and r, "the 0410")
     [forwarded] = atlas.requests("0100")
     reversals = atlas.requests("0400")
-    assert len(reversals) == 3 and len({m.stan for m in reversals}) == 3
+    # Two dropped, the third answered (one more if a loaded machine made that answer late too), each its own STAN.
+    assert len(reversals) >= 3 and len({m.stan for m in reversals}) == len(reversals)
     for reversal in reversals:
         assert reversal.original == iso.OriginalData(mti="0100", stan=forwarded.stan,
                                                      transmitted_at=forwarded.transmitted_at)
         assert (reversal.amount_minor, reversal.currency, reversal.merchant_id) == (28500, "504", "600000001")
-    assert (row.attempts, row.response_code, row.original_stan) == (3, "00", forwarded.stan)
+    assert (row.attempts, row.response_code, row.original_stan) == (len(reversals), "00", forwarded.stan)
     # The late 0110 reached the switch, was journaled as such, and never went to the acquirer: the next thing
     # the acquirer reads is the answer to its echo.
     wait_until(lambda: JournalEntry.objects.filter(direction="iss_in", mti="0110", stan=forwarded.stan,
@@ -66,7 +67,7 @@ def test_link_lost_after_sending_is_a_timeout_too(start_switch, atlas):
 
 
 def test_a_reversal_pending_at_shutdown_is_sent_after_restart(start_switch, atlas):
-    first = start_switch(issuer_timeout=0.2)
+    first = start_switch(issuer_timeout=0.5)
     atlas.decide = lambda message: ("drop",)  # neither the 0100 nor any 0400 is answered
     assert Acquirer(first.port).ask(authorization()).response_code == rc.ISSUER_UNAVAILABLE
     wait_until(lambda: (r := reversal_row()) is not None and r.attempts >= 1, "a first 0400 unanswered")
@@ -75,7 +76,7 @@ def test_a_reversal_pending_at_shutdown_is_sent_after_restart(start_switch, atla
     assert not reversal_row().acknowledged
 
     atlas.decide = lambda message: ("answer", rc.APPROVED)
-    start_switch(issuer_timeout=0.2)
+    start_switch(issuer_timeout=5.0)
 
     row = wait_until(lambda: (r := reversal_row()) is not None and r.acknowledged and r, "acknowledged after restart")
     assert len(atlas.requests("0400")) == sent_before + 1

@@ -7,7 +7,7 @@ import pytest
 
 from tasdid.core import iso8583 as iso
 from tasdid.core.cards import find_card_numbers
-from tasdid.switch.models import JournalEntry
+from tasdid.switch.models import JournalEntry, PendingReversal
 from tasdid.switch.routing import RouteEntry, route_for
 
 from .fakes import Acquirer, authorization, wait_until
@@ -96,7 +96,7 @@ def test_duplicate_transmission_in_flight_and_after_is_answered_94(switch, atlas
 
 
 def test_sign_on_at_connect_then_echo(start_switch, atlas):
-    switch = start_switch(echo_interval=0.05)
+    switch = start_switch(echo_interval=0.05, echo_timeout=10.0)
     assert atlas.network("001")[0].network_code == "001"
     wait_until(lambda: switch.link(atlas).echoes >= 2, "two echoes answered")
     assert len(atlas.network("301")) >= 2
@@ -150,3 +150,21 @@ def test_journal_keeps_every_message_masked(switch, atlas):
     text = " ".join(str(v) for row in JournalEntry.objects.values_list() for v in row)
     assert find_card_numbers(text) == []
     assert "4000110000000017" not in text
+
+
+def test_no_card_data_at_rest_or_in_logs_after_every_kind_of_exchange(start_switch, atlas):
+    from tests.support.pci import card_data_findings
+
+    switch = start_switch(issuer_timeout=0.3)
+    client = Acquirer(switch.port)
+    assert client.ask(authorization("4000110000000017")).response_code == rc.APPROVED
+    assert client.ask(authorization("9999990000000010")).response_code == rc.NO_ROUTE
+    atlas.decide = lambda message: ("drop",) if message.MTI == "0100" else ("answer", rc.APPROVED)
+    assert client.ask(authorization("6061010000000036")).response_code == rc.ISSUER_UNAVAILABLE
+    bad = iso.encode(authorization("5220110000000026", amount=123456789012))
+    client.send_raw(iso.frame(bad.replace(b"123456789012", b"1234567890AB")))
+    assert client.receive().response_code == rc.FORMAT_ERROR
+    wait_until(lambda: PendingReversal.objects.filter(acknowledged_at__isnull=False).exists(), "the reversal")
+    wait_until(lambda: JournalEntry.objects.filter(response_code=rc.FORMAT_ERROR).exists(), "the journal")
+
+    assert card_data_findings(extra_secrets=("4000110000000017", "6061010000000036", "5220110000000026")) == []
