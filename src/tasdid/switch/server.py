@@ -25,7 +25,7 @@ One asyncio loop (``Switch``), which ``tasdid switch`` runs (``serve``):
 - Journal: one ``JournalEntry`` per message, written in batches by a task of its own; the card number only
   masked (first 6 + last 4), never a CVV.
 
-Database work runs in threads (``asyncio.to_thread``), each call one short transaction.
+Database work runs in the switch's own threads (``Switch.db``), each call one short transaction.
 """
 
 import asyncio
@@ -37,6 +37,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.db import close_old_connections, connections
@@ -109,8 +110,8 @@ def _peer(writer: asyncio.StreamWriter) -> str:
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "")
 
 
-async def db(function: Callable, /, **kwargs):
-    """``function(**kwargs)`` in a thread, with that thread's database connection closed afterwards."""
+def _in_thread(function: Callable, kwargs: dict):
+    """``function(**kwargs)`` for a database thread, with the thread's connection closed afterwards."""
 
     def run():
         close_old_connections()
@@ -119,7 +120,7 @@ async def db(function: Callable, /, **kwargs):
         finally:
             connections.close_all()
 
-    return await asyncio.to_thread(run)
+    return run
 
 
 def journal_fields(message: iso.Message, *, direction: str, peer: str = "", bank_name: str = "",
@@ -143,8 +144,9 @@ def journal_fields(message: iso.Message, *, direction: str, peer: str = "", bank
 class Journal:
     """Journal rows queued by the hot path and written in batches by one task."""
 
-    def __init__(self, config: SwitchConfig):
+    def __init__(self, config: SwitchConfig, db: Callable):
         self.config = config
+        self.db = db
         self.queue: asyncio.Queue[dict] = asyncio.Queue()
         self.written = 0
 
@@ -168,7 +170,7 @@ class Journal:
 
     async def _write(self, entries: list[dict]) -> None:
         try:
-            self.written += await db(services.journal_append, entries=entries)
+            self.written += await self.db(services.journal_append, entries=entries)
         except Exception:  # the journal must never stop the switch; the rows are lost, say so
             logger.exception("journal: %d rows could not be written", len(entries))
 
@@ -329,7 +331,9 @@ class Forward:
 class Switch:
     def __init__(self, config: SwitchConfig):
         self.config = config
-        self.journal = Journal(config)
+        # The threads of the switch's database work; stop() waits for them, so no query outlives the switch.
+        self._db_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="switch-db")
+        self.journal = Journal(config, self.db)
         self.routes: list[RouteEntry] = []
         self.links: dict[Address, IssuerLink] = {}
         # (acquirer host, MTI, STAN, DE7, merchant) -> (monotonic time answered, the answer); None: in flight
@@ -344,6 +348,10 @@ class Switch:
         self._reversing: set[int] = set()
         self._reversal_wakeup = asyncio.Event()
         self.closed_connections = 0  # acquirer connections closed by the switch (bad input, idle)
+
+    async def db(self, function: Callable, /, **kwargs):
+        """``function(**kwargs)`` in one of the switch's database threads (each call one short transaction)."""
+        return await asyncio.get_running_loop().run_in_executor(self._db_threads, _in_thread(function, kwargs))
 
     # --- life cycle -------------------------------------------------------------------------------------------
 
@@ -367,6 +375,7 @@ class Switch:
             await link.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.journal.flush()
+        await asyncio.to_thread(self._db_threads.shutdown, wait=True)
 
     async def serve_forever(self) -> None:
         await self.start()
@@ -377,7 +386,7 @@ class Switch:
 
     async def load_routes(self) -> None:
         host, port = self.config.default_issuer
-        self.routes = await db(selectors.routes_active, default_host=host, default_port=port)
+        self.routes = await self.db(selectors.routes_active, default_host=host, default_port=port)
         for route in self.routes:
             self.link(route.address)
 
@@ -528,7 +537,7 @@ class Switch:
         key = self._forward_key(request.merchant_id, original.mti, original.stan, original.transmitted_at)
         if (found := self.forwards.get(key)) is not None:
             return found
-        row = await db(selectors.forwarded_original, merchant_id=request.merchant_id, mti=original.mti,
+        row = await self.db(selectors.forwarded_original, merchant_id=request.merchant_id, mti=original.mti,
                        stan=original.stan, transmitted_at=original.transmitted_at)
         if row is None:
             return None
@@ -541,7 +550,7 @@ class Switch:
         if follows:
             original = await self._original(request)
             if original is None:
-                if isinstance(request, iso.ReversalRequest) and await db(
+                if isinstance(request, iso.ReversalRequest) and await self.db(
                         selectors.answered_locally, merchant_id=request.merchant_id, mti=request.original.mti,
                         stan=request.original.stan, transmitted_at=request.original.transmitted_at):
                     # The switch answered the original itself: nothing was held, nothing to undo.
@@ -551,7 +560,7 @@ class Switch:
                     await send(iso.respond(request, rc.INVALID_TRANSACTION), request=request, started=started,
                                note="original inconnu du switch")
                 return
-            if isinstance(request, iso.ReversalRequest) and await db(
+            if isinstance(request, iso.ReversalRequest) and await self.db(
                     selectors.reversal_exists, host=original.address[0], port=original.address[1],
                     stan=original.stan, transmitted_at=original.transmitted_at):
                 await send(iso.respond(request, rc.APPROVED), request=request, started=started,
@@ -610,7 +619,7 @@ class Switch:
 
     async def _open_reversal(self, sent: iso.Message, forward: Forward) -> None:
         try:
-            await db(services.reversal_open, host=forward.address[0], port=forward.address[1],
+            await self.db(services.reversal_open, host=forward.address[0], port=forward.address[1],
                      bank_name=forward.bank_name, original_mti=sent.MTI, original_stan=sent.stan,
                      original_transmitted_at=sent.transmitted_at, processing_code=sent.processing_code,
                      amount_minor=sent.amount_minor, currency=sent.currency, merchant_id=sent.merchant_id,
@@ -624,7 +633,7 @@ class Switch:
     async def _reversals(self) -> None:
         while True:
             try:
-                due = await db(selectors.reversals_due, now=dt.datetime.now(dt.UTC))
+                due = await self.db(selectors.reversals_due, now=dt.datetime.now(dt.UTC))
             except Exception:
                 logger.exception("reversals: could not be read")
                 due = []
@@ -652,10 +661,10 @@ class Switch:
                     timeout=self.config.issuer_timeout, bank_name=reversal.bank_name)
             except (LinkDown, NoAnswer) as exc:
                 delay = min(self.config.reversal_min * 2 ** reversal.attempts, self.config.reversal_max)
-                await db(services.reversal_retry_later, reversal_id=reversal.id, delay_seconds=delay,
+                await self.db(services.reversal_retry_later, reversal_id=reversal.id, delay_seconds=delay,
                          error=str(exc))
                 return
-            await db(services.reversal_acknowledge, reversal_id=reversal.id, response_code=answer.response_code)
+            await self.db(services.reversal_acknowledge, reversal_id=reversal.id, response_code=answer.response_code)
             logger.info("reversal of %s STAN %s acknowledged by %s (%s)", reversal.original_mti,
                         reversal.original_stan, link.name, answer.response_code)
         finally:
