@@ -54,10 +54,13 @@ class Outcome:
 def probe(port: int, payload: bytes, issuer: FakeIssuer) -> str:
     """Send ``payload`` framed, then an echo as sentinel; classify what the switch did."""
     try:
-        iso.decode(payload)
+        decoded = iso.decode(payload)
         valid = True
     except iso.MessageError:
-        valid = False
+        decoded, valid = None, False
+    # A valid financial request is answered after the sentinel: wait for that answer too, so that what it sent to
+    # the issuer is not counted against the next probe.
+    awaited = decoded.stan if valid and decoded.MTI in ("0100", "0200", "0220", "0400") else None
     forwarded_before = len(issuer.received)
     client = Acquirer(port)
     client.sock.settimeout(10)
@@ -67,10 +70,14 @@ def probe(port: int, payload: bytes, issuer: FakeIssuer) -> str:
     closed = False
     try:
         client.send_raw(iso.frame(payload) + iso.encode_frame(sentinel))
-        while True:
+        sentinel_seen = False
+        while not sentinel_seen or awaited is not None:
             message = client.receive()
             if message.MTI == "0810" and message.stan == SENTINEL_STAN:
-                break
+                sentinel_seen = True
+                continue
+            if message.stan == awaited:
+                awaited = None
             answers.append(message)
     except (ConnectionError, OSError, iso.MessageError):
         closed = True
