@@ -1,7 +1,8 @@
 """The ``tasdid`` command: Django's management commands under the names the README uses.
 
 ``tasdid import-bills FILE`` runs the ``import_bills`` command, ``tasdid sandbox sms …`` the ``sandbox_sms``
-command, and so on; ``tasdid help`` lists them all.
+command, ``tasdid switch`` the centre monétique's ISO 8583 server (``tasdid.switch``'s ``switch`` command), and so
+on; ``tasdid help`` lists them all.
 """
 
 import os
