@@ -1,8 +1,9 @@
 """The ``tasdid`` command: Django's management commands under the names the README uses.
 
 ``tasdid import-bills FILE`` runs the ``import_bills`` command, ``tasdid sandbox sms …`` the ``sandbox_sms``
-command, ``tasdid issuer`` the sandbox banks' ISO 8583 issuer host (``tasdid.bank.issuer``), and so on;
-``tasdid help`` lists them all.
+command, ``tasdid switch`` the centre monétique's ISO 8583 server (``tasdid.switch``'s ``switch`` command),
+``tasdid issuer`` the sandbox banks' ISO 8583 issuer host (``tasdid.bank.issuer``), and so on; ``tasdid help``
+lists them all.
 """
 
 import os

@@ -88,6 +88,19 @@ TASDID_KEYS = {
 BILLER_URL = env("TASDID_BILLER_URL", "http://127.0.0.1:8000").rstrip("/")
 GATEWAY_URL = env("TASDID_GATEWAY_URL", "http://127.0.0.1:8001").rstrip("/")
 BANK_URL = env("TASDID_BANK_URL", "http://127.0.0.1:8002").rstrip("/")
+SWITCH_URL = env("TASDID_SWITCH_URL", "http://127.0.0.1:8003").rstrip("/")  # its admin (3DS directory later)
+
+# The switch (centre monétique): where it takes ISO 8583 from acquirers, where the issuer host answers (the
+# default of the BIN routes whose host is left empty), and its timers in seconds (docs/iso8583.md, "Le switch").
+SWITCH_HOST = env("TASDID_SWITCH_HOST", "127.0.0.1")
+SWITCH_PORT = env_number("TASDID_SWITCH_PORT", "8583", minimum=1)
+ISSUER_HOST = env("TASDID_ISSUER_HOST", "127.0.0.1")
+ISSUER_PORT = env_number("TASDID_ISSUER_PORT", "8584", minimum=1)
+SWITCH_ISSUER_TIMEOUT = env_number("TASDID_SWITCH_ISSUER_TIMEOUT", "10", float, minimum=0.1)
+SWITCH_ECHO_SECONDS = env_number("TASDID_SWITCH_ECHO_SECONDS", "30", float, minimum=0.1)
+SWITCH_IDLE_SECONDS = env_number("TASDID_SWITCH_IDLE_SECONDS", "300", float, minimum=0.1)
+SWITCH_DUPLICATE_SECONDS = env_number("TASDID_SWITCH_DUPLICATE_SECONDS", "300", float)
+SWITCH_ROUTES_SECONDS = env_number("TASDID_SWITCH_ROUTES_SECONDS", "30", float, minimum=0.1)
 
 # The biller as a merchant of the gateway (the gateway registers it with `tasdid merchant add`).
 BILLER_CLIENT_ID = env("TASDID_BILLER_CLIENT_ID", "600000001")
@@ -147,6 +160,7 @@ INSTALLED_APPS = [
     "tasdid.portal",
     "tasdid.gateway",
     "tasdid.bank",
+    "tasdid.switch",
 ]
 
 MIDDLEWARE = [
@@ -169,6 +183,7 @@ PARTY_URLCONFS = {
     "biller": "tasdid.portal.urls",
     "gateway": "tasdid.gateway.urls",
     "bank": "tasdid.bank.urls",
+    "switch": "tasdid.switch.urls",
 }
 ROOT_URLCONF = "tasdid.portal.urls"
 # The template each party's pages extend (its header and footer); the error pages of tasdid.core use it too.

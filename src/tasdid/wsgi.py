@@ -1,4 +1,5 @@
-"""One WSGI application per party: ``tasdid.wsgi:biller``, ``tasdid.wsgi:gateway``, ``tasdid.wsgi:bank``."""
+"""One WSGI application per party: ``tasdid.wsgi:biller``, ``tasdid.wsgi:gateway``, ``tasdid.wsgi:bank``,
+``tasdid.wsgi:switch`` (the centre monétique's admin)."""
 
 import os
 
@@ -25,4 +26,5 @@ _django = get_wsgi_application()
 biller = PartyApplication(_django, "biller")
 gateway = PartyApplication(_django, "gateway")
 bank = PartyApplication(_django, "bank")
+switch = PartyApplication(_django, "switch")
 application = biller

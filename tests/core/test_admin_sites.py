@@ -12,8 +12,8 @@ from tests.support.staff import PASSWORD, party_client, signed_in, staff_account
 
 pytestmark = pytest.mark.django_db
 
-PARTIES = ("biller", "gateway", "bank")
-MODELS = {"biller": "billing/invoice", "gateway": "gateway/merchant", "bank": "bank/card"}
+PARTIES = ("biller", "gateway", "bank", "switch")
+MODELS = {"biller": "billing/invoice", "gateway": "gateway/merchant", "bank": "bank/card", "switch": "switch/route"}
 
 
 def login(party: str, username: str):

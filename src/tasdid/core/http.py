@@ -23,7 +23,7 @@ from . import threeds
 logger = logging.getLogger(__name__)
 
 PARTY_ENVIRON_KEY = "tasdid.party"
-PARTIES = ("biller", "gateway", "bank")
+PARTIES = ("biller", "gateway", "bank", "switch")
 
 
 def party_of(request: HttpRequest) -> str:

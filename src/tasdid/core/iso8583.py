@@ -669,6 +669,8 @@ def decode(payload: bytes, *, now: dt.datetime | None = None) -> Message:
         if exc.msg.startswith("Extra data"):  # after the last element the bitmap announces
             where = "message"
         raise _error(where, exc.msg, partial, now) from None
+    except KeyError:  # pyiso8583 followed a bit 65 (a third bitmap) to elements its spec does not have
+        raise MessageError("bitmap", "announces an element beyond 128") from None
     cls = MESSAGES[decoded["t"]]
     # Only the canonical form: what pyiso8583 tolerates (lower-case bitmaps, a secondary bitmap with nothing in
     # it, lengths such as "+9" or " 9") is not what a sender of this profile writes.

@@ -13,9 +13,9 @@ from django.db import transaction
 
 from .http import PARTIES
 
-STAFF_GROUPS = {"biller": "biller staff", "gateway": "gateway staff", "bank": "bank staff"}
+STAFF_GROUPS = {"biller": "biller staff", "gateway": "gateway staff", "bank": "bank staff", "switch": "switch staff"}
 # The apps whose tables a party's staff work on (their admin site shows these).
-PARTY_APPS = {"biller": ("billing",), "gateway": ("gateway",), "bank": ("bank",)}
+PARTY_APPS = {"biller": ("billing",), "gateway": ("gateway",), "bank": ("bank",), "switch": ("switch",)}
 
 
 class UnknownParty(ValueError):

@@ -2,4 +2,14 @@
 
 A party of its own: it imports ``tasdid.core`` only, and no other party imports it (import-linter contracts in
 pyproject.toml); the gateway and the banks reach it over TCP, never through Python.
+
+- ``server``: the asyncio server (``Switch``, ``SwitchConfig``, ``IssuerLink``), run by ``tasdid switch``.
+- ``routing``: BIN routing, pure (``route_for``: the longest prefix wins).
+- ``models``: ``Route`` (the routing table), ``JournalEntry`` (every message, masked), ``PendingReversal``.
+- ``services`` (writes) and ``selectors`` (reads), called from the server in threads.
+- ``admin`` and ``urls``: the party's web site (TASDID_SWITCH_URL, port 8003): its staff admin; the 3-D Secure
+  directory and the clearing file come here later.
+- ``iso8583``: the codec (``tasdid.core.iso8583``), re-exported.
+
+docs/iso8583.md, "The switch", says what it does on the wire.
 """

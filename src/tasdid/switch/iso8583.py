@@ -6,4 +6,12 @@ since parties never import each other, it lives in ``core`` and the switch reads
 """
 
 from tasdid.core.iso8583 import *  # noqa: F403
-from tasdid.core.iso8583 import __all__  # noqa: F401
+from tasdid.core.iso8583 import (  # noqa: F401 - the profile's constants, which ``*`` leaves out
+    ECHO,
+    MESSAGES,
+    REQUESTS,
+    RESPONSE_MTI,
+    SIGN_OFF,
+    SIGN_ON,
+    __all__,
+)

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tasdid.core.accesslog import ACCESS_LOG_FORMAT
 from tasdid.core.http import PARTIES
 
-PARTY_URL_SETTINGS = {"biller": "BILLER_URL", "gateway": "GATEWAY_URL", "bank": "BANK_URL"}
+PARTY_URL_SETTINGS = {"biller": "BILLER_URL", "gateway": "GATEWAY_URL", "bank": "BANK_URL", "switch": "SWITCH_URL"}
 
 
 def party_port(party: str) -> int:
@@ -19,7 +19,7 @@ def party_port(party: str) -> int:
 
 
 class Command(BaseCommand):
-    help = "Serve one party (biller, gateway or bank) with gunicorn on 127.0.0.1."
+    help = "Serve one party (biller, gateway, bank or switch) with gunicorn on 127.0.0.1."
 
     def add_arguments(self, parser):
         parser.add_argument("party", choices=PARTIES)
