@@ -1,4 +1,4 @@
-"""The gateway's view of the card rails: authorize, capture, void, with plain data in and out.
+"""The gateway's view of the card rails: authorize, capture, void, refund, with plain data in and out.
 
 An acquirer is whatever carries a card authorization to the card's bank: in the sandbox the bank in the same
 process, later the ISO 8583 client of the centre monétique. The gateway only ever sees this interface.
@@ -83,6 +83,34 @@ class SettlementResult:
         return response_codes.is_approved(self.response_code)
 
 
+@dataclass(frozen=True)
+class RefundRequest:
+    """A refund (ISO 8583 0200, processing code 20) of a captured payment: credited to the card's account,
+    found by the payment's RRN (the gateway keeps no card number). ``stan`` and ``transmitted_at`` are the
+    refund's own (the issuer answers the same message twice with the same answer, crediting once)."""
+
+    rrn: str  # DE37 of the payment refunded
+    original_stan: str
+    original_transmitted_at: dt.datetime
+    amount_minor: int  # up to what was captured, all refunds of the payment together
+    currency: str
+    merchant_id: str
+    order_id: str
+    stan: str
+    transmitted_at: dt.datetime
+    merchant_name: str = ""
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    response_code: str
+    rrn: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return response_codes.is_approved(self.response_code)
+
+
 class AcquirerUnavailable(Exception):
     """The rails did not answer in time or at all: a fault to retry or reverse, not a refusal."""
 
@@ -93,4 +121,6 @@ class Acquirer(Protocol):
     def capture(self, request: SettlementRequest) -> SettlementResult: ...
 
     def void(self, request: SettlementRequest) -> SettlementResult: ...
+
+    def refund(self, request: RefundRequest) -> RefundResult: ...
 
