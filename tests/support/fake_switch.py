@@ -67,7 +67,7 @@ class FakeSwitch:
 
     def messages(self, mti: str) -> list[iso.Message]:
         with self._lock:
-            return [m for m in self.received if m.MTI == mti]
+            return [m for m in self.received if mti == m.MTI]
 
     def _call(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
