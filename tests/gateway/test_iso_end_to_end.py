@@ -1,6 +1,8 @@
 """The gateway's ISO 8583 client → the real switch → the real issuer host → the bank's database, over TCP on
 127.0.0.1: authorization, partial capture, refund, void, refusals, with the money checked in the bank's ledger."""
 
+import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -13,6 +15,7 @@ from tasdid.bank import sandbox
 from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import Card, Hold, LedgerEntry
 from tasdid.core.acquiring import (
+    AcquirerUnavailable,
     AuthorizationRequest,
     CardData,
     RefundRequest,
@@ -33,7 +36,7 @@ MERCHANT = "600000001"
 @pytest.fixture
 def acquirer(transactional_db, settings):
     seed_demo()
-    card_rails = CardRails().start()
+    card_rails = CardRails(issuer_timeout=20.0).start()
     card_rails.acquirer_settings(settings)
     acquirer = rails.SwitchAcquirer()
     assert acquirer.rails.wait_up(30)
@@ -126,3 +129,47 @@ def test_a_reversal_owed_for_a_lost_answer_releases_the_hold_at_the_bank(acquire
 
     hold = Hold.objects.get(account=account(VISA))
     assert (hold.rrn, hold.state) == (result.rrn, "released")
+
+
+def test_an_answer_too_slow_is_reversed_and_the_late_approval_holds_nothing(acquirer, monkeypatch):
+    """The bank takes longer than the gateway waits: the gateway's reversal reaches the bank first, the
+    authorization that comes after it is declined, its late 0110 is ignored by the gateway: no money held."""
+    from tasdid.bank.services import authorization as bank_authorization
+
+    real = bank_authorization.authorize
+    go = threading.Event()
+
+    def slow(**kwargs):
+        go.wait(30)
+        return real(**kwargs)
+
+    monkeypatch.setattr(bank_authorization, "authorize", slow)
+    opening = account(VISA).balance
+    impatient = rails.RailsConnection(rails.RailsConfig(
+        host="127.0.0.1", port=acquirer.rails.config.port, timeout=1.0, echo_timeout=2.0, connect_wait=5.0))
+    try:
+        assert impatient.wait_up(30)
+        client = rails.SwitchAcquirer(impatient)
+        auth = authorization(VISA, 28500)
+        with pytest.raises(AcquirerUnavailable):
+            client.authorize(auth)
+        assert PendingReversal.objects.get().state == "pending"
+
+        # What the flow does next: void the attempt whose answer never came.
+        voided = client.void(SettlementRequest(
+            original_stan=auth.stan, original_transmitted_at=auth.transmitted_at, amount_minor=28500,
+            currency="504", merchant_id=MERCHANT, order_id=auth.order_id, stan=services.next_stan(),
+            transmitted_at=timezone.now()))
+        assert voided.accepted
+        go.set()
+        ends = time.monotonic() + 30
+        while impatient.late_answers < 1 and time.monotonic() < ends:
+            time.sleep(0.05)
+        assert impatient.late_answers == 1
+    finally:
+        go.set()
+        impatient.close()
+
+    assert PendingReversal.objects.get().state == "done"
+    assert not Hold.objects.filter(account=account(VISA), state="held").exists()
+    assert account(VISA).balance == opening
