@@ -279,6 +279,21 @@ def test_a_refund_without_answer_owes_the_reversal_of_the_0200(switch, acquirer,
     assert (sent.processing_code, sent.original.mti, sent.original.stan) == ("200000", "0200", refund.stan)
 
 
+def test_while_the_switch_is_down_the_sweep_waits_once_and_leaves_the_reversals(switch, acquirer, connection):
+    switch.rule = lambda message: Reply(silent=True) if message.MTI == "0100" else Reply()
+    for _ in range(3):
+        with pytest.raises(AcquirerUnavailable):
+            acquirer.authorize(authorization())
+    switch.stop()
+    wait_until(lambda: not connection.up)
+
+    assert rails.sweep_reversals(rails=connection) == {"reversals waiting for the switch": 3}
+    assert list(PendingReversal.objects.values_list("state", "tries")) == [("pending", 0)] * 3
+    switch.restart()
+    assert rails.sweep_reversals(rails=connection) == {"reversals acknowledged": 3}
+    assert len(switch.messages("0400")) == 3
+
+
 def test_a_capture_without_answer_is_unavailable_and_not_reversed(switch, acquirer):
     switch.rule = lambda message: Reply(silent=True) if message.MTI == "0220" else Reply()
     auth = authorization()

@@ -166,6 +166,7 @@ class RailsConnection:
             self._main.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await main
+            await self.loop.shutdown_default_executor()
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(stop(), self.loop).result(self.config.echo_timeout + 5)
@@ -472,7 +473,7 @@ def send_reversal(reversal_id: int, *, rails: RailsConnection) -> PendingReversa
 
 def sweep_reversals(*, now: dt.datetime | None = None, rails: RailsConnection | None = None) -> dict[str, int]:
     """Send every reversal whose next try has come (one of ``settings.TASK_WORKER_SWEEPS``). Connects to the
-    switch only when there is one."""
+    switch only when there is one; while the switch is unreachable, waits once and leaves them for the next pass."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
     due = selectors.reversals_due(now=now)
@@ -480,7 +481,11 @@ def sweep_reversals(*, now: dt.datetime | None = None, rails: RailsConnection | 
         return counts
     rails = rails or connection()
     hold = rails.config.timeout + rails.config.connect_wait + 5
-    for reversal_id in due:
+    for n, reversal_id in enumerate(due):
+        if not rails.up and not rails.wait_up(rails.config.connect_wait):
+            # The switch is unreachable: the rest waits for the next pass rather than each for its own wait.
+            counts["reversals waiting for the switch"] = len(due) - n
+            break
         if not services.reversal_claim(reversal_id=reversal_id, hold_seconds=hold, now=now):
             continue
         row = send_reversal(reversal_id, rails=rails)
