@@ -11,6 +11,7 @@ at most the client's timeout.
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -56,6 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (database, logs)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="rails-bench-"))
@@ -85,6 +87,8 @@ def main() -> int:
         for process in processes:
             process.terminate()
             process.wait(30)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args, work: Path) -> int:
@@ -155,7 +159,7 @@ def run(args, work: Path) -> int:
           f"({args.payments / elapsed:.1f} payments/s, each an authorization and a capture)")
     print(f"authorizations: {percentiles(authorize_times)}")
     print(f"captures:       {percentiles(capture_times)}")
-    print(f"outcomes: {dict(sorted(outcomes.items()))}; bank ledger debits: {debits}; work dir: {work}")
+    print(f"outcomes: {dict(sorted(outcomes.items()))}; bank ledger debits: {debits}")
     approved_captured = outcomes.get("capture 00", 0)
     return 0 if debits == approved_captured == outcomes.get("00", 0) == args.payments else 1
 
