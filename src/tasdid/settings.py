@@ -109,6 +109,10 @@ BILLER_NAME = env("TASDID_BILLER_NAME", "Tasdid Télécom")
 
 # The gateway's acquirer (the card rails). In process to the sandbox bank until the switch exists.
 GATEWAY_ACQUIRER = env("TASDID_GATEWAY_ACQUIRER", "tasdid.bank.acquirer.InProcessAcquirer")
+# The gateway's ISO 8583 client of the switch (tasdid.gateway.rails.SwitchAcquirer, docs/iso8583.md "The gateway
+# client"): the switch's address (the same variables as `tasdid switch`), the answer's timeout and the idle echo.
+RAILS_TIMEOUT = env_number("TASDID_RAILS_TIMEOUT", "10", float, minimum=0.1)
+RAILS_ECHO_SECONDS = env_number("TASDID_RAILS_ECHO_SECONDS", "30", float, minimum=0.1)
 # The 3-D Secure directory the gateway sends AReq messages to.
 GATEWAY_3DS_DIRECTORY_URL = env("TASDID_3DS_DIRECTORY_URL", BANK_URL + "/3ds/areq").rstrip("/")
 # Card brands by BIN prefix ("4") or range ("2221-2720"), which the hosted page checks the card type against:
@@ -300,6 +304,7 @@ TASKS = {
 TASK_WORKER_SWEEPS = [
     "tasdid.messaging.services.outbox_sweep",
     "tasdid.gateway.flow.sweep",
+    "tasdid.gateway.rails.sweep_reversals",
     "tasdid.billing.services.payments.payment_orders_expire",
 ]
 

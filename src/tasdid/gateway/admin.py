@@ -1,4 +1,4 @@
-"""The gateway's staff: merchants, payment sessions and attempts."""
+"""The gateway's staff: merchants, payment sessions and attempts, reversals owed to the switch."""
 
 from django import forms
 from django.contrib import admin
@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnly
 
 from . import protocol, services
-from .models import Attempt, AttemptState, CallbackAnswer, Event, Merchant, PaymentSession
+from .models import Attempt, AttemptState, CallbackAnswer, Event, Merchant, PaymentSession, PendingReversal
 
 gateway_admin = PartyAdminSite("gateway_admin", _("Tasdid Pay — administration"))
 
@@ -142,3 +142,15 @@ class AttemptAdmin(ReadOnly, admin.ModelAdmin):
     search_fields = ["trans_id", "session__oid", "masked_pan"]
     exclude = ["pan_fingerprint", "rreq_authentication_value"]
     inlines = [EventInline]
+
+
+@admin.register(PendingReversal, site=gateway_admin)
+class PendingReversalAdmin(ReadOnly, admin.ModelAdmin):
+    """The reversals (0400) owed to the switch for answers that never came: sent by the task worker until
+    acknowledged (tasdid.gateway.rails)."""
+
+    list_display = ["original_mti", "original_stan", "original_transmitted_at", "merchant_id", "order_id",
+                    "amount_minor", "state", "tries", "next_try_at", "response_code", "last_error"]
+    list_filter = ["state", "original_mti"]
+    search_fields = ["original_stan", "order_id", "rrn", "merchant_id"]
+    date_hierarchy = "created_at"

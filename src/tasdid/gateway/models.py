@@ -237,3 +237,43 @@ class StanDay(models.Model):
     class Meta:
         verbose_name = "compteur STAN du jour"
         verbose_name_plural = "compteurs STAN"
+
+
+class PendingReversal(models.Model):
+    """A reversal (ISO 8583 0400) the gateway owes the switch: the answer to a request that holds or moves money
+    (an authorization 0100, a refund 0200) never came, or a void (0400) went unanswered. Sent with a backoff,
+    each time under a STAN of its own, until a 0410 says it is done (``tasdid.gateway.rails``); one row per
+    original message. Nothing of the card is kept."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "à envoyer"
+        DONE = "done", "acquittée"
+
+    merchant_id = models.CharField("marchand (DE42)", max_length=15)
+    original_mti = models.CharField("type du message d'origine", max_length=4)
+    original_stan = models.CharField("STAN d'origine", max_length=6)
+    original_transmitted_at = models.DateTimeField("DE7 d'origine")
+    processing_code = models.CharField("code de traitement (DE3)", max_length=6, default="000000")
+    amount_minor = models.BigIntegerField("montant (centimes)")
+    currency = models.CharField("devise", max_length=3)
+    order_id = models.CharField("commande", max_length=64, blank=True, default="")
+    rrn = models.CharField("RRN", max_length=12, blank=True, default="")
+    auth_code = models.CharField("code d'autorisation", max_length=6, blank=True, default="")
+    state = models.CharField("état", max_length=7, choices=State.choices, default=State.PENDING)
+    tries = models.PositiveIntegerField("envois", default=0)
+    next_try_at = models.DateTimeField("prochain envoi", db_index=True)
+    last_error = models.CharField("dernière erreur", max_length=200, blank=True, default="")
+    response_code = models.CharField("code réponse (DE39)", max_length=2, blank=True, default="")
+    created_at = models.DateTimeField("créée le")
+    done_at = models.DateTimeField("acquittée le", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "annulation (reversal) en attente"
+        verbose_name_plural = "annulations (reversals) en attente"
+        ordering = ["next_try_at", "pk"]
+        constraints = [models.UniqueConstraint(
+            fields=["merchant_id", "original_mti", "original_stan", "original_transmitted_at"],
+            name="gateway_reversal_one_per_original")]
+
+    def __str__(self) -> str:
+        return f"0400 de {self.original_mti} STAN {self.original_stan} ({self.state})"

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from . import protocol
-from .models import ATTEMPT_TERMINAL, Attempt, AttemptState, Merchant, PaymentSession, SessionState
+from .models import ATTEMPT_TERMINAL, Attempt, AttemptState, Merchant, PaymentSession, PendingReversal, SessionState
 
 
 def browser_digest(browser_key: str) -> str:
@@ -122,3 +122,9 @@ def order_status(session: PaymentSession | None, attempt: Attempt | None) -> str
     if callback_unresolved(attempt):
         return "UNRESOLVED"
     return _ATTEMPT_STATUS[attempt.state]
+
+
+def reversals_due(*, now: dt.datetime, limit: int = 100) -> list[int]:
+    """Reversals owed to the switch whose next try has come, oldest first."""
+    return list(PendingReversal.objects.filter(state=PendingReversal.State.PENDING, next_try_at__lte=now)
+                .order_by("next_try_at", "pk").values_list("pk", flat=True)[:limit])

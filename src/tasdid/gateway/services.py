@@ -32,6 +32,7 @@ from .models import (
     Event,
     Merchant,
     PaymentSession,
+    PendingReversal,
     SessionState,
     StanDay,
 )
@@ -659,3 +660,72 @@ def attempt_record_settlement(*, attempt_id: int, accepted: bool, detail: str,
     _note(attempt, f"{detail} : nouvel essai dans {int(backoff.total_seconds())} s", now=now, settle_tries=tries,
           deadline=now + backoff)
     return attempt
+
+
+# --- Reversals owed to the switch (tasdid.gateway.rails) ---------------------------------------------------------
+
+REVERSAL_FIRST_DELAY = 1.0  # seconds before the second try; doubling up to REVERSAL_MAX_DELAY
+REVERSAL_MAX_DELAY = 300.0
+
+
+def reversal_open(*, merchant_id: str, original_mti: str, original_stan: str, original_transmitted_at: dt.datetime,
+                  processing_code: str, amount_minor: int, currency: str, order_id: str = "", rrn: str = "",
+                  auth_code: str = "", now: dt.datetime | None = None) -> PendingReversal:
+    """The reversal owed for an original message, recorded once (the row already there is returned as it is).
+    Due at once. Committed on return: it outlives the process."""
+    now = now or timezone.now()
+    original_transmitted_at = original_transmitted_at.replace(microsecond=0)  # DE7 carries whole seconds
+    key = {"merchant_id": merchant_id, "original_mti": original_mti, "original_stan": original_stan,
+           "original_transmitted_at": original_transmitted_at}
+    try:
+        with transaction.atomic():
+            row, created = PendingReversal.objects.get_or_create(**key, defaults={
+                "processing_code": processing_code, "amount_minor": amount_minor, "currency": currency,
+                "order_id": order_id[:64], "rrn": rrn[:12], "auth_code": auth_code[:6], "next_try_at": now,
+                "created_at": now})
+    except IntegrityError:  # another process recorded it at the same moment
+        return PendingReversal.objects.get(**key)
+    if created:
+        logger.warning("gateway: reversal of %s STAN %s (merchant %s) recorded", original_mti, original_stan,
+                       merchant_id)
+    return row
+
+
+def reversal_claim(*, reversal_id: int, hold_seconds: float, now: dt.datetime | None = None) -> bool:
+    """Take a due reversal for one send: its next try moves ``hold_seconds`` on, so that no other process sends it
+    meanwhile. False when it is done or not due (another process has it)."""
+    now = now or timezone.now()
+    return PendingReversal.objects.filter(
+        pk=reversal_id, state=PendingReversal.State.PENDING, next_try_at__lte=now,
+    ).update(next_try_at=now + dt.timedelta(seconds=hold_seconds)) == 1
+
+
+@transaction.atomic
+def reversal_retry_later(*, reversal_id: int, error: str, now: dt.datetime | None = None) -> PendingReversal:
+    """A send without a final answer: once more after a doubling delay."""
+    now = now or timezone.now()
+    row = PendingReversal.objects.select_for_update().get(pk=reversal_id)
+    if row.state != PendingReversal.State.PENDING:
+        return row
+    row.tries += 1
+    delay = min(REVERSAL_FIRST_DELAY * 2 ** (row.tries - 1), REVERSAL_MAX_DELAY)
+    row.next_try_at = now + dt.timedelta(seconds=delay)
+    row.last_error = error[:200]
+    row.save(update_fields=["tries", "next_try_at", "last_error"])
+    return row
+
+
+@transaction.atomic
+def reversal_done(*, reversal_id: int, response_code: str, now: dt.datetime | None = None) -> PendingReversal:
+    """The switch's 0410 came with a final answer: the reversal is over."""
+    now = now or timezone.now()
+    row = PendingReversal.objects.select_for_update().get(pk=reversal_id)
+    if row.state == PendingReversal.State.DONE:
+        return row
+    row.tries += 1
+    row.state = PendingReversal.State.DONE
+    row.response_code = response_code[:2]
+    row.done_at = now
+    row.last_error = ""
+    row.save(update_fields=["tries", "state", "response_code", "done_at", "last_error"])
+    return row
