@@ -327,6 +327,9 @@ EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env("TASDID_EMAIL_FROM", "Tasdid <paiement@tasdid.example.ma>")
 # Where a customer's reply to a receipt goes (people do answer them); "" sends no Reply-To.
 EMAIL_REPLY_TO = env("TASDID_EMAIL_REPLY_TO", "Tasdid Service client <service-client@tasdid.example.ma>")
+# The receipt's PDF attached to the receipt email (the email links to the receipt either way). Off for mail systems
+# that refuse attachments, or where the PDF's CPU per payment matters more than the attachment.
+RECEIPT_EMAIL_PDF = env_bool("TASDID_RECEIPT_EMAIL_PDF", True)
 
 LOG_DIR = Path(env("TASDID_LOG_DIR", str(VAR_DIR / "log")))
 LOGGING = {

@@ -152,3 +152,13 @@ def test_a_payment_voided_before_its_email_was_composed_gets_no_receipt_email(db
     assert Email.objects.count() == 0
     assert MailboxMessage.objects.count() == 0
     assert Payment.objects.get().receipt_email_queued_at is None
+
+
+def test_without_the_pdf_setting_the_email_has_no_attachment_and_does_not_promise_one(smtp_sink, run_tasks, settings):
+    settings.RECEIPT_EMAIL_PDF = False
+    payment, message = pay("fr", run_tasks)
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = (p.get_content() for p in message.iter_parts())
+    assert "joint à cet email" not in text and "joint à cet email" not in html
+    assert receipt_link(payment, absolute=True) in text
+    assert message.get_payload()[0].get_filename() is None

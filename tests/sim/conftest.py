@@ -16,6 +16,9 @@ from . import network
 def sim_world(transactional_db, settings, mailoutbox):
     settings.GATEWAY_ACQUIRER = "tests.sim.network.SimAcquirer"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # The money invariants do not read the receipt's PDF; rendering one per payment tripled the simulation's time.
+    # The PDF itself is tested in tests/billing/test_receipt_email.py and tests/portal.
+    settings.RECEIPT_EMAIL_PDF = False
     # One connection for every party of this process, as Django's test client does: a party's request served
     # inside another's (a callback) must not close the connection the outer one is using.
     request_started.disconnect(close_old_connections)

@@ -33,23 +33,26 @@ class ComposedEmail:
 
 def receipt_email(*, receipt_number: str, language: str) -> ComposedEmail | None:
     """The receipt email in ``language`` (the customer's, from the order): subject, text, HTML (right to left in
-    Arabic) and the receipt's PDF in the same language; the card appears masked, nothing more. None when the
-    payment has no receipt (reconciliation found it never captured)."""
+    Arabic) and the receipt's PDF in the same language (unless settings.RECEIPT_EMAIL_PDF is off); the card
+    appears masked, nothing more. None when the payment has no receipt (reconciliation found it never captured)."""
     with translation.override(language):
         receipt = receipt_for(receipt_number=receipt_number)  # month names in this language
         if receipt is None:
             return None
         rtl = is_rtl(language)
         context = {"receipt": receipt, "merchant": receipt.merchant_name, "language": language, "rtl": rtl,
-                   "start": "right" if rtl else "left", "end": "left" if rtl else "right"}
-        pdf = Attachment(filename=receipt_pdf_filename(receipt), content=render_receipt_pdf(receipt=receipt),
-                         mimetype="application/pdf")
+                   "start": "right" if rtl else "left", "end": "left" if rtl else "right",
+                   "with_pdf": settings.RECEIPT_EMAIL_PDF}
+        attachments = ()
+        if settings.RECEIPT_EMAIL_PDF:
+            attachments = (Attachment(filename=receipt_pdf_filename(receipt),
+                                      content=render_receipt_pdf(receipt=receipt), mimetype="application/pdf"),)
         return ComposedEmail(
             subject=_("Votre reçu de paiement %(number)s") % {"number": receipt.number},
             body_text=render_to_string("billing/email/receipt.txt", context),
             body_html=render_to_string("billing/email/receipt.html", context),
             language=language,
-            attachments=(pdf,),
+            attachments=attachments,
         )
 
 
