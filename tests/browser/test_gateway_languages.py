@@ -46,7 +46,7 @@ WORDS = {
            "restore": "دفع الفاتورة {} أيضًا", "sms": "رمز الأمان الخاص بك هو"},
     "en": {"title": "Secure payment", "defer": "Defer invoice {}", "type": "Card type", "number": "Card number",
            "month": "Month", "year": "Year", "cvv": "Security code (CVV)",
-           "terms": "I accept the terms and conditions of use", "pay": "Confirm and pay",
+           "terms": "I accept the terms of use", "pay": "Confirm and pay",
            "summary": "The payment was not sent: correct the 3 fields marked below.",
            "acs": "Payment authentication", "otp": "Code received by SMS", "validate": "Confirm",
            "wrong": "Wrong code. You have 2 tries left.", "refused": "Payment request refused",

@@ -137,9 +137,21 @@ def receipt_link_from_the_mailbox(page: Page, biller: str, receipt_number: str) 
         page.reload()
     page.get_by_role("link", name=subject).click()
     expect(page.get_by_role("heading", name=subject)).to_be_visible()
-    link = page.get_by_role("link", name=re.compile(r"recu.R[0-9]{4}"))
+    # The text part: the receipt's address, once.
+    link = page.get_by_role("link", name=re.compile(r"[/]recu[/]R\d{4}-\d{8}[/]"))  # [/]: Playwright's selector
     expect(link).to_have_count(1)
-    return link.get_attribute("href")
+    href = link.get_attribute("href")
+    # The receipt's PDF, attached (a download, named after the receipt).
+    piece = page.get_by_role("link", name=f"recu-{receipt_number}.pdf", exact=True)
+    expect(piece).to_have_count(1)
+    pdf = page.request.get(biller + piece.get_attribute("href"))
+    assert pdf.headers["content-type"] == "application/pdf" and pdf.body().startswith(b"%PDF-")
+    # The HTML part, as a mail reader shows it: one link, to the same receipt.
+    page.goto(biller + page.get_by_role("link", name="Ouvrir la version HTML (sans scripts)").get_attribute("href"))
+    html_link = page.get_by_role("link", name="Consulter et imprimer mon reçu")
+    expect(html_link).to_have_count(1)
+    assert page.locator("a[href]").count() == 1 and html_link.get_attribute("href") == href
+    return href
 
 
 # --- the journeys ------------------------------------------------------------------------------------------

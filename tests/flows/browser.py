@@ -11,6 +11,10 @@ from urllib.parse import urljoin
 
 import httpx
 
+# Phrasing elements: text around them runs on as it is written.
+INLINE_TAG = re.compile(r"</?(?:a|abbr|b|bdi|bdo|cite|code|em|i|kbd|mark|q|s|samp|small|span|strong|sub|sup|time|u|"
+                        r"var)\b[^>]*>", re.I)
+
 
 @dataclass
 class Form:
@@ -150,8 +154,10 @@ class Page:
 
     @property
     def visible_text(self) -> str:
-        """The page's text as a person reads it (tags, scripts and styles removed, spaces collapsed)."""
+        """The page's text as a person reads it (scripts and styles removed, spaces collapsed): an inline element
+        (« (code <span dir="ltr">51</span>) ») adds no space of its own, any other tag separates words."""
         body = re.sub(r"(?s)<(script|style)\b.*?</\1>", " ", self.text)
+        body = re.sub(INLINE_TAG, "", body)
         return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
 
     @property

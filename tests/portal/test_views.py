@@ -329,7 +329,10 @@ def test_consult_page_writes_months_dates_and_amounts_in_the_page_s_language(cli
     html = client.get("/factures", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9").content.decode()
     rows = re.findall(r"<tr>\s*<td class=\"mono\">(.*?)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>", html, re.S)
     assert rows[0][0] == "0000111995072017"
-    assert rows[0][1] == month
+    # the month names the bill's PDF, in the page's language (the link keeps the language)
+    bill = {"fr": "Facture du mois de {}", "en": "Bill for the month of {}", "ar": "فاتورة شهر {}"}[lang]
+    assert rows[0][1] == (f'<a href="/factures/0000111995072017/pdf?lang={lang}" download>'
+                          f'{bill.format(month)} (PDF)</a>')
     assert rows[0][2].startswith(due)
     assert f'<td class="amount total">{total}</td>' in html
     assert '<strong dir="ltr">05 22 00 00 01</strong>' in html

@@ -89,10 +89,14 @@ class Email(models.Model):
 class EmailAttachment(models.Model):
     """A file sent with an outbox email (a receipt's PDF), kept as it was composed: every try sends the same."""
 
-    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="attachments")
-    filename = models.CharField(max_length=255)
-    mimetype = models.CharField(max_length=100)
-    content = models.BinaryField()
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="attachments", verbose_name="email")
+    filename = models.CharField(max_length=255, verbose_name="nom du fichier")
+    mimetype = models.CharField(max_length=100, verbose_name="type MIME")
+    content = models.BinaryField(verbose_name="contenu")
+
+    class Meta:
+        verbose_name = "pièce jointe"
+        verbose_name_plural = "pièces jointes"
 
 
 class HandsetMessage(models.Model):
