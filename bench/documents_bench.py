@@ -1,6 +1,6 @@
-"""Benchmark the biller's PDF documents: the monthly bill (the guide's sample, in French, Arabic and English) and
-the payment receipt (with its verification code and QR code; both in French, Arabic and English), rendered as the site renders them (template, then WeasyPrint with the process's fonts and
-parsed stylesheets, tasdid.billing.documents).
+"""Benchmark the biller's PDF documents: the monthly bill (the guide's sample) and the payment receipt (with its
+verification code and QR code), each in French, Arabic and English, rendered as the site renders them (template,
+then WeasyPrint with the process's fonts and parsed stylesheets, tasdid.billing.documents).
 
 After a warm-up (the first render loads WeasyPrint and the fonts: printed apart), each document is rendered N
 times in this process; the median, p95 and max wall time are printed, with the CPU time's median (less moved by

@@ -29,7 +29,8 @@ def language_switch(context) -> dict:
 
 # Amounts, months, dates and digits in the page's language (tasdid.core.l10n): {{ invoice.amount_ttc|amount }},
 # {{ total|amount:"bare" }} (no unit), {{ invoice.month|month_year }}, {{ due|day }}, {{ at|day_time }},
-# {{ at|long_date }} ("19 juin 2017"), {{ at|clock }} ("14:35"), {{ text|digits }}. Each takes the active language; an empty value stays empty.
+# {{ at|long_date }} ("19 juin 2017"), {{ at|clock }} ("14:35"), {{ text|digits }}. Each takes the active
+# language; an empty value stays empty.
 
 
 @register.filter
