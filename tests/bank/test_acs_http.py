@@ -149,7 +149,7 @@ def test_challenge_over_http_right_code_sends_rreq_then_cres(bank, three_ds_serv
     ares, page = start(bank, three_ds_server, browser)
     assert page.status_code == 200
     text = page.text
-    for expected in ("Crédit du Sahel", "Tasdid Télécom", "285.00 DH", "522011******0026", "Code reçu par SMS",
+    for expected in ("Crédit du Sahel", "Tasdid Télécom", "285.00\u00a0DH", "522011******0026", "Code reçu par SMS",
                      "Valider", "Renvoyer le code", "Annuler", "06 •• •• •• 02", "/static/bank/logos/sahel.svg",
                      "Le code est valable 5 minutes. Vous disposez de 3 essais."):
         assert expected in text, expected

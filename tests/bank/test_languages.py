@@ -6,7 +6,6 @@ import pytest
 
 from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import AcsTransaction
-from tasdid.core.money import dh
 from tests.support.sms import code_in, last_sms_text
 
 from .conftest import areq_message, creq_for, post_areq, verified
@@ -20,6 +19,9 @@ SMS = {
     "en": "Crédit du Sahel: your security code is {code} for the payment of {amount} to Tasdid Télécom. "
           "It expires in 5 minutes. Do not share it with anyone.",
 }
+# The amount as the biller writes it in each language (« درهم » in Arabic, never "DH"); a plain space in the SMS.
+NBSP = "\u00a0"
+AMOUNT = {"fr": "285.00 DH", "ar": "285.00 درهم", "en": "285.00 DH"}
 TITLE = {"fr": "Authentification du paiement", "ar": "مصادقة الدفع", "en": "Payment authentication"}
 HTML = {"fr": '<html lang="fr" dir="ltr">', "ar": '<html lang="ar" dir="rtl">', "en": '<html lang="en" dir="ltr">'}
 
@@ -37,7 +39,7 @@ def start(bank_url, server, browser, **areq):
 
 
 def sms(lang: str, code: str) -> str:
-    return SMS[lang].format(code=code, amount=dh("285.00"))
+    return SMS[lang].format(code=code, amount=AMOUNT[lang])
 
 
 @pytest.mark.parametrize(("asked", "lang"), [("ar", "ar"), ("en", "en"), ("fr", "fr"), ("ar-MA", "ar"),
@@ -48,6 +50,8 @@ def test_the_challenge_page_and_its_sms_speak_the_areq_language(bank, three_ds_s
     assert page.status_code == 200
     assert HTML[lang] in page.text and f"<h1 id=\"acs-title\">{TITLE[lang]}</h1>" in page.text
     assert page.headers["Content-Language"] == lang
+    shown = AMOUNT[lang].replace(" ", NBSP)
+    assert f'<dd class="acs-amount"><bdi>{shown}</bdi></dd>' in page.text
     assert AcsTransaction.objects.get().language == lang
     run_tasks()
     text = last_sms_text(MAIN.phone)

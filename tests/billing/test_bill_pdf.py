@@ -1,6 +1,7 @@
 """The monthly bill as a PDF (tasdid.billing.documents), read back with poppler's pdftotext: every field of the
 guide's sample bill in French, Arabic and English, and names or addresses that are long, right to left or both."""
 
+import dataclasses
 import datetime as dt
 import re
 import subprocess
@@ -308,3 +309,26 @@ def test_long_and_right_to_left_labels_wrap_inside_their_column(sample, tmp_path
     lines = pdf_lines(pdf, tmp_path)
     assert on_one_line(lines, "01/06/2017", "30/06/2017")  # the dates keep their columns
     assert on_one_line(lines, "0000111995072017", "186.00")
+
+
+def test_with_arabic_digits_the_arabic_bill_prints_eastern_digits_and_moroccan_month_names(sample, tmp_path, settings):
+    """settings.ARABIC_DIGITS = "arabic": amounts, dates, rates and points in Eastern Arabic digits on the Arabic
+    bill, the month as Morocco names it (« يوليوز », not Django's « يوليو »); numbers and references unchanged, as the
+    customer types them. The French bill keeps Western digits."""
+    settings.ARABIC_DIGITS = "arabic"
+    bill = dataclasses.replace(bill_document(bill_id=sample.pk), month=dt.date(2017, 7, 1))
+
+    lines = pdf_lines(bill_pdf(bill, language="ar"), tmp_path)
+
+    text = "\n".join(lines)
+    for parts in [("فاتورة شهر يوليوز ٢٠١٧",), ("١٩/٠٧/٢٠١٧", "آخر أجل للأداء"),
+                  ("٢٨٥٫٠٠", "المبلغ الإجمالي لفاتورتكم بالدرهم مع احتساب الرسوم"),
+                  ("٤٧٫٥٠", "منها الضريبة", "%٢٠"), ("١٨٦٫٠٠", "0000111995072017"),
+                  ("١٥٥٫٠٠", "٣١/٠٧/٢٠١٧", "٠١/٠٧/٢٠١٧"), ("٢٣٧٫٥٠",), ("١٥٠", "نقاط الوفاء"), ("١٩٦",),
+                  ("100000001-201706",), ("05 22 00 00 01",), ("12 345 678",)]:
+        assert on_one_line(lines, *(as_read(part) for part in parts)), (parts, text)
+    assert "يوليو " not in text and "285.00" not in text and "19/07/2017" not in text
+
+    french = "\n".join(pdf_lines(bill_pdf(bill, language="fr"), tmp_path))
+    assert "Facture du mois de Juillet 2017" in french and "285.00" in french and "19/07/2017" in french
+    assert not re.search("[٠-٩]", french)

@@ -3,6 +3,7 @@ single use, replaced by the next one, limited per line; anything else gets a pol
 
 import datetime as dt
 import html
+import re
 import sys
 
 import pytest
@@ -11,7 +12,7 @@ from django.utils import timezone
 from django.views.debug import SafeExceptionReporterFilter, get_exception_reporter_class
 
 from tasdid.billing.codes import fidelio_scope
-from tasdid.billing.models import FidelioCode, IdentificationAttempt
+from tasdid.billing.models import FidelioCode, IdentificationAttempt, PaymentOrder
 from tasdid.billing.services import fidelio
 from tasdid.billing.services.fidelio import FidelioReply, fidelio_code_request, is_code_request
 from tasdid.billing.services.identification import Identified, Refusal, Refused, identify_mobile
@@ -19,6 +20,7 @@ from tasdid.core.codes import code_digest, generate_numeric
 from tasdid.messaging.models import HandsetMessage, Sms
 from tasdid.messaging.services import REDACTED, sms_receive
 from tests import factories
+from tests.billing.payments_fixtures import line_with_two_invoices, new_order
 from tests.support.sms import code_in, last_sms_text
 
 NUMBER = "+212661000001"
@@ -261,3 +263,56 @@ def test_an_error_while_queueing_the_code_sms_reports_no_code(monkeypatch):
     assert issued["code"] not in text and issued["code"] not in page
     reply = next(frame for frame in reporter.get_traceback_frames() if frame["function"] == "_reply")
     assert dict(reply["vars"])["text"] == SafeExceptionReporterFilter.cleansed_substitute
+
+
+# The answer's language: the line's, or Arabic for « رمز », never the page's or the channel's ---------------------
+
+@pytest.mark.parametrize("text", ["رمز", " رمز ", "ر م ز"])
+def test_the_arabic_keyword_is_a_code_request(text):
+    assert is_code_request(text)
+
+
+def _phone_answer(client, run_tasks, text: str, query: str = "") -> str:
+    response = client.post(f"/sandbox/phone{query}", {"sender": "06 61 00 00 01", "recipient": "1111", "text": text})
+    assert response.status_code == 302
+    assert run_tasks() == 1
+    return HandsetMessage.objects.filter(number=NUMBER).order_by("-received_at", "-pk").first().text
+
+
+@pytest.mark.django_db
+def test_the_sandbox_phone_page_s_language_does_not_decide_the_answer(client, run_tasks):
+    """The phone page in Arabic, a line that never paid on the biller's site: the answer is in French."""
+    factories.mobile_line(number=NUMBER)
+    client.get("/sandbox/phone?lang=ar")
+    text = _phone_answer(client, run_tasks, "code", "?lang=ar")
+    assert re.fullmatch(r"Votre code fidelio est \d{6}\. Il est valable 15 minutes .*", text)
+
+
+@pytest.mark.django_db
+def test_the_answer_speaks_the_language_of_the_line_s_latest_payment_order(client, run_tasks):
+    line, _june, _july = line_with_two_invoices(number=NUMBER)
+    first = new_order(line, language="ar")
+    later = first.created_at + dt.timedelta(minutes=1)
+    PaymentOrder.objects.create(oid="ORDER-LATER", line=line, email=first.email, amount=first.amount,
+                                created_at=later, updated_at=later, language="en")  # the latest one
+    text = _phone_answer(client, run_tasks, "code")
+    assert re.fullmatch(r"Your fidelio code is \d{6}\. It is valid for 15 minutes .*", text)
+    assert _phone_answer(client, run_tasks, "hello") == (
+        "Message not recognised. To get your fidelio code, text “code” to 1111 from the mobile number of the line "
+        "to pay.")
+
+
+@pytest.mark.django_db
+def test_the_arabic_keyword_is_answered_in_arabic_whatever_the_line_used(client, run_tasks):
+    line, _june, _july = line_with_two_invoices(number=NUMBER)
+    new_order(line, language="fr")
+    text = _phone_answer(client, run_tasks, "رمز")
+    code = code_in(text)
+    assert text == (f"رمز فيديليو الخاص بك هو {code}. صالح لمدة 15 دقيقة ولا يُستعمل إلا مرة واحدة. "
+                    "لا تُطلع عليه أحدًا.")
+    assert FidelioCode.objects.get(line=line).digest == code_digest(fidelio_scope(line.pk), code)
+    # An unknown number writing « رمز » is told so in Arabic.
+    HandsetMessage.objects.all().delete()
+    client.post("/sandbox/phone", {"sender": "06 61 99 99 99", "recipient": "1111", "text": "رمز"})
+    assert run_tasks() == 1
+    assert HandsetMessage.objects.get(number="+212661999999").text.startswith("هذا الرقم لا يطابق أي خط محمول لزبون.")

@@ -162,3 +162,31 @@ def test_without_the_pdf_setting_the_email_has_no_attachment_and_does_not_promis
     assert "joint à cet email" not in text and "joint à cet email" not in html
     assert receipt_link(payment, absolute=True) in text
     assert message.get_payload()[0].get_filename() is None
+
+
+def test_with_arabic_digits_the_arabic_email_writes_eastern_digits_dirhams_and_moroccan_months(
+        smtp_sink, run_tasks, tmp_path, settings):
+    """settings.ARABIC_DIGITS = "arabic", an order placed in Arabic paying June and July 2017: the text, the HTML
+    and the PDF write amounts, dates and times in Eastern Arabic digits, « درهم » (never "DH") and July as Morocco
+    names it (« يوليوز »); references and the card unchanged."""
+    settings.ARABIC_DIGITS = "arabic"
+    line, june, july = line_with_two_invoices()
+    order = new_order(line, language="ar")
+    fields = gateway_message(order, paid=[june.reference, july.reference])
+    assert payment_callback(fields=fields).answer == "ACTION=POSTAUTH"
+    run_tasks()
+    [message] = mailbox(to=EMAIL)
+    text, html, attachment = parts(received(message.raw))
+    payment = Payment.objects.get()
+    local = timezone.localtime(payment.paid_at)
+    eastern = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    day, clock = f"{local:%d/%m/%Y}".translate(eastern), f"{local:%H:%M}".translate(eastern)
+
+    for body in (text, html):
+        for expected in ["٢٨٥٫٠٠ درهم", day, clock, "يونيو ٢٠١٧", "يوليوز ٢٠١٧", june.reference, july.reference,
+                         MASKED]:
+            assert expected in body.replace("\u00a0", " "), expected
+        assert "DH" not in body and "285.00" not in body and "يوليو " not in body
+    assert "١٨٦٫٠٠ درهم" in html.replace("\u00a0", " ") and "٩٩٫٠٠ درهم" in html.replace("\u00a0", " ")
+    pdf = pdf_text(attachment.get_content(), tmp_path)
+    assert "٢٨٥٫٠٠" in pdf and "يوليوز" in pdf and "285.00" not in pdf and payment.receipt_number in pdf

@@ -146,7 +146,7 @@ def test_receipt_page_shows_everything_the_guide_asks_without_a_session():
     html = unescape(response.content.decode())
     for text in [
         "Reçu de paiement", payment.receipt_number, local.strftime("%d/%m/%Y à %H:%M"), EMAIL,
-        june.reference, "Juin 2017", "186.00", july.reference, "Juillet 2017", "99.00", "285.00 DH",
+        june.reference, "Juin 2017", "186.00", july.reference, "Juillet 2017", "99.00", "285.00\u00a0DH",
         MASKED, "Visa", "P12345", "26101ABCD1234", settings.BILLER_NAME,
     ]:
         assert text in html, text

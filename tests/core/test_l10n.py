@@ -82,3 +82,20 @@ def _settings(tmp_path, value: str):
         env["TASDID_ARABIC_DIGITS"] = value
     return subprocess.run([sys.executable, "-c", "import tasdid.settings as s; print(s.ARABIC_DIGITS)"], env=env,
                           capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("lang", "when", "expected"), [
+    ("fr", dt.date(2017, 6, 19), "19 juin 2017"), ("fr", dt.date(2017, 7, 1), "1er juillet 2017"),
+    ("en", dt.date(2017, 8, 1), "1 August 2017"), ("ar", dt.date(2017, 7, 19), "19 يوليوز 2017"),
+    ("ar", dt.date(2017, 8, 5), "5 غشت 2017"),
+])
+def test_long_dates_use_the_page_s_month_names(lang, when, expected):
+    assert l10n.long_date(when, lang) == expected
+
+
+def test_long_dates_and_times_follow_the_arabic_digits_setting(settings):
+    settings.ARABIC_DIGITS = "arabic"
+    moment = dt.datetime(2017, 8, 5, 14, 35, tzinfo=dt.UTC)  # 15:35 in Casablanca (UTC+1)
+    assert l10n.long_date(moment, "ar") == "٥ غشت ٢٠١٧"
+    assert l10n.clock(moment, "ar") == "١٥:٣٥"
+    assert l10n.clock(moment, "fr") == "15:35"

@@ -30,6 +30,7 @@ from tasdid.messaging.services import (
 from tasdid.messaging.smpp import SmppChannel, SmppConfig
 from tasdid.messaging.smpp_codec import ESME_RINVDSTADR, ESME_RTHROTTLED
 from tests import factories
+from tests.billing.payments_fixtures import line_with_two_invoices, new_order
 from tests.support.smsc import Smsc
 from tests.support.tasks import database_url, wait_until
 
@@ -353,3 +354,23 @@ def test_tasdid_smpp_refuses_to_start_without_the_smpp_channel_or_an_account(set
     settings.SMS_CHANNEL, settings.SMPP_SYSTEM_ID = "smpp", ""
     with pytest.raises(CommandError, match="définissez TASDID_SMPP_SYSTEM_ID"):
         call_command("smpp")
+
+
+def test_the_answer_speaks_the_line_s_language_and_the_arabic_keyword_gets_arabic(smsc, channel):
+    """Through the SMS centre (no page, no active language): « code » from a line whose latest payment order was
+    placed in English is answered in English; « رمز » (sent in UCS-2) is answered in Arabic."""
+    line, _june, _july = line_with_two_invoices(number="+212661000001")
+    new_order(line, language="en")
+    channel()
+    wait_until(lambda: smsc.bound, timeout=30, what="the channel bound")
+
+    assert smsc.send_mo(source="212661000001", to="1111", text="code") is True
+    wait_until(lambda: len(smsc.accepted) == 1, timeout=30, what="the first answer submitted")
+    assert re.fullmatch(r"Your fidelio code is \d{6}\. It is valid for 15 minutes .*", smsc.accepted[0].text)
+
+    assert smsc.send_mo(source="212661000001", to="1111", text=" رمز ") is True
+    wait_until(lambda: len(smsc.accepted) == 2, timeout=30, what="the second answer submitted")
+    answer = smsc.accepted[1]
+    assert answer.data_coding == 8
+    assert re.fullmatch(r"رمز فيديليو الخاص بك هو \d{6}\. صالح لمدة 15 دقيقة .*", answer.text)
+    assert Sms.objects.filter(direction="in", text=" رمز ").count() == 1

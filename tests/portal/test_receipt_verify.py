@@ -16,6 +16,7 @@ from django.utils.translation import override
 
 from tasdid.billing.models import ReceiptCheck
 from tasdid.billing.receipts import grouped_code, qr_svg, verification_code
+from tasdid.core import l10n
 from tasdid.core.cards import find_card_numbers
 from tests.billing.payments_fixtures import EMAIL, MASKED
 from tests.billing.test_receipts import paid, receipt_link
@@ -26,19 +27,19 @@ TEXT = {
     "fr": {"title": "Reçu de paiement", "words": "deux cent quatre-vingt-cinq dirhams", "genuine": "Reçu authentique",
            "forged": "Reçu non authentique", "forged_detail": "Aucun reçu ne correspond à ce numéro",
            "too_many": "Trop de vérifications infructueuses depuis votre connexion. Réessayez dans 15 minutes.",
-           "check": "Vérifier ce reçu", "qr": "Code QR de vérification du reçu", "amount": "285.00 DH",
+           "check": "Vérifier ce reçu", "qr": "Code QR de vérification du reçu", "amount": "285.00\u00a0DH",
            "card": "se terminant par 0002", "code_label": "Code de vérification :",
            "bad_number": "Un n° de reçu s'écrit comme R2026-00000042.", "at": "à"},
     "ar": {"title": "إيصال الدفع", "words": "مئتان و خمسة و ثمانون درهماً", "genuine": "إيصال صحيح",
            "forged": "إيصال غير صحيح", "forged_detail": "لا يوجد أي إيصال يطابق هذا الرقم",
            "too_many": "محاولات تحقق فاشلة كثيرة من اتصالكم. أعيدوا المحاولة بعد 15 دقيقة.",
-           "check": "التحقق من هذا الإيصال", "qr": "رمز QR للتحقق من الإيصال", "amount": "285.00 درهم",
+           "check": "التحقق من هذا الإيصال", "qr": "رمز QR للتحقق من الإيصال", "amount": "285.00\u00a0درهم",
            "card": "تنتهي بـ 0002", "code_label": "رمز التحقق:",
            "bad_number": "يُكتب رقم الإيصال على شكل R2026-00000042.", "at": "على الساعة"},
     "en": {"title": "Payment receipt", "words": "two hundred and eighty-five dirhams", "genuine": "Genuine receipt",
            "forged": "Receipt not genuine", "forged_detail": "No receipt matches this number",
            "too_many": "Too many unsuccessful checks from your connection. Try again in 15 minutes.",
-           "check": "Check this receipt", "qr": "Receipt verification QR code", "amount": "285.00 DH",
+           "check": "Check this receipt", "qr": "Receipt verification QR code", "amount": "285.00\u00a0DH",
            "card": "ending in 0002", "code_label": "Verification code:",
            "bad_number": "A receipt number looks like R2026-00000042.", "at": "at"},
 }
@@ -148,8 +149,7 @@ def test_verification_link_of_a_genuine_receipt_shows_public_facts_only(lang):
     text = TEXT[lang]
     assert f'<html lang="{lang}" dir="{"rtl" if lang == "ar" else "ltr"}">' in html
     local = timezone.localtime(payment.paid_at)
-    with override(lang):
-        day = date_format(local, "j F Y")
+    day = l10n.long_date(local, lang)  # the month as the page's language names it (Moroccan in Arabic)
     for expected in [text["genuine"], payment.receipt_number, f"{day} {text['at']} {local:%H:%M}", text["amount"],
                      settings.BILLER_NAME, text["card"]]:
         assert expected in html, expected
@@ -267,3 +267,35 @@ def test_verification_form_is_rate_limited_so_codes_cannot_be_guessed(lang):
     assert TEXT[lang]["genuine"] in html_of(other)
     assert list(ReceiptCheck.objects.filter(client_ip="192.0.2.7").values_list("genuine", "limited")) == \
         [(False, False)] * len(guesses) + [(False, True)] * 2
+
+
+@pytest.mark.django_db
+def test_with_arabic_digits_receipt_and_verification_pages_write_eastern_digits_and_moroccan_months(settings):
+    """settings.ARABIC_DIGITS = "arabic": the Arabic receipt page and verification page write amounts, dates and
+    times in Eastern Arabic digits and the months as Morocco names them (« يوليوز », « دجنبر »…, not Django's
+    « يوليو », « ديسمبر »); references, numbers and codes unchanged. The French pages are unchanged."""
+    settings.ARABIC_DIGITS = "arabic"
+    payment, invoices = paid()  # June and July 2017
+    local = timezone.localtime(payment.paid_at)
+    eastern = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    day, clock = f"{local:%d/%m/%Y}".translate(eastern), f"{local:%H:%M}".translate(eastern)
+
+    html = html_of(Client().get(receipt_link(payment) + "?lang=ar"))
+
+    for expected in ["يونيو ٢٠١٧", "يوليوز ٢٠١٧", "١٨٦٫٠٠", "٩٩٫٠٠", "٢٨٥٫٠٠\u00a0درهم", f"{day} على الساعة {clock}",
+                     payment.receipt_number, MASKED, *(invoice.reference for invoice in invoices)]:
+        assert expected in html, expected
+    assert "يوليو " not in html and "285.00" not in html and "186.00" not in html
+
+    code = verification_code(receipt_number=payment.receipt_number, trans_id=payment.trans_id)
+    html = html_of(Client().get(f"/verifier/{payment.receipt_number}/{code}?lang=ar"))
+
+    month = ("يناير", "فبراير", "مارس", "أبريل", "ماي", "يونيو", "يوليوز", "غشت", "شتنبر", "أكتوبر", "نونبر",
+             "دجنبر")[local.month - 1]
+    long_day = f"{local.day} {month} {local.year}".translate(eastern)
+    for expected in [f"{long_day} على الساعة {clock}", "٢٨٥٫٠٠\u00a0درهم", "تنتهي بـ 0002"]:
+        assert expected in html, expected
+    assert "285.00" not in html
+
+    french = html_of(Client().get(receipt_link(payment) + "?lang=fr"))
+    assert "Juillet 2017" in french and "285.00\u00a0DH" in french and not re.search("[٠-٩]", french)

@@ -3,6 +3,7 @@ consult page of the identified line only, the session that holds it."""
 
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -10,7 +11,9 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.text import capfirst
 
+from tasdid.billing.documents import bill_html
 from tasdid.billing.models import IdentificationAttempt, Invoice, Payment, PaymentOrder
+from tasdid.billing.selectors.bills import BillDocument, BillService
 from tasdid.billing.services.fidelio import fidelio_code_request
 from tasdid.portal.session import EMAIL_KEY, LINE_KEY
 from tests import factories
@@ -336,3 +339,27 @@ def test_consult_page_writes_months_dates_and_amounts_in_the_page_s_language(cli
     assert rows[0][2].startswith(due)
     assert f'<td class="amount total">{total}</td>' in html
     assert '<strong dir="ltr">05 22 00 00 01</strong>' in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("lang", "fixed", "internet"), [
+    ("fr", "« Code de paiement Fixe »", "« Identifiant de paiement Internet »"),
+    ("ar", "« رمز أداء الهاتف الثابت »", "« معرف أداء الإنترنت »"),
+    ("en", "“Fixed-line payment code”", "“Internet payment identifier”"),
+])
+def test_the_hints_quote_the_label_as_the_bill_in_that_language_prints_it(client, lang, fixed, internet):
+    """The bill downloaded in Arabic or English prints its labels translated: the hints quote those, not French."""
+    assert fixed in client.get(f"/fixe?lang={lang}").content.decode()
+    assert internet in client.get(f"/internet?lang={lang}").content.decode()
+    printed = bill_html(_bill_with_both_labels(), language=lang)
+    assert fixed.strip("«»“” ") in printed and internet.strip("«»“” ") in printed
+
+
+def _bill_with_both_labels() -> BillDocument:
+    return BillDocument(
+        number="100000001-201706", month=dt.date(2017, 6, 1), due_date=dt.date(2017, 7, 19),
+        biller_name="Tasdid Télécom", client_number="100000001", customer_name="Mme Test", customer_address=[],
+        services=[BillService("fixed", "05 22 00 00 01"), BillService("internet", "12 345 678")],
+        has_fixed_line=True, invoices=[], total_ht=Decimal("0.00"), total_vat=Decimal("0.00"),
+        total_ttc=Decimal("0.00"), vat_percent=20, loyalty_points=0, loyalty_balance=0,
+    )

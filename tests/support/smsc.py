@@ -148,11 +148,16 @@ class Smsc:
         self._call(self.receipt(smsc_id, stat, session_id=session_id, to=submitted))
 
     def send_mo(self, *, source: str, to: str, text: str, source_ton: int = 1) -> bool:
-        """An SMS from a phone (``source`` international without "+") to a short number; True when acknowledged."""
+        """An SMS from a phone (``source`` international without "+") to a short number; True when acknowledged.
+        ASCII text goes in the default alphabet, anything else (Arabic) in UCS-2 (data_coding 8), as a phone sends
+        it."""
+        ascii_only = text.isascii()
+        payload, coding = (text.encode(), 0) if ascii_only else (text.encode("utf-16-be"), 8)
+
         async def deliver():
             esme = next(iter(self._sessions.values()))
-            resp = await esme.deliver_sm(to, text.encode(), source_addr=source, source_addr_ton=source_ton,
-                                         source_addr_npi=1)
+            resp = await esme.deliver_sm(to, payload, source_addr=source, source_addr_ton=source_ton,
+                                         source_addr_npi=1, data_coding=coding)
             return resp.is_success
         return self._call(deliver())
 

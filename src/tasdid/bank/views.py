@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from tasdid.core import i18n, threeds
 from tasdid.core.cards import ascii_digits, digits_only, is_digits
 from tasdid.core.http import allow_form_action, autosubmit, no_store, signed_json
-from tasdid.core.money import dh
+from tasdid.core.l10n import amount as written_amount
 from tasdid.core.phones import national
 
 from . import acs, selectors, services
@@ -101,7 +101,7 @@ def _page(request: HttpRequest, record: AcsTransaction, session_data: str, *, fo
             "record": record,
             "form": form or CodeForm(),
             "session_data": session_data,
-            "amount": dh(record.amount),
+            "amount": written_amount(record.amount),
             "masked_pan": record.card.masked_pan,
             "phone": format_html('<bdi dir="ltr">{}</bdi>', _masked_phone(record.card.phone)),
             "notice": notice,

@@ -73,3 +73,19 @@ def day_time(value: dt.datetime, lang: str | None = None) -> str:
     """A moment, local time: "19/06/2017 14:35" (seconds are not for customers)."""
     local = timezone.localtime(value) if timezone.is_aware(value) else value
     return digits(f"{local:%d/%m/%Y %H:%M}", lang)
+
+
+def long_date(value: dt.date | dt.datetime, lang: str | None = None) -> str:
+    """A day written out, local time for a datetime: "1er juillet 2017", "19 juin 2017", "19 يونيو 2017" (the
+    Moroccan month names of MONTHS), "19 June 2017"."""
+    if isinstance(value, dt.datetime):
+        value = (timezone.localtime(value) if timezone.is_aware(value) else value).date()
+    lang = language(lang)
+    number = "1er" if lang == "fr" and value.day == 1 else str(value.day)
+    return digits(f"{number} {MONTHS[lang][value.month - 1]} {value.year}", lang)
+
+
+def clock(value: dt.datetime, lang: str | None = None) -> str:
+    """The time of a moment, local time: "14:35" ("١٤:٣٥" with Arabic digits)."""
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return digits(f"{local:%H:%M}", lang)

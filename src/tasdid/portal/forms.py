@@ -7,10 +7,12 @@ import re
 
 from django import forms
 from django.utils import timezone
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from tasdid.billing.clock import clock_text
+from tasdid.billing.selectors.bills import BILL_LABELS
 from tasdid.billing.services.identification import (
     Identification,
     Refusal,
@@ -153,7 +155,9 @@ class FixedForm(IdentificationForm):
                                 error_messages={"required": REQUIRED})
     payment_code = forms.CharField(
         label=gettext_lazy("Code de paiement fixe"), max_length=40,
-        help_text=gettext_lazy("Il figure sur votre facture, à la ligne « Code de paiement Fixe »."),
+        # The label as the bill in the page's language prints it (« رمز أداء الهاتف الثابت » on an Arabic bill).
+        help_text=format_lazy(gettext_lazy("Il figure sur votre facture, à la ligne « {label} »."),
+                              label=BILL_LABELS["fixed_payment_code"]),
         error_messages={"required": REQUIRED},
         widget=CodeInput(attrs={"autocomplete": "off"}),
     )
@@ -182,7 +186,8 @@ class FixedForm(IdentificationForm):
 class InternetForm(IdentificationForm):
     payment_identifier = forms.CharField(
         label=gettext_lazy("Identifiant de paiement"), max_length=30,
-        help_text=gettext_lazy("Il figure sur votre facture sous la même appellation (format xx xxx xxx)."),
+        help_text=format_lazy(gettext_lazy("Il figure sur votre facture, à la ligne « {label} » (format xx xxx xxx)."),
+                              label=BILL_LABELS["internet_payment_identifier"]),
         error_messages={"required": REQUIRED},
         widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
     )

@@ -17,7 +17,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import threeds
 from tasdid.core.codes import code_digest, code_matches, generate_numeric
-from tasdid.core.money import dh, from_minor, to_minor
+from tasdid.core.l10n import amount as written_amount
+from tasdid.core.money import from_minor, to_minor
 from tasdid.messaging.services import sms_send
 
 from .. import acs, selectors
@@ -216,10 +217,16 @@ def _send_otp(record: AcsTransaction, *, now: dt.datetime) -> None:
         text = _(
             "%(bank)s : votre code de sécurité est %(code)s pour le paiement de %(amount)s chez %(merchant)s. "
             "Il expire dans %(minutes)s minutes. Ne le communiquez à personne."
-        ) % {"bank": bank.name, "code": code, "amount": dh(record.amount), "merchant": record.merchant_name,
+        ) % {"bank": bank.name, "code": code, "amount": sms_amount(record.amount), "merchant": record.merchant_name,
              "minutes": OTP_LIFETIME_MINUTES}
     sms_send(sender=bank.short_name, to=record.card.phone, text=text, secrets=[code])
     _acs_event(record, "otp_sent", f"code n° {record.otp_sent_count}", now=now)
+
+
+def sms_amount(value) -> str:
+    """The amount as the page in the customer's language writes it ("285.00 DH", "285.00 درهم"), with a plain
+    space: a no-break space is not in the GSM 7-bit alphabet and would turn a French SMS into UCS-2."""
+    return written_amount(value).replace("\u00a0", " ")
 
 
 def _expired(record: AcsTransaction, now: dt.datetime) -> bool:

@@ -5,11 +5,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 
 from tasdid.billing.models import Bill, Invoice, InvoiceLine, ServiceLine
 from tasdid.core.money import VAT_RATE
 
 from .invoices import line_display
+
+# Labels the bill prints (billing/bill/pdf.html, same msgids) that the portal's hints quote: a hint names the line as
+# the bill downloaded in the page's language prints it.
+BILL_LABELS = {
+    "fixed_payment_code": gettext_lazy("Code de paiement Fixe"),
+    "internet_payment_identifier": gettext_lazy("Identifiant de paiement Internet"),
+}
 
 # The order of the services on the bill: the sample prints the fixed invoice, then the internet one.
 _KIND_ORDER = {ServiceLine.Kind.FIXED: 0, ServiceLine.Kind.MOBILE: 1, ServiceLine.Kind.INTERNET: 2}

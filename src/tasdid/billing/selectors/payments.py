@@ -207,3 +207,11 @@ def receipt_to_check(*, receipt_number: str) -> tuple[CheckedReceipt, str] | Non
     facts = CheckedReceipt(number=payment.receipt_number, paid_at=payment.paid_at, total=payment.amount,
                            merchant_name=payment.merchant_name, card_last4=digits[-4:])
     return facts, payment.trans_id
+
+
+def line_language(*, number: str) -> str:
+    """The language the mobile line ``number`` (E.164) last used on the biller's site: its latest payment order's
+    (the page it paid from), French when it has none."""
+    language = (PaymentOrder.objects.filter(line__kind=ServiceLine.Kind.MOBILE, line__number=number)
+                .order_by("-created_at", "-pk").values_list("language", flat=True).first())
+    return language or settings.LANGUAGE_CODE

@@ -1,5 +1,9 @@
 """Codes fidelio: a mobile line asks for one by SMS ("code" to 1111) and gets it back by SMS.
 
+The answer's language is decided here, never by whatever language happens to be active (a sandbox page, the SMPP
+receiver): « رمز » (Arabic for "code") asks in Arabic and is answered in Arabic; otherwise the answer speaks the
+language the line last used on the biller's site (its latest payment order's), French when it never paid here.
+
 A code is 6 digits, kept only as a keyed digest bound to its line, valid FIDELIO_CODE_SECONDS, used once; a new
 code replaces the older unused ones; a line may ask for FIDELIO_REQUEST_LIMIT codes per window.
 """
@@ -9,19 +13,22 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from tasdid.billing.clock import clock_text
 from tasdid.billing.codes import fidelio_scope
 from tasdid.billing.models import FidelioCode, ServiceLine
+from tasdid.billing.selectors.payments import line_language
 from tasdid.core.codes import code_digest, generate_numeric, is_locked
 from tasdid.messaging.services import sms_send
 
 FIDELIO_SHORT_NUMBER = "1111"
 FIDELIO_CODE_LENGTH = 6
 KEYWORD = "code"
+# Each keyword and the language of its answer (None: the line's own language, line_language).
+KEYWORDS = {KEYWORD: None, "رمز": "ar"}
 
 
 class FidelioReply(StrEnum):
@@ -34,9 +41,18 @@ class FidelioReply(StrEnum):
     LINE_LOCKED = "line_locked"
 
 
+def _keyword(text: str) -> str:
+    return "".join((text or "").split()).casefold()
+
+
 def is_code_request(text: str) -> bool:
-    """ "code", in any case, with spaces anywhere (" Code ", "CODE", "co de")."""
-    return "".join((text or "").split()).casefold() == KEYWORD
+    """ "code", in any case, with spaces anywhere (" Code ", "CODE", "co de"), or « رمز »."""
+    return _keyword(text) in KEYWORDS
+
+
+def reply_language(*, sender: str, text: str) -> str:
+    """The language of the answer to ``text`` from ``sender``: Arabic for « رمز », else the line's (line_language)."""
+    return KEYWORDS.get(_keyword(text)) or line_language(number=sender)
 
 
 @sensitive_variables("text")  # the SMS may hold a code: hidden in error reports, here and in the frames below
@@ -46,13 +62,15 @@ def _reply(to: str, text: str, secrets: tuple[str, ...] = ()) -> None:
 
 @transaction.atomic
 def fidelio_sms_received(*, sender: str, text: str, now: dt.datetime | None = None) -> FidelioReply:
-    """Answer an SMS that ``sender`` (E.164) sent to 1111; every answer is an SMS back to the sender."""
+    """Answer an SMS that ``sender`` (E.164) sent to 1111; every answer is an SMS back to the sender, in the
+    language reply_language decides."""
     now = now or timezone.now()
-    if not is_code_request(text):
-        _reply(sender, _("Message non reconnu. Pour recevoir votre code fidelio, envoyez « code » au 1111 "
-                         "depuis le numéro mobile de la ligne à payer."))
-        return FidelioReply.UNKNOWN_KEYWORD
-    return fidelio_code_request(number=sender, now=now)
+    with translation.override(reply_language(sender=sender, text=text)):
+        if not is_code_request(text):
+            _reply(sender, _("Message non reconnu. Pour recevoir votre code fidelio, envoyez « code » au 1111 "
+                             "depuis le numéro mobile de la ligne à payer."))
+            return FidelioReply.UNKNOWN_KEYWORD
+        return fidelio_code_request(number=sender, now=now)
 
 
 @transaction.atomic

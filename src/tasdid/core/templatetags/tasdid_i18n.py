@@ -29,7 +29,8 @@ def language_switch(context) -> dict:
 
 # Amounts, months, dates and digits in the page's language (tasdid.core.l10n): {{ invoice.amount_ttc|amount }},
 # {{ total|amount:"bare" }} (no unit), {{ invoice.month|month_year }}, {{ due|day }}, {{ at|day_time }},
-# {{ text|digits }}. Each takes the active language; an empty value stays empty.
+# {{ at|long_date }} ("19 juin 2017"), {{ at|clock }} ("14:35"), {{ text|digits }}. Each takes the active
+# language; an empty value stays empty.
 
 
 @register.filter
@@ -57,3 +58,13 @@ def day_time(value):
 @register.filter
 def digits(value):
     return l10n.digits(value) if value not in (None, "") else ""
+
+
+@register.filter
+def long_date(value):
+    return l10n.long_date(value) if value else ""
+
+
+@register.filter
+def clock(value):
+    return l10n.clock(value) if value else ""
