@@ -41,6 +41,7 @@ def crash_points() -> list[tuple[object, str, str]]:
     """(module, function name, label): the service boundaries where a process may die, before or after the call.
     Patched on the module the callers look them up in (``services.x`` is looked up at each call)."""
     from tasdid.bank import services as bank
+    from tasdid.bank.services import authorization as bank_authorization
     from tasdid.billing.services import payments
     from tasdid.gateway import flow
     from tasdid.gateway import services as gateway
@@ -53,9 +54,12 @@ def crash_points() -> list[tuple[object, str, str]]:
     points += [(flow, "send_callback", "gateway.flow.send_callback")]
     points += [(payments, name, f"billing.payments.{name}") for name in (
         "_settle", "_fail", "payment_order_create", "payment_order_expire")]
+    # The bank's views call the services through the package; the card rails (tasdid.bank.acquirer) through
+    # the authorization module: the same functions, patched where each caller looks them up.
     points += [(bank, name, f"bank.services.{name}") for name in (
-        "authorize", "hold_capture", "hold_void", "areq_answer", "challenge_open", "challenge_submit_code",
-        "challenge_cancel", "rreq_deliver")]
+        "areq_answer", "challenge_open", "challenge_submit_code", "challenge_cancel", "rreq_deliver")]
+    points += [(bank_authorization, name, f"bank.services.{name}") for name in (
+        "authorize", "hold_capture", "hold_void")]
     points += [(messaging, name, f"messaging.{name}") for name in ("sms_deliver", "email_deliver")]
     return points
 
@@ -132,7 +136,7 @@ class Simulation:
         return self
 
     def _install(self, monkeypatch) -> None:
-        from tasdid.bank import services as bank_services
+        from tasdid.bank.services import authentication as bank_acs
         from tasdid.gateway import flow
 
         network.CURRENT = self.net
@@ -140,7 +144,7 @@ class Simulation:
         # Pauses between tries: nobody waits in a simulation (time moves only when the scheduler moves it).
         no_sleep = types.SimpleNamespace(sleep=lambda _s: None, monotonic=__import__("time").monotonic)
         monkeypatch.setattr(flow, "time", no_sleep)
-        monkeypatch.setattr(bank_services, "time", no_sleep)
+        monkeypatch.setattr(bank_acs, "time", no_sleep)  # the ACS's pauses between RReq tries
         for module, name, label in crash_points():
             monkeypatch.setattr(module, name, self.net.crash_point(label, getattr(module, name)))
 
