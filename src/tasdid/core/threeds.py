@@ -30,6 +30,7 @@ CHALLENGE = "C"
 REJECTED = "R"
 # transStatusReason (EMV 3DS 2.2 table A.5) the parties act on
 REASON_FREQUENCY_LIMIT = "04"  # exceeds authentication frequency limit
+REASON_NO_CARD_RECORD = "08"  # no card record: the directory knows no BIN range for the card
 
 # ECI values by scheme for a full authentication / an attempt / none.
 ECI_AUTHENTICATED = {"VISA": "05", "MASTERCARD": "02", "CMI": "05"}
