@@ -20,7 +20,6 @@ from tasdid.billing.models import Invoice, Payment
 from tasdid.core.money import dh
 from tasdid.gateway.demo import seed_demo as seed_gateway
 from tasdid.gateway.models import PaymentSession
-from tasdid.switch import services as switch_services
 from tests import factories
 from tests.browser.a11y import check_page
 from tests.gateway.conftest import make_merchant, merchant_fields, signed
@@ -74,7 +73,6 @@ def counterparty():
 def shop(parties, task_worker, counterparty, settings, page: Page):
     """A shop page that posts a signed merchant request to the gateway in the language asked."""
     settings.GATEWAY_3DS_DIRECTORY_URL = parties["switch"] + "/3ds/areq"  # the directory routes to the bank's ACS
-    switch_services.routes_seed()
     seed_bank()
     make_merchant(hosts=[counterparty.host])
 

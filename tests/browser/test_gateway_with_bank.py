@@ -9,7 +9,6 @@ from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import Hold
 from tasdid.core.signing import ver3_verify
 from tasdid.gateway.models import Attempt, AttemptState
-from tasdid.switch import services as switch_services
 from tests.gateway.conftest import STORE_KEY, make_merchant, merchant_fields, signed
 from tests.gateway.fakes import CounterpartyServer
 from tests.support.pci import card_data_findings
@@ -32,7 +31,6 @@ def counterparty():
 @pytest.fixture
 def gateway_page(parties, task_worker, counterparty, settings, page: Page):
     settings.GATEWAY_3DS_DIRECTORY_URL = parties["switch"] + "/3ds/areq"  # the directory routes to the bank's ACS
-    switch_services.routes_seed()
     seed_demo()
     make_merchant(hosts=[counterparty.host])
     fields = signed(merchant_fields(base=counterparty.url))

@@ -8,7 +8,6 @@ from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import Hold
 from tasdid.core.signing import ver3_verify
 from tasdid.gateway.models import Attempt, AttemptState, PaymentSession, SessionState
-from tasdid.switch import services as switch_services
 from tests.support.pci import card_data_findings
 
 from .conftest import (
@@ -30,7 +29,6 @@ NO_CHALLENGE = [c for c in sandbox.CARDS if c.three_d_secure != "challenge"]
 def shop(parties, counterparty, settings):
     """The bank's directory and acquirer as configured (the parties' servers), a stand-in merchant."""
     settings.GATEWAY_3DS_DIRECTORY_URL = parties["switch"] + "/3ds/areq"  # the directory routes to the bank's ACS
-    switch_services.routes_seed()
     seed_demo()
     make_merchant(hosts=[counterparty.host])
     browser = gateway_client()

@@ -13,7 +13,6 @@ from tasdid.bank.models import AcsTransaction
 from tasdid.core import threeds
 from tasdid.core.cards import mask
 from tasdid.gateway import threeds_server
-from tasdid.switch import services
 from tasdid.switch.models import DirectoryTransaction, Route
 from tests.support.ports import free_port
 
@@ -23,7 +22,6 @@ TO_SERVER, TO_ACS = threeds.LINK_SERVER_DIRECTORY, threeds.LINK_DIRECTORY_ACS
 @pytest.fixture
 def directory(parties, settings):
     seed_bank()
-    services.routes_seed()
     settings.GATEWAY_3DS_DIRECTORY_URL = parties["switch"] + "/3ds/areq"
     return parties
 
