@@ -2,6 +2,7 @@
 directory's authentications (read-only)."""
 
 from django.contrib import admin
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnlyAdmin
@@ -14,6 +15,7 @@ switch_admin = PartyAdminSite("switch_admin", _("Centre monétique — administr
 @admin.register(Route, site=switch_admin)
 class RouteAdmin(admin.ModelAdmin):
     list_display = ("bin_prefix", "bank_name", "issuer_host", "issuer_port", "acs_url", "active")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # an ACS URL typed without its scheme
     list_filter = ("active", "bank_name")
     search_fields = ("bin_prefix", "bank_name")
 
