@@ -55,7 +55,7 @@ if str(ROOT) not in sys.path:
 from tests.support.journey_http import APPROVED_CARDS, DECLINED_CARDS, Journey, pay_bill  # noqa: E402
 
 TASDID = [sys.executable, "-m", "tasdid.cli"]
-PARTIES = ("biller", "gateway", "bank")
+PARTIES = ("biller", "gateway", "bank", "switch")  # the switch's web site: the 3-D Secure directory
 VICTIMS = ("biller", "gateway", "bank", "worker")
 RETRIES = 3
 SEED_PARTIES = ("from tasdid.bank.demo import seed_demo as bank; from tasdid.gateway.demo import seed_demo as gw; "
@@ -262,6 +262,7 @@ class Campaign:
             "TASDID_BILLER_URL": f"http://127.0.0.1:{ports['biller']}",
             "TASDID_GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}",
             "TASDID_BANK_URL": f"http://127.0.0.1:{ports['bank']}",
+            "TASDID_SWITCH_URL": f"http://127.0.0.1:{ports['switch']}",
             "TASDID_EMAIL_HOST": "127.0.0.1",
             "TASDID_EMAIL_PORT": str(ports["smtp"]),
             "TASDID_WEB_WORKERS": str(self.web_workers),

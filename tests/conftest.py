@@ -14,7 +14,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 def _party_threads(django_db_setup, django_db_blocker):
     from tests.support.servers import start_party_server
 
-    threads = {party: start_party_server(party, settings.TEST_PORTS[party]) for party in ("biller", "gateway", "bank")}
+    threads = {party: start_party_server(party, settings.TEST_PORTS[party])
+               for party in ("biller", "gateway", "bank", "switch")}
     yield threads
     for thread in threads.values():
         thread.terminate()
@@ -22,7 +23,11 @@ def _party_threads(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def parties(_party_threads, transactional_db):
-    """The biller, gateway and bank web servers on 127.0.0.1, over a committed (transactional) database."""
+    """The biller, gateway, bank and switch web servers on 127.0.0.1, over a committed (transactional) database;
+    the switch's BIN routes seeded as its migration does (each test starts from a flushed database)."""
+    from tasdid.switch.services import routes_seed
+
+    routes_seed()
     return {party: thread.url for party, thread in _party_threads.items()}
 
 

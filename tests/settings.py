@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.support.ports import free_port
 
 _run_dir = Path(tempfile.mkdtemp(prefix="tasdid-test-"))
-_ports = {"biller": free_port(), "gateway": free_port(), "bank": free_port(), "smtp": free_port()}
+_ports = {party: free_port() for party in ("biller", "gateway", "bank", "switch", "smtp")}
 os.environ.update(
     {
         "TASDID_SANDBOX": "1",
@@ -18,6 +18,7 @@ os.environ.update(
         "TASDID_BILLER_URL": f"http://127.0.0.1:{_ports['biller']}",
         "TASDID_GATEWAY_URL": f"http://127.0.0.1:{_ports['gateway']}",
         "TASDID_BANK_URL": f"http://127.0.0.1:{_ports['bank']}",
+        "TASDID_SWITCH_URL": f"http://127.0.0.1:{_ports['switch']}",
         "TASDID_EMAIL_HOST": "127.0.0.1",
         "TASDID_EMAIL_PORT": str(_ports["smtp"]),
         "TASDID_VAR_DIR": str(_run_dir),

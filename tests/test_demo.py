@@ -89,13 +89,14 @@ def _check_demo_data(env: dict[str, str]) -> None:
 
 @pytest.mark.slow
 def test_demo_serves_every_party_restarts_a_killed_one_and_stops_on_ctrl_c(tmp_path: Path):
-    ports = {name: free_port() for name in ("biller", "gateway", "bank", "smtp")}
+    ports = {name: free_port() for name in ("biller", "gateway", "bank", "switch", "smtp")}
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TASDID_", "DATABASE_URL", "DJANGO_"))},
         "TASDID_VAR_DIR": str(tmp_path / "var"),
         "TASDID_BILLER_URL": f"http://127.0.0.1:{ports['biller']}",
         "TASDID_GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}",
         "TASDID_BANK_URL": f"http://127.0.0.1:{ports['bank']}",
+        "TASDID_SWITCH_URL": f"http://127.0.0.1:{ports['switch']}",
         "TASDID_EMAIL_PORT": str(ports["smtp"]),
         "TASDID_WEB_WORKERS": "1",
     }
@@ -123,7 +124,7 @@ def test_demo_serves_every_party_restarts_a_killed_one_and_stops_on_ctrl_c(tmp_p
 
         # SIGKILL the worker's and the gateway's process groups (each child leads its own).
         children = _children(demo.pid)
-        assert set(children) == {"biller", "gateway", "bank", "worker", "smtp"}, children
+        assert set(children) == {"biller", "gateway", "bank", "switch", "worker", "smtp"}, children
         for role in ("worker", "gateway"):
             os.killpg(children[role], signal.SIGKILL)
         wait_for(lambda: all(f"« {role} » a redémarré" in "".join(output) for role in ("worker", "gateway")),

@@ -57,8 +57,8 @@ BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 BACKOFF_RESET_AFTER = 60.0
 
-LABELS = {"biller": "facturier", "gateway": "passerelle", "bank": "banque", "worker": "tâches de fond",
-          "smtp": "serveur SMTP"}
+LABELS = {"biller": "facturier", "gateway": "passerelle", "bank": "banque", "switch": "centre monétique",
+          "worker": "tâches de fond", "smtp": "serveur SMTP"}
 
 
 def next_backoff(previous: float | None, uptime: float) -> float:
@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "biller": party_port("biller"),
         "gateway": party_port("gateway"),
         "bank": party_port("bank"),
+        "switch": party_port("switch"),  # its 3-D Secure directory
         "smtp": settings.EMAIL_PORT,
     }
     supervisor = Supervisor(log_dir)
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stop_signal.append(signum))
     try:
-        for party in ("biller", "gateway", "bank"):
+        for party in ("biller", "gateway", "bank", "switch"):
             supervisor.start(party, [*tasdid, "serve", party, "--port", str(ports[party])])
         supervisor.start("worker", [*tasdid, "worker"])
         supervisor.start("smtp", [*tasdid, "smtp-sink", "--port", str(ports["smtp"])])

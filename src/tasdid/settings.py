@@ -81,14 +81,17 @@ TASDID_KEYS = {
     "receipts": os.environ.get("TASDID_RECEIPTS_KEY", ""),  # unguessable receipt links
     "receipt-checks": os.environ.get("TASDID_RECEIPT_CHECKS_KEY", ""),  # verification codes printed on receipts
     "vault": os.environ.get("TASDID_VAULT_KEY", ""),  # card data in transit through 3-D Secure
-    "threeds": os.environ.get("TASDID_3DS_KEY", ""),  # gateway <-> directory/ACS message signatures
+    "threeds": os.environ.get("TASDID_3DS_KEY", ""),  # CReq/CRes, the 3-D Secure messages the browser carries
+    "3ds-gateway-switch": os.environ.get("TASDID_3DS_GATEWAY_SWITCH_KEY", ""),  # 3DS Server <-> directory
+    "3ds-switch-bank": os.environ.get("TASDID_3DS_SWITCH_BANK_KEY", ""),  # the same messages: directory <-> ACS
+    "cavv": os.environ.get("TASDID_CAVV_KEY", ""),  # the bank's authentication values (CAVV), the bank's alone
 }
 
 # Where each party answers. The defaults are the demo's loopback ports.
 BILLER_URL = env("TASDID_BILLER_URL", "http://127.0.0.1:8000").rstrip("/")
 GATEWAY_URL = env("TASDID_GATEWAY_URL", "http://127.0.0.1:8001").rstrip("/")
 BANK_URL = env("TASDID_BANK_URL", "http://127.0.0.1:8002").rstrip("/")
-SWITCH_URL = env("TASDID_SWITCH_URL", "http://127.0.0.1:8003").rstrip("/")  # its admin (3DS directory later)
+SWITCH_URL = env("TASDID_SWITCH_URL", "http://127.0.0.1:8003").rstrip("/")  # its admin and 3-D Secure directory
 
 # The switch (centre monétique): where it takes ISO 8583 from acquirers, where the issuer host answers (the
 # default of the BIN routes whose host is left empty), and its timers in seconds (docs/iso8583.md, "Le switch").
@@ -113,8 +116,10 @@ GATEWAY_ACQUIRER = env("TASDID_GATEWAY_ACQUIRER", "tasdid.bank.acquirer.InProces
 # client"): the switch's address (the same variables as `tasdid switch`), the answer's timeout and the idle echo.
 RAILS_TIMEOUT = env_number("TASDID_RAILS_TIMEOUT", "10", float, minimum=0.1)
 RAILS_ECHO_SECONDS = env_number("TASDID_RAILS_ECHO_SECONDS", "30", float, minimum=0.1)
-# The 3-D Secure directory the gateway sends AReq messages to.
-GATEWAY_3DS_DIRECTORY_URL = env("TASDID_3DS_DIRECTORY_URL", BANK_URL + "/3ds/areq").rstrip("/")
+# The 3-D Secure directory the gateway sends AReq messages to: the switch's.
+GATEWAY_3DS_DIRECTORY_URL = env("TASDID_3DS_DIRECTORY_URL", SWITCH_URL + "/3ds/areq").rstrip("/")
+# The ACS the switch's directory sends a BIN route's AReq to when the route names none: the sandbox bank's.
+SWITCH_ACS_URL = env("TASDID_3DS_ACS_URL", BANK_URL + "/acs/areq").rstrip("/")
 # Card brands by BIN prefix ("4") or range ("2221-2720"), which the hosted page checks the card type against:
 # a JSON object {"VISA": ["4"], ...} in TASDID_BIN_TABLE, or the default table of tasdid.core.cards.
 def _bin_table() -> dict[str, list[str]]:

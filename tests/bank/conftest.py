@@ -19,6 +19,8 @@ from django.db import connection
 from tasdid.bank import sandbox
 from tasdid.core import threeds
 
+LINK = threeds.LINK_DIRECTORY_ACS  # these tests stand in for the directory
+
 
 @pytest.fixture
 def banks(db):
@@ -113,7 +115,7 @@ class FakeThreeDSServer:
                     return
                 try:
                     rreq = threeds.verify_body(body, self.headers.get(threeds.SIGNATURE_HEADER),
-                                               message_type="RReq")
+                                               message_type="RReq", link=LINK)
                 except threeds.MessageError:
                     self._send(400, b"bad rreq", "text/plain")
                     return
@@ -121,7 +123,7 @@ class FakeThreeDSServer:
                 rres = {"messageType": "RRes", "messageVersion": rreq["messageVersion"],
                         "threeDSServerTransID": rreq["threeDSServerTransID"], "acsTransID": rreq["acsTransID"],
                         "dsTransID": rreq["dsTransID"], "resultsStatus": "01"}
-                payload, signature = threeds.sign_body(rres)
+                payload, signature = threeds.sign_body(rres, link=LINK)
                 if fake.mode == "unsigned":
                     signature = "not-a-signature"
                 self._send(200, payload, "application/json", {threeds.SIGNATURE_HEADER: signature})
@@ -148,8 +150,8 @@ def three_ds_server():
 def post_areq(bank_url: str, message: dict):
     import httpx
 
-    body, signature = threeds.sign_body(message)
-    return httpx.post(bank_url + "/3ds/areq", content=body, timeout=10,
+    body, signature = threeds.sign_body(message, link=LINK)
+    return httpx.post(bank_url + "/acs/areq", content=body, timeout=10,
                       headers={"Content-Type": "application/json", threeds.SIGNATURE_HEADER: signature})
 
 
@@ -165,7 +167,7 @@ def verified(response) -> dict:
     """The JSON of a signed ARes/Erro after checking its signature."""
     payload = json.loads(response.content)
     return threeds.verify_body(response.content, response.headers.get(threeds.SIGNATURE_HEADER),
-                               message_type=payload.get("messageType", ""))
+                               message_type=payload.get("messageType", ""), link=LINK)
 
 
 def bank_rows() -> list[tuple[str, tuple]]:

@@ -18,6 +18,8 @@ from tests.support.sms import code_in, last_sms_text
 
 from .conftest import areq_message, bank_rows, creq_for, post_areq, verified
 
+LINK = threeds.LINK_DIRECTORY_ACS  # these tests stand in for the directory
+
 MAIN = sandbox.card_by_outcome("00", "challenge")
 VISA = sandbox.card_by_outcome("00", "none")
 FRICTIONLESS = sandbox.card_by_outcome("00", "frictionless")
@@ -93,11 +95,11 @@ def test_areq_over_http_answers_signed_ares(bank, three_ds_server):
 )
 def test_a_bad_areq_gets_a_signed_erro_and_http_400(bank, body, signature, code):
     if body is None:
-        body, _good = threeds.sign_body(areq_message(MAIN, server_url="https://gw.example.ma"))
+        body, _good = threeds.sign_body(areq_message(MAIN, server_url="https://gw.example.ma"), link=LINK)
     headers = {"Content-Type": "application/json"}
     if signature:
         headers[threeds.SIGNATURE_HEADER] = signature
-    response = httpx.post(bank + "/3ds/areq", content=body, headers=headers, timeout=10)
+    response = httpx.post(bank + "/acs/areq", content=body, headers=headers, timeout=10)
     assert response.status_code == 400
     erro = verified(response)
     assert (erro["messageType"], erro["errorCode"], erro["errorComponent"]) == ("Erro", code, "A")
@@ -121,7 +123,7 @@ DEEP = b"[" * 10_000  # JSON nested deeper than the parser's recursion allows, u
 
 @pytest.mark.parametrize("body", [DEEP, b"[" * 200_000, b'{"messageType": "AReq", "a": ' + DEEP + b"}"])
 def test_an_areq_nested_too_deep_or_too_large_gets_a_signed_erro_not_a_500(bank, body):
-    response = httpx.post(bank + "/3ds/areq", content=body, timeout=30,
+    response = httpx.post(bank + "/acs/areq", content=body, timeout=30,
                           headers={"Content-Type": "application/json", threeds.SIGNATURE_HEADER: "x"})
     assert response.status_code == 400
     assert (verified(response)["messageType"], verified(response)["errorCode"]) == ("Erro", "101")
@@ -137,7 +139,7 @@ def test_a_creq_nested_too_deep_or_too_large_gets_a_french_page_not_a_500(bank, 
 
 
 def test_the_areq_endpoint_takes_only_post(bank):
-    assert httpx.get(bank + "/3ds/areq", timeout=10).status_code == 405
+    assert httpx.get(bank + "/acs/areq", timeout=10).status_code == 405
     assert httpx.get(bank + "/acs/challenge", timeout=10).status_code == 405
 
 

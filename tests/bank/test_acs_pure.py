@@ -69,8 +69,10 @@ def test_the_cavv_is_a_20_byte_hmac_bound_to_transaction_card_and_amount(setting
     assert not acs.cavv_matches(value, acs_trans_id="a", card_fingerprint=fingerprint("4000110000000017"),
                                 amount_minor=28500)
     assert not acs.cavv_matches("", acs_trans_id="a", card_fingerprint=fp, amount_minor=28500)
-    # The bank's own key: another key gives another value.
+    # The bank's own key, which no other party holds (not the gateway's "cards" key): another key, another value.
     settings.TASDID_KEYS = {**settings.TASDID_KEYS, "cards": "another-key"}
+    assert acs.cavv(acs_trans_id="a", card_fingerprint=fp, amount_minor=28500) == value
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "cavv": "another-key"}
     assert acs.cavv(acs_trans_id="a", card_fingerprint=fp, amount_minor=28500) != value
 
 

@@ -18,6 +18,8 @@ from tasdid.messaging import tasks
 
 from .conftest import areq_message, creq_for
 
+LINK = threeds.LINK_DIRECTORY_ACS  # these tests stand in for the directory
+
 pytestmark = pytest.mark.django_db
 
 MAIN = sandbox.card_by_outcome("00", "challenge")
@@ -80,8 +82,8 @@ def test_an_exception_inside_authorize_reports_no_card_data(banks, monkeypatch):
 
 def test_an_exception_inside_the_areq_endpoint_reports_no_card_data(banks, monkeypatch):
     monkeypatch.setattr(selectors.Card.objects, "select_related", broken)
-    body, signature = threeds.sign_body(areq_message(MAIN, server_url="https://gw.example.ma"))
-    text, page = failing_request(bank_client(), "/3ds/areq", data=body, content_type="application/json",
+    body, signature = threeds.sign_body(areq_message(MAIN, server_url="https://gw.example.ma"), link=LINK)
+    text, page = failing_request(bank_client(), "/acs/areq", data=body, content_type="application/json",
                                  headers={threeds.SIGNATURE_HEADER: signature})
     assert "broken on purpose" in text and "areq_answer" in page
     assert_none_in(secrets_of(MAIN), text, page)
@@ -89,8 +91,8 @@ def test_an_exception_inside_the_areq_endpoint_reports_no_card_data(banks, monke
 
 def test_an_exception_while_checking_the_sms_code_reports_no_code(banks, monkeypatch):
     browser = bank_client()
-    body, signature = threeds.sign_body(areq_message(MAIN, server_url="https://gw.example.ma"))
-    ares = services.areq_answer(message=threeds.verify_body(body, signature, message_type="AReq"))
+    body, signature = threeds.sign_body(areq_message(MAIN, server_url="https://gw.example.ma"), link=LINK)
+    ares = services.areq_answer(message=threeds.verify_body(body, signature, message_type="AReq", link=LINK))
     page = browser.post("/acs/challenge", {"creq": creq_for(ares), "threeDSSessionData": "sealed-card-data"})
     assert page.status_code == 200
     monkeypatch.setattr(services.authentication, "code_matches", broken)
@@ -103,8 +105,8 @@ def test_an_exception_while_checking_the_sms_code_reports_no_code(banks, monkeyp
 
 
 def test_an_exception_while_queueing_the_sms_code_reports_neither_the_code_nor_its_text(banks, monkeypatch):
-    body, signature = threeds.sign_body(areq_message(MAIN, server_url="https://gw.example.ma"))
-    ares = services.areq_answer(message=threeds.verify_body(body, signature, message_type="AReq"))
+    body, signature = threeds.sign_body(areq_message(MAIN, server_url="https://gw.example.ma"), link=LINK)
+    ares = services.areq_answer(message=threeds.verify_body(body, signature, message_type="AReq", link=LINK))
     monkeypatch.setattr(services.authentication, "generate_numeric", lambda length: CODE)
     monkeypatch.setattr(type(tasks.deliver_sms), "enqueue", broken)
     with pytest.raises(RuntimeError) as raised:

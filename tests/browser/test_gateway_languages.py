@@ -72,7 +72,7 @@ def counterparty():
 @pytest.fixture
 def shop(parties, task_worker, counterparty, settings, page: Page):
     """A shop page that posts a signed merchant request to the gateway in the language asked."""
-    settings.GATEWAY_3DS_DIRECTORY_URL = parties["bank"] + "/3ds/areq"
+    settings.GATEWAY_3DS_DIRECTORY_URL = parties["switch"] + "/3ds/areq"  # the directory routes to the bank's ACS
     seed_bank()
     make_merchant(hosts=[counterparty.host])
 

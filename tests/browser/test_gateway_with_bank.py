@@ -30,7 +30,7 @@ def counterparty():
 
 @pytest.fixture
 def gateway_page(parties, task_worker, counterparty, settings, page: Page):
-    settings.GATEWAY_3DS_DIRECTORY_URL = parties["bank"] + "/3ds/areq"
+    settings.GATEWAY_3DS_DIRECTORY_URL = parties["switch"] + "/3ds/areq"  # the directory routes to the bank's ACS
     seed_demo()
     make_merchant(hosts=[counterparty.host])
     fields = signed(merchant_fields(base=counterparty.url))

@@ -4,26 +4,38 @@ import json
 import pytest
 
 from tasdid.core.threeds import (
+    LINK_DIRECTORY_ACS,
     MAX_MESSAGE_BYTES,
     MessageError,
+    SignatureError,
     decode_browser_message,
     encode_browser_message,
     sign_body,
     verify_body,
 )
+from tasdid.core.threeds import LINK_SERVER_DIRECTORY as LINK
+
+
+def test_each_link_has_its_own_key():
+    body, signature = sign_body({"messageType": "AReq", "acsTransID": "a"}, link=LINK)
+    assert verify_body(body, signature, message_type="AReq", link=("switch", "gateway"))["acsTransID"] == "a"
+    with pytest.raises(SignatureError):  # the directory <-> ACS key does not verify the gateway's messages
+        verify_body(body, signature, message_type="AReq", link=LINK_DIRECTORY_ACS)
+    with pytest.raises(ValueError):  # the gateway and the bank share no key
+        sign_body({"messageType": "AReq"}, link=("gateway", "bank"))
 
 
 def test_signed_body_round_trip_and_tampering():
-    body, signature = sign_body({"messageType": "RReq", "transStatus": "Y", "acsTransID": "a"})
-    assert verify_body(body, signature, message_type="RReq")["transStatus"] == "Y"
+    body, signature = sign_body({"messageType": "RReq", "transStatus": "Y", "acsTransID": "a"}, link=LINK)
+    assert verify_body(body, signature, message_type="RReq", link=LINK)["transStatus"] == "Y"
     with pytest.raises(MessageError):
-        verify_body(body.replace(b'"Y"', b'"N"'), signature, message_type="RReq")
+        verify_body(body.replace(b'"Y"', b'"N"'), signature, message_type="RReq", link=LINK)
     with pytest.raises(MessageError):
-        verify_body(body, signature, message_type="ARes")
+        verify_body(body, signature, message_type="ARes", link=LINK)
     with pytest.raises(MessageError):
-        verify_body(b"not json", signature, message_type="RReq")
+        verify_body(b"not json", signature, message_type="RReq", link=LINK)
     with pytest.raises(MessageError):
-        verify_body(body, None, message_type="RReq")
+        verify_body(body, None, message_type="RReq", link=LINK)
 
 
 def test_browser_message_round_trip_and_forgery():
@@ -50,14 +62,14 @@ DEEP = b"[" * 10_000  # under the size cap, nested far deeper than the JSON pars
                                   b'{"messageType": "RReq", "pad": "' + b"x" * 16_400 + b'"}'])
 def test_a_body_too_deep_or_too_large_is_a_message_error_not_a_crash(body):
     with pytest.raises(MessageError):
-        verify_body(body, "sig", message_type="RReq")
+        verify_body(body, "sig", message_type="RReq", link=LINK)
 
 
 def test_a_signed_body_at_the_size_cap_is_still_read():
     payload = {"messageType": "RReq", "pad": "x" * 16_000}
-    body, signature = sign_body(payload)
+    body, signature = sign_body(payload, link=LINK)
     assert len(body) <= MAX_MESSAGE_BYTES
-    assert verify_body(body, signature, message_type="RReq") == payload
+    assert verify_body(body, signature, message_type="RReq", link=LINK) == payload
 
 
 @pytest.mark.parametrize("raw", [DEEP, b"[" * 200_000])
@@ -76,4 +88,4 @@ def test_a_browser_message_whose_signature_is_not_text_is_refused(sig):
 
 def test_a_lone_surrogate_in_a_message_is_refused():
     with pytest.raises(MessageError):
-        verify_body(b'{"messageType": "RReq", "x": "\\ud800"}', "sig", message_type="RReq")
+        verify_body(b'{"messageType": "RReq", "x": "\\ud800"}', "sig", message_type="RReq", link=LINK)

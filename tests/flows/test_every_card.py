@@ -1,6 +1,6 @@
 """Every sandbox card through the whole journey, over real HTTP between the live parties: the biller's order and
-its signed request, the gateway's page and card form, the bank's directory, challenge and authorization, the
-callback to the biller, the capture; then what each party holds, exactly."""
+its signed request, the gateway's page and card form, the switch's 3-D Secure directory, the bank's challenge and
+authorization, the callback to the biller, the capture; then what each party holds, exactly."""
 
 import re
 from decimal import Decimal

@@ -19,6 +19,8 @@ from tasdid.core.acquiring import (
     SettlementResult,
 )
 
+LINK = threeds.LINK_SERVER_DIRECTORY  # these tests stand in for the directory
+
 
 @dataclass
 class Rails:
@@ -128,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         state = self.server.state
         if self.path == "/3ds/areq":
-            areq = threeds.verify_body(body, self.headers.get(threeds.SIGNATURE_HEADER), message_type="AReq")
+            areq = threeds.verify_body(body, self.headers.get(threeds.SIGNATURE_HEADER), message_type="AReq", link=LINK)
             state.areqs.append(areq)
             status = state.ares_by_pan.get(areq["acctNumber"], state.default_ares)
             if status == "500":
@@ -138,10 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(500, b"late")
             ares = ares_for(areq, status, state.acs_url)
             state.ares.append(ares)
-            payload, signature = threeds.sign_body(ares)
+            payload, signature = threeds.sign_body(ares, link=LINK)
             if status == "badsig":
                 ares["transStatus"] = "Y"
-                payload, signature = threeds.sign_body(ares)
+                payload, signature = threeds.sign_body(ares, link=LINK)
                 signature = "forged" + signature[6:]
             return self._send(200, payload, {"Content-Type": "application/json",
                                              threeds.SIGNATURE_HEADER: signature})

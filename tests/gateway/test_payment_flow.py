@@ -42,6 +42,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 FIXE, INTERNET = "0000111995072017", "0000111996072017"
 
+LINK = threeds.LINK_SERVER_DIRECTORY  # these tests stand in for the directory
+
 
 @pytest.fixture
 def shop(counterparty, rails):
@@ -224,7 +226,7 @@ def rreq_for(a: Attempt, status: str, **extra) -> dict:
 
 
 def post_rreq(client, message, *, signature: str | None = None):
-    body, sig = threeds.sign_body(message)
+    body, sig = threeds.sign_body(message, link=LINK)
     return client.post("/3ds/rreq", body, content_type="application/json",
                        headers={threeds.SIGNATURE_HEADER: signature if signature is not None else sig})
 
@@ -249,13 +251,13 @@ def test_a_challenge_authorizes_on_the_rreq_result(shop, counterparty, rails):
     bank = gateway_client()  # the ACS, server to server
     response = post_rreq(bank, rreq_for(a, "Y"))
     assert response.status_code == 200
-    rres = threeds.verify_body(response.content, response[threeds.SIGNATURE_HEADER], message_type="RRes")
+    rres = threeds.verify_body(response.content, response[threeds.SIGNATURE_HEADER], message_type="RRes", link=LINK)
     assert rres["resultsStatus"] == "01" and rres["threeDSServerTransID"] == a.threeds_server_trans_id
     # a re-sent RReq, even saying otherwise, changes nothing
     again = post_rreq(bank, rreq_for(a, "N"))
     assert again.status_code == 200
-    assert threeds.verify_body(again.content, again[threeds.SIGNATURE_HEADER], message_type="RRes")["resultsStatus"] \
-        == "01"
+    assert threeds.verify_body(again.content, again[threeds.SIGNATURE_HEADER], message_type="RRes",
+                               link=LINK)["resultsStatus"] == "01"
     a.refresh_from_db()
     assert (a.rreq_trans_status, a.rreq_eci, a.rreq_authentication_value) == ("Y", "05", "kBMI2z0gAAAAAAAAAAAAAAAAAAAA")
     assert Event.objects.filter(cause__startswith="RReq reçu").count() == 1
@@ -312,8 +314,8 @@ def test_rreq_refusals_record_nothing(shop, counterparty, rails):
     bank = gateway_client()
     forged = post_rreq(bank, rreq_for(a, "Y"), signature="forged")
     assert forged.status_code == 400
-    assert threeds.verify_body(forged.content, forged[threeds.SIGNATURE_HEADER], message_type="Erro")["errorCode"] \
-        == "203"
+    assert threeds.verify_body(forged.content, forged[threeds.SIGNATURE_HEADER], message_type="Erro",
+                               link=LINK)["errorCode"] == "203"
     assert post_rreq(bank, rreq_for(a, "Y", threeDSServerTransID="00000000-0000-4000-8000-000000000000")
                      ).status_code == 404
     assert post_rreq(bank, rreq_for(a, "Y", acsTransID="00000000-0000-4000-8000-000000000000")).status_code == 404
@@ -333,7 +335,7 @@ def test_an_rreq_nested_too_deep_or_too_large_gets_a_signed_400_not_a_500(db, bo
     response = gateway_client().post("/3ds/rreq", body.encode(), content_type="application/json",
                                      headers={threeds.SIGNATURE_HEADER: "x"})
     assert response.status_code == 400
-    erro = threeds.verify_body(response.content, response[threeds.SIGNATURE_HEADER], message_type="Erro")
+    erro = threeds.verify_body(response.content, response[threeds.SIGNATURE_HEADER], message_type="Erro", link=LINK)
     assert erro["errorCode"] == "203"
 
 

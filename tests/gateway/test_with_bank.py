@@ -5,9 +5,10 @@ import pytest
 
 from tasdid.bank import sandbox
 from tasdid.bank.demo import seed_demo
-from tasdid.bank.models import Hold
+from tasdid.bank.models import AcsTransaction, Hold
 from tasdid.core.signing import ver3_verify
 from tasdid.gateway.models import Attempt, AttemptState, PaymentSession, SessionState
+from tasdid.switch.models import DirectoryTransaction
 from tests.support.pci import card_data_findings
 
 from .conftest import (
@@ -28,7 +29,7 @@ NO_CHALLENGE = [c for c in sandbox.CARDS if c.three_d_secure != "challenge"]
 @pytest.fixture
 def shop(parties, counterparty, settings):
     """The bank's directory and acquirer as configured (the parties' servers), a stand-in merchant."""
-    settings.GATEWAY_3DS_DIRECTORY_URL = parties["bank"] + "/3ds/areq"
+    settings.GATEWAY_3DS_DIRECTORY_URL = parties["switch"] + "/3ds/areq"  # the directory routes to the bank's ACS
     seed_demo()
     make_merchant(hosts=[counterparty.host])
     browser = gateway_client()
@@ -74,6 +75,18 @@ def test_a_card_number_the_directory_cannot_route_is_decided_by_the_bank(shop, c
     assert PaymentSession.objects.get().state == SessionState.FAILED
     (callback,) = counterparty.state.callbacks
     assert callback["ProcReturnCode"] == "14"
+
+
+def test_a_card_in_no_bin_range_is_refused_by_the_directory_clearly(shop, counterparty):
+    browser, token = shop
+    action, fields = form_of(browser.post(f"/paiement/{token}", card_post(
+        number="4111111111111111", card_type="VISA", selection=f"{FIXE},{INTERNET}")))
+    assert action.endswith("/shop/fail")
+    assert (fields["ProcReturnCode"], fields["mdStatus"], fields["ErrMsg"]) == (
+        "99", "0", "Carte non reconnue : aucune banque émettrice ne correspond à ce numéro de carte. Vérifiez le "
+        "numéro ou utilisez une autre carte.")
+    assert Hold.objects.count() == 0 and not AcsTransaction.objects.exists()
+    assert not DirectoryTransaction.objects.exists()
 
 
 def test_failure_from_the_merchant_voids_the_hold_at_the_bank(shop, counterparty):

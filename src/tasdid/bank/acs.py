@@ -66,6 +66,7 @@ class AReq:
     three_ds_server_url: str
     notification_url: str
     browser_language: str = "fr"  # the customer's pages' language: the challenge page and its SMS speak it
+    ds_trans_id: str = ""  # the directory's transaction id, when the AReq came through a directory
 
     def __repr__(self) -> str:  # never the card number in a log or a traceback
         return f"AReq(threeDSServerTransID={self.three_ds_server_trans_id!r})"
@@ -118,6 +119,12 @@ def parse_areq(message: dict[str, Any]) -> AReq:
         raise bad("deviceChannel")
     if message.get("messageCategory", "01") != "01":
         raise bad("messageCategory")
+    ds_trans_id = message.get("dsTransID", "")
+    if ds_trans_id:
+        try:
+            ds_trans_id = str(uuid.UUID(str(ds_trans_id)))
+        except ValueError:
+            raise bad("dsTransID") from None
     language = message.get("browserLanguage", "")
     if not isinstance(language, str) or len(language) > 8:  # EMV 3DS: an IETF BCP 47 tag, 1 to 8 characters
         raise bad("browserLanguage")
@@ -134,16 +141,18 @@ def parse_areq(message: dict[str, Any]) -> AReq:
         three_ds_server_url=message["threeDSServerURL"],
         notification_url=message["notificationURL"],
         browser_language=i18n.known(language) or "fr",  # "ar-MA" is Arabic; a language we do not speak, French
+        ds_trans_id=ds_trans_id,
     )
 
 
 def cavv(*, acs_trans_id: str, card_fingerprint: str, amount_minor: int) -> str:
-    """The authentication value: an HMAC only this bank can compute, bound to the transaction, card and amount.
+    """The authentication value: an HMAC only this bank can compute (its own "cavv" key, which no other party
+    holds), bound to the transaction, card and amount.
 
     20 bytes in standard base64 (28 characters), the size of a scheme CAVV.
     """
     message = "\x1f".join(("cavv", str(acs_trans_id), card_fingerprint, str(int(amount_minor)))).encode()
-    digest = hmac.new(secret_key("cards"), message, hashlib.sha256).digest()[:20]
+    digest = hmac.new(secret_key("cavv"), message, hashlib.sha256).digest()[:20]
     return base64.b64encode(digest).decode("ascii")
 
 

@@ -1,4 +1,4 @@
-"""Reads of the sandbox bank: cards by number, BIN routing, available balances, 3-D Secure transactions."""
+"""Reads of the sandbox bank: cards by number, available balances, 3-D Secure transactions."""
 
 import uuid
 from decimal import Decimal
@@ -8,7 +8,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core.cards import fingerprint, is_digits
 
-from .models import AcsTransaction, Bank, Card, Hold
+from .models import AcsTransaction, Card, Hold
 
 
 @sensitive_variables()
@@ -17,17 +17,6 @@ def card_by_number(*, pan: str) -> Card | None:
     if not is_digits(pan):
         return None
     return Card.objects.select_related("bank", "account").filter(fingerprint=fingerprint(pan)).first()
-
-
-@sensitive_variables()
-def bank_for_number(*, pan: str) -> Bank | None:
-    """The bank whose BIN prefix matches ``pan`` the longest (the directory's routing), or None."""
-    best, best_len = None, 0
-    for bank in Bank.objects.all():
-        for prefix in bank.bin_prefixes:
-            if pan.startswith(prefix) and len(prefix) > best_len:
-                best, best_len = bank, len(prefix)
-    return best
 
 
 def account_held(*, account_id: int) -> Decimal:

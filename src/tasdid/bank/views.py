@@ -1,4 +1,5 @@
-"""The sandbox bank's web side: the 3-D Secure directory/ACS endpoint (AReq), the challenge pages, a home page."""
+"""The sandbox bank's web side: the ACS's AReq endpoint (for the directory, the switch), the challenge pages, a
+home page."""
 
 import logging
 
@@ -31,25 +32,29 @@ SESSION_KEY = "bank_acs_challenges"
 MAX_SESSION_DATA = 8192  # threeDSSessionData is the gateway's sealed blob; anything bigger is not one
 
 
+LINK = threeds.LINK_DIRECTORY_ACS  # the ACS speaks to the directory (the switch) only
+
+
 @csrf_exempt  # server-to-server: the AReq's HMAC signature (X-Tasdid-Signature) is checked instead of CSRF
 @sensitive_variables()  # the AReq carries the card number
 @require_POST
 def areq(request: HttpRequest) -> HttpResponse:
-    """Directory + ACS: answer a signed AReq with a signed ARes, or a signed Erro (HTTP 400)."""
+    """The ACS: answer the directory's signed AReq with a signed ARes, or a signed Erro (HTTP 400)."""
     try:
         message = threeds.verify_body(request.body, request.headers.get(threeds.SIGNATURE_HEADER),
-                                      message_type="AReq")
+                                      message_type="AReq", link=LINK)
     except threeds.MessageError as exc:
         code = acs.ERR_SIGNATURE if isinstance(exc, threeds.SignatureError) else acs.ERR_MESSAGE_INVALID
-        return signed_json(acs.erro(code=code, description="Message not accepted", detail=str(exc)), status=400)
+        return signed_json(acs.erro(code=code, description="Message not accepted", detail=str(exc)), link=LINK,
+                           status=400)
     try:
-        return signed_json(services.areq_answer(message=message))
+        return signed_json(services.areq_answer(message=message), link=LINK)
     except acs.AReqError as exc:
         trans_id = message.get("threeDSServerTransID")
         return signed_json(
             acs.erro(code=exc.code, description=exc.description, detail=exc.detail,
                      three_ds_server_trans_id=trans_id if isinstance(trans_id, str) else ""),
-            status=400,
+            link=LINK, status=400,
         )
 
 

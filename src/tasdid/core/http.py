@@ -211,9 +211,10 @@ def see_other(url: str) -> HttpResponseRedirect:
     return response
 
 
-def signed_json(message: dict, *, status: int = 200) -> HttpResponse:
-    """A 3-D Secure message answered server to server: JSON signed in its header (``threeds.sign_body``)."""
-    body, signature = threeds.sign_body(message)
+def signed_json(message: dict, *, link: tuple[str, str], status: int = 200) -> HttpResponse:
+    """A 3-D Secure message answered server to server: JSON signed in its header with the key of ``link``
+    (``threeds.sign_body``)."""
+    body, signature = threeds.sign_body(message, link=link)
     response = HttpResponse(body, status=status, content_type="application/json")
     response[threeds.SIGNATURE_HEADER] = signature
     return no_store(response)

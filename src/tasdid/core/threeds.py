@@ -1,8 +1,10 @@
 """EMV 3-D Secure 2.2 message shapes shared by the 3DS Server (gateway) and the ACS (bank), and their signatures.
 
-Server-to-server messages (AReq/ARes, RReq/RRes) are JSON bodies signed with HMAC-SHA256 under the "threeds"
-key, the signature in the ``X-Tasdid-Signature`` header. Browser-carried messages (CReq, CRes) are base64url
-JSON with a ``sig`` member: the browser can carry them but not forge them.
+Server-to-server messages (AReq/ARes, RReq/RRes) are JSON bodies signed with HMAC-SHA256 under the key of their
+link (``core.keys.link_key``: gateway <-> switch, switch <-> bank), the signature in the ``X-Tasdid-Signature``
+header; each hop verifies with its link's key and signs again with the next one's. Browser-carried messages
+(CReq, CRes) are base64url JSON with a ``sig`` member ("threeds" key): the browser can carry them but not
+forge them.
 """
 
 import base64
@@ -10,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .keys import secret_key
+from .keys import link_key, secret_key
 from .signing import hmac_sign, hmac_verify
 
 MESSAGE_VERSION = "2.2.0"
@@ -28,6 +30,7 @@ CHALLENGE = "C"
 REJECTED = "R"
 # transStatusReason (EMV 3DS 2.2 table A.5) the parties act on
 REASON_FREQUENCY_LIMIT = "04"  # exceeds authentication frequency limit
+REASON_NO_CARD_RECORD = "08"  # no card record: the directory knows no BIN range for the card
 
 # ECI values by scheme for a full authentication / an attempt / none.
 ECI_AUTHENTICATED = {"VISA": "05", "MASTERCARD": "02", "CMI": "05"}
@@ -60,20 +63,25 @@ def erro(*, component: str, message_type: str, code: str, description: str, deta
     return message
 
 
-def sign_body(payload: Mapping[str, Any]) -> tuple[bytes, str]:
-    """The JSON body and its signature header value."""
+Link = tuple[str, str]  # the two parties of a message link, e.g. ("gateway", "switch")
+LINK_SERVER_DIRECTORY: Link = ("gateway", "switch")  # 3DS Server <-> Directory Server
+LINK_DIRECTORY_ACS: Link = ("switch", "bank")  # Directory Server <-> ACS
+
+
+def sign_body(payload: Mapping[str, Any], *, link: Link) -> tuple[bytes, str]:
+    """The JSON body and its signature header value, under the key of ``link``."""
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return body, hmac_sign(payload, secret_key("threeds"))
+    return body, hmac_sign(payload, link_key(*link))
 
 
-def _signature_matches(payload: Mapping[str, Any], signature: str) -> bool:
+def _signature_matches(payload: Mapping[str, Any], signature: str, key: bytes) -> bool:
     try:
-        return hmac_verify(payload, signature, secret_key("threeds"))
+        return hmac_verify(payload, signature, key)
     except (RecursionError, ValueError, TypeError):
         return False  # nested deeper than the canonical JSON can be written: not a message of ours
 
 
-def verify_body(body: bytes, signature: str | None, *, message_type: str) -> dict[str, Any]:
+def verify_body(body: bytes, signature: str | None, *, message_type: str, link: Link) -> dict[str, Any]:
     if len(body) > MAX_MESSAGE_BYTES:
         raise MessageError("message too large")
     try:
@@ -82,7 +90,7 @@ def verify_body(body: bytes, signature: str | None, *, message_type: str) -> dic
         raise MessageError("body is not JSON") from exc
     if not isinstance(payload, dict) or payload.get("messageType") != message_type:
         raise MessageError(f"expected a {message_type} message")
-    if not _signature_matches(payload, signature or ""):
+    if not _signature_matches(payload, signature or "", link_key(*link)):
         raise SignatureError("bad signature")
     return payload
 
@@ -106,6 +114,6 @@ def decode_browser_message(text: str, *, message_type: str) -> dict[str, Any]:
     sig = payload.pop("sig", "")
     if payload.get("messageType") != message_type:
         raise MessageError(f"expected a {message_type} message")
-    if not isinstance(sig, str) or not _signature_matches(payload, sig):
+    if not isinstance(sig, str) or not _signature_matches(payload, sig, secret_key("threeds")):
         raise SignatureError("bad signature")
     return payload

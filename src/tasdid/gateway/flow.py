@@ -115,6 +115,11 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
     if status in (threeds.AUTHENTICATED, threeds.ATTEMPTED):
         cause, err, md = (f"ARes {status} sans ECI ni CAVV", _fr("Authentification 3-D Secure échouée"),
                           protocol.MD_STATUS_ERROR)
+    elif status == threeds.NOT_AUTHENTICATED and ares.get("transStatusReason") == threeds.REASON_NO_CARD_RECORD:
+        cause = "3-D Secure : carte dans aucune plage BIN de l'annuaire (ARes N, raison 08)"
+        err = _fr("Carte non reconnue : aucune banque émettrice ne correspond à ce numéro de carte. Vérifiez le "
+                  "numéro ou utilisez une autre carte.")
+        md = protocol.MD_STATUS["N"]
     elif status == threeds.REJECTED and ares.get("transStatusReason") == threeds.REASON_FREQUENCY_LIMIT:
         cause = "3-D Secure : authentification refusée, trop de tentatives pour cette carte (ARes R, raison 04)"
         err = _fr("Authentification 3-D Secure refusée par votre banque : trop de tentatives ont échoué pour cette "

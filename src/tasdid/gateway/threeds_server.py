@@ -59,7 +59,7 @@ def _is_uuid(value: Any) -> bool:
 @sensitive_variables()  # the AReq and its body carry the card number
 def send_areq(areq: dict[str, str]) -> dict[str, Any]:
     """POST the signed AReq to the directory and return its verified ARes; DirectoryError otherwise."""
-    body, signature = threeds.sign_body(areq)
+    body, signature = threeds.sign_body(areq, link=threeds.LINK_SERVER_DIRECTORY)
     try:
         response = httpx.post(settings.GATEWAY_3DS_DIRECTORY_URL, content=body,
                               headers={"Content-Type": "application/json", threeds.SIGNATURE_HEADER: signature},
@@ -70,7 +70,7 @@ def send_areq(areq: dict[str, str]) -> dict[str, Any]:
         raise DirectoryError(f"directory answered HTTP {response.status_code}")
     try:
         ares = threeds.verify_body(response.content, response.headers.get(threeds.SIGNATURE_HEADER),
-                                   message_type="ARes")
+                                   message_type="ARes", link=threeds.LINK_SERVER_DIRECTORY)
     except threeds.MessageError as exc:
         raise DirectoryError(f"unusable ARes: {exc}") from exc
     if ares.get("threeDSServerTransID") != areq["threeDSServerTransID"]:

@@ -320,24 +320,26 @@ def conditions(request: HttpRequest) -> HttpResponse:
 # --- 3-D Secure: the 3DS Server's endpoints ----------------------------------------------------------
 
 
-@csrf_exempt  # server to server: the body is verified by its HMAC-SHA256 signature ("threeds" key)
+@csrf_exempt  # server to server: the body is verified by its HMAC-SHA256 signature (the directory link's key)
 @require_http_methods(["POST"])
 def rreq(request: HttpRequest) -> HttpResponse:
-    """The ACS's result of a challenge (RReq), answered by a signed RRes. A re-sent RReq changes nothing."""
+    """The ACS's result of a challenge (RReq), relayed by the directory, answered by a signed RRes. A re-sent
+    RReq changes nothing."""
+    link = threeds.LINK_SERVER_DIRECTORY
     try:
         message = threeds.verify_body(request.body, request.headers.get(threeds.SIGNATURE_HEADER),
-                                      message_type="RReq")
+                                      message_type="RReq", link=link)
     except threeds.MessageError as exc:
-        return signed_json(threeds_server.build_error(code="203", description=str(exc)), status=400)
+        return signed_json(threeds_server.build_error(code="203", description=str(exc)), link=link, status=400)
     if message.get("transStatus") not in ("Y", "N", "A", "U", "R") or not isinstance(
             message.get("threeDSServerTransID"), str):
         return signed_json(threeds_server.build_error(code="203", description="invalid transStatus or transaction",
-                                                       rreq=message), status=400)
+                                                       rreq=message), link=link, status=400)
     outcome = services.attempt_record_rreq(rreq=message)
     if outcome.attempt is None:
         return signed_json(threeds_server.build_error(code="301", description="transaction not found",
-                                                       rreq=message), status=404)
-    return signed_json(threeds_server.build_rres(message))
+                                                       rreq=message), link=link, status=404)
+    return signed_json(threeds_server.build_rres(message), link=link)
 
 
 @csrf_exempt  # posted by the ACS's page: the CRes is signed ("threeds" key) and threeDSSessionData sealed by us

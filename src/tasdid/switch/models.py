@@ -24,6 +24,10 @@ class Route(models.Model):
     issuer_port = models.PositiveIntegerField(
         "port de l'hôte émetteur", null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)],
         help_text="Vide : le port par défaut (TASDID_ISSUER_PORT).")
+    acs_url = models.URLField(
+        "URL de l'ACS (3-D Secure)", max_length=255, blank=True,
+        help_text="Où l'annuaire 3-D Secure envoie l'AReq de ces cartes. Vide : l'ACS par défaut "
+                  "(TASDID_3DS_ACS_URL).")
     active = models.BooleanField("active", default=True)
 
     class Meta:
@@ -110,3 +114,27 @@ class PendingReversal(models.Model):
     @property
     def acknowledged(self) -> bool:
         return self.acknowledged_at is not None
+
+
+class DirectoryTransaction(models.Model):
+    """One authentication through the 3-D Secure directory: which ACS it went to, and where the 3DS Server wants
+    the RReq (the directory sets itself as the ACS's threeDSServerURL and relays). No card number."""
+
+    ds_trans_id = models.UUIDField("dsTransID", unique=True)
+    three_ds_server_trans_id = models.UUIDField("threeDSServerTransID", unique=True)
+    acs_trans_id = models.UUIDField("acsTransID", null=True, blank=True)
+    three_ds_server_url = models.URLField("URL RReq du serveur 3DS", max_length=500)
+    acs_url = models.URLField("URL de l'ACS", max_length=255)
+    bank_name = models.CharField("banque émettrice", max_length=80)
+    masked_pan = models.CharField("carte (masquée)", max_length=19)
+    created_at = models.DateTimeField("créée le", db_index=True)
+    trans_status = models.CharField("transStatus (ARes)", max_length=1, blank=True)
+    rreq_status = models.CharField("transStatus (RReq)", max_length=1, blank=True)
+
+    class Meta:
+        verbose_name = "authentification 3-D Secure"
+        verbose_name_plural = "authentifications 3-D Secure"
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.ds_trans_id} ({self.bank_name})"

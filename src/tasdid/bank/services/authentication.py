@@ -90,8 +90,9 @@ def cavv_used(record: AcsTransaction, response_code: str, *, now: dt.datetime) -
 @sensitive_variables()  # the AReq carries the card number
 @transaction.atomic
 def areq_answer(*, message: dict) -> dict:
-    """Answer a verified AReq with an ARes: challenge (C) for a card enrolled with a code, authenticated (Y)
-    for a frictionless one, unable (U, reason 13) for a card not enrolled or unknown to this directory;
+    """Answer a verified AReq (from the directory, the switch) with an ARes: challenge (C) for a card enrolled
+    with a code, authenticated (Y) for a frictionless one, unable (U, reason 13) for a card not enrolled or
+    unknown to this ACS;
     rejected (R, reason 04) for a card enrolled with a code whose holder failed CHALLENGE_FAILURE_LIMIT
     challenges within CHALLENGE_FAILURE_WINDOW.
 
@@ -100,10 +101,7 @@ def areq_answer(*, message: dict) -> dict:
     """
     areq = acs.parse_areq(message)
     now = timezone.now()
-    card = selectors.card_by_number(pan=areq.pan)
-    bank = selectors.bank_for_number(pan=areq.pan)
-    if card is not None and (bank is None or card.bank_id != bank.pk):
-        card = None
+    card = selectors.card_by_number(pan=areq.pan)  # the directory routed the card's BIN to this ACS
     earlier = AcsTransaction.objects.filter(three_ds_server_trans_id=areq.three_ds_server_trans_id).first()
     if earlier is not None:
         if card is not None and earlier.card_id == card.pk and earlier.amount == from_minor(areq.amount_minor):
@@ -117,10 +115,11 @@ def areq_answer(*, message: dict) -> dict:
     }
     if card is None:
         # Not a card of ours: no record to keep, and the same answer each time.
-        return {**base, "dsTransID": str(uuid.uuid4()), "acsTransID": str(uuid.uuid4()),
+        return {**base, "dsTransID": areq.ds_trans_id or str(uuid.uuid4()), "acsTransID": str(uuid.uuid4()),
                 "transStatus": threeds.UNABLE, "transStatusReason": acs.REASON_NOT_ENROLLED}
 
-    acs_trans_id, ds_trans_id = uuid.uuid4(), uuid.uuid4()
+    acs_trans_id = uuid.uuid4()
+    ds_trans_id = uuid.UUID(areq.ds_trans_id) if areq.ds_trans_id else uuid.uuid4()
     base |= {"dsTransID": str(ds_trans_id), "acsTransID": str(acs_trans_id)}
     record = AcsTransaction(
         acs_trans_id=acs_trans_id, ds_trans_id=ds_trans_id, three_ds_server_trans_id=areq.three_ds_server_trans_id,
@@ -377,7 +376,7 @@ def _post_rreq(record: AcsTransaction, body: bytes, signature: str, *, timeout: 
     if response.status_code != 200:
         raise threeds.MessageError(f"HTTP {response.status_code}")
     rres = threeds.verify_body(response.content, response.headers.get(threeds.SIGNATURE_HEADER),
-                               message_type="RRes")
+                               message_type="RRes", link=threeds.LINK_DIRECTORY_ACS)
     if (rres.get("threeDSServerTransID") != record.three_ds_server_trans_id
             or rres.get("acsTransID") != str(record.acs_trans_id)):
         raise threeds.MessageError("RRes for another transaction")
@@ -386,7 +385,8 @@ def _post_rreq(record: AcsTransaction, body: bytes, signature: str, *, timeout: 
 
 
 def rreq_deliver(*, acs_trans_id: str, attempts: int = RREQ_ATTEMPTS) -> bool:
-    """Send the RReq of an ended challenge to the 3DS Server until it acknowledges with a signed RRes, at most
+    """Send the RReq of an ended challenge to the directory (the AReq's threeDSServerURL, which the directory
+    set to its own relay to the 3DS Server) until it acknowledges with a signed RRes, at most
     ``attempts`` times and within RREQ_BUDGET_SECONDS (the cardholder is waiting). True once delivered (then
     never sent again). Runs outside any transaction: it waits on the network."""
     record = selectors.acs_transaction(acs_trans_id=acs_trans_id)
@@ -394,7 +394,7 @@ def rreq_deliver(*, acs_trans_id: str, attempts: int = RREQ_ATTEMPTS) -> bool:
         return False
     if record.rreq_delivered_at is not None:
         return True
-    body, signature = threeds.sign_body(rreq_message(record))
+    body, signature = threeds.sign_body(rreq_message(record), link=threeds.LINK_DIRECTORY_ACS)
     deadline = time.monotonic() + RREQ_BUDGET_SECONDS
     for attempt in range(1, attempts + 1):
         left = deadline - time.monotonic()
