@@ -194,6 +194,6 @@ def test_a_bad_file_is_refused_in_french_and_nothing_changes(day, tmp_path, dama
 
 
 def test_a_missing_file_is_refused(day, tmp_path):
-    with pytest.raises(CommandError, match="fichier illisible : .*nope.csv : No such file") as refused:
+    with pytest.raises(CommandError, match=r"fichier illisible : .*nope\.csv : No such file") as refused:
         call_command("gateway_reconcile", str(tmp_path / "nope.csv"))
     assert refused.value.returncode == 2
