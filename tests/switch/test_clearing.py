@@ -125,6 +125,47 @@ def test_a_day_through_the_switch_makes_exact_lines_and_totals(switch, atlas, sa
         original_transmitted_at=a1.transmitted_at, rrn=r1.rrn, order_id="A-1", amount_minor=28500, currency="504",
         response_code="00", answered_at=records[2].answered_at)
 
+    # The gateway's side of the same day, as its flow records it: the file agrees with it but for the refunds,
+    # which the gateway does not record.
+    _gateway_records(captures=[(a1, r1, 28500), (a3, r3, 15000), (b1, s1, 5000)], reversals=[a2, b2])
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_:
+        call_command("gateway_reconcile", str(output), stdout=out)
+    assert exit_.value.code == 1
+    assert out.getvalue().splitlines() == [
+        f"Rapprochement du {day.isoformat()} : 7 opérations dans le fichier, 5 concordantes, 2 écart(s).",
+        f"- remboursement 600000001 commande A-1, original 0100 STAN {a1.stan} du {_t(a1.transmitted_at)} : absente "
+        "de la passerelle — 50.00 DH dans le fichier ; la passerelle n'enregistre aucun remboursement",
+        f"- remboursement 600000002 commande B-1, original 0100 STAN {b1.stan} du {_t(b1.transmitted_at)} : absente "
+        "de la passerelle — 10.00 DH dans le fichier ; la passerelle n'enregistre aucun remboursement",
+    ]
+
+
+def _gateway_records(*, captures, reversals) -> None:
+    from decimal import Decimal
+
+    from tasdid.gateway import services
+    from tasdid.gateway.models import Attempt, PaymentSession, PendingReversal
+
+    now = dt.datetime.now(dt.UTC)
+    merchants = {m: services.merchant_register(client_id=m, name=m, return_hosts=["shop.example.ma"],
+                                               store_key=f"KEY-{m}-0000000").merchant for m in (SHOP_A, SHOP_B)}
+    for auth, answer, amount in captures:
+        session = PaymentSession.objects.create(
+            token=auth.order_id, merchant=merchants[auth.merchant_id], oid=auth.order_id, amount=Decimal(amount) / 100,
+            browser_digest="x", state="succeeded", created_at=now, expires_at=now, updated_at=now)
+        Attempt.objects.create(
+            session=session, state="captured", amount=Decimal(amount) / 100, brand="VISA",
+            masked_pan="400011******0017",
+            pan_fingerprint="f", threeds_server_trans_id=auth.order_id, trans_id=auth.order_id, stan=auth.stan,
+            transmitted_at=auth.transmitted_at, response_code="00", rrn=answer.rrn, authorized_at=now, settled_at=now,
+            deadline=now, created_at=now, updated_at=now)
+    for auth in reversals:
+        PendingReversal.objects.create(
+            merchant_id=auth.merchant_id, original_mti="0100", original_stan=auth.stan,
+            original_transmitted_at=auth.transmitted_at, amount_minor=auth.amount_minor, currency="504",
+            order_id=auth.order_id, state="done", response_code="00", next_try_at=now, created_at=now, done_at=now)
+
 
 def test_another_day_is_empty_and_still_a_file(db, tmp_path):
     output = tmp_path / "empty.csv"
