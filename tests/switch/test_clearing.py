@@ -188,3 +188,27 @@ def test_a_bad_date_is_refused_and_nothing_written(db, tmp_path, argv):
 def test_an_unwritable_folder_is_refused(db, tmp_path):
     with pytest.raises(CommandError, match="impossible d'écrire"):
         call_command("clearing", "--date", "2026-01-02", "--output", str(tmp_path / "no" / "such" / "f.csv"))
+
+
+def test_without_output_the_file_goes_to_standard_output_in_utf8(transactional_db, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tasdid.switch.services import journal_append
+
+    at = dt.datetime(2026, 1, 2, 10, 0, tzinfo=dt.UTC)
+    journal_append(entries=[{"at": at, "direction": "acq_out", "mti": "0230", "stan": "000001", "transmitted_at": at,
+                             "merchant_id": SHOP_A, "bank_name": "Crédit du Sahel", "response_code": "00",
+                             "amount_minor": 100, "currency": "504"}])
+    from django.db import connection
+
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C", "DJANGO_SETTINGS_MODULE": "tasdid.settings", "TASDID_SANDBOX": "1",
+           "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}", "TASDID_VAR_DIR": str(tmp_path)}
+    if connection.vendor != "sqlite":
+        pytest.skip("reads the test database from another process: SQLite only")
+    done = subprocess.run([str(Path(sys.executable).with_name("tasdid")), "clearing", "--date", "2026-01-02"],
+                          env=env, capture_output=True, check=True)
+    assert done.stdout.decode("utf-8").splitlines()[1:] == [
+        "D;600000001;Crédit du Sahel;CAPTURE;000001;2026-01-02T10:00:00Z;;;;;;100;504;00;2026-01-02T10:00:00Z",
+        "S;600000001;Crédit du Sahel;1;100;0;0;0;0", "M;600000001;1;100;0;0;0;0", "T;1;1;100;0;0;0;0"]

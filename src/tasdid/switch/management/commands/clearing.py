@@ -1,6 +1,7 @@
 """``tasdid clearing``: the centre monétique's end-of-day clearing file (docs/iso8583.md, "Clearing file")."""
 
 import datetime as dt
+import io
 import os
 import sys
 import tempfile
@@ -48,8 +49,12 @@ class Command(BaseCommand):
                 bar = tqdm(total=selectors.clearing_count(day=day), unit=" op", desc="Compensation",
                            file=self.stderr._out)
             progress = bar.update if bar is not None else None
-            if output is None:
-                totals = write_clearing(sys.stdout, day=day, progress=progress)
+            if output is None:  # UTF-8 whatever the locale says
+                out = io.TextIOWrapper(sys.stdout.buffer, encoding=clearing.ENCODING, newline="", write_through=True)
+                try:
+                    totals = write_clearing(out, day=day, progress=progress)
+                finally:
+                    out.detach()
             else:
                 totals = self._to_file(output, day, progress)
         except DatabaseError as exc:
