@@ -128,3 +128,33 @@ def reversals_due(*, now: dt.datetime, limit: int = 100) -> list[int]:
     """Reversals owed to the switch whose next try has come, oldest first."""
     return list(PendingReversal.objects.filter(state=PendingReversal.State.PENDING, next_try_at__lte=now)
                 .order_by("next_try_at", "pk").values_list("pk", flat=True)[:limit])
+
+
+# --- Reconciliation with the switch's clearing file (tasdid.gateway.reconcile) ---------------------------------
+
+
+def captured_on(*, start: dt.datetime, end: dt.datetime):
+    """The attempts captured (settled) in [start, end), with their merchant, streamed."""
+    return (Attempt.objects.filter(state=AttemptState.CAPTURED, settled_at__gte=start, settled_at__lt=end)
+            .select_related("session__merchant").order_by("pk").iterator(chunk_size=2000))
+
+
+def attempt_by_authorization(*, merchant_id: str, stan: str, transmitted_at: dt.datetime) -> Attempt | None:
+    """The attempt whose authorization went out under ``stan`` at ``transmitted_at`` (DE7: whole seconds)."""
+    second = transmitted_at.replace(microsecond=0)
+    return (Attempt.objects.filter(session__merchant__client_id=merchant_id, stan=stan, transmitted_at__gte=second,
+                                   transmitted_at__lt=second + dt.timedelta(seconds=1))
+            .select_related("session__merchant").first())
+
+
+def reversals_done_on(*, start: dt.datetime, end: dt.datetime):
+    """The reversals the switch acknowledged in [start, end), streamed."""
+    return (PendingReversal.objects.filter(state=PendingReversal.State.DONE, done_at__gte=start, done_at__lt=end)
+            .order_by("pk").iterator(chunk_size=2000))
+
+
+def reversal_by_original(*, merchant_id: str, original_mti: str, original_stan: str,
+                         original_transmitted_at: dt.datetime) -> PendingReversal | None:
+    return PendingReversal.objects.filter(merchant_id=merchant_id, original_mti=original_mti,
+                                          original_stan=original_stan,
+                                          original_transmitted_at=original_transmitted_at).first()

@@ -65,6 +65,13 @@ class JournalEntry(models.Model):
     merchant_id = models.CharField("commerçant (DE42)", max_length=15, blank=True)
     processing_code = models.CharField("code de traitement (DE3)", max_length=6, blank=True)
     amount_minor = models.BigIntegerField("montant (centimes)", null=True, blank=True)
+    currency = models.CharField("devise (DE49)", max_length=3, blank=True, default="")
+    # DE90 and DE48 OI as the acquirer sent them; an answer to the acquirer carries its request's (the clearing
+    # file names each operation by its original, which the gateway knows).
+    original_mti = models.CharField("type de l'original (DE90)", max_length=4, blank=True, default="")
+    original_stan = models.CharField("STAN de l'original (DE90)", max_length=6, blank=True, default="")
+    original_transmitted_at = models.DateTimeField("DE7 de l'original (DE90)", null=True, blank=True)
+    order_id = models.CharField("commande (DE48 OI)", max_length=64, blank=True, default="")
     latency_ms = models.PositiveIntegerField("latence (ms)", null=True, blank=True)
     note = models.CharField("remarque", max_length=200, blank=True)
 
@@ -72,7 +79,8 @@ class JournalEntry(models.Model):
         verbose_name = "message du journal"
         verbose_name_plural = "journal des messages"
         ordering = ("-at", "-id")
-        indexes = [models.Index(fields=["direction", "merchant_id", "mti", "related_stan"])]
+        indexes = [models.Index(fields=["direction", "merchant_id", "mti", "related_stan"]),
+                   models.Index(fields=["direction", "mti", "at"], name="switch_journal_clearing")]
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} {self.mti} STAN {self.stan}"

@@ -1,11 +1,18 @@
 """Reads of the switch's tables (called from the asyncio server through threads)."""
 
 import datetime as dt
+from collections.abc import Iterator
 
 from django.conf import settings
 
+from tasdid.core import clearing
+from tasdid.core import response_codes as rc
+
 from .models import JournalEntry, PendingReversal, Route
 from .routing import RouteEntry
+
+# The note of an answer given again to a repeated request (server.REPEAT_NOTE; the server imports this module).
+REPEAT_NOTE = "répétition : même réponse"
 
 
 def routes_active(*, default_host: str | None = None, default_port: int | None = None) -> list[RouteEntry]:
@@ -42,3 +49,50 @@ def answered_locally(*, merchant_id: str, mti: str, stan: str, transmitted_at: d
 
 def _response_mti(mti: str) -> str:
     return mti[:2] + str(int(mti[2]) + 1) + mti[3]
+
+
+# The answers to the acquirer that move money (or release it), by the kind of the clearing file.
+CLEARING_ANSWERS = {"0230": clearing.CAPTURE, "0410": clearing.REVERSAL, "0210": clearing.REFUND}
+
+
+def clearing_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+def clearing_count(*, day: dt.date) -> int:
+    """How many answers the day's clearing reads (the progress bar's total; repeats included)."""
+    return _clearing_rows(day).count()
+
+
+def clearing_details(*, day: dt.date, chunk_size: int = 2000) -> Iterator[clearing.Detail]:
+    """The day's approved captures (0230), reversals (0410) and refunds (0210, processing code 20) as the switch
+    answered them to the acquirers (UTC day of the answer), by merchant, bank, kind; streamed (a server-side
+    cursor on PostgreSQL, chunked reads elsewhere), so memory stays flat whatever the day's volume. An answer
+    given again to a repeated request counts once."""
+    rows = (_clearing_rows(day)
+            .order_by("merchant_id", "bank_name", "mti", "transmitted_at", "stan", "at", "id")
+            .values_list("merchant_id", "bank_name", "mti", "stan", "transmitted_at", "original_mti",
+                         "original_stan", "original_transmitted_at", "rrn", "order_id", "amount_minor", "currency",
+                         "response_code", "at", "processing_code"))
+    previous = None
+    for (merchant_id, bank, mti, stan, transmitted_at, original_mti, original_stan, original_transmitted_at, rrn,
+         order_id, amount, currency, response_code, at, processing_code) in rows.iterator(chunk_size=chunk_size):
+        if mti == "0210" and not processing_code.startswith("20"):
+            continue  # a purchase, not a refund
+        key = (merchant_id, mti, stan, transmitted_at)
+        if key == previous:
+            continue
+        previous = key
+        yield clearing.Detail(
+            merchant_id=merchant_id, bank=bank, kind=CLEARING_ANSWERS[mti], stan=stan, transmitted_at=transmitted_at,
+            original_mti=original_mti, original_stan=original_stan, original_transmitted_at=original_transmitted_at,
+            rrn=rrn, order_id=order_id, amount_minor=amount or 0, currency=currency, response_code=response_code,
+            answered_at=at)
+
+
+def _clearing_rows(day: dt.date):
+    start, end = clearing_day_bounds(day)
+    return JournalEntry.objects.filter(
+        direction=JournalEntry.Direction.TO_ACQUIRER, mti__in=tuple(CLEARING_ANSWERS), at__gte=start, at__lt=end,
+        response_code=rc.APPROVED, transmitted_at__isnull=False).exclude(note=REPEAT_NOTE)

@@ -56,6 +56,8 @@ rc = iso.rc
 REVERSIBLE = ("0100", "0200")
 # Requests routed by the original they name (DE90), not by a card number.
 FOLLOW_ORIGINAL = ("0220", "0400")
+# The note of an answer given again to a repeated request (the clearing file counts the first one only).
+REPEAT_NOTE = selectors.REPEAT_NOTE
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,20 @@ def _in_thread(function: Callable, kwargs: dict):
 
 
 def journal_fields(message: iso.Message, *, direction: str, peer: str = "", bank_name: str = "",
-                   related: iso.Message | None = None, latency: float | None = None, note: str = "") -> dict:
-    """A journal row for ``message``: what may be kept of it (masked card number, never a CVV)."""
+                   related: iso.Message | None = None, latency: float | None = None, note: str = "",
+                   request: iso.Message | None = None) -> dict:
+    """A journal row for ``message``: what may be kept of it (masked card number, never a CVV). For an answer,
+    ``request`` lends what the answer does not carry: DE90, DE48 OI, and the amount and currency when absent."""
     pan = getattr(message, "pan", "") or ""
     amount = getattr(message, "amount_minor", None)
+    currency = getattr(message, "currency", "") or ""
+    original = getattr(message, "original", None)
+    order_id = getattr(message, "order_id", "") or ""
+    if request is not None:
+        amount = amount if amount is not None else getattr(request, "amount_minor", None)
+        currency = currency or getattr(request, "currency", "") or ""
+        original = original or getattr(request, "original", None)
+        order_id = order_id or getattr(request, "order_id", "") or ""
     return {
         "at": dt.datetime.now(dt.UTC), "direction": direction, "peer": peer[:80], "bank_name": bank_name[:80],
         "mti": message.MTI, "stan": message.stan, "transmitted_at": message.transmitted_at,
@@ -136,7 +148,11 @@ def journal_fields(message: iso.Message, *, direction: str, peer: str = "", bank
         "rrn": getattr(message, "rrn", "") or "", "response_code": getattr(message, "response_code", "") or "",
         "masked_pan": mask(pan) if pan else "", "merchant_id": getattr(message, "merchant_id", "") or "",
         "processing_code": getattr(message, "processing_code", "") or "",
-        "amount_minor": amount, "latency_ms": None if latency is None else round(latency * 1000),
+        "amount_minor": amount, "currency": currency,
+        "original_mti": original.mti if original is not None else "",
+        "original_stan": original.stan if original is not None else "",
+        "original_transmitted_at": original.transmitted_at if original is not None else None,
+        "order_id": order_id[:64], "latency_ms": None if latency is None else round(latency * 1000),
         "note": note[:200],
     }
 
@@ -422,6 +438,7 @@ class Switch:
                 related = dataclasses.replace(message, stan=forward.stan, transmitted_at=forward.transmitted_at)
             self.journal.record(journal_fields(
                 message, direction="acq_out", peer=peer, bank_name=bank_name, related=related, note=note,
+                request=request,
                 latency=None if started is None else time.monotonic() - started))
             if writer.is_closing():
                 return
@@ -503,7 +520,7 @@ class Switch:
             if first is not None and first[1] is not None and request.MTI in FOLLOW_ORIGINAL:
                 # A completion or reversal sent again after its answer (the acquirer missed it): the same
                 # answer again, so that a repeat changes nothing and still ends the acquirer's retries.
-                await send(first[1], request=request, started=started, note="répétition : même réponse")
+                await send(first[1], request=request, started=started, note=REPEAT_NOTE)
                 return
             await send(iso.respond(request, rc.DUPLICATE_TRANSMISSION), request=request, started=started,
                        note="transmission en double")

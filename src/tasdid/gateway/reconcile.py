@@ -1,0 +1,177 @@
+"""The gateway's side of the end-of-day reconciliation: its own captures and reversals against the switch's
+clearing file (``tasdid.core.clearing``; docs/iso8583.md, "Clearing file"), read-only.
+
+What the gateway knows of each kind of line:
+
+- a capture (0230): the attempt whose authorization the capture names (merchant, the authorization's STAN and
+  DE7, the file's DE90), expected CAPTURED, for the attempt's amount; the gateway's captures of the day are its
+  attempts settled CAPTURED that UTC day;
+- a reversal (0410): the gateway's ``PendingReversal`` of the same original (merchant, MTI, STAN, DE7), expected
+  acknowledged with 00, for its amount; the day's are those acknowledged with 00 that UTC day;
+- a refund (0210, processing code 20): the gateway records no refund of its own (it sends none yet), so every
+  refund line is reported as unknown to the gateway.
+
+Each difference is one ``Difference``; the file is read to its end (every total checked) before anything is
+reported, so a bad file reports its fault and no difference.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from tasdid.core import clearing
+from tasdid.core import response_codes as rc
+from tasdid.core.money import from_minor, to_minor
+
+from . import selectors
+from .models import AttemptState, PendingReversal
+
+# The kinds of difference, as the report names them.
+MISSING_AT_GATEWAY = "absente de la passerelle"
+MISSING_IN_FILE = "absente du fichier"
+AMOUNT_DIFFERS = "montant différent"
+STATE_DIFFERS = "état différent"
+
+KIND_WORDS = {clearing.CAPTURE: "remise", clearing.REVERSAL: "annulation", clearing.REFUND: "remboursement"}
+
+
+@dataclass(frozen=True)
+class Difference:
+    kind: str  # one of the four above
+    operation: str  # clearing.CAPTURE, REVERSAL, REFUND
+    merchant_id: str
+    reference: str  # how a person finds it: TransId, order, STANs
+    detail: str
+
+    def line(self) -> str:
+        return f"{KIND_WORDS[self.operation]} {self.merchant_id} {self.reference} : {self.kind} — {self.detail}"
+
+
+@dataclass(frozen=True)
+class Report:
+    day: dt.date
+    lines: int  # detail lines read in the file
+    matched: int
+    differences: list[Difference]
+
+
+def _de7(value: dt.datetime | None) -> str:
+    return clearing.timestamp(value.replace(microsecond=0)) if value is not None else ""
+
+
+def _amount(minor: int) -> str:
+    return f"{from_minor(minor)} DH"
+
+
+def _capture_key(merchant_id: str, stan: str, transmitted_at: dt.datetime | None) -> tuple:
+    return (clearing.CAPTURE, merchant_id, stan, _de7(transmitted_at))
+
+
+def _reversal_key(merchant_id: str, mti: str, stan: str, transmitted_at: dt.datetime | None) -> tuple:
+    return (clearing.REVERSAL, merchant_id, mti, stan, _de7(transmitted_at))
+
+
+def _file_reference(d: clearing.Detail) -> str:
+    parts = [f"commande {d.order_id}" if d.order_id else "",
+             f"original {d.original_mti} STAN {d.original_stan} du {clearing.timestamp(d.original_transmitted_at)}"
+             if d.original_stan else f"STAN {d.stan} du {clearing.timestamp(d.transmitted_at)}"]
+    return ", ".join(p for p in parts if p)
+
+
+def reconcile(stream: IO[bytes]) -> Report:
+    """Compare the clearing file in ``stream`` with the gateway's records. Raises ``clearing.ClearingFileError``
+    for a bad file (before any comparison is reported)."""
+    records = clearing.read(stream)
+    header = next(records)
+    start = dt.datetime.combine(header.day, dt.time(), tzinfo=dt.UTC)
+    end = start + dt.timedelta(days=1)
+    # The gateway's operations of the day, by the key the file gives them; those the file names are removed.
+    expected: dict[tuple, tuple[str, str, int]] = {}
+    for attempt in selectors.captured_on(start=start, end=end):
+        key = _capture_key(attempt.session.merchant.client_id, attempt.stan, attempt.transmitted_at)
+        expected[key] = (f"TransId {attempt.trans_id}, commande {attempt.session.oid}", attempt.state,
+                         to_minor(attempt.amount))
+    for row in selectors.reversals_done_on(start=start, end=end):
+        if row.response_code == rc.APPROVED:
+            key = _reversal_key(row.merchant_id, row.original_mti, row.original_stan, row.original_transmitted_at)
+            expected[key] = (_reversal_reference(row), row.state, row.amount_minor)
+    differences: list[Difference] = []
+    lines = matched = 0
+    for d in records:
+        lines += 1
+        found = _compare(d, expected)
+        if found is None:
+            matched += 1
+        else:
+            differences.append(found)
+    for key, (reference, _state, amount) in expected.items():
+        operation, merchant_id = key[0], key[1]
+        differences.append(Difference(MISSING_IN_FILE, operation, merchant_id, reference,
+                                      f"{_amount(amount)} à la passerelle, aucune ligne dans le fichier"))
+    return Report(day=header.day, lines=lines, matched=matched, differences=differences)
+
+
+def _reversal_reference(row: PendingReversal) -> str:
+    order = f"commande {row.order_id}, " if row.order_id else ""
+    return f"{order}original {row.original_mti} STAN {row.original_stan} du {_de7(row.original_transmitted_at)}"
+
+
+def _compare(d: clearing.Detail, expected: dict) -> Difference | None:
+    reference = _file_reference(d)
+    if d.kind == clearing.REFUND:
+        return Difference(MISSING_AT_GATEWAY, d.kind, d.merchant_id, reference,
+                          f"{_amount(d.amount_minor)} dans le fichier ; la passerelle n'enregistre aucun "
+                          "remboursement")
+    if d.kind == clearing.CAPTURE:
+        key = _capture_key(d.merchant_id, d.original_stan, d.original_transmitted_at)
+        known = expected.pop(key, None)
+        if known is None and d.original_transmitted_at is not None:
+            attempt = selectors.attempt_by_authorization(merchant_id=d.merchant_id, stan=d.original_stan,
+                                                         transmitted_at=d.original_transmitted_at)
+            if attempt is not None:
+                known = (f"TransId {attempt.trans_id}, commande {attempt.session.oid}", attempt.state,
+                         to_minor(attempt.amount))
+        done_state, state_words = AttemptState.CAPTURED, _attempt_state_words
+    else:
+        key = _reversal_key(d.merchant_id, d.original_mti, d.original_stan, d.original_transmitted_at)
+        known = expected.pop(key, None)
+        if known is None and d.original_transmitted_at is not None:
+            row = selectors.reversal_by_original(merchant_id=d.merchant_id, original_mti=d.original_mti,
+                                                 original_stan=d.original_stan,
+                                                 original_transmitted_at=d.original_transmitted_at)
+            if row is not None:
+                state = row.state if row.response_code in ("", rc.APPROVED) else f"{row.state} {row.response_code}"
+                known = (_reversal_reference(row), state, row.amount_minor)
+        done_state, state_words = PendingReversal.State.DONE, _reversal_state_words
+    if known is None:
+        return Difference(MISSING_AT_GATEWAY, d.kind, d.merchant_id, reference,
+                          f"{_amount(d.amount_minor)} dans le fichier, inconnue de la passerelle")
+    their_reference, state, amount = known
+    if state != done_state:
+        return Difference(STATE_DIFFERS, d.kind, d.merchant_id, their_reference,
+                          f"approuvée dans le fichier, « {state_words(state)} » à la passerelle")
+    if amount != d.amount_minor:
+        return Difference(AMOUNT_DIFFERS, d.kind, d.merchant_id, their_reference,
+                          f"{_amount(d.amount_minor)} dans le fichier, {_amount(amount)} à la passerelle")
+    return None
+
+
+def _attempt_state_words(state: str) -> str:
+    return str(AttemptState(state).label) if state in AttemptState.values else state
+
+
+def _reversal_state_words(state: str) -> str:
+    if state == PendingReversal.State.PENDING:
+        return "à envoyer"
+    if state.startswith(PendingReversal.State.DONE):
+        return f"acquittée avec le code {state.split()[-1]}" if " " in state else "acquittée"
+    return state
+
+
+def report_lines(report: Report) -> Iterator[str]:
+    """The report, in French, one line at a time."""
+    yield (f"Rapprochement du {report.day.isoformat()} : {report.lines} opérations dans le fichier, "
+           f"{report.matched} concordantes, {len(report.differences)} écart(s).")
+    for difference in report.differences:
+        yield f"- {difference.line()}"
