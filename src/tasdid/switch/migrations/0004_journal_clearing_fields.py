@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('switch', '0002_seed_routes'),
+        ('switch', '0003_directory'),
     ]
 
     operations = [
