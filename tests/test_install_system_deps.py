@@ -10,7 +10,7 @@ TOOLS = ("bash", "env", "id", "sleep", "cat")
 
 
 def _fake_path(tmp_path: Path, *, installed: set[str], busy_updates: int) -> Path:
-    """A PATH holding only a few real tools and fakes of chromium, pdftotext, dpkg and apt-get."""
+    """A PATH holding only a few real tools and fakes of chromium, pdftotext, msgfmt, dpkg and apt-get."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in TOOLS:
@@ -26,7 +26,7 @@ def _fake_path(tmp_path: Path, *, installed: set[str], busy_updates: int) -> Pat
                     f'    echo "E: Could not get lock /var/lib/apt/lists/lock" >&2; exit 100\n'
                     f'  fi\nfi'),
     }
-    scripts.update({name: "exit 0" for name in ("chromium", "pdftotext") if name in installed})
+    scripts.update({name: "exit 0" for name in ("chromium", "pdftotext", "msgfmt") if name in installed})
     for name, body in scripts.items():
         (bin_dir / name).write_text(f"#!{shutil.which('bash')}\n{body}\n")
         (bin_dir / name).chmod(0o755)
@@ -39,7 +39,8 @@ def _run(tmp_path: Path, bin_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run([shutil.which("bash"), str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
 
 
-ALL = {"chromium", "pdftotext", "fonts-noto-core", "fonts-dejavu-core", "libharfbuzz-subset0", "libpango-1.0-0"}
+ALL = {"chromium", "pdftotext", "msgfmt", "fonts-noto-core", "fonts-dejavu-core", "libharfbuzz-subset0",
+       "libpango-1.0-0"}
 
 
 def test_nothing_missing_runs_no_apt(tmp_path: Path):

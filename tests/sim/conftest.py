@@ -8,6 +8,7 @@ from django.db import close_old_connections, connection
 
 from tasdid.bank.demo import seed_demo as seed_bank
 from tasdid.gateway.demo import seed_demo as seed_gateway
+from tasdid.switch.services import routes_seed
 
 from . import network
 
@@ -29,6 +30,7 @@ def sim_world(transactional_db, settings, mailoutbox):
     connection.close_at = None
     seed_bank()
     seed_gateway()
+    routes_seed()  # the switch's BIN routes, which its 3-D Secure directory follows (the flush emptied them)
     yield
     network.CURRENT = None
     connection.settings_dict["CONN_MAX_AGE"] = max_age

@@ -22,7 +22,7 @@ from django.utils import translation
 
 from tasdid.core.acquiring import AcquirerUnavailable
 
-PARTIES = ("biller", "gateway", "bank")
+PARTIES = ("biller", "gateway", "bank", "switch")  # the switch: its 3-D Secure directory
 CALLBACK_RECORD = "gateway.services.attempt_record_callback"
 
 
@@ -67,7 +67,8 @@ class Delayed:
 
 
 def party_urls() -> dict[str, str]:
-    return {"biller": settings.BILLER_URL, "gateway": settings.GATEWAY_URL, "bank": settings.BANK_URL}
+    return {"biller": settings.BILLER_URL, "gateway": settings.GATEWAY_URL, "bank": settings.BANK_URL,
+            "switch": settings.SWITCH_URL}
 
 
 class Network:

@@ -284,27 +284,30 @@ class Refund(models.Model):
     answer and credits nothing more. ``hold`` is the captured payment refunded when the request named it (DE37);
     the refunds of one payment never exceed what was captured."""
 
-    merchant_id = models.CharField(max_length=32)
-    stan = models.CharField(max_length=6)
-    transmitted_at = models.DateTimeField()
-    card = models.ForeignKey(Card, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds")
-    hold = models.ForeignKey(Hold, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds")
+    merchant_id = models.CharField(max_length=32, verbose_name="marchand (DE42)")
+    stan = models.CharField(max_length=6, verbose_name="STAN")
+    transmitted_at = models.DateTimeField(verbose_name="transmis le (DE7)")
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds",
+                             verbose_name="carte")
+    hold = models.ForeignKey(Hold, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds",
+                             verbose_name="blocage remboursé")
     masked_pan = models.CharField("numéro masqué", max_length=19, blank=True, default="")
-    original_rrn = models.CharField(max_length=12, blank=True, default="")
+    original_rrn = models.CharField(max_length=12, blank=True, default="", verbose_name="RRN du paiement")
     amount = models.DecimalField("montant", **MONEY)
-    currency = models.CharField(max_length=3)
-    response_code = models.CharField(max_length=2)
-    reason = models.CharField(max_length=120)
-    rrn = models.CharField(max_length=12, blank=True, default="")
+    currency = models.CharField(max_length=3, verbose_name="devise")
+    response_code = models.CharField(max_length=2, verbose_name="code réponse (DE39)")
+    reason = models.CharField(max_length=120, verbose_name="motif")
+    rrn = models.CharField(max_length=12, blank=True, default="", verbose_name="RRN")
     credit = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True,
-                                  related_name="refund")
+                                  related_name="refund", verbose_name="écriture de crédit")
     reversal = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True,
-                                    related_name="refund_reversed")
-    received_at = models.DateTimeField()
-    reversed_at = models.DateTimeField(null=True, blank=True)
+                                    related_name="refund_reversed", verbose_name="écriture d'annulation")
+    received_at = models.DateTimeField(verbose_name="reçu le")
+    reversed_at = models.DateTimeField(null=True, blank=True, verbose_name="annulé le")
 
     class Meta:
         verbose_name = "remboursement"
+        verbose_name_plural = "remboursements"
         constraints = [
             models.UniqueConstraint(fields=["merchant_id", "stan", "transmitted_at"],
                                     name="bank_refund_unique_message"),
