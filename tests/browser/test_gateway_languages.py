@@ -17,7 +17,7 @@ from tasdid.bank import sandbox
 from tasdid.bank.demo import seed_demo as seed_bank
 from tasdid.bank.models import AcsTransaction
 from tasdid.billing.models import Invoice, Payment
-from tasdid.core.money import dh
+from tasdid.core.l10n import amount
 from tasdid.gateway.demo import seed_demo as seed_gateway
 from tasdid.gateway.models import PaymentSession
 from tests import factories
@@ -114,7 +114,7 @@ def test_the_hosted_page_with_invoices_after_a_defer_and_with_card_errors(shop, 
 
     page.get_by_role("button", name=words["defer"].format(INTERNET)).click()
     expect(page.get_by_role("button", name=words["restore"].format(INTERNET))).to_be_visible()
-    expect(page.locator("#invoices-total")).to_have_text(dh("186.00", space="\u00a0"))
+    expect(page.locator("#invoices-total")).to_have_text(amount("186.00", lang))
     expect(page.locator("#invoices-title")).to_be_focused()  # the page's script says where the change is
     check_page(page, f"gateway-deferred-{lang}")
 
@@ -236,14 +236,14 @@ def test_the_whole_mobile_journey_of_the_guide_in(journey, page: Page, lang):
     expect_language(page, lang)
     expect(page.get_by_role("heading", name=words["title"], level=1)).to_be_visible()
     page.get_by_role("button", name=words["defer"].format(REF_MOBILE_JUNE)).click()
-    expect(page.locator("#pay-total")).to_have_text(dh("120.00", space="\u00a0"))
+    expect(page.locator("#pay-total")).to_have_text(amount("120.00", lang))
     type_card(page, words, CHALLENGE)
 
     # The bank's page and its SMS, in the same language.
     page.wait_for_url(bank + "/acs/challenge")
     expect_language(page, lang)
     expect(page.get_by_role("heading", name=words["acs"])).to_be_visible()
-    expect(page.locator(".acs-amount")).to_have_text(dh("120.00"))
+    expect(page.locator(".acs-amount")).to_have_text(amount("120.00", lang))
     (otp,) = codes_received(CHALLENGE.phone)
     assert words["sms"] in last_sms_text(CHALLENGE.phone) and code_in(last_sms_text(CHALLENGE.phone)) == otp
     page.get_by_label(words["otp"]).fill(otp)

@@ -41,10 +41,13 @@ class Recorder(Application):
 def smppy_server(settings, transactional_db):
     settings.SMS_CHANNEL = "smpp"
     app, port = Recorder(), free_port()
+    # The server's loop runs in a thread of its own from the start: this thread may already run another loop
+    # (Playwright's, when browser tests ran before in this worker).
     loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(loop.create_server(lambda: SmppProtocol(app=app), "127.0.0.1", port))
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
+    server = asyncio.run_coroutine_threadsafe(
+        loop.create_server(lambda: SmppProtocol(app=app), "127.0.0.1", port), loop).result(10)
     yield app, port, loop
     loop.call_soon_threadsafe(server.close)
     loop.call_soon_threadsafe(loop.stop)
