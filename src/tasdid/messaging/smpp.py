@@ -239,7 +239,8 @@ class SmppChannel:
             receipt = parse_receipt(text, receipted_message_id=receipted.as_string() if receipted else None,
                                     message_state=state.as_int() if state else None)
             if receipt is None:
-                logger.warning("delivery receipt naming no message: %r", text[:120])
+                # Only what comes before « text: »: that field echoes the SMS's first characters, a code among them.
+                logger.warning("delivery receipt naming no message: %r", text.split("text:", 1)[0][:120])
                 return
             apply = _db(services.smpp_receipt)
             if not await apply(smsc_id=receipt.smsc_id, stat=receipt.stat, err=receipt.err):
