@@ -2,7 +2,7 @@
 nothing at desktop and phone widths, the strict CSP reports nothing, the QR code shows, the form answers."""
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from tasdid.billing.models import Payment
 from tasdid.billing.receipts import grouped_code, verification_code
@@ -49,7 +49,7 @@ def test_receipt_and_its_verification_in_each_language(parties, page: Page, lang
 
     # The QR code's link: the receipt is genuine.
     page.locator(".receipt-verify-url a").click()
-    assert page.get_by_role("heading", name=genuine).is_visible()
+    expect(page.get_by_role("heading", name=genuine)).to_be_visible()  # waits for the navigation the click starts
     assert page.locator("html").get_attribute("dir") == ("rtl" if lang == "ar" else "ltr")
     check_page(page, f"receipt-verified-{lang}")
 
@@ -57,6 +57,6 @@ def test_receipt_and_its_verification_in_each_language(parties, page: Page, lang
     page.get_by_label(number_label).fill(payment.receipt_number)
     page.get_by_label(code_label).fill(grouped_code(code)[:-1] + ("A" if code[-1] != "A" else "B"))
     page.get_by_role("button", name=button, exact=True).click()
-    assert page.get_by_role("heading", name=forged).is_visible()
+    expect(page.get_by_role("heading", name=forged)).to_be_visible()
     check_page(page, f"receipt-not-genuine-{lang}")
     assert violations == []
