@@ -6,12 +6,14 @@ What it does, as production runs it (docs/reliability.md, "Kill campaign"):
 1. A fresh database of its own (a new PostgreSQL database beside DATABASE_URL's, or a SQLite file), ``tasdid
    migrate``, the sandbox bank's cards and the gateway's merchant (their demo seeders), and generated customers
    with one unpaid internet invoice each through ``tasdid import-bills``.
-2. ``tasdid serve biller|gateway|bank``, ``tasdid worker`` and ``tasdid smtp-sink`` on free 127.0.0.1 ports, each
-   in its own process group (TASDID_SANDBOX=1, TASDID_*_URL pointing at those ports).
+2. ``tasdid serve biller|gateway|bank|switch``, the card rails (``tasdid switch``, the centre monétique's ISO 8583
+   server, and ``tasdid issuer``, the banks' issuer host), ``tasdid worker`` and ``tasdid smtp-sink`` on free
+   127.0.0.1 ports, each in its own process group (TASDID_SANDBOX=1, TASDID_*_URL and _PORT pointing at them).
 3. A stream of payments over HTTP by several customers at once (tests/support/journey_http.py: the biller's
    Internet form, « Payer en ligne », the hosted page, a card, the way back), approved and declined cards, and
    now and then two customers paying the same invoice at the same moment.
-4. Meanwhile, at seeded random moments, ``kill -9`` of the process group of a party or of the worker, restarted
+4. Meanwhile, at seeded random moments, ``kill -9`` of the process group of a party, of the switch, of the issuer
+   host or of the worker, restarted
    after a short pause.
 5. Then: stop the stream, restart everything, let the worker run until nothing is due (bounded), stop it, run
    ``tasdid gateway-sweep``, ``tasdid billing-sweep``, ``tasdid worker --batch`` (and ``tasdid reconcile`` when
@@ -56,7 +58,8 @@ from tests.support.journey_http import APPROVED_CARDS, DECLINED_CARDS, Journey, 
 
 TASDID = [sys.executable, "-m", "tasdid.cli"]
 PARTIES = ("biller", "gateway", "bank", "switch")  # the switch's web site: the 3-D Secure directory
-VICTIMS = ("biller", "gateway", "bank", "worker")
+RAILS = {"switch-iso": "switch", "issuer": "issuer"}  # the card rails: `tasdid switch` (ISO 8583), `tasdid issuer`
+VICTIMS = ("biller", "gateway", "bank", "worker", *RAILS)
 RETRIES = 3
 SEED_PARTIES = ("from tasdid.bank.demo import seed_demo as bank; from tasdid.gateway.demo import seed_demo as gw; "
                 "bank(); gw()")
@@ -158,6 +161,9 @@ class Processes:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.all = {name: Process(name, [*TASDID, "serve", name, "--port", str(ports[name])], ports[name],
                                   log_dir / f"{name}.log") for name in PARTIES}
+        for name, command in RAILS.items():
+            self.all[name] = Process(name, [*TASDID, command, "--port", str(ports[name])], ports[name],
+                                     log_dir / f"{name}.log")
         self.all["worker"] = Process("worker", [*TASDID, "worker"], None, log_dir / "worker.log")
         self.all["smtp"] = Process("smtp", [*TASDID, "smtp-sink", "--port", str(ports["smtp"])], ports["smtp"],
                                    log_dir / "smtp.log")
@@ -263,6 +269,8 @@ class Campaign:
             "TASDID_GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}",
             "TASDID_BANK_URL": f"http://127.0.0.1:{ports['bank']}",
             "TASDID_SWITCH_URL": f"http://127.0.0.1:{ports['switch']}",
+            "TASDID_SWITCH_PORT": str(ports["switch-iso"]),
+            "TASDID_ISSUER_PORT": str(ports["issuer"]),
             "TASDID_EMAIL_HOST": "127.0.0.1",
             "TASDID_EMAIL_PORT": str(ports["smtp"]),
             "TASDID_WEB_WORKERS": str(self.web_workers),
@@ -281,7 +289,7 @@ class Campaign:
     def prepare(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         database_url, self.db_name = create_database(self.base_url, self.work_dir)
-        self.ports = {name: free_port() for name in (*PARTIES, "smtp")}
+        self.ports = {name: free_port() for name in (*PARTIES, *RAILS, "smtp")}
         self.env = self._env(database_url, self.ports)
         self.biller_url = self.env["TASDID_BILLER_URL"]
         engine = "PostgreSQL" if self.db_name else "SQLite"

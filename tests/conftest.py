@@ -22,9 +22,23 @@ def _party_threads(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def parties(_party_threads, transactional_db):
-    """The biller, gateway, bank and switch web servers on 127.0.0.1, over a committed (transactional) database;
-    the switch's BIN routes seeded as its migration does (each test starts from a flushed database)."""
+def card_rails(transactional_db, settings):
+    """The card rails for real: the issuer host (``tasdid.bank.issuer``) and the switch (``tasdid.switch.server``)
+    on their own event loops and free 127.0.0.1 ports, and the gateway's ISO 8583 client pointed at that switch.
+    Started for each test, so that no switch remembers a STAN of the test before (the database is flushed)."""
+    from tests.support.card_rails import CardRails
+
+    rails = CardRails(routes=None).start()  # the BIN routes of the switch's migration, as the demo has them
+    rails.acquirer_settings(settings)
+    yield rails
+    rails.stop()
+
+
+@pytest.fixture
+def parties(_party_threads, card_rails):
+    """The biller, gateway, bank and switch web servers on 127.0.0.1, over a committed (transactional) database,
+    and the card rails (``card_rails``) between the gateway and the bank; the switch's BIN routes seeded as its
+    migration does (each test starts from a flushed database)."""
     from tasdid.switch.services import routes_seed
 
     routes_seed()

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tasdid.demo import BACKOFF_FIRST, BACKOFF_MAX, BACKOFF_RESET_AFTER, exit_cause, next_backoff
+from tests.support.journey_http import APPROVED_CARDS, pay_bill
 from tests.support.ports import free_port
 
 
@@ -46,8 +47,24 @@ def _children(pid: int) -> dict[str, int]:
                 # "python -m tasdid.cli worker", "python -m gunicorn tasdid.wsgi:gateway …" (serve execs gunicorn)
                 role = argv[3].rpartition(":")[2] if len(argv) > 3 else ""
                 role = argv[4] if role == "serve" else role  # not yet replaced by gunicorn
+                role = "switch-iso" if argv[2:4] == ["tasdid.cli", "switch"] else role  # its ISO 8583 server
                 found[{"smtp-sink": "smtp"}.get(role, role)] = child
     return found
+
+
+def _switch_journal_0100(env: dict[str, str], *, cwd: Path) -> int:
+    """How many 0100 the demo's switch journaled (read by a `tasdid shell` of the demo's own settings)."""
+    code = "from tasdid.switch.models import JournalEntry; print(JournalEntry.objects.filter(mti='0100').count())"
+    count = 0
+    for _ in range(20):  # the switch writes its journal in batches
+        done = subprocess.run([sys.executable, "-m", "tasdid.cli", "shell", "--no-imports", "-c", code],
+                              env={**env, "TASDID_SANDBOX": "1"},
+                              cwd=cwd, capture_output=True, text=True, timeout=60)
+        count = int(done.stdout.split()[-1])
+        if count >= 2:
+            break
+        time.sleep(0.5)
+    return count
 
 
 def _alive(pid: int) -> bool:
@@ -90,7 +107,7 @@ def _check_demo_data(env: dict[str, str]) -> None:
 
 @pytest.mark.slow
 def test_demo_serves_every_party_restarts_a_killed_one_and_stops_on_ctrl_c(tmp_path: Path):
-    ports = {name: free_port() for name in ("biller", "gateway", "bank", "switch", "smtp")}
+    ports = {name: free_port() for name in ("biller", "gateway", "bank", "switch", "switch-iso", "issuer", "smtp")}
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TASDID_", "DATABASE_URL", "DJANGO_"))},
         "TASDID_VAR_DIR": str(tmp_path / "var"),
@@ -98,6 +115,8 @@ def test_demo_serves_every_party_restarts_a_killed_one_and_stops_on_ctrl_c(tmp_p
         "TASDID_GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}",
         "TASDID_BANK_URL": f"http://127.0.0.1:{ports['bank']}",
         "TASDID_SWITCH_URL": f"http://127.0.0.1:{ports['switch']}",
+        "TASDID_SWITCH_PORT": str(ports["switch-iso"]),
+        "TASDID_ISSUER_PORT": str(ports["issuer"]),
         "TASDID_EMAIL_PORT": str(ports["smtp"]),
         "TASDID_WEB_WORKERS": "1",
     }
@@ -121,11 +140,20 @@ def test_demo_serves_every_party_restarts_a_killed_one_and_stops_on_ctrl_c(tmp_p
     try:
         wait_for(lambda: any("Ctrl-C" in line for line in output), "the demo did not start", 120)
         assert all(_listening(port) for port in ports.values())
+        banner = "".join(output)
+        for address in (f"127.0.0.1:{ports['switch-iso']}", f"127.0.0.1:{ports['issuer']}",
+                        f"{env['TASDID_SWITCH_URL']}/admin/"):
+            assert address in banner, banner
         _check_demo_data(env)
+        # A card payment through every process: the gateway's ISO 8583 client → `tasdid switch` → `tasdid issuer`.
+        paid = pay_bill(env["TASDID_BILLER_URL"], "12 345 678", "khadija@example.ma", APPROVED_CARDS[0])
+        assert (paid.outcome, paid.error) == ("paid", ""), paid
+        assert _switch_journal_0100(env, cwd=tmp_path) >= 2  # the 0100 from the gateway and to the issuer host
 
         # SIGKILL the worker's and the gateway's process groups (each child leads its own).
         children = _children(demo.pid)
-        assert set(children) == {"biller", "gateway", "bank", "switch", "worker", "smtp"}, children
+        assert set(children) == {"biller", "gateway", "bank", "switch", "switch-iso", "issuer", "worker", "smtp"}, \
+            children
         for role in ("worker", "gateway"):
             os.killpg(children[role], signal.SIGKILL)
         wait_for(lambda: all(f"« {role} » a redémarré" in "".join(output) for role in ("worker", "gateway")),

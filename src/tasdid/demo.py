@@ -1,5 +1,6 @@
-"""``tasdid demo``: every party on loopback with demo data — the biller, the gateway and the bank web
-servers, the task worker and the SMTP sink — until Ctrl-C stops them all. A process that exits is started
+"""``tasdid demo``: every party on loopback with demo data — the biller, the gateway, the bank and the switch web
+servers, the card rails (the switch's ISO 8583 server and the banks' issuer host), the task worker and the SMTP
+sink, each its own process — until Ctrl-C stops them all. A process that exits is started
 again (with a growing pause if it keeps failing), and the demo says so."""
 
 import argparse
@@ -58,6 +59,7 @@ BACKOFF_MAX = 30.0
 BACKOFF_RESET_AFTER = 60.0
 
 LABELS = {"biller": "facturier", "gateway": "passerelle", "bank": "banque", "switch": "centre monétique",
+          "switch-iso": "centre monétique (ISO 8583)", "issuer": "hôte émetteur des banques (ISO 8583)",
           "worker": "tâches de fond", "smtp": "serveur SMTP"}
 
 
@@ -200,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         "biller": party_port("biller"),
         "gateway": party_port("gateway"),
         "bank": party_port("bank"),
-        "switch": party_port("switch"),  # its 3-D Secure directory
+        "switch": party_port("switch"),  # its admin and 3-D Secure directory
+        "switch-iso": settings.SWITCH_PORT,  # the card rails: the gateway's ISO 8583 client → the switch
+        "issuer": settings.ISSUER_PORT,  # → the issuer host of every sandbox bank
         "smtp": settings.EMAIL_PORT,
     }
     supervisor = Supervisor(log_dir)
@@ -210,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for party in ("biller", "gateway", "bank", "switch"):
             supervisor.start(party, [*tasdid, "serve", party, "--port", str(ports[party])])
+        supervisor.start("issuer", [*tasdid, "issuer", "--port", str(ports["issuer"])])
+        supervisor.start("switch-iso", [*tasdid, "switch", "--port", str(ports["switch-iso"])])
         supervisor.start("worker", [*tasdid, "worker"])
         supervisor.start("smtp", [*tasdid, "smtp-sink", "--port", str(ports["smtp"])])
         deadline = time.monotonic() + 60
@@ -226,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         if stop_signal:
             return 0
         print(BANNER.format(biller=settings.BILLER_URL, gateway=settings.GATEWAY_URL, bank=settings.BANK_URL,
-                            smtp=ports["smtp"], logs=log_dir, user=DEMO_ADMIN[0], password=DEMO_ADMIN[1]),
+                            switch=settings.SWITCH_URL, switch_iso=f"{settings.SWITCH_HOST}:{ports['switch-iso']}",
+                            issuer=f"{settings.ISSUER_HOST}:{ports['issuer']}", smtp=ports["smtp"], logs=log_dir,
+                            user=DEMO_ADMIN[0], password=DEMO_ADMIN[1]),
               flush=True)
         while not stop_signal:
             supervisor.supervise()
@@ -245,7 +253,9 @@ Tasdid tourne (mode bac à sable). Ctrl-C arrête tout.
   Boîte mail bac à sable        : {biller}/sandbox/mail
   Page de paiement (passerelle) : {gateway}/
   Banque (3-D Secure)           : {bank}/
-  Administration                : {biller}/admin/  {gateway}/admin/  {bank}/admin/
+  Centre monétique (ISO 8583)   : {switch_iso}  (annuaire 3-D Secure : {switch}/3ds/areq)
+  Hôte émetteur des banques     : {issuer}  (ISO 8583)
+  Administration                : {biller}/admin/  {gateway}/admin/  {bank}/admin/  {switch}/admin/
                                   (utilisateur « {user} », mot de passe « {password} »)
   Serveur SMTP local            : 127.0.0.1:{smtp}
   Journaux                      : {logs}

@@ -110,8 +110,9 @@ BILLER_CLIENT_ID = env("TASDID_BILLER_CLIENT_ID", "600000001")
 BILLER_STORE_KEY = env_secret("TASDID_BILLER_STORE_KEY")
 BILLER_NAME = env("TASDID_BILLER_NAME", "Tasdid Télécom")
 
-# The gateway's acquirer (the card rails). In process to the sandbox bank until the switch exists.
-GATEWAY_ACQUIRER = env("TASDID_GATEWAY_ACQUIRER", "tasdid.bank.acquirer.InProcessAcquirer")
+# The gateway's acquirer: its ISO 8583 client of the centre monétique (the card rails). Any class of the
+# core.acquiring.Acquirer protocol may stand in (tests put fakes of theirs here).
+GATEWAY_ACQUIRER = env("TASDID_GATEWAY_ACQUIRER", "tasdid.gateway.rails.SwitchAcquirer")
 # The gateway's ISO 8583 client of the switch (tasdid.gateway.rails.SwitchAcquirer, docs/iso8583.md "The gateway
 # client"): the switch's address (the same variables as `tasdid switch`), the answer's timeout and the idle echo.
 RAILS_TIMEOUT = env_number("TASDID_RAILS_TIMEOUT", "10", float, minimum=0.1)

@@ -258,6 +258,18 @@ def test_an_expired_session_offers_the_way_back_to_the_merchant(client, token):
     assert PaymentSession.objects.get().deferred_refs == []
 
 
+@pytest.mark.parametrize(("lang", "opens_from"), [
+    ("fr", "La page de paiement s'ouvre depuis le site de votre facturier"),
+    ("ar", "تُفتح صفحة الدفع من موقع الجهة المُصدِرة لفواتيرك"),
+    ("en", "The payment page opens from your biller's site"),
+])
+def test_the_gateway_s_address_says_where_the_payment_page_opens_from(client, lang, opens_from):
+    response = client.get(f"/?lang={lang}")
+    assert response.status_code == 200
+    assert opens_from in html.unescape(text(response))
+    assert 'href="/conditions' in response.content.decode()
+
+
 def test_the_terms_page(client):
     response = client.get("/conditions")
     assert response.status_code == 200

@@ -2,8 +2,8 @@
 invariants of DESIGN §7 in every party's tables (bench/kill_campaign.py, here in its short version).
 
 On PostgreSQL when the suite runs on it (TASDID_TEST_DATABASE_URL: a database of its own beside the test
-database), else on a SQLite file of its own. Bounded: 24 customers, 4 kills (the biller, the gateway, the bank
-and the worker once each, in a seeded order), about a minute on this project's machine.
+database), else on a SQLite file of its own. Bounded: 24 customers, 6 kills (the biller, the gateway, the bank,
+the switch, the issuer host and the worker once each, in a seeded order), about a minute on this project's machine.
 """
 
 import os

@@ -54,7 +54,7 @@ def crash_points() -> list[tuple[object, str, str]]:
     points += [(flow, "send_callback", "gateway.flow.send_callback")]
     points += [(payments, name, f"billing.payments.{name}") for name in (
         "_settle", "_fail", "payment_order_create", "payment_order_expire")]
-    # The bank's views call the services through the package; the card rails (tasdid.bank.acquirer) through
+    # The bank's views call the services through the package; the card rails (tests.support.bank_in_process) through
     # the authorization module: the same functions, patched where each caller looks them up.
     points += [(bank, name, f"bank.services.{name}") for name in (
         "areq_answer", "challenge_open", "challenge_submit_code", "challenge_cancel", "rreq_deliver")]

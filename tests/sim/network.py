@@ -308,7 +308,7 @@ class SimAcquirer:
     """The gateway's acquirer in the simulation: the sandbox bank in process, over the simulated card rails."""
 
     def __init__(self):
-        from tasdid.bank.acquirer import InProcessAcquirer
+        from tests.support.bank_in_process import InProcessAcquirer
 
         self._bank = InProcessAcquirer()
 

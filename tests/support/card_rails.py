@@ -30,8 +30,12 @@ class CardRails:
 
     ROUTES = (("4", "Banque Atlas"), ("5", "Crédit du Sahel"), ("2", "Crédit du Sahel"), ("6", "Banque Atlas"))
 
-    def __init__(self, *, issuer_timeout: float = 5.0):
+    def __init__(self, *, issuer_timeout: float = 5.0, routes: tuple | None = ROUTES):
+        """``routes``: BIN prefixes and banks routed to this issuer host, in place of the switch's; None keeps the
+        routes its migration seeds (the sandbox banks' ranges only), each reaching this issuer host as the
+        switch's default one."""
         self.issuer_timeout = issuer_timeout
+        self.routes = routes
         self._issuer_loop = _Loop("issuer-host")
         self._switch_loop = _Loop("switch")
         self.issuer = None
@@ -48,10 +52,15 @@ class CardRails:
             return host
 
         self.issuer = self._issuer_loop.call(start_issuer())
-        Route.objects.all().delete()
-        for prefix, bank in self.ROUTES:
-            Route.objects.create(bin_prefix=prefix, bank_name=bank, issuer_host="127.0.0.1",
-                                 issuer_port=self.issuer.port)
+        if self.routes is None:
+            from tasdid.switch.services import routes_seed
+
+            routes_seed()
+        else:
+            Route.objects.all().delete()
+            for prefix, bank in self.routes:
+                Route.objects.create(bin_prefix=prefix, bank_name=bank, issuer_host="127.0.0.1",
+                                     issuer_port=self.issuer.port)
         config = SwitchConfig(host="127.0.0.1", port=0, default_issuer=("127.0.0.1", self.issuer.port),
                               issuer_timeout=self.issuer_timeout, echo_interval=60.0, echo_timeout=2.0,
                               reconnect_min=0.05, reconnect_max=0.5, reversal_min=0.1, reversal_max=1.0,

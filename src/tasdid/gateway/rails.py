@@ -1,7 +1,7 @@
 """The gateway's acquirer over the card rails: ``core.acquiring.Acquirer`` spoken as ISO 8583 to the switch.
 
-``settings.GATEWAY_ACQUIRER = "tasdid.gateway.rails.SwitchAcquirer"`` (``TASDID_GATEWAY_ACQUIRER``) puts it in
-place of the in-process bank; docs/iso8583.md, "The gateway client", is the reference.
+``settings.GATEWAY_ACQUIRER`` (``TASDID_GATEWAY_ACQUIRER``) names it by default; docs/iso8583.md, "The gateway
+client", is the reference.
 
 - **One connection per process** (``connection()``): a daemon thread runs an asyncio loop that owns a persistent
   TCP connection to the switch (``TASDID_SWITCH_HOST``:``TASDID_SWITCH_PORT``), signs on (0800 ``001``) when it

@@ -6,6 +6,7 @@ from . import views
 from .admin import gateway_admin
 
 urlpatterns = [
+    path("", views.home, name="gateway_home"),
     path("fim/est3Dgate", views.est3dgate, name="gateway_est3dgate"),
     path("fim/status", views.order_status, name="gateway_order_status"),
     path("fim/refus", views.refusal, name="gateway_refusal"),

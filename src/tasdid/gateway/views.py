@@ -313,6 +313,11 @@ def _status_page(request: HttpRequest, session: PaymentSession, *, status: int =
     return allow_form_action(response, [back.action]) if back else response
 
 
+def home(request: HttpRequest) -> HttpResponse:
+    """Who this server is, for a person who types its address: the page opens from the biller's site."""
+    return render(request, "gateway/home.html")
+
+
 def conditions(request: HttpRequest) -> HttpResponse:
     return render(request, "gateway/conditions.html")
 

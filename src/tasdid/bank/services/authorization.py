@@ -1,8 +1,7 @@
 """Authorization and holds: the issuer's answer to 0100 (a hold), 0220 (capture), 0400 (release) and 0200 with
 processing code 20 (a refund credited to the card's account).
 
-The issuer host (``tasdid.bank.issuer``) and the in-process acquirer (``tasdid.bank.acquirer``) call these
-functions and nothing else; each runs in one transaction.
+The issuer host (``tasdid.bank.issuer``) calls these functions and nothing else; each runs in one transaction.
 """
 
 import datetime as dt

@@ -1,6 +1,6 @@
-"""The card rails in process: ``core.acquiring.Acquirer`` answered by the sandbox bank's services directly.
-
-Until the gateway's ISO 8583 client exists, ``settings.GATEWAY_ACQUIRER`` names this class. Plain data goes in
+"""A test fake of the card rails: ``core.acquiring.Acquirer`` answered by the sandbox bank's services directly,
+in the test's process, with no switch and no socket in between (the seeded simulation puts its own network
+around it). The gateway itself only ever uses ``tasdid.gateway.rails.SwitchAcquirer``. Plain data goes in
 and out (``core.acquiring`` dataclasses); nothing else of the bank is visible to the caller. It calls the very
 functions the issuer host (``tasdid.bank.issuer``) calls for 0100, 0220, 0400 and 0200/20.
 """
@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from django.db import DatabaseError
 from django.views.decorators.debug import sensitive_variables
 
+from tasdid.bank.services import authorization
 from tasdid.core.acquiring import (
     AcquirerUnavailable,
     AuthorizationRequest,
@@ -20,8 +21,6 @@ from tasdid.core.acquiring import (
     SettlementRequest,
     SettlementResult,
 )
-
-from .services import authorization
 
 logger = logging.getLogger(__name__)
 
