@@ -76,7 +76,8 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
     """A valid card form was posted: start one attempt (services.SessionBusy if the order is already being
     paid), authenticate it with the directory, and go on as the ARes says."""
     attempt = services.attempt_start(session_id=session.pk, brand=brand, masked_pan=mask(card.pan),
-                                     pan_fingerprint=fingerprint(card.pan), selection=selection)
+                                     pan_fingerprint=fingerprint(card.pan, purpose="gateway-cards"),
+                                     selection=selection)
     _outside_transaction()
     areq = threeds_server.build_areq(attempt=attempt, merchant=session.merchant, card=card, now=timezone.now(),
                                      lang=session.lang)
@@ -135,14 +136,17 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
 
 @sensitive_variables()  # the sealed and unsealed card
 def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
-    """The customer is back from the bank's challenge page. The result that counts is the one the ACS sent
-    by RReq, server to server; the CRes only says the browser is back."""
+    """The customer is back from the bank's challenge page. The CRes is no proof of anything (it comes under no
+    key, as EMV 3DS's browser flow has it): it names the attempt, which must also be the one sealed in
+    threeDSSessionData. The result that counts is the one the ACS sent by RReq, through the directory, signed on
+    each link; a CRes that comes before it (forged, or the browser's own) changes nothing: the attempt waits for
+    its RReq or its deadline (the sweeper)."""
     try:
         cres = threeds.decode_browser_message(cres_text, message_type="CRes")
     except threeds.MessageError as exc:
         raise ChallengeError(str(exc)) from exc
-    attempt = selectors.attempt_by_threeds_id(str(cres.get("threeDSServerTransID", "")))
-    if attempt is None:
+    attempt = selectors.attempt_by_threeds_id(cres["threeDSServerTransID"])
+    if attempt is None or (attempt.acs_trans_id and cres["acsTransID"] != attempt.acs_trans_id):
         raise ChallengeError("CRes for no attempt of ours")
     try:
         sealed = vault.unseal(session_data)
@@ -156,6 +160,9 @@ def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
         raise ChallengeError("threeDSSessionData of another attempt")
     if attempt.state != AttemptState.CHALLENGE:
         return _status(attempt)  # a replayed CRes, the back button: nothing happens twice
+    if attempt.rreq_received_at is None:
+        logger.warning("gateway: CRes for %s before any RReq: nothing changes", attempt.trans_id)
+        return _status(attempt)
     status = attempt.rreq_trans_status
     if status in (threeds.AUTHENTICATED, threeds.ATTEMPTED) and attempt.rreq_authentication_value:
         authentication = Authentication(eci=attempt.rreq_eci, authentication_value=attempt.rreq_authentication_value,
@@ -163,8 +170,7 @@ def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
         return authorize(attempt_id=attempt.pk, card=sealed.card, authentication=authentication,
                          from_state=AttemptState.CHALLENGE, trans_status=status, eci=attempt.rreq_eci,
                          md_status=protocol.MD_STATUS[status])
-    cause = "3-D Secure : aucun RReq reçu de la banque" if not status else f"3-D Secure : RReq {status}"
-    moved = services.attempt_fail(attempt_id=attempt.pk, cause=cause,
+    moved = services.attempt_fail(attempt_id=attempt.pk, cause=f"3-D Secure : RReq {status}",
                                   err_msg=_fr("Authentification 3-D Secure échouée"),
                                   md_status=protocol.MD_STATUS["N"], trans_status=status or "N",
                                   eci=attempt.rreq_eci)
