@@ -129,7 +129,7 @@ def test_every_difference_is_listed_and_exit_1(day, tmp_path):
         "- annulation 600000002 commande ORDER-7, original 0100 STAN 000007 du 2026-12-07T10:07:00Z : état "
         "différent — approuvée dans le fichier, « à envoyer » à la passerelle",
         "- remboursement 600000002 commande ORDER-4, original 0100 STAN 000004 du 2026-12-07T10:04:00Z : absente "
-        "de la passerelle — 10.00 DH dans le fichier ; la passerelle n'enregistre aucun remboursement",
+        "de la passerelle — 10.00 DH dans le fichier, inconnu de la passerelle",
         "- remise 600000002 TransId T000004, commande ORDER-4 : absente du fichier — 50.00 DH à la passerelle, "
         "aucune ligne dans le fichier",
     ]

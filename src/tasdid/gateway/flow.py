@@ -26,13 +26,24 @@ from tasdid.core.acquiring import (
     Authentication,
     AuthorizationRequest,
     CardData,
+    RefundRequest,
     SettlementRequest,
 )
 from tasdid.core.cards import fingerprint, mask
 from tasdid.core.money import MAD_NUMERIC, to_minor
 
 from . import protocol, selectors, services, threeds_server, vault
-from .models import Attempt, AttemptState, CallbackAnswer, Merchant, PaymentSession, SessionState
+from .models import (
+    Attempt,
+    AttemptState,
+    CallbackAnswer,
+    Merchant,
+    Operation,
+    OperationState,
+    PaymentSession,
+    PendingReversal,
+    SessionState,
+)
 
 logger = logging.getLogger(__name__)
 _fr = protocol.errmsg  # an ErrMsg is the protocol's French text, whatever language the customer's pages speak
@@ -404,6 +415,67 @@ def cancel(*, session_id: int) -> BrowserStep:
     return closed_return(session=session)
 
 
+# --- operations after the payment: refunds ------------------------------------------------------------
+
+
+def refund(*, attempt_id: int, amount: Decimal, requested_by: str) -> Operation:
+    """Refund ``amount`` of a captured attempt to the card (whole or part; several refunds up to what was
+    captured): the refund is recorded first (services.refund_open, committed; services.RefundRefused when it is
+    not allowed, nothing sent), then sent to the acquirer outside any transaction, then its answer recorded.
+    No answer: its reversal is owed and the refund ends REVERSED once acknowledged; a crash after the send
+    leaves it PENDING, and the sweeper reverses it (sweep_operations). Never a refund the gateway does not know."""
+    operation = services.refund_open(attempt_id=attempt_id, amount=amount, requested_by=requested_by)
+    return send_operation(operation_id=operation.pk)
+
+
+def send_operation(*, operation_id: int) -> Operation:
+    """Send a PENDING refund (its STAN and DE7 as recorded) and record the answer."""
+    _outside_transaction()
+    operation = Operation.objects.select_related("attempt__session__merchant").get(pk=operation_id)
+    if operation.state != OperationState.PENDING:
+        return operation
+    attempt = operation.attempt
+    session = attempt.session
+    request = RefundRequest(
+        rrn=attempt.rrn, original_stan=attempt.stan, original_transmitted_at=attempt.transmitted_at,
+        amount_minor=to_minor(operation.amount), currency=operation.currency, merchant_id=session.merchant.client_id,
+        order_id=session.oid, stan=operation.stan, transmitted_at=operation.transmitted_at,
+        merchant_name=session.merchant.name)
+    try:
+        result = get_acquirer().refund(request)
+    except AcquirerUnavailable as exc:
+        logger.warning("gateway: no answer to the refund STAN %s of %s (%s): reversing", operation.stan,
+                       attempt.trans_id, type(exc).__name__)
+        return services.operation_reverse(operation_id=operation.pk,
+                                          cause="pas de réponse au remboursement : annulation (reversal)")
+    except Exception as exc:  # the outcome is unknown: reverse whatever the bank decided
+        logger.error("gateway: refund STAN %s of %s failed with %s: reversing", operation.stan, attempt.trans_id,
+                     type(exc).__name__)
+        return services.operation_reverse(operation_id=operation.pk,
+                                          cause=f"remboursement en erreur ({type(exc).__name__}) : annulation")
+    return services.operation_record_answer(operation_id=operation.pk, response_code=result.response_code,
+                                            rrn=result.rrn)
+
+
+def sweep_operations(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Refunds left without an answer past services.operation_answer_grace (the process died after recording
+    them) are reversed; those whose reversal the switch acknowledged end REVERSED."""
+    now = now or timezone.now()
+    counts: dict[str, int] = {}
+    for operation_id in selectors.operations_unanswered(before=now - services.operation_answer_grace()):
+        services.operation_reverse(operation_id=operation_id, now=now,
+                                   cause="remboursement sans réponse enregistrée dans le délai : annulation (reversal)")
+        counts["refunds reversed"] = counts.get("refunds reversed", 0) + 1
+    for operation in selectors.operations_reversing():
+        reversal = selectors.reversal_by_original(
+            merchant_id=operation.attempt.session.merchant.client_id, original_mti="0200",
+            original_stan=operation.stan, original_transmitted_at=operation.transmitted_at)
+        if reversal is not None and reversal.state == PendingReversal.State.DONE:
+            services.operation_reversed(operation_id=operation.pk, response_code=reversal.response_code, now=now)
+            counts["refund reversals acknowledged"] = counts.get("refund reversals acknowledged", 0) + 1
+    return counts
+
+
 # --- the sweeper ---------------------------------------------------------------------------------------
 
 
@@ -455,7 +527,8 @@ def sweep_attempt(*, attempt_id: int, now: dt.datetime | None = None) -> str:
 
 
 def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Everything past its deadline: expired sessions closed, attempts taken over (see sweep_attempt)."""
+    """Everything past its deadline: expired sessions closed, attempts taken over (see sweep_attempt), refunds
+    without an answer reversed (sweep_operations)."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
     for session_id in selectors.sessions_past_expiry(now=now):
@@ -464,4 +537,6 @@ def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     for attempt_id in selectors.attempts_due(now=now):
         done = sweep_attempt(attempt_id=attempt_id, now=now)
         counts[done] = counts.get(done, 0) + 1
+    for done, n in sweep_operations(now=now).items():
+        counts[done] = counts.get(done, 0) + n
     return counts
