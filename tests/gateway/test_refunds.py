@@ -244,3 +244,52 @@ def test_the_gateway_admin_shows_each_refund_and_what_is_left(db):
     assert change.status_code == 403
     approved.refresh_from_db()
     assert approved.amount == Decimal("100.00")
+
+
+def test_two_refunds_at_once_cannot_refund_more_than_was_captured(transactional_db, monkeypatch):
+    """Two staff members refund 200.00 of a 285.00 payment at the same moment: the attempt's lock takes them one
+    after the other, and the second sees what the first left (the slow selector widens the window)."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    merchant = make_merchant(client_id=MERCHANT)
+    now = timezone.now()
+    session = PaymentSession.objects.create(token="t", merchant=merchant, oid="TSD-RACE-1", amount=Decimal("285.00"),
+                                            browser_digest="x", created_at=now, expires_at=now, updated_at=now)
+    attempt = Attempt.objects.create(
+        session=session, state=AttemptState.CAPTURED, amount=Decimal("285.00"), brand="VISA", masked_pan="x",
+        pan_fingerprint="f", threeds_server_trans_id="t", trans_id="T-RACE-1", stan="000001", transmitted_at=now,
+        rrn="000000000001", deadline=now, created_at=now, updated_at=now)
+    real = selectors.refundable_amount
+
+    def slow_refundable(a):
+        value = real(a)
+        time.sleep(0.3)
+        return value
+
+    monkeypatch.setattr(services.selectors, "refundable_amount", slow_refundable)
+    barrier = threading.Barrier(2)
+    outcomes, errors = [], []
+
+    def refund(who: str):
+        try:
+            barrier.wait(timeout=10)
+            services.refund_open(attempt_id=attempt.pk, amount=Decimal("200.00"), requested_by=who)
+            outcomes.append("recorded")
+        except services.RefundRefused:
+            outcomes.append("refused")
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=refund, args=(f"staff:{n}",)) for n in ("amina", "youssef")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(outcomes) == ["recorded", "refused"]
+    assert Operation.objects.count() == 1 and real(attempt) == Decimal("85.00")
