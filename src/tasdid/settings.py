@@ -75,16 +75,17 @@ SECRET_KEY = env_secret("TASDID_SECRET_KEY")
 
 # Separate keys per purpose, so that one leaking does not forge the others. Each defaults to a value
 # derived from SECRET_KEY (see tasdid.core.keys) unless set explicitly.
-TASDID_KEYS = {
-    "codes": os.environ.get("TASDID_CODES_KEY", ""),  # fidelio, payment codes, OTP hashes
-    "cards": os.environ.get("TASDID_CARDS_KEY", ""),  # keyed card fingerprints (PAN, CVV)
-    "receipts": os.environ.get("TASDID_RECEIPTS_KEY", ""),  # unguessable receipt links
-    "receipt-checks": os.environ.get("TASDID_RECEIPT_CHECKS_KEY", ""),  # verification codes printed on receipts
-    "vault": os.environ.get("TASDID_VAULT_KEY", ""),  # card data in transit through 3-D Secure
-    "threeds": os.environ.get("TASDID_3DS_KEY", ""),  # CReq/CRes, the 3-D Secure messages the browser carries
+TASDID_KEYS = {  # tasdid.core.keys.OWNERS: which party holds each
+    "codes": os.environ.get("TASDID_CODES_KEY", ""),  # biller: fidelio and payment code digests
+    "receipts": os.environ.get("TASDID_RECEIPTS_KEY", ""),  # biller: unguessable receipt links
+    "receipt-checks": os.environ.get("TASDID_RECEIPT_CHECKS_KEY", ""),  # biller: verification codes on receipts
+    "gateway-cards": os.environ.get("TASDID_GATEWAY_CARDS_KEY", ""),  # gateway: keyed card fingerprints
+    "vault": os.environ.get("TASDID_VAULT_KEY", ""),  # gateway: card data in transit through 3-D Secure
+    "cards": os.environ.get("TASDID_CARDS_KEY", ""),  # bank: keyed card fingerprints (PAN, CVV)
+    "otp": os.environ.get("TASDID_OTP_KEY", ""),  # bank: the ACS's SMS code digests
+    "cavv": os.environ.get("TASDID_CAVV_KEY", ""),  # bank: its authentication values (CAVV), the bank's alone
     "3ds-gateway-switch": os.environ.get("TASDID_3DS_GATEWAY_SWITCH_KEY", ""),  # 3DS Server <-> directory
     "3ds-switch-bank": os.environ.get("TASDID_3DS_SWITCH_BANK_KEY", ""),  # the same messages: directory <-> ACS
-    "cavv": os.environ.get("TASDID_CAVV_KEY", ""),  # the bank's authentication values (CAVV), the bank's alone
 }
 
 # Where each party answers. The defaults are the demo's loopback ports.

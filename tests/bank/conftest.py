@@ -49,6 +49,7 @@ def areq_message(card: sandbox.SandboxCard, *, server_url: str, amount_minor: in
         "notificationURL": server_url + "/3ds/notification",
         "deviceChannel": "02",
         "messageCategory": "01",
+        "dsTransID": str(uuid.uuid4()),  # the directory names each AReq it sends to the ACS
     }
     message.update(overrides)
     return message

@@ -284,6 +284,29 @@ def test_later_steps_need_the_bank_session_and_its_csrf_token(bank, three_ds_ser
     assert three_ds_server.rreqs == []
 
 
+def test_a_creq_opens_its_challenge_once_a_replay_changes_nothing(bank, three_ds_server, run_tasks):
+    """The CReq carries no key: anyone who saw it can post it. The first post opens the challenge (one SMS); the
+    same CReq from another browser is refused; the browser that opened it, reloading, sees its page again; a CReq
+    naming an ACS transaction that no AReq from the directory created opens nothing."""
+    browser = Browser()
+    ares, page = start(bank, three_ds_server, browser)
+    assert page.status_code == 200 and "Code reçu par SMS" in html.unescape(page.text)
+    code = sms_code(MAIN.phone, run_tasks)
+    replay = Browser().post(ares["acsURL"], {"creq": creq_for(ares), "threeDSSessionData": SESSION_DATA})
+    assert replay.status_code == 400
+    assert "Cette demande d'authentification est invalide ou a expiré." in html.unescape(replay.text)
+    reload = browser.post(ares["acsURL"], {"creq": creq_for(ares), "threeDSSessionData": SESSION_DATA})
+    assert reload.status_code == 200 and "Code reçu par SMS" in html.unescape(reload.text)
+    run_tasks()
+    record = AcsTransaction.objects.get()
+    assert (record.state, record.otp_sent_count, record.otp_failures) == ("challenge", 1, 0)
+    assert len(handset_inbox(number=MAIN.phone)) == 1 and three_ds_server.rreqs == []
+    assert code_in(last_sms_text(MAIN.phone)) == code  # still the one code sent
+    forged = {**ares, "acsTransID": "00000000-0000-4000-8000-000000000000"}
+    unknown = Browser().post(ares["acsURL"], {"creq": creq_for(forged), "threeDSSessionData": SESSION_DATA})
+    assert unknown.status_code == 400 and AcsTransaction.objects.count() == 1
+
+
 @pytest.mark.parametrize(
     "fields",
     [

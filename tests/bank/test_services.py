@@ -401,12 +401,26 @@ def test_opening_a_challenge_sends_one_sms_code_hashed_at_rest(banks):
     record = AcsTransaction.objects.get()
     assert record.otp_digest and code not in record.otp_digest
     assert record.otp_expires_at == AcsEvent.objects.get(kind="otp_sent").at + services.OTP_LIFETIME
-    # The browser comes back with the same CReq: no second SMS.
-    again = services.challenge_open(acs_trans_id=ares["acsTransID"],
-                                    three_ds_server_trans_id=ares["threeDSServerTransID"])
-    assert again.outcome == "open" and Sms.objects.count() == 1
+    # The same CReq again (replayed: it is no secret, it carries no key): refused, no second SMS, nothing moves.
+    with pytest.raises(services.CReqReplayed):
+        services.challenge_open(acs_trans_id=ares["acsTransID"], three_ds_server_trans_id=ares["threeDSServerTransID"])
+    assert Sms.objects.count() == 1 and AcsEvent.objects.filter(kind="creq").count() == 1
     with pytest.raises(services.ChallengeNotFound):
         services.challenge_open(acs_trans_id=ares["acsTransID"], three_ds_server_trans_id="other")
+
+
+def test_a_creq_after_its_time_fails_the_challenge_without_a_code(banks):
+    """EMV 3DS: no CReq within CREQ_LIFETIME of the ARes C, the challenge fails (N, challengeCancel 05); no SMS."""
+    ares = services.areq_answer(message=areq_message(MAIN, server_url=GW))
+    AcsTransaction.objects.update(created_at=timezone.now() - services.CREQ_LIFETIME - dt.timedelta(seconds=1))
+    step = services.challenge_open(acs_trans_id=ares["acsTransID"],
+                                   three_ds_server_trans_id=ares["threeDSServerTransID"])
+    assert step.outcome == "late" and Sms.objects.count() == 0
+    record = AcsTransaction.objects.get()
+    assert (record.state, record.trans_status, record.trans_status_reason, record.challenge_cancel) == (
+        "failed", "N", "14", "05")
+    rreq = services.rreq_message(record)
+    assert (rreq["transStatus"], rreq["challengeCancel"]) == ("N", "05") and "authenticationValue" not in rreq
 
 
 def test_the_right_code_authenticates_once_and_its_cavv_authorizes(banks):
@@ -457,8 +471,9 @@ def test_an_expired_code_fails_the_authentication(banks):
     step = services.challenge_submit_code(acs_trans_id=ares["acsTransID"], code=code)
     assert step.outcome == "expired"
     record = AcsTransaction.objects.get()
+    # EMV 3DS challengeCancel 04: timed out at the ACS (05 is kept for a first CReq that never came in time)
     assert (record.state, record.trans_status, record.trans_status_reason, record.challenge_cancel) == (
-        "failed", "N", "14", "05")
+        "failed", "N", "14", "04")
 
 
 def test_resend_replaces_the_code_within_a_limit(banks):

@@ -284,18 +284,33 @@ def test_a_challenge_authorizes_on_the_rreq_result(shop, counterparty, rails):
     assert_no_card_data_at_rest()
 
 
-def test_a_cres_without_rreq_fails(shop, counterparty, rails):
+def test_a_forged_cres_changes_nothing_the_rreq_decides(shop, counterparty, rails):
+    """The CRes comes under no key (EMV 3DS's browser flow): one posted before the RReq, whatever it says, moves
+    nothing; one naming another ACS transaction is refused; once the RReq (N) came, a CRes saying Y fails."""
     _browser, fields = challenge(shop, counterparty)
     a = attempt()
-    response = gateway_client().post("/3ds/notification", {"cres": cres_for(a, "Y"),
-                                                            "threeDSSessionData": fields["threeDSSessionData"]})
-    action, result = form_of(response)
+    early = gateway_client().post("/3ds/notification", {"cres": cres_for(a, "Y"),
+                                                         "threeDSSessionData": fields["threeDSSessionData"]})
+    assert early.status_code == 409 and "/shop/" not in early.content.decode()  # "being paid", no way out
+    a.refresh_from_db()
+    assert a.state == AttemptState.CHALLENGE and a.rreq_received_at is None
+    assert rails.authorizations == [] and counterparty.state.callbacks == []
+
+    other = threeds.encode_browser_message({
+        "messageType": "CRes", "messageVersion": "2.2.0", "threeDSServerTransID": a.threeds_server_trans_id,
+        "acsTransID": "00000000-0000-4000-8000-000000000000", "transStatus": "Y", "challengeCompletionInd": "Y"})
+    refused = gateway_client().post("/3ds/notification", {"cres": other,
+                                                           "threeDSSessionData": fields["threeDSSessionData"]})
+    assert refused.status_code == 400 and attempt().state == AttemptState.CHALLENGE
+
+    assert post_rreq(gateway_client(), rreq_for(a, "N")).status_code == 200
+    action, result = form_of(gateway_client().post("/3ds/notification", {
+        "cres": cres_for(a, "Y"), "threeDSSessionData": fields["threeDSSessionData"]}))
     assert action.endswith("/shop/fail")
     assert (result["mdStatus"], result["ErrMsg"], result["ProcReturnCode"]) == (
         "0", "Authentification 3-D Secure échouée", "99")
     assert rails.authorizations == []
-    assert counterparty.state.callbacks[0]["mdStatus"] == "0"
-    assert Event.objects.filter(cause="3-D Secure : aucun RReq reçu de la banque").count() == 1
+    assert Event.objects.filter(cause="3-D Secure : RReq N").count() == 1
 
 
 def test_a_failed_challenge_fails(shop, counterparty, rails):

@@ -10,7 +10,15 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tasdid.core import clearing
-from tasdid.gateway.models import Attempt, AttemptState, PaymentSession, PendingReversal
+from tasdid.gateway.models import (
+    Attempt,
+    AttemptState,
+    Operation,
+    OperationKind,
+    OperationState,
+    PaymentSession,
+    PendingReversal,
+)
 
 from .conftest import make_merchant
 
@@ -129,7 +137,7 @@ def test_every_difference_is_listed_and_exit_1(day, tmp_path):
         "- annulation 600000002 commande ORDER-7, original 0100 STAN 000007 du 2026-12-07T10:07:00Z : état "
         "différent — approuvée dans le fichier, « à envoyer » à la passerelle",
         "- remboursement 600000002 commande ORDER-4, original 0100 STAN 000004 du 2026-12-07T10:04:00Z : absente "
-        "de la passerelle — 10.00 DH dans le fichier ; la passerelle n'enregistre aucun remboursement",
+        "de la passerelle — 10.00 DH dans le fichier, inconnu de la passerelle",
         "- remise 600000002 TransId T000004, commande ORDER-4 : absente du fichier — 50.00 DH à la passerelle, "
         "aucune ligne dans le fichier",
     ]
@@ -144,6 +152,46 @@ def test_a_reversal_missing_from_the_file_is_listed(day, tmp_path):
         "fichier — 100.00 DH à la passerelle, aucune ligne dans le fichier",
         "- annulation 600000002 commande ORDER-5, original 0100 STAN 000005 du 2026-12-07T10:05:00Z : absente du "
         "fichier — 70.00 DH à la passerelle, aucune ligne dans le fichier",
+    ]
+
+
+def _refund(attempt: Attempt, stan: int, amount: str, state: str) -> Operation:
+    sent = attempt.transmitted_at.replace(microsecond=0) + dt.timedelta(seconds=20)
+    decided = None if state == OperationState.PENDING else sent + dt.timedelta(seconds=1)
+    return Operation.objects.create(
+        attempt=attempt, kind=OperationKind.REFUND, state=state, amount=Decimal(amount), stan=f"{stan:06d}",
+        transmitted_at=sent, response_code="00" if state != OperationState.PENDING else "", created_at=sent,
+        decided_at=decided, updated_at=sent)
+
+
+def test_refunds_are_compared_by_their_own_stan_and_de7(day, tmp_path):
+    """Shop A's payment 1 refunded three times: 50.00 approved, 20.00 still without an answer at the gateway,
+    10.00 reversed by the gateway for want of an answer (its reversal is a line of its own, not in this file);
+    shop B's payment 4 refunded 5.00, approved, which the file does not have."""
+    one, four = Attempt.objects.get(trans_id="T000001"), Attempt.objects.get(trans_id="T000004")
+    _refund(one, 201, "50.00", OperationState.APPROVED)
+    _refund(one, 202, "20.00", OperationState.PENDING)
+    _refund(one, 203, "10.00", OperationState.REVERSED)
+    _refund(four, 204, "5.00", OperationState.APPROVED)
+    matching = _matching()
+    details = [*matching[:2], _detail(SHOP_A, "Banque Atlas", "REFUND", 1, 5000, stan=201),
+               _detail(SHOP_A, "Banque Atlas", "REFUND", 1, 2000, stan=202),
+               _detail(SHOP_A, "Banque Atlas", "REFUND", 1, 1000, stan=203),
+               _detail(SHOP_A, "Banque Atlas", "REFUND", 1, 700, stan=299),  # 299: the gateway sent none
+               *matching[2:]]
+
+    code, lines = _reconcile(_file(tmp_path, details))
+
+    assert code == 1
+    assert lines == [
+        "Rapprochement du 2026-12-07 : 9 opérations dans le fichier, 7 concordantes, 3 écart(s).",
+        "- remboursement 600000001 TransId T000001, commande ORDER-1, remboursement STAN 000202 du "
+        "2026-12-07T10:01:20Z : état différent — approuvée dans le fichier, « en cours, sans réponse encore » à "
+        "la passerelle",
+        "- remboursement 600000001 commande ORDER-1, original 0100 STAN 000001 du 2026-12-07T10:01:00Z : absente "
+        "de la passerelle — 7.00 DH dans le fichier, inconnu de la passerelle",
+        "- remboursement 600000002 TransId T000004, commande ORDER-4, remboursement STAN 000204 du "
+        "2026-12-07T10:04:20Z : absente du fichier — 5.00 DH à la passerelle, aucune ligne dans le fichier",
     ]
 
 

@@ -126,7 +126,7 @@ def test_a_day_through_the_switch_makes_exact_lines_and_totals(switch, atlas, sa
         response_code="00", answered_at=records[2].answered_at)
 
     # The gateway's side of the same day, as its flow records it: the file agrees with it but for the refunds,
-    # which the gateway does not record.
+    # sent here straight through the acquirer, which the gateway has no record of.
     _gateway_records(captures=[(a1, r1, 28500), (a3, r3, 15000), (b1, s1, 5000)], reversals=[a2, b2])
     out = io.StringIO()
     with pytest.raises(SystemExit) as exit_:
@@ -135,9 +135,9 @@ def test_a_day_through_the_switch_makes_exact_lines_and_totals(switch, atlas, sa
     assert out.getvalue().splitlines() == [
         f"Rapprochement du {day.isoformat()} : 7 opérations dans le fichier, 5 concordantes, 2 écart(s).",
         f"- remboursement 600000001 commande A-1, original 0100 STAN {a1.stan} du {_t(a1.transmitted_at)} : absente "
-        "de la passerelle — 50.00 DH dans le fichier ; la passerelle n'enregistre aucun remboursement",
+        "de la passerelle — 50.00 DH dans le fichier, inconnu de la passerelle",
         f"- remboursement 600000002 commande B-1, original 0100 STAN {b1.stan} du {_t(b1.transmitted_at)} : absente "
-        "de la passerelle — 10.00 DH dans le fichier ; la passerelle n'enregistre aucun remboursement",
+        "de la passerelle — 10.00 DH dans le fichier, inconnu de la passerelle",
     ]
 
 

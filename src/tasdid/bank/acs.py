@@ -33,12 +33,14 @@ REASON_FREQUENCY_LIMIT = threeds.REASON_FREQUENCY_LIMIT
 REASON_NOT_ENROLLED = "13"
 REASON_TIMED_OUT = "14"
 CANCEL_BY_CARDHOLDER = "01"
-CANCEL_TIMED_OUT = "05"
+CANCEL_TIMED_OUT = "04"  # transaction timed out at the ACS (the code's time ran out)
+CANCEL_NO_CREQ = "05"  # transaction timed out at the ACS: first CReq not received in time
 
 
 _REQUIRED = (
     "messageVersion", "threeDSServerTransID", "acctNumber", "cardExpiryDate", "purchaseAmount",
     "purchaseCurrency", "purchaseExponent", "purchaseDate", "merchantName", "threeDSServerURL", "notificationURL",
+    "dsTransID",  # the ACS answers the directory only, which names its transaction
 )
 
 
@@ -66,7 +68,7 @@ class AReq:
     three_ds_server_url: str
     notification_url: str
     browser_language: str = "fr"  # the customer's pages' language: the challenge page and its SMS speak it
-    ds_trans_id: str = ""  # the directory's transaction id, when the AReq came through a directory
+    ds_trans_id: str = ""  # the directory's transaction id: every AReq comes through the directory
 
     def __repr__(self) -> str:  # never the card number in a log or a traceback
         return f"AReq(threeDSServerTransID={self.three_ds_server_trans_id!r})"
@@ -119,12 +121,10 @@ def parse_areq(message: dict[str, Any]) -> AReq:
         raise bad("deviceChannel")
     if message.get("messageCategory", "01") != "01":
         raise bad("messageCategory")
-    ds_trans_id = message.get("dsTransID", "")
-    if ds_trans_id:
-        try:
-            ds_trans_id = str(uuid.UUID(str(ds_trans_id)))
-        except ValueError:
-            raise bad("dsTransID") from None
+    try:
+        ds_trans_id = str(uuid.UUID(message["dsTransID"]))
+    except ValueError:
+        raise bad("dsTransID") from None
     language = message.get("browserLanguage", "")
     if not isinstance(language, str) or len(language) > 8:  # EMV 3DS: an IETF BCP 47 tag, 1 to 8 characters
         raise bad("browserLanguage")

@@ -244,6 +244,8 @@ class AcsTransaction(models.Model):
     otp_expires_at = models.DateTimeField(null=True, blank=True, verbose_name="OTP expire le")
     otp_failures = models.PositiveSmallIntegerField(default=0, verbose_name="OTP erronés")
     interaction_counter = models.PositiveSmallIntegerField(default=0, verbose_name="compteur d'interactions")
+    # The browser's first CReq: a challenge opens once (core.threeds: the CReq carries no key).
+    creq_received_at = models.DateTimeField(null=True, blank=True, verbose_name="CReq reçue le")
     cavv_used_at = models.DateTimeField(null=True, blank=True, verbose_name="CAVV utilisé le")
     rreq_attempts = models.PositiveSmallIntegerField(default=0, verbose_name="envois de la RReq")
     rreq_delivered_at = models.DateTimeField(null=True, blank=True, verbose_name="RReq délivrée le")

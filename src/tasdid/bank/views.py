@@ -180,14 +180,16 @@ def _remember(request: HttpRequest, record: AcsTransaction) -> None:
     request.session[SESSION_KEY] = [*known[-4:], str(record.acs_trans_id)]
 
 
-@csrf_exempt  # the CReq is signed by the 3DS Server (core.threeds.decode_browser_message) and names its challenge
+@csrf_exempt  # the CReq is no secret (base64url JSON under no key): services.challenge_open decides what it is worth
 @sensitive_variables()
 @sensitive_post_parameters("threeDSSessionData")  # the gateway's sealed card data
 @require_http_methods(["GET", "POST"])
 def challenge_start(request: HttpRequest) -> HttpResponse:
     """Step 3: the browser arrives with ``creq`` and ``threeDSSessionData``; the SMS code is sent, in the
-    customer's language (the AReq's ``browserLanguage``), and the page speaks it. A GET (a link, the language
-    switch of an error page) is answered 405 with the error page, in the language asked."""
+    customer's language (the AReq's ``browserLanguage``), and the page speaks it. The CReq opens its challenge
+    once: posted again by the browser that opened it (a reload), the page is shown again and nothing is sent;
+    from any other browser, it is refused and changes nothing. A GET (a link, the language switch of an error
+    page) is answered 405 with the error page, in the language asked."""
     if request.method != "POST":
         return _invalid(request, status=405)
     session_data = _session_data(request)
@@ -198,8 +200,16 @@ def challenge_start(request: HttpRequest) -> HttpResponse:
     if session_data is None:
         return _invalid(request)
     try:
-        step = services.challenge_open(acs_trans_id=str(creq.get("acsTransID", "")),
-                                       three_ds_server_trans_id=str(creq.get("threeDSServerTransID", "")))
+        step = services.challenge_open(acs_trans_id=creq["acsTransID"],
+                                       three_ds_server_trans_id=creq["threeDSServerTransID"])
+    except services.CReqReplayed as replayed:
+        record = replayed.transaction
+        if str(record.acs_trans_id) not in request.session.get(SESSION_KEY, []):
+            logger.warning("ACS: CReq for %s posted again from another browser: refused", record.acs_trans_id)
+            return _invalid(request)
+        i18n.use(request, record.language)
+        return _page(request, record, session_data) if not record.ended else _finish(
+            request, record, session_data, "ended")
     except services.ChallengeNotFound:
         return _invalid(request)
     _remember(request, step.transaction)

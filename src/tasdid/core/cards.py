@@ -92,9 +92,10 @@ def mask(number: str) -> str:
 
 
 @sensitive_variables()
-def fingerprint(number: str) -> str:
-    """A keyed hash that recognises a card without storing its number."""
-    return keyed_digest(secret_key("cards"), "pan", number)
+def fingerprint(number: str, *, purpose: str = "cards") -> str:
+    """A keyed hash that recognises a card without storing its number: under the bank's "cards" key by default;
+    the gateway fingerprints under its own ("gateway-cards"), so that the two share no key (core.keys.OWNERS)."""
+    return keyed_digest(secret_key(purpose), "pan", number)
 
 
 @sensitive_variables()

@@ -13,13 +13,14 @@ def generate_numeric(length: int) -> str:
     return "".join(secrets.choice("0123456789") for _ in range(length))
 
 
-def code_digest(scope: str, code: str) -> str:
-    """Keyed hash of a code, bound to what it protects (``scope``: a line, a challenge...)."""
-    return keyed_digest(secret_key("codes"), scope, code.strip())
+def code_digest(scope: str, code: str, *, purpose: str = "codes") -> str:
+    """Keyed hash of a code, bound to what it protects (``scope``: a line, a challenge...), under the key of the
+    party that keeps it: "codes" (the biller's), "otp" (the bank's)."""
+    return keyed_digest(secret_key(purpose), scope, code.strip())
 
 
-def code_matches(scope: str, code: str, digest: str) -> bool:
-    return hmac.compare_digest(code_digest(scope, code).encode(), (digest or "").encode())
+def code_matches(scope: str, code: str, digest: str, *, purpose: str = "codes") -> bool:
+    return hmac.compare_digest(code_digest(scope, code, purpose=purpose).encode(), (digest or "").encode())
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,40 @@
-"""Per-purpose secret keys, so that one leaking does not forge what another protects."""
+"""Per-purpose secret keys, each held by the parties named for it, so that one leaking does not forge what another
+protects and no party holds a key it has no use for."""
 
 import hashlib
 import hmac
 
 from django.conf import settings
 
-PURPOSES = ("codes", "cards", "receipts", "receipt-checks", "vault", "threeds", "cavv",
-            "3ds-gateway-switch", "3ds-switch-bank")
-
-# The 3-D Secure links (DESIGN.md §6) and the key of each, known only to its two ends: the gateway (3DS Server)
-# and the switch (Directory Server); the switch and the bank (ACS). The gateway and the bank share none.
-LINKS = {
-    frozenset({"gateway", "switch"}): "3ds-gateway-switch",
-    frozenset({"switch", "bank"}): "3ds-switch-bank",
+# Each key and the parties that hold it: a party's own records ("cards" are the bank's card fingerprints and CVV
+# digests, "gateway-cards" the gateway's card fingerprints), and the 3-D Secure links (DESIGN.md §6), each known
+# only to its two ends. The gateway and a bank hold no key in common: between them go messages through the
+# directory (a key per link) and the browser (CReq/CRes, under no key).
+OWNERS: dict[str, frozenset[str]] = {
+    "codes": frozenset({"biller"}),  # fidelio and payment codes
+    "receipts": frozenset({"biller"}),  # unguessable receipt links
+    "receipt-checks": frozenset({"biller"}),  # verification codes printed on receipts
+    "gateway-cards": frozenset({"gateway"}),  # the gateway's keyed card fingerprints (its attempts)
+    "vault": frozenset({"gateway"}),  # card data sealed in threeDSSessionData
+    "cards": frozenset({"bank"}),  # the bank's keyed card fingerprints and CVV digests
+    "otp": frozenset({"bank"}),  # the ACS's SMS codes
+    "cavv": frozenset({"bank"}),  # the authentication values (CAVV) the bank issues and checks
+    "3ds-gateway-switch": frozenset({"gateway", "switch"}),  # 3DS Server <-> Directory Server
+    "3ds-switch-bank": frozenset({"switch", "bank"}),  # Directory Server <-> ACS
 }
+PURPOSES = tuple(OWNERS)
+
+LINKS = {owners: purpose for purpose, owners in OWNERS.items() if len(owners) == 2}
+
+
+def purposes_of(party: str) -> frozenset[str]:
+    """The keys ``party`` holds."""
+    return frozenset(purpose for purpose, owners in OWNERS.items() if party in owners)
 
 
 def secret_key(purpose: str) -> bytes:
     """The key for ``purpose``: set explicitly in settings.TASDID_KEYS, or derived from SECRET_KEY."""
-    if purpose not in PURPOSES:
+    if purpose not in OWNERS:
         raise ValueError(f"unknown key purpose {purpose!r}")
     explicit = settings.TASDID_KEYS.get(purpose) or ""
     if explicit:

@@ -2,17 +2,22 @@
 
 Server-to-server messages (AReq/ARes, RReq/RRes) are JSON bodies signed with HMAC-SHA256 under the key of their
 link (``core.keys.link_key``: gateway <-> switch, switch <-> bank), the signature in the ``X-Tasdid-Signature``
-header; each hop verifies with its link's key and signs again with the next one's. Browser-carried messages
-(CReq, CRes) are base64url JSON with a ``sig`` member ("threeds" key): the browser can carry them but not
-forge them.
+header; each hop verifies with its link's key and signs again with the next one's.
+
+Browser-carried messages (CReq, CRes) are base64url JSON under no key, as in EMV 3DS's browser flow: the 3DS
+Server and the ACS share no key, so nothing the browser carries can be trusted for more than naming a
+transaction. The ACS opens a challenge for a CReq only for an ACS transaction it created from an AReq that came
+through the directory, once, in time; the 3DS Server takes the result from the RReq (signed per link, through
+the directory), never from the CRes, which only says the browser is back.
 """
 
 import base64
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from .keys import link_key, secret_key
+from .keys import link_key
 from .signing import hmac_sign, hmac_verify
 
 MESSAGE_VERSION = "2.2.0"
@@ -95,12 +100,22 @@ def verify_body(body: bytes, signature: str | None, *, message_type: str, link: 
     return payload
 
 
+# The data elements a browser-carried message must have (EMV 3DS 2.2, browser flow); others are ignored.
+BROWSER_FIELDS = {
+    "CReq": ("messageVersion", "threeDSServerTransID", "acsTransID", "challengeWindowSize"),
+    "CRes": ("messageVersion", "threeDSServerTransID", "acsTransID", "transStatus", "challengeCompletionInd"),
+}
+CHALLENGE_WINDOW_SIZES = ("01", "02", "03", "04", "05")
+
+
 def encode_browser_message(payload: Mapping[str, Any]) -> str:
-    signed = {**payload, "sig": hmac_sign(payload, secret_key("threeds"))}
-    return base64.urlsafe_b64encode(json.dumps(signed, separators=(",", ":")).encode()).rstrip(b"=").decode()
+    """base64url JSON without padding, as EMV 3DS writes a creq/cres: no signature, no key."""
+    return base64.urlsafe_b64encode(json.dumps(dict(payload), separators=(",", ":")).encode()).rstrip(b"=").decode()
 
 
 def decode_browser_message(text: str, *, message_type: str) -> dict[str, Any]:
+    """A CReq or CRes as the browser posted it: its data elements checked for shape (each present, a string, the
+    transaction ids UUIDs). Names transactions only; the receiver decides what it is worth from its own records."""
     text = text or ""
     if len(text) > MAX_MESSAGE_BYTES:
         raise MessageError("message too large")
@@ -111,9 +126,16 @@ def decode_browser_message(text: str, *, message_type: str) -> dict[str, Any]:
         raise MessageError("not a base64url JSON message") from exc
     if not isinstance(payload, dict):
         raise MessageError("not a JSON object")
-    sig = payload.pop("sig", "")
     if payload.get("messageType") != message_type:
         raise MessageError(f"expected a {message_type} message")
-    if not isinstance(sig, str) or not _signature_matches(payload, sig, secret_key("threeds")):
-        raise SignatureError("bad signature")
+    for name in BROWSER_FIELDS.get(message_type, ()):
+        if not isinstance(payload.get(name), str) or not payload[name] or len(payload[name]) > 64:
+            raise MessageError(f"{name} missing or invalid")
+    for name in ("threeDSServerTransID", "acsTransID") if message_type in BROWSER_FIELDS else ():
+        try:
+            payload[name] = str(uuid.UUID(payload[name]))
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise MessageError(f"{name} is not a UUID") from exc
+    if message_type == "CReq" and payload["challengeWindowSize"] not in CHALLENGE_WINDOW_SIZES:
+        raise MessageError("challengeWindowSize invalid")
     return payload

@@ -1,4 +1,4 @@
-"""The gateway's staff: merchants, payment sessions and attempts, reversals owed to the switch."""
+"""The gateway's staff: merchants, payment sessions and attempts, their refunds, reversals owed to the switch."""
 
 from django import forms
 from django.contrib import admin
@@ -7,7 +7,17 @@ from django.utils.translation import gettext_lazy as _
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnly
 
 from . import protocol, services
-from .models import Attempt, AttemptState, CallbackAnswer, Event, Merchant, PaymentSession, PendingReversal
+from .models import (
+    Attempt,
+    AttemptState,
+    CallbackAnswer,
+    Event,
+    Merchant,
+    Operation,
+    PaymentSession,
+    PendingReversal,
+)
+from .selectors import refundable_amount
 
 gateway_admin = PartyAdminSite("gateway_admin", _("Tasdid Pay — administration"))
 
@@ -134,6 +144,15 @@ class ToReconcileFilter(admin.SimpleListFilter):
         return queryset
 
 
+class OperationInline(ReadOnly, admin.TabularInline):
+    model = Operation
+    fields = ["kind", "state", "amount", "stan", "transmitted_at", "response_code", "rrn", "requested_by",
+              "created_at", "decided_at"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+
+
 @admin.register(Attempt, site=gateway_admin)
 class AttemptAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["trans_id", "session", "state", "amount", "brand", "masked_pan", "proc_return_code",
@@ -141,7 +160,29 @@ class AttemptAdmin(ReadOnly, admin.ModelAdmin):
     list_filter = [ToReconcileFilter, "state", "brand", "callback_answer"]
     search_fields = ["trans_id", "session__oid", "masked_pan"]
     exclude = ["pan_fingerprint", "rreq_authentication_value"]
+    readonly_fields = ["refundable_display"]
+    inlines = [OperationInline, EventInline]
+
+    @admin.display(description=_("reste à rembourser"))
+    def refundable_display(self, obj: Attempt) -> str:
+        return f"{refundable_amount(obj)} DH"
+
+
+@admin.register(Operation, site=gateway_admin)
+class OperationAdmin(ReadOnly, admin.ModelAdmin):
+    """The refunds (ISO 8583 0200, processing code 20) of captured payments, one row each, with their answer."""
+
+    list_display = ["created_at", "kind", "attempt", "order", "amount", "state", "stan", "response_code", "rrn",
+                    "requested_by", "decided_at"]
+    list_filter = ["kind", "state"]
+    search_fields = ["attempt__trans_id", "attempt__session__oid", "stan", "rrn"]
+    list_select_related = ["attempt__session"]
+    date_hierarchy = "created_at"
     inlines = [EventInline]
+
+    @admin.display(description=_("commande"), ordering="attempt__session__oid")
+    def order(self, obj: Operation) -> str:
+        return obj.attempt.session.oid
 
 
 @admin.register(PendingReversal, site=gateway_admin)

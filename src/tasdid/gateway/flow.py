@@ -26,13 +26,24 @@ from tasdid.core.acquiring import (
     Authentication,
     AuthorizationRequest,
     CardData,
+    RefundRequest,
     SettlementRequest,
 )
 from tasdid.core.cards import fingerprint, mask
 from tasdid.core.money import MAD_NUMERIC, to_minor
 
 from . import protocol, selectors, services, threeds_server, vault
-from .models import Attempt, AttemptState, CallbackAnswer, Merchant, PaymentSession, SessionState
+from .models import (
+    Attempt,
+    AttemptState,
+    CallbackAnswer,
+    Merchant,
+    Operation,
+    OperationState,
+    PaymentSession,
+    PendingReversal,
+    SessionState,
+)
 
 logger = logging.getLogger(__name__)
 _fr = protocol.errmsg  # an ErrMsg is the protocol's French text, whatever language the customer's pages speak
@@ -76,7 +87,8 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
     """A valid card form was posted: start one attempt (services.SessionBusy if the order is already being
     paid), authenticate it with the directory, and go on as the ARes says."""
     attempt = services.attempt_start(session_id=session.pk, brand=brand, masked_pan=mask(card.pan),
-                                     pan_fingerprint=fingerprint(card.pan), selection=selection)
+                                     pan_fingerprint=fingerprint(card.pan, purpose="gateway-cards"),
+                                     selection=selection)
     _outside_transaction()
     areq = threeds_server.build_areq(attempt=attempt, merchant=session.merchant, card=card, now=timezone.now(),
                                      lang=session.lang)
@@ -135,14 +147,17 @@ def submit_card(*, session: PaymentSession, card: CardData, brand: str, selectio
 
 @sensitive_variables()  # the sealed and unsealed card
 def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
-    """The customer is back from the bank's challenge page. The result that counts is the one the ACS sent
-    by RReq, server to server; the CRes only says the browser is back."""
+    """The customer is back from the bank's challenge page. The CRes is no proof of anything (it comes under no
+    key, as EMV 3DS's browser flow has it): it names the attempt, which must also be the one sealed in
+    threeDSSessionData. The result that counts is the one the ACS sent by RReq, through the directory, signed on
+    each link; a CRes that comes before it (forged, or the browser's own) changes nothing: the attempt waits for
+    its RReq or its deadline (the sweeper)."""
     try:
         cres = threeds.decode_browser_message(cres_text, message_type="CRes")
     except threeds.MessageError as exc:
         raise ChallengeError(str(exc)) from exc
-    attempt = selectors.attempt_by_threeds_id(str(cres.get("threeDSServerTransID", "")))
-    if attempt is None:
+    attempt = selectors.attempt_by_threeds_id(cres["threeDSServerTransID"])
+    if attempt is None or (attempt.acs_trans_id and cres["acsTransID"] != attempt.acs_trans_id):
         raise ChallengeError("CRes for no attempt of ours")
     try:
         sealed = vault.unseal(session_data)
@@ -156,6 +171,9 @@ def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
         raise ChallengeError("threeDSSessionData of another attempt")
     if attempt.state != AttemptState.CHALLENGE:
         return _status(attempt)  # a replayed CRes, the back button: nothing happens twice
+    if attempt.rreq_received_at is None:
+        logger.warning("gateway: CRes for %s before any RReq: nothing changes", attempt.trans_id)
+        return _status(attempt)
     status = attempt.rreq_trans_status
     if status in (threeds.AUTHENTICATED, threeds.ATTEMPTED) and attempt.rreq_authentication_value:
         authentication = Authentication(eci=attempt.rreq_eci, authentication_value=attempt.rreq_authentication_value,
@@ -163,8 +181,7 @@ def complete_challenge(*, cres_text: str, session_data: str) -> BrowserStep:
         return authorize(attempt_id=attempt.pk, card=sealed.card, authentication=authentication,
                          from_state=AttemptState.CHALLENGE, trans_status=status, eci=attempt.rreq_eci,
                          md_status=protocol.MD_STATUS[status])
-    cause = "3-D Secure : aucun RReq reçu de la banque" if not status else f"3-D Secure : RReq {status}"
-    moved = services.attempt_fail(attempt_id=attempt.pk, cause=cause,
+    moved = services.attempt_fail(attempt_id=attempt.pk, cause=f"3-D Secure : RReq {status}",
                                   err_msg=_fr("Authentification 3-D Secure échouée"),
                                   md_status=protocol.MD_STATUS["N"], trans_status=status or "N",
                                   eci=attempt.rreq_eci)
@@ -398,6 +415,67 @@ def cancel(*, session_id: int) -> BrowserStep:
     return closed_return(session=session)
 
 
+# --- operations after the payment: refunds ------------------------------------------------------------
+
+
+def refund(*, attempt_id: int, amount: Decimal, requested_by: str) -> Operation:
+    """Refund ``amount`` of a captured attempt to the card (whole or part; several refunds up to what was
+    captured): the refund is recorded first (services.refund_open, committed; services.RefundRefused when it is
+    not allowed, nothing sent), then sent to the acquirer outside any transaction, then its answer recorded.
+    No answer: its reversal is owed and the refund ends REVERSED once acknowledged; a crash after the send
+    leaves it PENDING, and the sweeper reverses it (sweep_operations). Never a refund the gateway does not know."""
+    operation = services.refund_open(attempt_id=attempt_id, amount=amount, requested_by=requested_by)
+    return send_operation(operation_id=operation.pk)
+
+
+def send_operation(*, operation_id: int) -> Operation:
+    """Send a PENDING refund (its STAN and DE7 as recorded) and record the answer."""
+    _outside_transaction()
+    operation = Operation.objects.select_related("attempt__session__merchant").get(pk=operation_id)
+    if operation.state != OperationState.PENDING:
+        return operation
+    attempt = operation.attempt
+    session = attempt.session
+    request = RefundRequest(
+        rrn=attempt.rrn, original_stan=attempt.stan, original_transmitted_at=attempt.transmitted_at,
+        amount_minor=to_minor(operation.amount), currency=operation.currency, merchant_id=session.merchant.client_id,
+        order_id=session.oid, stan=operation.stan, transmitted_at=operation.transmitted_at,
+        merchant_name=session.merchant.name)
+    try:
+        result = get_acquirer().refund(request)
+    except AcquirerUnavailable as exc:
+        logger.warning("gateway: no answer to the refund STAN %s of %s (%s): reversing", operation.stan,
+                       attempt.trans_id, type(exc).__name__)
+        return services.operation_reverse(operation_id=operation.pk,
+                                          cause="pas de réponse au remboursement : annulation (reversal)")
+    except Exception as exc:  # the outcome is unknown: reverse whatever the bank decided
+        logger.error("gateway: refund STAN %s of %s failed with %s: reversing", operation.stan, attempt.trans_id,
+                     type(exc).__name__)
+        return services.operation_reverse(operation_id=operation.pk,
+                                          cause=f"remboursement en erreur ({type(exc).__name__}) : annulation")
+    return services.operation_record_answer(operation_id=operation.pk, response_code=result.response_code,
+                                            rrn=result.rrn)
+
+
+def sweep_operations(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Refunds left without an answer past services.operation_answer_grace (the process died after recording
+    them) are reversed; those whose reversal the switch acknowledged end REVERSED."""
+    now = now or timezone.now()
+    counts: dict[str, int] = {}
+    for operation_id in selectors.operations_unanswered(before=now - services.operation_answer_grace()):
+        services.operation_reverse(operation_id=operation_id, now=now,
+                                   cause="remboursement sans réponse enregistrée dans le délai : annulation (reversal)")
+        counts["refunds reversed"] = counts.get("refunds reversed", 0) + 1
+    for operation in selectors.operations_reversing():
+        reversal = selectors.reversal_by_original(
+            merchant_id=operation.attempt.session.merchant.client_id, original_mti="0200",
+            original_stan=operation.stan, original_transmitted_at=operation.transmitted_at)
+        if reversal is not None and reversal.state == PendingReversal.State.DONE:
+            services.operation_reversed(operation_id=operation.pk, response_code=reversal.response_code, now=now)
+            counts["refund reversals acknowledged"] = counts.get("refund reversals acknowledged", 0) + 1
+    return counts
+
+
 # --- the sweeper ---------------------------------------------------------------------------------------
 
 
@@ -449,7 +527,8 @@ def sweep_attempt(*, attempt_id: int, now: dt.datetime | None = None) -> str:
 
 
 def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Everything past its deadline: expired sessions closed, attempts taken over (see sweep_attempt)."""
+    """Everything past its deadline: expired sessions closed, attempts taken over (see sweep_attempt), refunds
+    without an answer reversed (sweep_operations)."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
     for session_id in selectors.sessions_past_expiry(now=now):
@@ -458,4 +537,6 @@ def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     for attempt_id in selectors.attempts_due(now=now):
         done = sweep_attempt(attempt_id=attempt_id, now=now)
         counts[done] = counts.get(done, 0) + 1
+    for done, n in sweep_operations(now=now).items():
+        counts[done] = counts.get(done, 0) + n
     return counts

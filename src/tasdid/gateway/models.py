@@ -203,18 +203,86 @@ class Attempt(models.Model):
         return f"{self.trans_id} ({self.get_state_display()})"
 
 
+class OperationKind(models.TextChoices):
+    """What an operation row does to a captured attempt. Refunds only for now; the authorization, the capture and
+    the void become operations of their own too (issue 7, "one row per operation")."""
+
+    REFUND = "refund", _("remboursement")
+
+
+class OperationState(models.TextChoices):
+    PENDING = "pending", _("en cours, sans réponse encore")
+    APPROVED = "approved", _("acceptée")
+    REFUSED = "refused", _("refusée")
+    REVERSING = "reversing", _("annulation en cours")
+    REVERSED = "reversed", _("annulée")
+
+
+# Allowed moves of an operation. PENDING is recorded (with its STAN and DE7) and committed before the message
+# leaves, so that a crash between the two loses nothing: a PENDING row without an answer in time is reversed
+# (REVERSING: its 0400 is owed, ``PendingReversal``), then REVERSED once the switch acknowledged the reversal.
+OPERATION_TRANSITIONS: dict[str, frozenset[str]] = {
+    OperationState.PENDING: frozenset({OperationState.APPROVED, OperationState.REFUSED, OperationState.REVERSING}),
+    OperationState.REVERSING: frozenset({OperationState.REVERSED}),
+    OperationState.APPROVED: frozenset(),
+    OperationState.REFUSED: frozenset(),
+    OperationState.REVERSED: frozenset(),
+}
+# The states in which an operation holds money, or may: a refund in one of them counts against what is left to
+# refund (a refund with no answer yet may have been credited, until its reversal says otherwise).
+OPERATION_COUNTED = frozenset({OperationState.PENDING, OperationState.APPROVED, OperationState.REVERSING})
+
+
+class Operation(models.Model):
+    """One operation on the card rails after a payment, with its own state, amount and rail references: for now
+    each refund of a captured attempt (ISO 8583 0200, processing code 20), whole or partial, several up to the
+    amount captured. The attempt keeps the card and 3-D Secure; its refundable amount derives from these rows
+    (``selectors.refundable_amount``). Nothing of the card is kept here."""
+
+    attempt = models.ForeignKey(Attempt, on_delete=models.PROTECT, related_name="operations",
+                                verbose_name=_("tentative de paiement"))
+    kind = models.CharField(_("type"), max_length=10, choices=OperationKind.choices)
+    state = models.CharField(_("état"), max_length=10, choices=OperationState.choices)
+    amount = models.DecimalField(_("montant"), max_digits=12, decimal_places=2)
+    currency = models.CharField(_("devise"), max_length=3, default="504")
+    # The operation's own message: STAN (DE11) and transmission time (DE7, whole seconds, UTC) sent to the switch,
+    # the switch's answer (DE39) and the RRN (DE37) it gave.
+    stan = models.CharField(_("STAN"), max_length=6)
+    transmitted_at = models.DateTimeField(_("transmise le"))
+    response_code = models.CharField(_("code réponse"), max_length=2, blank=True, default="")
+    rrn = models.CharField(_("RRN"), max_length=12, blank=True, default="")
+    # Who asked for it (a staff member, a merchant's API user, a command), as an audit trail names them.
+    requested_by = models.CharField(_("demandée par"), max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(_("créée le"))
+    decided_at = models.DateTimeField(_("décidée le"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("modifiée le"))
+
+    class Meta:
+        verbose_name = _("opération")
+        verbose_name_plural = _("opérations")
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["stan", "transmitted_at"], name="gateway_operation_message")]
+        indexes = [models.Index(fields=["kind", "state", "decided_at"]), models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} ({self.get_state_display()})"
+
+
 class Event(models.Model):
     """An append-only record of one state move (or one message received) of a session or an attempt."""
 
     class Subject(models.TextChoices):
         SESSION = "session", _("session")
         ATTEMPT = "attempt", _("tentative")
+        OPERATION = "operation", _("opération")
 
-    subject = models.CharField(max_length=7, choices=Subject.choices, verbose_name="objet")
+    subject = models.CharField(max_length=9, choices=Subject.choices, verbose_name="objet")
     session = models.ForeignKey(PaymentSession, on_delete=models.PROTECT, related_name="events",
                                 verbose_name="session de paiement")
     attempt = models.ForeignKey(Attempt, on_delete=models.PROTECT, related_name="events", null=True, blank=True,
                                 verbose_name="tentative")
+    operation = models.ForeignKey("Operation", on_delete=models.PROTECT, related_name="events", null=True,
+                                  blank=True, verbose_name=_("opération"))
     from_state = models.CharField(max_length=14, blank=True, default="", verbose_name="état de départ")
     to_state = models.CharField(max_length=14, verbose_name="état d'arrivée")
     cause = models.CharField(max_length=255, verbose_name="cause")

@@ -1,4 +1,4 @@
-"""The gateway's side of the end-of-day reconciliation: its own captures and reversals against the switch's
+"""The gateway's side of the end-of-day reconciliation: its own captures, reversals and refunds against the switch's
 clearing file (``tasdid.core.clearing``; docs/iso8583.md, "Clearing file"), read-only.
 
 What the gateway knows of each kind of line:
@@ -8,8 +8,9 @@ What the gateway knows of each kind of line:
   attempts settled CAPTURED that UTC day;
 - a reversal (0410): the gateway's ``PendingReversal`` of the same original (merchant, MTI, STAN, DE7), expected
   acknowledged with 00, for its amount; the day's are those acknowledged with 00 that UTC day;
-- a refund (0210, processing code 20): the gateway records no refund of its own (it sends none yet), so every
-  refund line is reported as unknown to the gateway.
+- a refund (0210, processing code 20): the gateway's refund ``Operation`` sent under the line's STAN and DE7 for
+  that merchant, expected approved, for its amount; the day's are those whose approval the gateway recorded that
+  UTC day. A refund the gateway reversed (no answer in time) matches too: its reversal is a line of its own.
 
 Each difference is one ``Difference``; the file is read to its end (every total checked) before anything is
 reported, so a bad file reports its fault and no difference.
@@ -25,7 +26,7 @@ from tasdid.core import response_codes as rc
 from tasdid.core.money import from_minor, to_minor
 
 from . import selectors
-from .models import AttemptState, PendingReversal
+from .models import AttemptState, Operation, OperationState, PendingReversal
 
 # The kinds of difference, as the report names them.
 MISSING_AT_GATEWAY = "absente de la passerelle"
@@ -72,6 +73,16 @@ def _reversal_key(merchant_id: str, mti: str, stan: str, transmitted_at: dt.date
     return (clearing.REVERSAL, merchant_id, mti, stan, _de7(transmitted_at))
 
 
+def _refund_key(merchant_id: str, stan: str, transmitted_at: dt.datetime | None) -> tuple:
+    return (clearing.REFUND, merchant_id, stan, _de7(transmitted_at))
+
+
+def _refund_reference(operation: Operation) -> str:
+    attempt = operation.attempt
+    return (f"TransId {attempt.trans_id}, commande {attempt.session.oid}, remboursement STAN {operation.stan} du "
+            f"{_de7(operation.transmitted_at)}")
+
+
 def _file_reference(d: clearing.Detail) -> str:
     parts = [f"commande {d.order_id}" if d.order_id else "",
              f"original {d.original_mti} STAN {d.original_stan} du {clearing.timestamp(d.original_transmitted_at)}"
@@ -92,6 +103,9 @@ def reconcile(stream: IO[bytes]) -> Report:
         key = _capture_key(attempt.session.merchant.client_id, attempt.stan, attempt.transmitted_at)
         expected[key] = (f"TransId {attempt.trans_id}, commande {attempt.session.oid}", attempt.state,
                          to_minor(attempt.amount))
+    for operation in selectors.refunds_approved_on(start=start, end=end):
+        key = _refund_key(operation.attempt.session.merchant.client_id, operation.stan, operation.transmitted_at)
+        expected[key] = (_refund_reference(operation), operation.state, to_minor(operation.amount))
     for row in selectors.reversals_done_on(start=start, end=end):
         if row.response_code == rc.APPROVED:
             key = _reversal_key(row.merchant_id, row.original_mti, row.original_stan, row.original_transmitted_at)
@@ -106,8 +120,8 @@ def reconcile(stream: IO[bytes]) -> Report:
         else:
             differences.append(found)
     for key, (reference, _state, amount) in expected.items():
-        operation, merchant_id = key[0], key[1]
-        differences.append(Difference(MISSING_IN_FILE, operation, merchant_id, reference,
+        kind, merchant_id = key[0], key[1]
+        differences.append(Difference(MISSING_IN_FILE, kind, merchant_id, reference,
                                       f"{_amount(amount)} à la passerelle, aucune ligne dans le fichier"))
     return Report(day=header.day, lines=lines, matched=matched, differences=differences)
 
@@ -120,9 +134,22 @@ def _reversal_reference(row: PendingReversal) -> str:
 def _compare(d: clearing.Detail, expected: dict) -> Difference | None:
     reference = _file_reference(d)
     if d.kind == clearing.REFUND:
-        return Difference(MISSING_AT_GATEWAY, d.kind, d.merchant_id, reference,
-                          f"{_amount(d.amount_minor)} dans le fichier ; la passerelle n'enregistre aucun "
-                          "remboursement")
+        key = _refund_key(d.merchant_id, d.stan, d.transmitted_at)
+        known = expected.pop(key, None)
+        if known is None:
+            operation = selectors.refund_by_message(merchant_id=d.merchant_id, stan=d.stan,
+                                                    transmitted_at=d.transmitted_at)
+            if operation is not None:
+                # Reversed at the gateway: approved at the issuer, then taken back by its own reversal line.
+                state = (OperationState.APPROVED if operation.state in (OperationState.REVERSING,
+                                                                         OperationState.REVERSED)
+                         else operation.state)
+                known = (_refund_reference(operation), state, to_minor(operation.amount))
+        done_state, state_words = OperationState.APPROVED, _operation_state_words
+        if known is None:
+            return Difference(MISSING_AT_GATEWAY, d.kind, d.merchant_id, reference,
+                              f"{_amount(d.amount_minor)} dans le fichier, inconnu de la passerelle")
+        return _compare_known(d, known, done_state, state_words)
     if d.kind == clearing.CAPTURE:
         key = _capture_key(d.merchant_id, d.original_stan, d.original_transmitted_at)
         known = expected.pop(key, None)
@@ -147,6 +174,10 @@ def _compare(d: clearing.Detail, expected: dict) -> Difference | None:
     if known is None:
         return Difference(MISSING_AT_GATEWAY, d.kind, d.merchant_id, reference,
                           f"{_amount(d.amount_minor)} dans le fichier, inconnue de la passerelle")
+    return _compare_known(d, known, done_state, state_words)
+
+
+def _compare_known(d: clearing.Detail, known: tuple, done_state: str, state_words) -> Difference | None:
     their_reference, state, amount = known
     if state != done_state:
         return Difference(STATE_DIFFERS, d.kind, d.merchant_id, their_reference,
@@ -155,6 +186,10 @@ def _compare(d: clearing.Detail, expected: dict) -> Difference | None:
         return Difference(AMOUNT_DIFFERS, d.kind, d.merchant_id, their_reference,
                           f"{_amount(d.amount_minor)} dans le fichier, {_amount(amount)} à la passerelle")
     return None
+
+
+def _operation_state_words(state: str) -> str:
+    return str(OperationState(state).label) if state in OperationState.values else state
 
 
 def _attempt_state_words(state: str) -> str:

@@ -1,4 +1,5 @@
-"""Reads of the gateway: merchants, sessions as the hosted page shows them, attempts due for the sweeper."""
+"""Reads of the gateway: merchants, sessions as the hosted page shows them, attempts due for the sweeper, refunds
+and what is left to refund."""
 
 import datetime as dt
 import hashlib
@@ -7,10 +8,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, Sum
 
 from . import protocol
-from .models import ATTEMPT_TERMINAL, Attempt, AttemptState, Merchant, PaymentSession, PendingReversal, SessionState
+from .models import (
+    ATTEMPT_TERMINAL,
+    OPERATION_COUNTED,
+    Attempt,
+    AttemptState,
+    Merchant,
+    Operation,
+    OperationKind,
+    OperationState,
+    PaymentSession,
+    PendingReversal,
+    SessionState,
+)
 
 
 def browser_digest(browser_key: str) -> str:
@@ -130,7 +143,49 @@ def reversals_due(*, now: dt.datetime, limit: int = 100) -> list[int]:
                 .order_by("next_try_at", "pk").values_list("pk", flat=True)[:limit])
 
 
+# --- Operations after the payment (refunds) -------------------------------------------------------------------
+
+
+def refundable_amount(attempt: Attempt) -> Decimal:
+    """What is left to refund of an attempt: what was captured less its refunds done, or sent and not yet
+    undone (a refund without an answer may have been credited until its reversal says otherwise). 0 for an
+    attempt not captured."""
+    if attempt.state != AttemptState.CAPTURED:
+        return Decimal("0.00")
+    counted = (Operation.objects.filter(attempt=attempt, kind=OperationKind.REFUND, state__in=OPERATION_COUNTED)
+               .aggregate(total=Sum("amount"))["total"] or Decimal("0.00"))
+    return max(attempt.amount - counted, Decimal("0.00"))
+
+
+def operations_unanswered(*, before: dt.datetime, limit: int = 100) -> list[int]:
+    """Operations sent before ``before`` whose answer was never recorded (the process died, or is still waiting
+    past any timeout), oldest first."""
+    return list(Operation.objects.filter(state=OperationState.PENDING, created_at__lt=before)
+                .order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+
+
+def operations_reversing(*, limit: int = 100) -> list[Operation]:
+    """Operations whose reversal is owed, with their merchant (to find the reversal)."""
+    return list(Operation.objects.filter(state=OperationState.REVERSING).select_related("attempt__session__merchant")
+                .order_by("created_at", "pk")[:limit])
+
+
 # --- Reconciliation with the switch's clearing file (tasdid.gateway.reconcile) ---------------------------------
+
+
+def refunds_approved_on(*, start: dt.datetime, end: dt.datetime):
+    """The refunds the switch approved in [start, end) (by the time the gateway recorded the answer), with their
+    attempt and merchant, streamed."""
+    return (Operation.objects.filter(kind=OperationKind.REFUND, state=OperationState.APPROVED, decided_at__gte=start,
+                                     decided_at__lt=end)
+            .select_related("attempt__session__merchant").order_by("pk").iterator(chunk_size=2000))
+
+
+def refund_by_message(*, merchant_id: str, stan: str, transmitted_at: dt.datetime) -> Operation | None:
+    """The refund sent under ``stan`` at ``transmitted_at`` (DE7, whole seconds) for ``merchant_id``."""
+    return (Operation.objects.filter(kind=OperationKind.REFUND, attempt__session__merchant__client_id=merchant_id,
+                                     stan=stan, transmitted_at=transmitted_at.replace(microsecond=0))
+            .select_related("attempt__session__merchant").first())
 
 
 def captured_on(*, start: dt.datetime, end: dt.datetime):

@@ -12,25 +12,32 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from tasdid.core import iso8583
 from tasdid.core import response_codes as rc
 from tasdid.core.acquiring import AuthorizationResult
+from tasdid.core.money import to_minor
 from tasdid.core.threeds import ATTEMPTED, AUTHENTICATED
 
 from . import protocol, selectors
 from .models import (
     ATTEMPT_TRANSITIONS,
+    OPERATION_TRANSITIONS,
     SESSION_TRANSITIONS,
     Attempt,
     AttemptState,
     CallbackAnswer,
     Event,
     Merchant,
+    Operation,
+    OperationKind,
+    OperationState,
     PaymentSession,
     PendingReversal,
     SessionState,
@@ -729,3 +736,120 @@ def reversal_done(*, reversal_id: int, response_code: str, now: dt.datetime | No
     row.last_error = ""
     row.save(update_fields=["tries", "state", "response_code", "done_at", "last_error"])
     return row
+
+
+# --- Operations after the payment: refunds (flow.refund sends them) -----------------------------------------
+
+# A refund still PENDING this long after it was recorded never got its answer recorded (the process died between
+# the send and the answer, or is stuck): the sweeper reverses it (flow.sweep_operations). Longer than any wait for
+# an answer (rails: RAILS_TIMEOUT, plus its connection wait).
+def operation_answer_grace() -> dt.timedelta:
+    return dt.timedelta(seconds=2 * settings.RAILS_TIMEOUT + 60)
+
+
+class RefundRefused(Exception):
+    """A refund the gateway refuses before anything is sent: the payment is not captured, or the amount is not a
+    positive amount in centimes within what is left to refund (``refundable``)."""
+
+    def __init__(self, message: str, *, refundable: Decimal):
+        super().__init__(message)
+        self.refundable = refundable
+
+
+def _move_operation(operation: Operation, to: str, cause: str, *, now: dt.datetime, **changes) -> None:
+    """The one function that moves an operation's state: checked against OPERATION_TRANSITIONS, one event row."""
+    if to not in OPERATION_TRANSITIONS[operation.state]:
+        raise TransitionError(f"operation {operation.pk}: {operation.state} -> {to} is not allowed")
+    Event.objects.create(subject=Event.Subject.OPERATION, session_id=operation.attempt.session_id,
+                         attempt_id=operation.attempt_id, operation=operation, from_state=operation.state,
+                         to_state=to, cause=cause[:255], at=now)
+    for name, value in {"state": to, **changes}.items():
+        setattr(operation, name, value)
+    operation.updated_at = now
+    operation.save(update_fields=["state", "updated_at", *changes])
+
+
+def _lock_operation(operation_id: int) -> Operation:
+    return Operation.objects.select_for_update(of=("self",)).select_related("attempt").get(pk=operation_id)
+
+
+@transaction.atomic
+def refund_open(*, attempt_id: int, amount: Decimal, requested_by: str, now: dt.datetime | None = None) -> Operation:
+    """Record a refund of a captured attempt, before anything is sent: the attempt locked (two refunds at once
+    are taken one after the other), the amount checked against what is left to refund (captured less the
+    refunds done or pending), the refund's own STAN and DE7 taken. Committed on return, PENDING: whatever
+    happens to the process next, the sweeper finds it (flow.sweep_operations). RefundRefused otherwise, and
+    nothing is recorded."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    left = selectors.refundable_amount(attempt)
+    try:
+        amount = Decimal(amount)
+        valid = amount.is_finite() and amount > 0 and amount == amount.quantize(Decimal("0.01"))
+    except (InvalidOperation, TypeError, ValueError):
+        valid = False
+    if attempt.state != AttemptState.CAPTURED or not attempt.rrn or attempt.transmitted_at is None:
+        raise RefundRefused(f"tentative {attempt.trans_id} non remise : rien à rembourser", refundable=left)
+    if not valid:
+        raise RefundRefused(f"montant de remboursement invalide : {amount!s}"[:200], refundable=left)
+    if amount > left:
+        raise RefundRefused(f"remboursement de {amount} DH refusé : il reste {left} DH à rembourser sur "
+                            f"{attempt.trans_id}", refundable=left)
+    operation = Operation.objects.create(
+        attempt=attempt, kind=OperationKind.REFUND, state=OperationState.PENDING, amount=amount,
+        currency=attempt.session.currency, stan=next_stan(now=now), transmitted_at=now.replace(microsecond=0),
+        requested_by=requested_by[:150], created_at=now, updated_at=now)
+    Event.objects.create(subject=Event.Subject.OPERATION, session_id=attempt.session_id, attempt=attempt,
+                         operation=operation, from_state="", to_state=OperationState.PENDING,
+                         cause=f"remboursement de {amount} DH demandé par {requested_by or '?'} "
+                               f"(STAN {operation.stan})"[:255],
+                         at=now)
+    return operation
+
+
+@transaction.atomic
+def operation_record_answer(*, operation_id: int, response_code: str, rrn: str = "",
+                            now: dt.datetime | None = None) -> Operation:
+    """The switch's answer to an operation: approved (00) or refused (any other DE39). An answer for an operation
+    that moved on (the sweeper reversed it meanwhile) changes nothing: its reversal takes it back."""
+    now = now or timezone.now()
+    operation = _lock_operation(operation_id)
+    code = (response_code or "")[:2]
+    if operation.state != OperationState.PENDING:
+        Event.objects.create(subject=Event.Subject.OPERATION, session_id=operation.attempt.session_id,
+                             attempt_id=operation.attempt_id, operation=operation, from_state=operation.state,
+                             to_state=operation.state, cause=f"réponse tardive {code} ignorée", at=now)
+        return operation
+    to = OperationState.APPROVED if rc.is_approved(code) else OperationState.REFUSED
+    _move_operation(operation, to, f"réponse {code} ({rc.lookup(code).meaning})", now=now, response_code=code,
+                    rrn=(rrn or "")[:12], decided_at=now)
+    return operation
+
+
+@transaction.atomic
+def operation_reverse(*, operation_id: int, cause: str, now: dt.datetime | None = None) -> Operation:
+    """An operation whose answer never came: its reversal (0400) is owed to the switch (``PendingReversal``, sent
+    by rails.sweep_reversals), and the operation waits for it (REVERSING)."""
+    now = now or timezone.now()
+    operation = _lock_operation(operation_id)
+    if operation.state != OperationState.PENDING:
+        return operation
+    attempt = Attempt.objects.select_related("session__merchant").get(pk=operation.attempt_id)
+    reversal_open(merchant_id=attempt.session.merchant.client_id, original_mti="0200", original_stan=operation.stan,
+                  original_transmitted_at=operation.transmitted_at, processing_code=iso8583.REFUND,
+                  amount_minor=to_minor(operation.amount), currency=operation.currency, order_id=attempt.session.oid,
+                  rrn=attempt.rrn, now=now)
+    _move_operation(operation, OperationState.REVERSING, cause, now=now)
+    return operation
+
+
+@transaction.atomic
+def operation_reversed(*, operation_id: int, response_code: str, now: dt.datetime | None = None) -> Operation:
+    """The switch acknowledged the operation's reversal: nothing of it stands."""
+    now = now or timezone.now()
+    operation = _lock_operation(operation_id)
+    if operation.state != OperationState.REVERSING:
+        return operation
+    _move_operation(operation, OperationState.REVERSED, f"annulation acquittée ({response_code})", now=now,
+                    decided_at=now)
+    return operation

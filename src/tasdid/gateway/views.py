@@ -347,7 +347,7 @@ def rreq(request: HttpRequest) -> HttpResponse:
     return signed_json(threeds_server.build_rres(message), link=link)
 
 
-@csrf_exempt  # posted by the ACS's page: the CRes is signed ("threeds" key) and threeDSSessionData sealed by us
+@csrf_exempt  # posted by the ACS's page: the CRes proves nothing (no key), threeDSSessionData is sealed by us
 @sensitive_post_parameters("threeDSSessionData")
 def notification(request: HttpRequest) -> HttpResponse:
     """The browser is back from the bank's challenge page: authorize on the RReq's result, or fail. The pages

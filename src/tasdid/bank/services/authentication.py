@@ -32,6 +32,10 @@ OTP_LIFETIME_MINUTES = OTP_LIFETIME // dt.timedelta(minutes=1)  # as the SMS and
 OTP_MAX_TRIES = 3
 OTP_MAX_SENDS = 3  # the first code and two more on « Renvoyer le code »
 CAVV_LIFETIME = dt.timedelta(minutes=30)
+# EMV 3DS: the ACS waits this long after its ARes C for the browser's first CReq; later, the challenge has failed
+# (challengeCancel 05). The CReq carries no key: what makes it worth a challenge is that it names an ACS
+# transaction of ours, from an AReq the directory sent, for the first time, within this time.
+CREQ_LIFETIME = dt.timedelta(seconds=30)
 # A card whose holder failed this many challenges (wrong codes, cancelled, expired or abandoned) within the
 # window gets no new challenge, hence no new SMS and no new tries, until the oldest failure leaves the window.
 CHALLENGE_FAILURE_LIMIT = 3
@@ -115,11 +119,11 @@ def areq_answer(*, message: dict) -> dict:
     }
     if card is None:
         # Not a card of ours: no record to keep, and the same answer each time.
-        return {**base, "dsTransID": areq.ds_trans_id or str(uuid.uuid4()), "acsTransID": str(uuid.uuid4()),
+        return {**base, "dsTransID": areq.ds_trans_id, "acsTransID": str(uuid.uuid4()),
                 "transStatus": threeds.UNABLE, "transStatusReason": acs.REASON_NOT_ENROLLED}
 
     acs_trans_id = uuid.uuid4()
-    ds_trans_id = uuid.UUID(areq.ds_trans_id) if areq.ds_trans_id else uuid.uuid4()
+    ds_trans_id = uuid.UUID(areq.ds_trans_id)
     base |= {"dsTransID": str(ds_trans_id), "acsTransID": str(acs_trans_id)}
     record = AcsTransaction(
         acs_trans_id=acs_trans_id, ds_trans_id=ds_trans_id, three_ds_server_trans_id=areq.three_ds_server_trans_id,
@@ -208,7 +212,7 @@ def _otp_scope(record: AcsTransaction) -> str:
 def _send_otp(record: AcsTransaction, *, now: dt.datetime) -> None:
     code = generate_numeric(OTP_LENGTH)
     record.otp_sent_count += 1
-    record.otp_digest = code_digest(_otp_scope(record), code)
+    record.otp_digest = code_digest(_otp_scope(record), code, purpose="otp")
     record.otp_expires_at = now + OTP_LIFETIME
     record.save(update_fields=["otp_sent_count", "otp_digest", "otp_expires_at"])
     bank = record.card.bank
@@ -242,8 +246,8 @@ def _end_if_expired(record: AcsTransaction, now: dt.datetime) -> bool:
 
 @dataclass(frozen=True)
 class ChallengeStep:
-    """What a step of the challenge led to. ``outcome``: open, wrong, authenticated, failed, expired,
-    cancelled, resent, resend_limit, ended (nothing done: it had ended before)."""
+    """What a step of the challenge led to. ``outcome``: open, late (the CReq came too late), wrong, authenticated,
+    failed, expired, cancelled, resent, resend_limit, ended (nothing done: it had ended before)."""
 
     outcome: str
     transaction: AcsTransaction
@@ -265,17 +269,36 @@ def _closed_step(record: AcsTransaction, now: dt.datetime) -> ChallengeStep | No
     return None
 
 
+class CReqReplayed(ChallengeNotFound):
+    """A CReq for a challenge that already received its CReq: it opens nothing, sends nothing, changes nothing."""
+
+    def __init__(self, record: AcsTransaction):
+        super().__init__(str(record.acs_trans_id))
+        self.transaction = record
+
+
 @transaction.atomic
 def challenge_open(*, acs_trans_id: str, three_ds_server_trans_id: str) -> ChallengeStep:
-    """The browser arrived with a CReq: send the SMS code (once; opening again does not send another)."""
+    """The browser arrived with a CReq (under no key: it names the transaction, nothing more). Accepted once, for a
+    challenge this ACS answered C to an AReq from the directory, within CREQ_LIFETIME of that answer: the SMS code
+    is sent. Too late: the challenge fails (N, challengeCancel 05) and the step says so (outcome "late").
+    Any CReq after the first raises CReqReplayed; one naming no such challenge, ChallengeNotFound."""
     record = _lock_challenge(acs_trans_id)
     if record.three_ds_server_trans_id != str(three_ds_server_trans_id):
         raise ChallengeNotFound(acs_trans_id)
     now = timezone.now()
+    if record.creq_received_at is not None:
+        raise CReqReplayed(record)
+    record.creq_received_at = now
+    record.save(update_fields=["creq_received_at"])
     if (closed := _closed_step(record, now)) is not None:
         return closed
-    if record.otp_sent_count == 0:
-        _send_otp(record, now=now)
+    if now > record.created_at + CREQ_LIFETIME:
+        _end(record, authenticated=False, reason=acs.REASON_TIMED_OUT, cancel=acs.CANCEL_NO_CREQ,
+             cause=f"CReq reçue {int((now - record.created_at).total_seconds())} s après l'ARes", now=now)
+        return ChallengeStep("late", record)
+    _acs_event(record, "creq", "CReq reçue", now=now)
+    _send_otp(record, now=now)
     return ChallengeStep("open", record, OTP_MAX_TRIES - record.otp_failures, remaining_sends(record))
 
 
@@ -288,7 +311,7 @@ def challenge_submit_code(*, acs_trans_id: str, code: str) -> ChallengeStep:
     if (closed := _closed_step(record, now)) is not None:
         return closed
     record.interaction_counter += 1
-    if record.otp_digest and code_matches(_otp_scope(record), code, record.otp_digest):
+    if record.otp_digest and code_matches(_otp_scope(record), code, record.otp_digest, purpose="otp"):
         _end(record, authenticated=True, cause="right code", now=now)
         return ChallengeStep("authenticated", record)
     record.otp_failures += 1
