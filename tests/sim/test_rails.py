@@ -18,12 +18,14 @@ from collections import Counter
 
 import pytest
 
+from tasdid.bank import sandbox
 from tasdid.bank.models import Hold, LedgerEntry
 from tasdid.gateway.models import Attempt, AttemptState
 from tasdid.gateway.models import PendingReversal as GatewayReversal
 from tasdid.switch.models import JournalEntry
 from tasdid.switch.models import PendingReversal as SwitchReversal
 
+from . import journeys
 from .engine import Settings, Simulation
 from .network import Faults, SimCrash
 
@@ -92,7 +94,6 @@ def test_switch_dies_between_the_issuers_answer_and_the_gateways(sim_world, monk
     is debited."""
     faults = dataclasses.replace(Faults.none(), journal_survives=1.0 if journal_written else 0.0)
     sim = Simulation(3, Settings(journeys=1, faults=faults))
-    sim.net.faults.journal_survives = faults.journal_survives
     crashed: list[str] = []
     maybe_crash = sim.net.maybe_crash
 
@@ -103,8 +104,7 @@ def test_switch_dies_between_the_issuers_answer_and_the_gateways(sim_world, monk
         maybe_crash(where)
 
     monkeypatch.setattr(sim.net, "maybe_crash", crash_once)
-    monkeypatch.setattr("tests.sim.journeys.CARDS", ((__import__("tasdid.bank.sandbox", fromlist=["x"])
-                                                      .card_by_outcome("00", "none"), 1),))
+    monkeypatch.setattr(journeys, "CARDS", ((sandbox.card_by_outcome("00", "none"), 1),))
     sim.run(monkeypatch)
     assert crashed, sim.report()
     attempt = Attempt.objects.order_by("pk").first()  # the authorization whose answer the switch never gave
@@ -134,6 +134,5 @@ def test_reversal_overtakes_its_authorization_on_another_connection(sim_world, m
     recovery no hold may stand (the late 0100 must be declined or reversed)."""
     sim = Simulation(3, Settings(journeys=1, faults=Faults.none()))
     sim.net.rails.forced.update({"late 0100": 1, "refuse 0400": 1})
-    monkeypatch.setattr("tests.sim.journeys.CARDS", ((__import__("tasdid.bank.sandbox", fromlist=["x"])
-                                                      .card_by_outcome("00", "none"), 1),))
+    monkeypatch.setattr(journeys, "CARDS", ((sandbox.card_by_outcome("00", "none"), 1),))
     sim.run(monkeypatch)  # raises Violation: the hold of the late 0100 stays open
