@@ -1,6 +1,7 @@
 """The simulation's world: every party's tables in the test database (committed transactions, as in production:
 a cross-party call inside a transaction is refused by the gateway), the sandbox bank's cards, the biller known to
-the gateway as a merchant, the gateway's acquirer over the simulated card rails, emails kept in memory."""
+the gateway as a merchant, the gateway's ISO 8583 acquirer over the simulated card rails (tests/sim/rails.py: the
+switch and the issuer host in process), emails kept in memory."""
 
 import pytest
 from django.core.signals import request_finished, request_started
@@ -15,7 +16,7 @@ from . import network
 
 @pytest.fixture
 def sim_world(transactional_db, settings, mailoutbox):
-    settings.GATEWAY_ACQUIRER = "tests.sim.network.SimAcquirer"
+    settings.GATEWAY_ACQUIRER = "tasdid.gateway.rails.SwitchAcquirer"  # its connection: the simulation's
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # The money invariants do not read the receipt's PDF; rendering one per payment tripled the simulation's time.
     # The PDF itself is tested in tests/billing/test_receipt_email.py and tests/portal.
@@ -32,6 +33,8 @@ def sim_world(transactional_db, settings, mailoutbox):
     seed_gateway()
     routes_seed()  # the switch's BIN routes, which its 3-D Secure directory follows (the flush emptied them)
     yield
+    if network.CURRENT is not None:
+        network.CURRENT.rails.close()
     network.CURRENT = None
     connection.settings_dict["CONN_MAX_AGE"] = max_age
     request_started.connect(close_old_connections)

@@ -18,7 +18,7 @@ import time_machine
 from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult, TaskResultStatus
 
-from . import invariants, network
+from . import invariants, network, rails
 from .journeys import Journey, new_customer
 from .network import Faults, Network, SimCrash
 
@@ -54,8 +54,8 @@ def crash_points() -> list[tuple[object, str, str]]:
     points += [(flow, "send_callback", "gateway.flow.send_callback")]
     points += [(payments, name, f"billing.payments.{name}") for name in (
         "_settle", "_fail", "payment_order_create", "payment_order_expire")]
-    # The bank's views call the services through the package; the card rails (tests.support.bank_in_process) through
-    # the authorization module: the same functions, patched where each caller looks them up.
+    # The bank's views call the services through the package; the issuer host (tasdid.bank.issuer, behind the
+    # switch) through the authorization module: the same functions, patched where each caller looks them up.
     points += [(bank, name, f"bank.services.{name}") for name in (
         "areq_answer", "challenge_open", "challenge_submit_code", "challenge_cancel", "rreq_deliver")]
     points += [(bank_authorization, name, f"bank.services.{name}") for name in (
@@ -66,7 +66,8 @@ def crash_points() -> list[tuple[object, str, str]]:
 
 def recovery() -> list[tuple[str, Callable[[], object]]]:
     """What brings every party back to a settled state, in order: the worker (``tasdid worker --batch``: due tasks,
-    and whatever recovery the worker does when it starts), the gateway's and the biller's sweeps, and the
+    and whatever recovery the worker does when it starts, the sweeps among it: the gateway's reversals owed to the
+    switch), the gateway's and the biller's sweeps, the switch's reversal loop, and the
     biller's reconciliation with the gateway when the project has one."""
     from tasdid.billing.services.payments import payment_orders_expire
     from tasdid.gateway.flow import sweep
@@ -75,6 +76,8 @@ def recovery() -> list[tuple[str, Callable[[], object]]]:
         ("tasdid worker --batch", lambda: call_command("worker", batch=True, interval=0)),
         ("tasdid gateway-sweep", sweep),
         ("tasdid billing-sweep", payment_orders_expire),
+        # The switch's reversal loop (the gateway's reversals go with the worker's sweeps).
+        ("switch reversal loop", lambda: network.CURRENT.rails.switch_reversals()),
     ]
     try:
         reconciliation = importlib.import_module("tasdid.billing.services.reconciliation")
@@ -133,6 +136,7 @@ class Simulation:
                     self._restart(process)
                 self._check(final=False)
             self._finish()
+        self._log("card rails: " + ", ".join(f"{k} {v}" for k, v in sorted(self.net.rails.figures.items())))
         return self
 
     def _install(self, monkeypatch) -> None:
@@ -140,6 +144,7 @@ class Simulation:
         from tasdid.gateway import flow
 
         network.CURRENT = self.net
+        rails.install(monkeypatch, self.net.rails)
         monkeypatch.setattr("httpx.post", self.net.post)
         # Pauses between tries: nobody waits in a simulation (time moves only when the scheduler moves it).
         no_sleep = types.SimpleNamespace(sleep=lambda _s: None, monotonic=__import__("time").monotonic)
@@ -161,6 +166,12 @@ class Simulation:
             actions.append((4.0, "worker", lambda: self._worker_runs(due)))
         if net.in_flight:
             actions.append((2.0, "late message", net.deliver_one_late))
+        # The switch's reversal loop (every second in production) and the gateway's sweep of the reversals it owes
+        # (the task worker's, every pass).
+        actions.append((0.6, "switch reversals",
+                        lambda: self._cron("switch reversal loop", net.rails.switch_reversals)))
+        actions.append((0.3, "gateway reversals", lambda: self._cron("tasdid gateway reversals",
+                                                                       net.rails.gateway_reversals)))
         # After a targeted fault (network.maybe_lose_callback_record), time passes and the sweep comes more often,
         # so that the callback's next tries meet the biller while it is down.
         focus = 8.0 if net.focus else 1.0
@@ -217,7 +228,7 @@ class Simulation:
 
     def _outage(self) -> None:
         """One process killed, or several at once (the host they share restarts), each back after its own time."""
-        processes = ["biller", "gateway", "bank", "worker"]
+        processes = ["biller", "gateway", "bank", "worker", "switch", "issuer"]
         hit = [p for p in processes if self.rng.random() < 0.35] or [self.rng.choice(processes)]
         self._log(f"outage: {', '.join(hit)}", heading=True)
         for process in hit:

@@ -173,6 +173,11 @@ def always() -> list[str]:
             if hold is None or hold.state != Hold.State.CAPTURED or hold.amount != attempt.amount:
                 problems.append(f"§7.3 gateway captured {attempt.trans_id} for {attempt.amount}, the bank's hold "
                                 f"is {(hold.state, hold.amount) if hold else 'missing'}")
+    # No double debit: one order's money leaves the bank once (one captured hold per order, whatever reached the
+    # issuer twice: a duplicated or late 0100, a switch that forgot what it forwarded).
+    captured_by_order = Counter(h.order_id for h in holds.values() if h.state == Hold.State.CAPTURED)
+    problems += [f"§7.1 no double debit: order {oid} captured {n} times at the bank"
+                 for oid, n in sorted(captured_by_order.items()) if n > 1]
     entries = list(LedgerEntry.objects.order_by("pk").values_list("account_id", "kind", "amount", "balance_after",
                                                                   "hold_id"))
     by_hold = defaultdict(list)
@@ -258,4 +263,47 @@ def settled() -> list[str]:
     for oid in Payment.objects.values_list("order__oid", flat=True):
         by_order[oid] += 1
     problems += [f"§7.1 order {oid} paid {n} times" for oid, n in by_order.items() if n > 1]
+    problems += money_through_the_ledger()
+    problems += reversals_settled()
+    return problems
+
+
+def money_through_the_ledger() -> list[str]:
+    """The money invariant read from the bank's ledger: for every order, what the bank debited (ledger entries of
+    its holds) = what the gateway says it captured = what the biller recorded as paid; and no hold stands (held
+    or captured) without a captured authorization of the gateway's with its RRN."""
+    problems: list[str] = []
+    debited: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for order_id, amount in LedgerEntry.objects.filter(kind=LedgerEntry.Kind.DEBIT, hold__isnull=False).values_list(
+            "hold__order_id", "amount"):
+        debited[order_id] += amount
+    captured: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for oid, amount in Attempt.objects.filter(state=AttemptState.CAPTURED).values_list("session__oid", "amount"):
+        captured[oid] += amount
+    paid: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for oid, amount in Payment.objects.values_list("order__oid", "amount"):
+        paid[oid] += amount
+    for oid in sorted(set(debited) | set(captured) | set(paid)):
+        if not debited[oid] == captured[oid] == paid[oid]:
+            problems.append(f"§7.3 money through the ledger: order {oid}: bank debited {debited[oid]}, gateway "
+                            f"captured {captured[oid]}, biller paid {paid[oid]}")
+    known = set(Attempt.objects.filter(state=AttemptState.CAPTURED).exclude(rrn="").values_list("rrn", flat=True))
+    for hold in Hold.objects.exclude(state=Hold.State.RELEASED):
+        if hold.rrn not in known:
+            problems.append(f"§7.2 hold {hold.rrn} ({hold.state} {hold.amount}, order {hold.order_id}) stands without "
+                            "a captured authorization the gateway knows")
+    return problems
+
+
+def reversals_settled() -> list[str]:
+    """Every reversal owed (the gateway's to the switch, the switch's to the issuer host) was acknowledged."""
+    from tasdid.gateway.models import PendingReversal as GatewayReversal
+    from tasdid.switch.models import PendingReversal as SwitchReversal
+
+    problems = [f"reversal owed by the gateway never acknowledged: {r.original_mti} STAN {r.original_stan} "
+                f"(order {r.order_id}, {r.tries} tries, {r.last_error})"
+                for r in GatewayReversal.objects.exclude(state=GatewayReversal.State.DONE)]
+    problems += [f"reversal owed by the switch never acknowledged: {r.original_mti} STAN {r.original_stan} "
+                 f"(order {r.order_id}, {r.attempts} tries, {r.last_error})"
+                 for r in SwitchReversal.objects.filter(acknowledged_at__isnull=True)]
     return problems
