@@ -125,12 +125,6 @@ def test_rails_long_run(sim_world, monkeypatch, seed):
     run(monkeypatch, seed)
 
 
-OVERTAKEN = ("a 0400 that reaches the switch before its 0100 (another gateway process, another connection) is "
-             "answered 12 (original unknown) and forgotten: the late 0100 is then forwarded and approved, and its "
-             "hold is never reversed (the gateway took 12 as never forwarded)")
-
-
-@pytest.mark.xfail(reason=OVERTAKEN, strict=True)
 def test_reversal_overtakes_its_authorization_on_another_connection(sim_world, monkeypatch):
     """Scripted: the gateway's 0100 is late on the web process's connection; its void cannot be sent at once (no
     connection), so the worker or the sweep sends the 0400 on theirs, which reaches the switch first. After

@@ -356,6 +356,9 @@ class Switch:
         self.recent: OrderedDict[tuple, tuple[float, iso.Message | None] | None] = OrderedDict()
         # (merchant, MTI, STAN, DE7) of an acquirer's request -> where it went (the journal holds older ones)
         self.forwards: OrderedDict[tuple, Forward] = OrderedDict()
+        # (merchant, MTI, STAN, DE7) of originals reversed before they arrived (a 0400 overtook its 0100 on another
+        # connection): declined if they come. In memory: a restart drops the connections they could come on.
+        self.reversed_unseen: OrderedDict[tuple, None] = OrderedDict()
         self.server: asyncio.base_events.Server | None = None
         self.port: int | None = None
         self._tasks: list[asyncio.Task] = []
@@ -574,6 +577,11 @@ class Switch:
                     await send(iso.respond(request, rc.APPROVED), request=request, started=started,
                                note="original jamais transmis à l'émetteur : rien à annuler")
                 else:
+                    self.reversed_unseen[self._forward_key(request.merchant_id, request.original.mti,
+                                                           request.original.stan,
+                                                           request.original.transmitted_at)] = None
+                    while len(self.reversed_unseen) > 100_000:
+                        self.reversed_unseen.popitem(last=False)
                     await send(iso.respond(request, rc.INVALID_TRANSACTION), request=request, started=started,
                                note="original inconnu du switch")
                 return
@@ -587,6 +595,11 @@ class Switch:
             rewrite["original"] = dataclasses.replace(request.original, stan=original.stan,
                                                       transmitted_at=original.transmitted_at)
         else:
+            if self._forward_key(request.merchant_id, request.MTI, request.stan,
+                                 request.transmitted_at) in self.reversed_unseen:
+                await send(iso.respond(request, rc.INVALID_TRANSACTION), request=request, started=started,
+                           note="annulé par l'acquéreur avant d'arriver")
+                return
             route = route_for(request.pan, self.routes)
             if route is None:
                 await send(iso.respond(request, rc.NO_ROUTE), request=request, started=started,
