@@ -327,12 +327,15 @@ def test_network_management_is_answered(host, code):
 
 
 def test_pipelined_requests_are_answered_as_each_finishes(host, monkeypatch):
-    """A slow authorization does not hold back the answers behind it on the same connection."""
+    """A slow authorization does not hold back the answers behind it on the same connection: those that come
+    while it is being decided go in the next batch (group commit), to the other thread, and are answered first."""
     release = threading.Event()
+    entered = threading.Event()
     real = authorization_service.authorize
 
     def slow(**kwargs):
         if kwargs["stan"] == slow_request.stan:
+            entered.set()
             assert release.wait(timeout=60)
         return real(**kwargs)
 
@@ -341,7 +344,9 @@ def test_pipelined_requests_are_answered_as_each_finishes(host, monkeypatch):
     others = [authorization(POOR, amount_minor=100 + i) for i in range(3)]
     echo = iso.NetworkRequest(stan=next_stan(), transmitted_at=now(), network_code=iso.ECHO)
     with Client(host.port) as client:
-        client.send(slow_request, *others, echo)
+        client.send(slow_request)
+        assert entered.wait(timeout=60)
+        client.send(*others, echo)
         early = [client.receive() for _ in range(4)]
         release.set()
         last = client.receive()

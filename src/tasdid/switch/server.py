@@ -125,6 +125,20 @@ def _in_thread(function: Callable, kwargs: dict):
     return run
 
 
+def _keeping_connection(function: Callable, kwargs: dict):
+    """``function(**kwargs)`` for a thread that keeps its database connection; closed after a failure (perhaps
+    that connection's), so that the next call opens another."""
+
+    def run():
+        try:
+            return function(**kwargs)
+        except Exception:
+            connections.close_all()
+            raise
+
+    return run
+
+
 def journal_fields(message: iso.Message, *, direction: str, peer: str = "", bank_name: str = "",
                    related: iso.Message | None = None, latency: float | None = None, note: str = "",
                    request: iso.Message | None = None) -> dict:
@@ -162,7 +176,7 @@ class Journal:
 
     def __init__(self, config: SwitchConfig, db: Callable):
         self.config = config
-        self.db = db
+        self.db = db  # runs a function in the journal's own thread, which keeps its database connection
         self.queue: asyncio.Queue[dict] = asyncio.Queue()
         self.written = 0
 
@@ -349,7 +363,10 @@ class Switch:
         self.config = config
         # The threads of the switch's database work; stop() waits for them, so no query outlives the switch.
         self._db_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="switch-db")
-        self.journal = Journal(config, self.db)
+        # The journal's writes, one batch after another in a thread of their own that keeps its connection
+        # (a new one per batch cost more than the batch's INSERT).
+        self._journal_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="switch-journal")
+        self.journal = Journal(config, self._journal_db)
         self.routes: list[RouteEntry] = []
         self.links: dict[Address, IssuerLink] = {}
         # (acquirer host, MTI, STAN, DE7, merchant) -> (monotonic time answered, the answer); None: in flight
@@ -368,6 +385,10 @@ class Switch:
     async def db(self, function: Callable, /, **kwargs):
         """``function(**kwargs)`` in one of the switch's database threads (each call one short transaction)."""
         return await asyncio.get_running_loop().run_in_executor(self._db_threads, _in_thread(function, kwargs))
+
+    async def _journal_db(self, function: Callable, /, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(self._journal_thread, _keeping_connection(function,
+                                                                                                          kwargs))
 
     # --- life cycle -------------------------------------------------------------------------------------------
 
@@ -391,6 +412,8 @@ class Switch:
             await link.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.journal.flush()
+        await self._journal_db(connections.close_all)
+        await asyncio.to_thread(self._journal_thread.shutdown, wait=True)
         await asyncio.to_thread(self._db_threads.shutdown, wait=True)
 
     async def serve_forever(self) -> None:
