@@ -21,9 +21,9 @@ def card_by_number(*, pan: str) -> Card | None:
 
 
 def cards_by_fingerprint(*, fingerprints: Iterable[str]) -> dict[str, Card]:
-    """``card_by_number`` for many cards in one query, by their numbers' fingerprints (``core.cards.fingerprint``)."""
-    return {card.fingerprint: card for card in
-            Card.objects.select_related("bank", "account").filter(fingerprint__in=set(fingerprints))}
+    """Cards by their numbers' fingerprints (``core.cards.fingerprint``), in one query; their accounts are not
+    read (the authorization locks them itself)."""
+    return {card.fingerprint: card for card in Card.objects.filter(fingerprint__in=set(fingerprints))}
 
 
 def accounts_held(*, account_ids: Iterable[int]) -> dict[int, Decimal]:
