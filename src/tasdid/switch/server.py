@@ -217,6 +217,7 @@ class IssuerLink:
         self.pending: dict[tuple[str, str], asyncio.Future] = {}
         self.writer: asyncio.StreamWriter | None = None
         self._stans = itertools.cycle(range(1, 1_000_000))
+        self._stans_in_flight: set[str] = set()  # the STANs of ``pending`` (each in flight once)
         self.sign_ons = 0  # successful sign-ons (counts reconnections)
         self.echoes = 0  # answered echoes
         self.task: asyncio.Task | None = None
@@ -231,10 +232,9 @@ class IssuerLink:
                 await self.task
 
     def _next_stan(self) -> str:
-        in_flight = {stan for stan, _de7 in self.pending}
         for _ in range(1_000_000):
             stan = f"{next(self._stans):06d}"
-            if stan not in in_flight:
+            if stan not in self._stans_in_flight:
                 return stan
         raise LinkDown("no free STAN")
 
@@ -249,6 +249,7 @@ class IssuerLink:
         key = iso.match_key(message)
         future = asyncio.get_running_loop().create_future()
         self.pending[key] = future
+        self._stans_in_flight.add(message.stan)
         started = time.monotonic()
         try:
             try:
@@ -270,6 +271,7 @@ class IssuerLink:
             return message, answer
         finally:
             self.pending.pop(key, None)
+            self._stans_in_flight.discard(message.stan)
 
     async def _run(self) -> None:
         delay = self.config.reconnect_min
