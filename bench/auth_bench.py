@@ -401,8 +401,8 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (rate, latency) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
-    labels = {"ceiling": "plafond : codec + TCP", "sqlite": "SQLite", "postgres": "PostgreSQL"}
+    figure, (rate, latency) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
+    labels = {"ceiling": "ceiling: codec + TCP", "sqlite": "SQLite", "postgres": "PostgreSQL"}
     for phase in results["phases"]:
         xs = [level["concurrency"] for level in phase["levels"]]
         rate.plot(xs, [level["per_second"] for level in phase["levels"]], marker="o", label=labels[phase["phase"]])
@@ -412,17 +412,19 @@ def plot(results: dict, path: Path) -> None:
                      color=line.get_color(), label=f"{labels[phase['phase']]} p99")
     for axis in (rate, latency):
         axis.set_xscale("log", base=2)
-        axis.set_xlabel("autorisations en vol")
+        axis.set_xticks(xs, [str(x) for x in xs])
+        axis.set_xlabel("authorizations in flight")
         axis.grid(True, alpha=0.3)
-    rate.set_ylabel("autorisations / s")
+    rate.set_ylabel("authorizations / s")
     rate.set_ylim(bottom=0)
-    latency.set_ylabel("latence (ms)")
+    latency.set_ylabel("latency (ms)")
     latency.set_yscale("log")
     rate.legend(fontsize=8)
     latency.legend(fontsize=7, ncol=1)
     meta = results["machine"]
-    figure.suptitle(f"Autorisations 0100 → 0110 par le switch et l'émetteur ({meta['nproc']} cœurs, "
-                    f"{meta['when']})", fontsize=9)
+    load = meta.get("load_at_end", meta["load_at_start"])[0]
+    figure.suptitle(f"0100 → 0110 through the gateway client, switch and issuer host ({meta['nproc']} cores, "
+                    f"load {meta['load_at_start'][0]:.0f} to {load:.0f}, {meta['when']})", fontsize=9)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -440,12 +442,16 @@ def main() -> int:
     parser.add_argument("--json", default="", help="write the results there")
     parser.add_argument("--plot", default=str(ROOT / "docs" / "benchmarks-auth.png"), help="'' for none")
     parser.add_argument("--keep", action="store_true", help="keep the work directories (databases, logs)")
+    parser.add_argument("--replot", default="", help="only draw --plot again from this --json file")
     parser.add_argument("--serve-answers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_answers:
         serve_answers(args.serve_answers)
+        return 0
+    if args.replot:
+        plot(json.loads(Path(args.replot).read_text()), Path(args.plot))
         return 0
     if args.phase:  # a child of the run: one phase, its result as JSON on the last line
         result = phase_ceiling(args) if args.phase == "ceiling" else phase_database(args, args.phase,
