@@ -161,6 +161,7 @@ class IssuerHost:
         self.group_threads = ThreadPoolExecutor(max_workers=group_workers, thread_name_prefix="issuer-auth")
         self._authorizations: asyncio.Queue | None = None
         self._group_tasks: list[asyncio.Task] = []
+        self._closing = False
         self.batches = 0  # batches of authorizations decided (each one transaction)
         self.idle_timeout = idle_timeout
         self.max_in_flight = max_in_flight
@@ -191,6 +192,7 @@ class IssuerHost:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        self._closing = True  # from now on an authorization is answered 96 at once (nobody decides it)
         for task in self._group_tasks:
             task.cancel()
         await asyncio.gather(*self._group_tasks, return_exceptions=True)
@@ -201,24 +203,25 @@ class IssuerHost:
         """Take what waits in the queue (at least one, at most ``batch_max``) and decide it in one transaction."""
         loop = asyncio.get_running_loop()
         queue = self._authorizations
-        while True:
-            batch = [await queue.get()]
-            while len(batch) < self.batch_max and not queue.empty():
-                batch.append(queue.get_nowait())
-            deciding = loop.run_in_executor(self.group_threads, answer_authorizations, [m for m, _ in batch])
-            try:
-                answers = await asyncio.shield(deciding)
-            except asyncio.CancelledError:
-                # Stopping: the batch already in a thread is committed there, so its answers still go out; what
-                # waits in the queue was never decided (96: nobody decided, nothing is held).
-                answers = await deciding
+        try:
+            while True:
+                batch = [await queue.get()]
+                while len(batch) < self.batch_max and not queue.empty():
+                    batch.append(queue.get_nowait())
+                deciding = loop.run_in_executor(self.group_threads, answer_authorizations, [m for m, _ in batch])
+                try:
+                    answers = await asyncio.shield(deciding)
+                except asyncio.CancelledError:
+                    # Stopping: the batch already in a thread is committed there, so its answers still go out.
+                    self._deliver(batch, await deciding)
+                    raise
+                self.batches += 1
                 self._deliver(batch, answers)
-                while not queue.empty():
-                    message, future = queue.get_nowait()
-                    self._deliver([(message, future)], [iso.respond(message, rc.SYSTEM_MALFUNCTION)])
-                raise
-            self.batches += 1
-            self._deliver(batch, answers)
+        finally:
+            # Stopping: what still waits was never decided (96: nobody decided, nothing is held).
+            while not queue.empty():
+                message, future = queue.get_nowait()
+                self._deliver([(message, future)], [iso.respond(message, rc.SYSTEM_MALFUNCTION)])
 
     @staticmethod
     def _deliver(batch: list, answers: list[iso.Message]) -> None:
@@ -252,7 +255,9 @@ class IssuerHost:
 
         async def work(message: iso.Message) -> None:
             try:
-                if isinstance(message, iso.AuthorizationRequest):  # group commit (see the module)
+                if isinstance(message, iso.AuthorizationRequest) and self._closing:
+                    response = iso.respond(message, rc.SYSTEM_MALFUNCTION)
+                elif isinstance(message, iso.AuthorizationRequest):  # group commit (see the module)
                     decided = asyncio.get_running_loop().create_future()
                     self._authorizations.put_nowait((message, decided))
                     response = await decided
