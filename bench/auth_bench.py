@@ -16,7 +16,7 @@ answer and send the next, for ``--duration`` seconds after ``--warmup`` seconds 
 The cluster is what DATABASE_URL names; scripts/with-postgres makes one that trades durability for speed (fsync,
 synchronous_commit and full_page_writes off) unless TASDID_PG_DURABLE=1. The run prints and records which.
 ``--profile DIR`` samples the switch and the issuer host with py-spy during the last level of each phase
-(flame graphs in DIR).
+(raw py-spy stacks in DIR; py-spy is no dependency of the project: `uv pip install --python .venv/bin/python py-spy`).
 
 Per level: authorizations/s, p50/p99 latency, the CPU each process spent per authorization (from /proc), and the
 load of the machine. At the end the money is checked in the bank's tables: one held hold per approved
