@@ -1,5 +1,5 @@
 # make demo — run every party locally with demo data (SQLite);  make test — the whole test suite.
-.PHONY: demo test test-postgres install lint bench bench-smpp bench-documents
+.PHONY: demo test test-postgres install lint bench bench-smpp bench-documents bench-auth
 export UV_PYTHON_DOWNLOADS := never
 
 install:
@@ -27,3 +27,6 @@ bench-smpp: install
 
 bench-documents: install
 	.venv/bin/python bench/documents_bench.py
+
+bench-auth: install
+	TASDID_PG_DURABLE=1 scripts/with-postgres nice -n 10 .venv/bin/python bench/auth_bench.py --json docs/benchmarks-auth.json

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -327,12 +328,15 @@ def test_network_management_is_answered(host, code):
 
 
 def test_pipelined_requests_are_answered_as_each_finishes(host, monkeypatch):
-    """A slow authorization does not hold back the answers behind it on the same connection."""
+    """A slow authorization does not hold back the answers behind it on the same connection: those that come
+    while it is being decided go in the next batch (group commit), to the other thread, and are answered first."""
     release = threading.Event()
+    entered = threading.Event()
     real = authorization_service.authorize
 
     def slow(**kwargs):
         if kwargs["stan"] == slow_request.stan:
+            entered.set()
             assert release.wait(timeout=60)
         return real(**kwargs)
 
@@ -341,7 +345,9 @@ def test_pipelined_requests_are_answered_as_each_finishes(host, monkeypatch):
     others = [authorization(POOR, amount_minor=100 + i) for i in range(3)]
     echo = iso.NetworkRequest(stan=next_stan(), transmitted_at=now(), network_code=iso.ECHO)
     with Client(host.port) as client:
-        client.send(slow_request, *others, echo)
+        client.send(slow_request)
+        assert entered.wait(timeout=60)
+        client.send(*others, echo)
         early = [client.receive() for _ in range(4)]
         release.set()
         last = client.receive()
@@ -349,6 +355,68 @@ def test_pipelined_requests_are_answered_as_each_finishes(host, monkeypatch):
     assert all(a.response_code == "00" for a in early)
     assert iso.match_key(last) == iso.match_key(slow_request) and last.response_code == "00"
     assert Hold.objects.count() == 4
+
+
+def queue_a_batch(monkeypatch, running, count):
+    """Hold the only group-commit thread on a first authorization until ``count`` more wait in the queue; then
+    let it go: the next batch is those ``count``. Returns the requests (the first one first) and their answers."""
+    release, entered = threading.Event(), threading.Event()
+    real = authorization_service.authorize
+
+    def held(**kwargs):
+        entered.set()
+        assert release.wait(timeout=60)
+        return real(**kwargs)
+
+    monkeypatch.setattr(authorization_service, "authorize", held)
+    first = authorization(VISA, amount_minor=100)
+    batch = [authorization(VISA, amount_minor=200 + i) for i in range(count)]
+    with Client(running.port) as client:
+        client.send(first)
+        assert entered.wait(timeout=60)
+        client.send(*batch)
+        ends = time.monotonic() + 60
+        while running.host._authorizations.qsize() < count and time.monotonic() < ends:
+            time.sleep(0.01)
+        assert running.host._authorizations.qsize() == count
+        release.set()
+        answers = {iso.match_key(a): a for a in (client.receive() for _ in range(count + 1))}
+    return [first, *batch], [answers[iso.match_key(r)] for r in [first, *batch]]
+
+
+@pytest.fixture
+def one_thread_host(transactional_db):
+    seed_demo()
+    running = HostThread(group_workers=1).start()
+    yield running
+    running.stop()
+
+
+def test_authorizations_waiting_together_are_decided_in_one_transaction(one_thread_host, monkeypatch):
+    requests, answers = queue_a_batch(monkeypatch, one_thread_host, 20)
+    assert one_thread_host.host.batches == 2
+    assert [a.response_code for a in answers] == ["00"] * 21
+    holds = {h.rrn: h for h in Hold.objects.all()}
+    assert len(holds) == 21
+    for request, answer in zip(requests, answers, strict=True):
+        hold = holds[answer.rrn]
+        assert (hold.stan, hold.amount, hold.auth_code, hold.state) == (
+            request.stan, Decimal(request.amount_minor) / 100, answer.auth_code, "held")
+    assert available(VISA) == account(VISA).balance - sum(Decimal(r.amount_minor) / 100 for r in requests)
+
+
+def test_a_batch_that_fails_is_decided_again_one_message_at_a_time(one_thread_host, monkeypatch):
+    real = authorization_service.authorize_many
+
+    def broken(asks):  # a batch fails; one request alone (authorize) goes through
+        if len(asks) > 1:
+            raise RuntimeError("broken on purpose")
+        return real(asks)
+
+    monkeypatch.setattr(authorization_service, "authorize_many", broken)
+    _requests, answers = queue_a_batch(monkeypatch, one_thread_host, 5)
+    assert [a.response_code for a in answers] == ["00"] * 6
+    assert sorted(Hold.objects.values_list("rrn", flat=True)) == sorted(a.rrn for a in answers)
 
 
 def test_many_connections_at_once(host):

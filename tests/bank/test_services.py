@@ -198,6 +198,65 @@ def test_balance_is_spent_by_holds_until_none_is_left(banks):
     assert available(POOR) == Decimal("0.00")
 
 
+def ask(card, *, amount_minor=28500, stan=None, when=None, merchant="600000001", cvv=None, pan=None):
+    month, year = card.expiry.split("/")
+    return services.authorization.AuthorizationAsk(
+        pan=pan or card.number, expiry_yymm=year + month, cvv=card.cvv if cvv is None else cvv,
+        amount_minor=amount_minor, currency="504", merchant_id=merchant, merchant_name="Tasdid Télécom",
+        order_id="ORDER-1", stan=stan or f"{next(_stans):06d}", transmitted_at=when or timezone.now())
+
+
+def test_a_batch_answers_each_request_as_alone_after_those_before_it(banks):
+    """Group commit (the issuer host's): one transaction, and each request decided in order as if alone."""
+    when = timezone.now()
+    services.hold_void(merchant_id="600000001", original_stan="007007", original_transmitted_at=when)
+    asks = [
+        ask(POOR, amount_minor=3000),  # 00: 50.00 available
+        ask(POOR, amount_minor=2001),  # 51: 20.00 left after the first
+        ask(VISA, stan="005005", when=when),  # 00
+        ask(VISA, stan="005005", when=when),  # the same message again in the batch: the first answer repeated
+        ask(VISA, stan="005005", when=when, amount_minor=100),  # another message under that key: 94
+        ask(VISA, stan="007007", when=when),  # reversed before it arrived: 12
+        ask(VISA, stan="12345"),  # no usable key: 30, nothing written
+        ask(VISA, cvv="000"),  # N7
+        ask(VISA, pan=sandbox.UNKNOWN_NUMBER),  # 14
+        ask(POOR, amount_minor=2000),  # 00: exactly what is left
+    ]
+    outcomes = services.authorization.authorize_many(asks)
+    assert [o.response_code for o in outcomes] == ["00", "51", "00", "00", "94", "12", "30", "N7", "14", "00"]
+    assert (outcomes[3].rrn, outcomes[3].auth_code) == (outcomes[2].rrn, outcomes[2].auth_code)
+    approved = [o for o in outcomes if o.response_code == "00"]
+    assert len({o.rrn for o in approved}) == 3
+    holds = Hold.objects.order_by("pk")
+    assert [(h.rrn, h.auth_code, h.amount, h.state) for h in holds] == [
+        (outcomes[0].rrn, outcomes[0].auth_code, Decimal("30.00"), "held"),
+        (outcomes[2].rrn, outcomes[2].auth_code, Decimal("285.00"), "held"),
+        (outcomes[9].rrn, outcomes[9].auth_code, Decimal("20.00"), "held")]
+    assert all(h.events.get().to_state == "held" for h in holds)
+    assert available(POOR) == Decimal("0.00")
+    rows = Authorization.objects.order_by("pk")
+    assert [r.response_code for r in rows] == ["00", "51", "00", "00", "94", "12", "N7", "14", "00"]
+    assert rows[3].duplicate_of_id == rows[4].duplicate_of_id == rows[2].pk
+
+
+def test_a_batch_is_one_transaction(banks, monkeypatch):
+    """A fault anywhere in the batch: nothing of it is written (the issuer host then decides each alone)."""
+    real = services.authorization.rules.decide
+    calls = []
+
+    def fails_on_the_third(snapshot):
+        calls.append(snapshot)
+        if len(calls) == 3:
+            raise RuntimeError("broken on purpose")
+        return real(snapshot)
+
+    monkeypatch.setattr(services.authorization.rules, "decide", fails_on_the_third)
+    with pytest.raises(RuntimeError):
+        services.authorization.authorize_many([ask(VISA, amount_minor=100 + i) for i in range(4)])
+    assert not Authorization.objects.exists() and not Hold.objects.exists()
+    assert not MessageKey.objects.exists()
+
+
 # --- capture and void -------------------------------------------------------------------------------------------
 
 

@@ -6,6 +6,13 @@ pipelined, and each is answered as soon as it is done, so answers may come out o
 them by STAN + DE7, ``iso8583.match_key``). The bank's work runs in a small thread pool, one transaction per
 message, through ``tasdid.bank.services.authorization`` — the functions the in-process acquirer calls too.
 
+Authorizations (0100) go by **group commit**: those that arrive while one batch is being decided wait in a queue,
+and the next batch (up to ``batch_max``, from every connection) is decided in one transaction by
+``authorization.authorize_many`` — each answered as it would be alone after the ones before it, none before the
+transaction has committed. ``group_workers`` threads take batches in turn, each keeping its database
+connection between batches; a batch that fails is decided again one message at a time, each in its own
+transaction, so that one message's fault costs only its own answer (96).
+
 Per message (docs/iso8583.md, "The issuer host"):
 
 - 0100 → ``authorization.authorize``: 0110 with DE39, and DE38 + DE37 when approved (a hold is placed);
@@ -43,6 +50,8 @@ IDLE_TIMEOUT = 30.0  # seconds a connection may stay silent (or take to send one
 WORKERS = 4  # threads doing the bank's work
 MAX_IN_FLIGHT = 64  # requests of one connection being answered at once; the next read waits
 MAX_CONNECTIONS = 256
+BATCH_MAX = 256  # authorizations decided in one transaction at most
+GROUP_WORKERS = 2  # threads deciding batches of authorizations, each its own transaction
 
 
 def address_from_env() -> tuple[str, int]:
@@ -70,18 +79,40 @@ def answer(message: iso.Message) -> iso.Message:
         connections.close_all()  # this thread's connection: no transaction left open between messages
 
 
+@sensitive_variables()  # the card number and CVV
+def _ask(message: iso.AuthorizationRequest) -> dict:
+    return {"pan": message.pan, "expiry_yymm": message.expiry_yymm, "cvv": message.cvv,
+            "amount_minor": message.amount_minor, "currency": message.currency, "merchant_id": message.merchant_id,
+            "merchant_name": message.merchant_name, "order_id": message.order_id, "stan": message.stan,
+            "transmitted_at": message.transmitted_at, "eci": message.eci,
+            "authentication_value": message.authentication_value, "ds_trans_id": message.ds_trans_id,
+            "trans_status": message.trans_status}
+
+
+@sensitive_variables()  # the requests carry card numbers and CVVs
+def answer_authorizations(messages: list[iso.AuthorizationRequest]) -> list[iso.Message]:
+    """The answers to a batch of 0100, decided in one transaction (group commit), for a thread that keeps its
+    database connection between batches. If the batch fails, each is decided again alone (``answer``)."""
+    try:
+        if len(messages) == 1:
+            return [_answer(messages[0])]
+        outcomes = authorization.authorize_many([authorization.AuthorizationAsk(**_ask(m)) for m in messages])
+        return [iso.respond(m, o.response_code, rrn=o.rrn, auth_code=o.auth_code)
+                for m, o in zip(messages, outcomes, strict=True)]
+    except Exception:
+        logger.exception("issuer: a batch of %d authorizations failed, each decided again alone", len(messages))
+        connections.close_all()  # this thread's connection, perhaps broken: the next batch opens another
+        if len(messages) == 1:
+            return [iso.respond(messages[0], rc.SYSTEM_MALFUNCTION)]
+        return [answer(m) for m in messages]
+
+
 @sensitive_variables()
 def _answer(message: iso.Message) -> iso.Message:
     if isinstance(message, iso.NetworkRequest):
         return iso.respond(message, rc.APPROVED)
     if isinstance(message, iso.AuthorizationRequest):
-        outcome = authorization.authorize(
-            pan=message.pan, expiry_yymm=message.expiry_yymm, cvv=message.cvv, amount_minor=message.amount_minor,
-            currency=message.currency, merchant_id=message.merchant_id, merchant_name=message.merchant_name,
-            order_id=message.order_id, stan=message.stan, transmitted_at=message.transmitted_at, eci=message.eci,
-            authentication_value=message.authentication_value, ds_trans_id=message.ds_trans_id,
-            trans_status=message.trans_status,
-        )
+        outcome = authorization.authorize(**_ask(message))
         return iso.respond(message, outcome.response_code, rrn=outcome.rrn, auth_code=outcome.auth_code)
     if isinstance(message, iso.CompletionRequest):
         outcome = authorization.hold_capture(
@@ -122,8 +153,16 @@ class IssuerHost:
 
     def __init__(self, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, idle_timeout: float = IDLE_TIMEOUT,
                  workers: int = WORKERS, max_in_flight: int = MAX_IN_FLIGHT,
-                 max_connections: int = MAX_CONNECTIONS):
+                 max_connections: int = MAX_CONNECTIONS, batch_max: int = BATCH_MAX,
+                 group_workers: int = GROUP_WORKERS):
         self.host, self.requested_port = host, port
+        self.batch_max = batch_max
+        self.group_workers = group_workers
+        self.group_threads = ThreadPoolExecutor(max_workers=group_workers, thread_name_prefix="issuer-auth")
+        self._authorizations: asyncio.Queue | None = None
+        self._group_tasks: list[asyncio.Task] = []
+        self._closing = False
+        self.batches = 0  # batches of authorizations decided (each one transaction)
         self.idle_timeout = idle_timeout
         self.max_in_flight = max_in_flight
         self.max_connections = max_connections
@@ -137,6 +176,9 @@ class IssuerHost:
         return self.server.sockets[0].getsockname()[1]
 
     async def start(self) -> None:
+        self._authorizations = asyncio.Queue()
+        self._group_tasks = [asyncio.create_task(self._group_commit(), name=f"issuer-group-commit-{n}")
+                             for n in range(self.group_workers)]
         self.server = await asyncio.start_server(self._connection, self.host, self.requested_port,
                                                  limit=iso.MAX_FRAME + iso.LENGTH_PREFIX)
 
@@ -150,7 +192,42 @@ class IssuerHost:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        self._closing = True  # from now on an authorization is answered 96 at once (nobody decides it)
+        for task in self._group_tasks:
+            task.cancel()
+        await asyncio.gather(*self._group_tasks, return_exceptions=True)
+        self.group_threads.shutdown(wait=True)
         self.executor.shutdown(wait=True)
+
+    async def _group_commit(self) -> None:
+        """Take what waits in the queue (at least one, at most ``batch_max``) and decide it in one transaction."""
+        loop = asyncio.get_running_loop()
+        queue = self._authorizations
+        try:
+            while True:
+                batch = [await queue.get()]
+                while len(batch) < self.batch_max and not queue.empty():
+                    batch.append(queue.get_nowait())
+                deciding = loop.run_in_executor(self.group_threads, answer_authorizations, [m for m, _ in batch])
+                try:
+                    answers = await asyncio.shield(deciding)
+                except asyncio.CancelledError:
+                    # Stopping: the batch already in a thread is committed there, so its answers still go out.
+                    self._deliver(batch, await deciding)
+                    raise
+                self.batches += 1
+                self._deliver(batch, answers)
+        finally:
+            # Stopping: what still waits was never decided (96: nobody decided, nothing is held).
+            while not queue.empty():
+                message, future = queue.get_nowait()
+                self._deliver([(message, future)], [iso.respond(message, rc.SYSTEM_MALFUNCTION)])
+
+    @staticmethod
+    def _deliver(batch: list, answers: list[iso.Message]) -> None:
+        for (_message, future), response in zip(batch, answers, strict=True):
+            if not future.done():
+                future.set_result(response)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -178,7 +255,14 @@ class IssuerHost:
 
         async def work(message: iso.Message) -> None:
             try:
-                response = await asyncio.get_running_loop().run_in_executor(self.executor, answer, message)
+                if isinstance(message, iso.AuthorizationRequest) and self._closing:
+                    response = iso.respond(message, rc.SYSTEM_MALFUNCTION)
+                elif isinstance(message, iso.AuthorizationRequest):  # group commit (see the module)
+                    decided = asyncio.get_running_loop().create_future()
+                    self._authorizations.put_nowait((message, decided))
+                    response = await decided
+                else:
+                    response = await asyncio.get_running_loop().run_in_executor(self.executor, answer, message)
                 await send(response)
             except (ConnectionError, OSError):
                 pass  # the peer left; the bank's work is done and recorded, a re-sent request gets its answer

@@ -10,7 +10,8 @@ from .signing import keyed_digest
 
 
 def generate_numeric(length: int) -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(length))
+    """``length`` random digits (uniform, from ``secrets``: one draw for the whole number)."""
+    return f"{secrets.randbelow(10**length):0{length}d}"
 
 
 def code_digest(scope: str, code: str, *, purpose: str = "codes") -> str:

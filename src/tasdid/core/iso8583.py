@@ -44,6 +44,7 @@ docs/iso8583.md describes every message and element; the tests hold it to the co
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -579,8 +580,17 @@ REQUESTS = ("0100", "0200", "0220", "0400", "0800")
 RESPONSE_MTI = {"0100": "0110", "0200": "0210", "0220": "0230", "0400": "0410", "0800": "0810"}
 
 
-def _elements(cls: type) -> list[tuple[dataclasses.Field, str, _Format]]:
-    return [(f, f.metadata["de"], f.metadata["fmt"]) for f in dataclasses.fields(cls)]
+@functools.cache
+def _elements(cls: type) -> tuple[tuple[dataclasses.Field, str, _Format], ...]:
+    """A message class's fields with their element numbers and formats (read once per class: the hot path)."""
+    return tuple((f, f.metadata["de"], f.metadata["fmt"]) for f in dataclasses.fields(cls))
+
+
+@functools.cache
+def _known(cls: type) -> frozenset[str]:
+    """The elements a message class may carry, DE48 included when it has tags."""
+    numbers = {number for _f, number, _fmt in _elements(cls)}
+    return frozenset({"t", "p", "1", *numbers, *(("48",) if any(n.startswith("48.") for n in numbers) else ())})
 
 
 def _required(f: dataclasses.Field) -> bool:
@@ -694,10 +704,9 @@ def decode(payload: bytes, *, now: dt.datetime | None = None) -> Message:
 
 
 def _from_fields(cls: type, fields: dict[str, str], now: dt.datetime) -> Message:
-    known = {number for _f, number, _fmt in _elements(cls)}
+    known = _known(cls)
     for key in fields:
-        if key not in ("t", "p", "1") and key not in known and not (key == "48" and any(
-                n.startswith("48.") for n in known)):
+        if key not in known:
             raise _Bad(f"DE{key}", f"not an element of {cls.MTI}")
     de48: dict[str, str] = {}
     if "48" in fields:

@@ -22,6 +22,7 @@ def journal_append(*, entries: Iterable[dict]) -> int:
     short transaction. One INSERT executed for many rows, without building model instances: the journal is
     written beside the switch's event loop, and the ORM's per-row work would hold the interpreter from it."""
     fields = [f for f in JournalEntry._meta.concrete_fields if not f.primary_key]
+    names = [f.attname for f in fields]
     unknown = {name for entry in entries for name in entry} - {f.attname for f in fields}
     if unknown:
         raise ValueError(f"not journal fields: {', '.join(sorted(unknown))}")
@@ -31,7 +32,12 @@ def journal_append(*, entries: Iterable[dict]) -> int:
     sql = (f"INSERT INTO {quote(JournalEntry._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
            f"VALUES ({', '.join(['%s'] * len(fields))})")
     defaults = {f.attname: f.get_default() for f in fields}
-    rows = [[f.get_db_prep_save(entry.get(f.attname, defaults[f.attname]), connection) for f in fields]
+    # What get_db_prep_save would do, field by field, without its per-value calls: the times adapted by the
+    # backend, the other columns (text and integers) as they are.
+    adapt = connection.ops.adapt_datetimefield_value
+    times = {f.attname for f in fields if f.get_internal_type() == "DateTimeField"}
+    rows = [[adapt(value) if name in times and value is not None else value
+             for name in names for value in (entry.get(name, defaults[name]),)]
             for entry in entries]
     if rows:
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
