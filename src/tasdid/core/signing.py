@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import hmac
+import html
 import json
 import re
 from collections.abc import Mapping
@@ -43,6 +44,47 @@ def ver3_verify(fields: Mapping[str, str], store_key: str, *, hash_field: str = 
         return False
     others = {k: v for k, v in fields.items() if k.lower() != hash_field.lower()}
     return hmac.compare_digest(posted.encode(), ver3_hash(others, store_key).encode())
+
+
+def ver3_ordered(fields: Mapping[str, str], *, hash_field: str = "HASH") -> dict[str, str]:
+    """``fields`` in ver3 hash order (natcasesort of the names), ``hash_field`` (any case) last: a merchant that
+    hashes the fields in the order they arrive (skipping ``hash`` and ``encoding``) then verifies them too."""
+    names = sorted((n for n in fields if n.lower() != hash_field.lower()), key=natural_key)
+    ordered = {n: fields[n] for n in names}
+    ordered.update({n: v for n, v in fields.items() if n.lower() == hash_field.lower()})
+    return ordered
+
+
+# What PHP's trim() takes off both ends, as CMI's merchant kit trims a posted value before hashing it.
+_PHP_TRIM = " \t\n\r\0\x0b"
+# An HTML entity as PHP's html_entity_decode reads one: with its semicolon ("&amp" alone stays as it is).
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def received_value(value: str) -> str:
+    """A value as CMI's merchant kit hashes a posted one: HTML entities decoded, then trimmed (a real CMI
+    callback carries a trailing newline in a value, which its hash does not cover)."""
+    decoded = _ENTITY.sub(lambda m: html.unescape(m.group(0)), value)
+    return decoded.strip(_PHP_TRIM)
+
+
+def ver3_verify_received(fields: Mapping[str, str], store_key: str, *,
+                         hash_field: str = "HASH") -> dict[str, str] | None:
+    """Check a gateway's message as CMI's merchant kit does: the ver3 hash over every value decoded and
+    trimmed (``received_value``). Returns the fields so read, ``hash_field`` left out, to be used in place of
+    the posted ones; None when the hash does not match (nor over the values exactly as posted)."""
+    posted = next((v for k, v in fields.items() if k.lower() == hash_field.lower()), None)
+    if not posted:
+        return None
+    others = {k: v for k, v in fields.items() if k.lower() != hash_field.lower()}
+    read = {k: received_value(v) for k, v in others.items()}
+    expected = posted.strip(_PHP_TRIM).encode()
+    if hmac.compare_digest(expected, ver3_hash(read, store_key).encode()):
+        return read
+    # a gateway that hashed the values exactly as it posted them (one with spaces or an entity in a value)
+    if hmac.compare_digest(expected, ver3_hash(others, store_key).encode()):
+        return read
+    return None
 
 
 def canonical_json(payload: Mapping[str, Any]) -> bytes:

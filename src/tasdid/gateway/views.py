@@ -143,6 +143,13 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
         session = services.session_open(merchant=merchant, request=checked, browser_key=key)
     except protocol.RequestError as exc:
         return _refuse_request(request, exc)
+    except services.SessionElsewhere as exc:
+        services.session_note(session_id=exc.session_id,
+                              cause="demande du marchand rejouée depuis un autre navigateur : refusée")
+        return _refuse_in_every_language(request, lambda: _(
+            "Cette commande est déjà en cours de paiement dans un autre navigateur. Seul le navigateur qui a ouvert "
+            "la page de paiement peut la poursuivre : terminez le paiement dans celui-ci, ou revenez au site du "
+            "marchand une fois la session de paiement expirée."), status=409)
     if session.state != SessionState.OPEN:
         i18n.use(request, session.lang)
         return _status_page(request, session, status=409, offer_return=False)
