@@ -415,3 +415,11 @@ def test_sealed_data_depends_on_the_vault_key(settings):
 
 def test_card_data_repr_never_shows_the_number_or_cvv():
     assert repr(CARD) == "CardData(pan='411111******1111', expiry_yymm='2812')"
+
+
+@pytest.mark.parametrize("pairs", [[("BillToName", ["a\x00b"])], [("Bill\x00ToName", ["a"])], [("oid", ["\x00"])]])
+def test_a_nul_character_is_refused_before_anything_is_stored(pairs):
+    # no form posts one, and PostgreSQL cannot store one (a server error before this check)
+    with pytest.raises(RequestError) as exc:
+        protocol.collect_fields(pairs)
+    assert "contient un caractère nul" in exc.value.message

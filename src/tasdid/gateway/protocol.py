@@ -72,7 +72,8 @@ class MerchantRequest:
 
 
 def collect_fields(pairs: Iterable[tuple[str, Sequence[str]]]) -> dict[str, str]:
-    """The posted fields as one value per name; a name posted twice (in any case) is refused."""
+    """The posted fields as one value per name; a name posted twice (in any case), too long, or holding a NUL
+    character is refused."""
     fields: dict[str, str] = {}
     seen: dict[str, str] = {}
     for name, values in pairs:
@@ -80,6 +81,9 @@ def collect_fields(pairs: Iterable[tuple[str, Sequence[str]]]) -> dict[str, str]
             raise RequestError(_("Le champ « %(name)s » est envoyé plusieurs fois.") % {"name": name[:40]})
         if len(values[0]) > MAX_FIELD_LENGTH or len(name) > 64:
             raise RequestError(_("Le champ « %(name)s » est trop long.") % {"name": name[:40]})
+        if "\x00" in name or "\x00" in values[0]:  # no form sends one; PostgreSQL can store none
+            raise RequestError(_("Le champ « %(name)s » contient un caractère nul.")
+                               % {"name": name.replace("\x00", "")[:40]})
         seen[name.lower()] = name
         fields[name] = values[0]
     return fields
