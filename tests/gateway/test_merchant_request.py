@@ -258,3 +258,13 @@ def test_junk_never_crashes_the_endpoint(merchant, client, junk, with_valid_base
     assert response.status_code == 400
     assert "Demande de paiement refusée" in text(response)
     assert PaymentSession.objects.count() == 0
+
+
+def test_a_refused_request_leaves_an_audit_line(merchant, client, caplog):
+    caplog.set_level("INFO", logger="tasdid.gateway.views")
+    response = client.post("/fim/est3Dgate", signed(merchant_fields(sessionTimeout="30")))
+    assert response.status_code == 400
+    assert PaymentSession.objects.count() == 0
+    (line,) = [r.getMessage() for r in caplog.records if "payment request refused" in r.getMessage()]
+    assert line == ("gateway: payment request refused (clientid '600000099', oid 'ORDER-0001'): La durée "
+                    "« sessionTimeout » doit être comprise entre 60 et 3600 secondes.")

@@ -126,6 +126,15 @@ def refusal(request: HttpRequest) -> HttpResponse:
     return _refuse(request, str(message), status=200)
 
 
+def _log_refusal(request: HttpRequest, reason: str) -> None:
+    """The audit line of a refused merchant request: which client and order said to be (as posted, quoted)."""
+    def posted(name: str) -> str:
+        return next((v for k, v in request.POST.items() if k.lower() == name), "")[:64]
+
+    logger.info("gateway: payment request refused (clientid %r, oid %r): %s", posted("clientid"), posted("oid"),
+                reason)
+
+
 @csrf_exempt  # the merchant's request is verified by its ver3 hash (store key), which replaces CSRF
 @never_cache
 def est3dgate(request: HttpRequest) -> HttpResponse:
@@ -142,8 +151,10 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
         key = request.session.get(BROWSER_KEY) or secrets.token_urlsafe(32)
         session = services.session_open(merchant=merchant, request=checked, browser_key=key)
     except protocol.RequestError as exc:
+        _log_refusal(request, exc.message)
         return _refuse_request(request, exc)
     except services.SessionElsewhere as exc:
+        _log_refusal(request, "demande rejouée depuis un autre navigateur")
         services.session_note(session_id=exc.session_id,
                               cause="demande du marchand rejouée depuis un autre navigateur : refusée")
         return _refuse_in_every_language(request, lambda: _(
