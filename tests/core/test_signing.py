@@ -4,6 +4,7 @@ import hashlib
 import pytest
 
 from tasdid.core.signing import (
+    natcasecmp,
     natural_key,
     received_value,
     ver3_hash,
@@ -50,10 +51,27 @@ def test_natural_order_puts_item2_before_item10_case_insensitively():
 
 
 def test_field_names_with_non_ascii_digits_sort_as_letters_and_never_crash():
-    assert natural_key("²") == ((1, 0, "²"),)
-    assert natural_key("item٢ref") == ((1, 0, "item٢ref"),)
-    assert natural_key("item2ref") == ((1, 0, "item"), (0, 2, "2"), (1, 0, "ref"))
+    assert sorted(["item3ref", "item٢ref", "item2ref", "²", "1"], key=natural_key) == [
+        "1", "item2ref", "item3ref", "item٢ref", "²"]
     assert ver3_verify({"²": "x", "hash": ver3_hash({"²": "x"}, "KEY")}, "KEY")
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    # PHP's strnatcasecmp, case folded to upper case: "_" and "[" come after the letters, "@" before them
+    ("aab", "a_b", -1), ("A_B", "aab", 1), ("a[b", "aab", 1), ("a@b", "aab", -1), ("x_name", "xname", 1),
+    # a character below "0" ("." "-" "/") comes before a digit, one above "9" (":" "@" letters) after it
+    ("item.x", "item1", -1), ("EXTRA.CARDBRAND", "EXTRA1", -1), ("a-b", "a1", -1), ("a:b", "a1", 1),
+    # digit runs by value; with a leading zero, digit by digit (as decimals); leading zeros at the start skipped
+    ("item2Ref", "item10Ref", -1), ("a10", "a9", 1), ("a01", "a1", -1), ("a010", "a01", 1), ("007", "7", 0),
+    ("010", "9", 1), ("x2y", "x2z", -1), ("x2", "x2y", -1),
+    # whitespace skipped; case ignored; a prefix first; the empty name
+    ("a b", "ab", 0), ("ABC", "abc", 0), ("ab", "abc", -1), ("", "a", -1), ("", "", 0),
+    # non-ASCII names by their UTF-8 bytes
+    ("é", "z", 1), ("ا", "é", 1),
+])
+def test_names_compare_as_php_strnatcasecmp(a, b, expected):
+    assert natcasecmp(a, b) == expected
+    assert natcasecmp(b, a) == -expected
 
 
 # --- the order of the fields posted, and the merchant kit's reading of them (DESIGN.md §4) ---------------

@@ -7,19 +7,116 @@ import html
 import json
 import re
 from collections.abc import Mapping
+from functools import cmp_to_key
 from typing import Any
 
 # Fields that never take part in the ver3 hash (names compared case-insensitively).
 VER3_EXCLUDED = frozenset({"hash", "encoding"})
 
-# ASCII digit runs, as PHP reads them ("²" or "٢" are letters to natcasesort, and int() of "²" raises).
-_CHUNKS = re.compile(r"([0-9]+)")
+
+def _isdigit(c: int) -> bool:
+    return 0x30 <= c <= 0x39  # ASCII only, as C's isdigit in PHP's locale ("²" and "٢" are other bytes)
 
 
-def natural_key(name: str) -> tuple:
-    """Sort key reproducing PHP's natcasesort for field names: case-insensitive, digit runs by value."""
-    parts = _CHUNKS.split(name.lower())
-    return tuple((0, int(p), p) if _CHUNKS.fullmatch(p) else (1, 0, p) for p in parts if p != "")
+def _isspace(c: int) -> bool:
+    return c in (0x20, 0x09, 0x0A, 0x0B, 0x0C, 0x0D)
+
+
+def _upper(c: int) -> int:
+    return c - 32 if 0x61 <= c <= 0x7A else c
+
+
+def natcasecmp(a: str, b: str) -> int:
+    """PHP's strnatcasecmp (ext/standard/strnatcmp.c), the comparison natcasesort sorts names with: over the
+    UTF-8 bytes, case folded to upper case (so "_" sorts after letters), runs of digits compared by value,
+    whitespace skipped, leading zeros skipped at the start. -1, 0 or 1."""
+    x, y = a.encode("utf-8"), b.encode("utf-8")
+    if not x or not y:
+        return 0 if len(x) == len(y) else (1 if len(x) > len(y) else -1)
+    i = j = 0
+    leading = True
+    while True:
+        ca = x[i] if i < len(x) else 0
+        cb = y[j] if j < len(y) else 0
+        if leading:  # leading zeros before a digit, at the start only
+            while ca == 0x30 and i + 1 < len(x) and _isdigit(x[i + 1]):
+                i += 1
+                ca = x[i]
+            while cb == 0x30 and j + 1 < len(y) and _isdigit(y[j + 1]):
+                j += 1
+                cb = y[j]
+            leading = False
+        while _isspace(ca):
+            i += 1
+            ca = x[i] if i < len(x) else 0
+        while _isspace(cb):
+            j += 1
+            cb = y[j] if j < len(y) else 0
+        if _isdigit(ca) and _isdigit(cb):
+            compare = _compare_left if ca == 0x30 or cb == 0x30 else _compare_right
+            result, i, j = compare(x, i, y, j)
+            if result:
+                return result
+            if i == len(x) and j == len(y):
+                return 0
+            if i == len(x):
+                return -1
+            if j == len(y):
+                return 1
+            ca, cb = x[i], y[j]
+        ca, cb = _upper(ca), _upper(cb)
+        if ca != cb:
+            return -1 if ca < cb else 1
+        i += 1
+        j += 1
+        if i >= len(x) and j >= len(y):
+            return 0
+        if i >= len(x):
+            return -1
+        if j >= len(y):
+            return 1
+
+
+def _compare_right(x: bytes, i: int, y: bytes, j: int) -> tuple[int, int, int]:
+    """Two runs of digits without leading zero: the longer run is the greater; same length, the first
+    difference decides."""
+    bias = 0
+    while True:
+        da = i < len(x) and _isdigit(x[i])
+        db = j < len(y) and _isdigit(y[j])
+        if not da and not db:
+            return bias, i, j
+        if not da:
+            return -1, i, j
+        if not db:
+            return 1, i, j
+        if x[i] < y[j] and not bias:
+            bias = -1
+        elif x[i] > y[j] and not bias:
+            bias = 1
+        i += 1
+        j += 1
+
+
+def _compare_left(x: bytes, i: int, y: bytes, j: int) -> tuple[int, int, int]:
+    """Two runs of digits, one starting with 0: compared digit by digit, like decimals."""
+    while True:
+        da = i < len(x) and _isdigit(x[i])
+        db = j < len(y) and _isdigit(y[j])
+        if not da and not db:
+            return 0, i, j
+        if not da:
+            return -1, i, j
+        if not db:
+            return 1, i, j
+        if x[i] != y[j]:
+            return (-1 if x[i] < y[j] else 1), i, j
+        i += 1
+        j += 1
+
+
+# Sort key reproducing PHP's natcasesort for field names.
+natural_key = cmp_to_key(natcasecmp)
 
 
 def _escape(value: str) -> str:
