@@ -5,6 +5,7 @@ another browser or from its own) posted through Django's test client to the gate
 (or DATABASE_URL's).
 
     nice -n 10 .venv/bin/python bench/request_fuzz.py --count 100000 --seed 1
+    scripts/with-postgres nice -n 10 .venv/bin/python bench/request_fuzz.py --count 10000 --seed 2
 
 Prints the outcomes (tests/gateway/request_fuzzing.py: accepted, refused, server error, wrong accept, wrong
 refusal, refusal without a page), the cases by kind, and checks at the end that the sessions in the database are
@@ -47,6 +48,14 @@ def main() -> int:
 
     logging.getLogger("django.request").setLevel(logging.ERROR)  # a 400 per refusal otherwise
     setup_test_environment()  # the test client's host allowed, mail kept in memory
+    from django.db import connection
+
+    if connection.vendor == "postgresql":  # scripts/with-postgres gives a server, not its database
+        name = connection.settings_dict["NAME"]
+        with connection._nodb_cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if cursor.fetchone() is None:
+                cursor.execute(f'CREATE DATABASE "{name}"')
     call_command("migrate", "--no-input", verbosity=0)
     setup_merchants()
     rng, run, client = random.Random(args.seed), Run(), gateway_client()
