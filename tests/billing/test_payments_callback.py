@@ -76,6 +76,35 @@ def test_approved_callback_settles_every_invoice_captures_and_queues_the_receipt
                                                       "sent")
 
 
+def test_a_callback_read_as_cmis_merchant_kit_reads_it_settles():
+    """A real CMI callback carries a trailing newline in a value its HASH does not cover, and HTML entities:
+    the biller trims and decodes each value before hashing, as CMI's merchant kit does."""
+    line, _june, _july = line_with_two_invoices()
+    order = new_order(line)
+    fields = gateway_message(order, trans_id="26101ABCD1234", BillToName="Ait Ali & Fils")
+    fields.update({"ProcReturnCode": "00\n", "amount": fields["amount"] + "\r\n", "TransId": " 26101ABCD1234 ",
+                   "BillToName": "Ait Ali &amp; Fils"})
+
+    result = payment_callback(fields=fields)
+
+    assert (result.answer, result.reason) == ("ACTION=POSTAUTH", "settled")
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.trans_id) == (Decimal("285.00"), "26101ABCD1234")
+
+
+def test_a_value_changed_beyond_the_kits_reading_is_still_refused():
+    line, _june, _july = line_with_two_invoices()
+    order = new_order(line)
+    fields = gateway_message(order)
+    fields["amount"] = fields["amount"].replace(".", ",")
+    before = state_of_the_world()
+
+    result = payment_callback(fields=fields)
+
+    assert result.reason == "bad_hash"
+    assert state_of_the_world() == before
+
+
 def test_deferred_invoice_stays_unpaid_and_the_payment_is_the_paid_part():
     line, june, july = line_with_two_invoices()
     order = new_order(line)

@@ -158,11 +158,36 @@ def test_the_same_order_posted_again_continues_its_open_session(merchant, client
     again = open_session(client, signed(merchant_fields(rnd="1700000999")))  # a new random, same order
     assert again == token
     assert PaymentSession.objects.count() == 1
-    # from another browser too (the signed request is the proof): the page then belongs to that browser
+    assert client.get(f"/paiement/{token}").status_code == 200
+
+
+@pytest.mark.parametrize(("lang", "refusal"), [
+    ("fr", "Cette commande est déjà en cours de paiement dans un autre navigateur."),
+    ("ar", "هذا الطلب قيد الدفع بالفعل في متصفح آخر."),
+    ("en", "This order is already being paid in another browser."),
+])
+def test_a_request_replayed_from_another_browser_leaves_the_session_to_the_first(merchant, client, lang, refusal):
+    # docs/gateway.md: only the browser that posted the request sees the session; a signed request copied into
+    # another browser (replayed, or a link passed on) gets a refusal in the request's language, nothing moves
+    token = open_session(client, signed(merchant_fields(lang=lang)))
+    session = PaymentSession.objects.get()
     other = type(client)(**{"tasdid.party": "gateway"})
-    assert open_session(other, signed(merchant_fields())) == token
-    assert other.get(f"/paiement/{token}").status_code == 200
-    assert client.get(f"/paiement/{token}").status_code == 404
+    for fields in (signed(merchant_fields(lang=lang)), signed(merchant_fields(lang=lang, rnd="1700000999"))):
+        response = other.post("/fim/est3Dgate", fields)
+        assert response.status_code == 409
+        assert refusal in text(response)
+        assert f'<html lang="{lang}"' in response.content.decode()
+    assert other.get(f"/paiement/{token}").status_code == 404
+    assert client.get(f"/paiement/{token}").status_code == 200
+    again = PaymentSession.objects.get()
+    assert (again.browser_digest, again.state, again.lang) == (session.browser_digest, SessionState.OPEN, lang)
+    assert list(Event.objects.filter(session=again).values_list("from_state", "to_state", "cause")) == [
+        ("", "open", "demande du marchand 600000099"),
+        ("open", "open", "demande du marchand rejouée depuis un autre navigateur : refusée"),
+        ("open", "open", "demande du marchand rejouée depuis un autre navigateur : refusée"),
+    ]
+    # the customer's browser carries on
+    assert open_session(client, signed(merchant_fields(lang=lang))) == token
 
 
 def test_the_same_order_with_other_fields_is_refused_while_open(merchant, client):
@@ -233,3 +258,13 @@ def test_junk_never_crashes_the_endpoint(merchant, client, junk, with_valid_base
     assert response.status_code == 400
     assert "Demande de paiement refusée" in text(response)
     assert PaymentSession.objects.count() == 0
+
+
+def test_a_refused_request_leaves_an_audit_line(merchant, client, caplog):
+    caplog.set_level("INFO", logger="tasdid.gateway.views")
+    response = client.post("/fim/est3Dgate", signed(merchant_fields(sessionTimeout="30")))
+    assert response.status_code == 400
+    assert PaymentSession.objects.count() == 0
+    (line,) = [r.getMessage() for r in caplog.records if "payment request refused" in r.getMessage()]
+    assert line == ("gateway: payment request refused (clientid '600000099', oid 'ORDER-0001'): La durée "
+                    "« sessionTimeout » doit être comprise entre 60 et 3600 secondes.")

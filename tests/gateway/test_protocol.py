@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tasdid.core.acquiring import CardData
-from tasdid.core.signing import ver3_hash, ver3_verify
+from tasdid.core.signing import natural_key, ver3_hash, ver3_verify
 from tasdid.gateway import protocol, vault
 from tasdid.gateway.models import (
     ATTEMPT_ORDER,
@@ -131,6 +131,14 @@ def test_parse_request_reads_a_complete_request():
     ({"shopurl": "https://shop.example.ma.evil.com/"}, "« shopurl » n'est pas une adresse enregistrée"),
     ({"oid": "A B"}, "« oid »"),
     ({"sessionTimeout": "quinze"}, "« sessionTimeout »"),
+    ({"sessionTimeout": "59"}, "« sessionTimeout » doit être comprise entre 60 et 3600 secondes"),
+    ({"sessionTimeout": "3601"}, "« sessionTimeout » doit être comprise entre 60 et 3600 secondes"),
+    ({"sessionTimeout": "0"}, "« sessionTimeout » doit être comprise entre 60 et 3600 secondes"),
+    ({"amount": " 100.00", "itemCount": None}, "« amount » doit être un nombre positif"),
+    ({"amount": "100.00 ", "itemCount": None}, "« amount » doit être un nombre positif"),
+    ({"amount": "100.00\n", "itemCount": None}, "« amount » doit être un nombre positif"),
+    ({"amount": "\t100.00", "itemCount": None}, "« amount » doit être un nombre positif"),
+    ({"item2Amount": " 99.00"}, "« item2Amount » est invalide"),
     ({"itemCount": "3"}, "« item3Ref » est absent"),
     ({"itemCount": "1"}, "plus de factures que « itemCount »"),
     ({"itemCount": "zero"}, "« itemCount » doit être un nombre"),
@@ -148,13 +156,28 @@ def test_parse_request_refusals_say_what_is_wrong(override, message):
     assert message in exc.value.message
 
 
-def test_session_timeout_defaults_and_is_bounded():
+def test_session_timeout_defaults_and_takes_the_bounds_the_docs_state():
     def seconds(value):
         return protocol.parse_request(merchant_fields(sessionTimeout=value), return_hosts=HOSTS).session_seconds
     assert seconds(None) == 15 * 60
-    assert seconds("5") == 60
+    assert seconds("60") == 60
     assert seconds("1800") == 1800
-    assert seconds("999999") == 3600
+    assert seconds("3600") == 3600
+    assert seconds(" 900 ") == 900  # a number of seconds read as the other fields are, whitespace aside
+
+
+def test_result_fields_come_in_ver3_hash_order_with_the_hash_last():
+    outcome = protocol.Outcome(
+        proc_return_code="00", err_msg="", auth_code="P12345", trans_id="26101ABCD1234", host_ref_num="612345678901",
+        masked_pan="411111******1111", card_brand="VISA", trx_date="20261207 20:00:00", md_status="1", eci="05",
+        paid_amount=Decimal("285.00"), paid_items=["0000111995072017", "0000111996072017"], deferred_items=[],
+    )
+    fields = protocol.result_fields({**merchant_fields(), "hash": "x"}, outcome, store_key="K", callback=True)
+    names = list(fields)
+    assert names[-1] == "HASH" and "hash" not in names
+    assert names[:-1] == sorted(names[:-1], key=natural_key)
+    assert names.index("item2Ref") < names.index("itemCount")  # natural order, case-insensitive: "2" < "c"
+    assert ver3_hash({k: v for k, v in fields.items() if k != "HASH"}, "K") == fields["HASH"]
 
 
 def test_a_request_without_bill_extension_pays_the_whole_amount():
@@ -392,3 +415,11 @@ def test_sealed_data_depends_on_the_vault_key(settings):
 
 def test_card_data_repr_never_shows_the_number_or_cvv():
     assert repr(CARD) == "CardData(pan='411111******1111', expiry_yymm='2812')"
+
+
+@pytest.mark.parametrize("pairs", [[("BillToName", ["a\x00b"])], [("Bill\x00ToName", ["a"])], [("oid", ["\x00"])]])
+def test_a_nul_character_is_refused_before_anything_is_stored(pairs):
+    # no form posts one, and PostgreSQL cannot store one (a server error before this check)
+    with pytest.raises(RequestError) as exc:
+        protocol.collect_fields(pairs)
+    assert "contient un caractère nul" in exc.value.message

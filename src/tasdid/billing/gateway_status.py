@@ -13,7 +13,7 @@ import httpx
 from django.conf import settings
 
 from tasdid.core.money import MAD_NUMERIC, AmountError, parse_amount
-from tasdid.core.signing import ver3_hash, ver3_verify
+from tasdid.core.signing import ver3_hash, ver3_verify_received
 
 from .services.payments import GatewayMessage
 
@@ -93,15 +93,16 @@ def _decimal(message: GatewayMessage, name: str, *, allow_zero: bool = False) ->
 
 def read_status_answer(fields: dict[str, str], *, client_id: str, store_key: str, oid: str, rnd: str,
                        order_amount: Decimal) -> GatewayStatus:
-    """Check an answer (pure): its ver3 ``HASH`` over every other field, our client id, the order asked about, the
-    ``rnd`` we sent (an older answer replayed does not pass), a known status, and amounts that fit the order: the
-    order's ``amount`` and currency when the gateway echoes them, nothing captured beyond it, and something
-    captured exactly when the status is CAPTURED."""
+    """Check an answer (pure): its ver3 ``HASH`` over every other field (read as CMI's merchant kit reads them),
+    our client id, the order asked about, the ``rnd`` we sent (an older answer replayed does not pass), a known
+    status, and amounts that fit the order: the order's ``amount`` and currency when the gateway echoes them,
+    nothing captured beyond it, and something captured exactly when the status is CAPTURED."""
     if any("\x00" in k or "\x00" in v for k, v in fields.items()):
         raise GatewayStatusError("junk")
-    if not ver3_verify(fields, store_key, hash_field="HASH"):
+    read = ver3_verify_received(fields, store_key, hash_field="HASH")
+    if read is None:
         raise GatewayStatusError("bad_hash")
-    message = GatewayMessage({k.lower(): v for k, v in fields.items()})
+    message = GatewayMessage({k.lower(): v for k, v in read.items()})
     if message.get("clientid") != client_id:
         raise GatewayStatusError("client_id")
     if message.oid != oid:

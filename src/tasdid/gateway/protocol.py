@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from tasdid.core import response_codes as rc
 from tasdid.core.money import MAD_NUMERIC, AmountError, parse_amount, wire
-from tasdid.core.signing import ver3_hash
+from tasdid.core.signing import ver3_hash, ver3_ordered
 
 REQUIRED_FIELDS = (
     "clientid", "amount", "currency", "oid", "okUrl", "failUrl", "callbackUrl", "rnd", "storetype", "TranType",
@@ -72,7 +72,8 @@ class MerchantRequest:
 
 
 def collect_fields(pairs: Iterable[tuple[str, Sequence[str]]]) -> dict[str, str]:
-    """The posted fields as one value per name; a name posted twice (in any case) is refused."""
+    """The posted fields as one value per name; a name posted twice (in any case), too long, or holding a NUL
+    character is refused."""
     fields: dict[str, str] = {}
     seen: dict[str, str] = {}
     for name, values in pairs:
@@ -80,6 +81,9 @@ def collect_fields(pairs: Iterable[tuple[str, Sequence[str]]]) -> dict[str, str]
             raise RequestError(_("Le champ « %(name)s » est envoyé plusieurs fois.") % {"name": name[:40]})
         if len(values[0]) > MAX_FIELD_LENGTH or len(name) > 64:
             raise RequestError(_("Le champ « %(name)s » est trop long.") % {"name": name[:40]})
+        if "\x00" in name or "\x00" in values[0]:  # no form sends one; PostgreSQL can store none
+            raise RequestError(_("Le champ « %(name)s » contient un caractère nul.")
+                               % {"name": name.replace("\x00", "")[:40]})
         seen[name.lower()] = name
         fields[name] = values[0]
     return fields
@@ -90,6 +94,18 @@ def field(fields: Mapping[str, str], name: str) -> str:
     the request was checked with, for every reader of a request's fields (stored as posted, to be echoed)."""
     low = name.lower()
     return next((v for k, v in fields.items() if k.lower() == low), "").strip()
+
+
+def raw(fields: Mapping[str, str], name: str) -> str:
+    """A field's value by case-insensitive name exactly as posted ("" when absent)."""
+    low = name.lower()
+    return next((v for k, v in fields.items() if k.lower() == low), "")
+
+
+def _unpadded(value: str) -> str:
+    """An amount as posted: one with spaces (or any whitespace) around it is malformed like "12,50", since a
+    merchant that hashes or stores the value as it sent it would not read the amount the customer paid."""
+    return value if value == value.strip() else "?"
 
 
 def tran_type(fields: Mapping[str, str]) -> str | None:
@@ -175,7 +191,7 @@ def parse_request(fields: Mapping[str, str], *, return_hosts: Sequence[str]) -> 
     if get("currency") != MAD_NUMERIC:
         raise RequestError(_("La devise « currency » doit être 504 (dirham marocain)."))
     try:
-        amount = parse_amount(get("amount"))
+        amount = parse_amount(_unpadded(raw(fields, "amount")))
     except AmountError:
         raise RequestError(_("Le montant « amount » doit être un nombre positif avec au plus deux décimales "
                              "(par exemple 285.00).")) from None
@@ -193,7 +209,10 @@ def parse_request(fields: Mapping[str, str], *, return_hosts: Sequence[str]) -> 
     if get("sessionTimeout"):
         if not _NUMBER.fullmatch(get("sessionTimeout")):
             raise RequestError(_("La durée « sessionTimeout » doit être un nombre de secondes."))
-        session_seconds = min(max(int(get("sessionTimeout")), MIN_SESSION_SECONDS), MAX_SESSION_SECONDS)
+        session_seconds = int(get("sessionTimeout"))
+        if not MIN_SESSION_SECONDS <= session_seconds <= MAX_SESSION_SECONDS:
+            raise RequestError(_("La durée « sessionTimeout » doit être comprise entre %(min)s et %(max)s secondes.")
+                               % {"min": MIN_SESSION_SECONDS, "max": MAX_SESSION_SECONDS})
     items, allow_defer = parse_items(fields, amount)
     return MerchantRequest(
         fields={k: v for k, v in fields.items() if k.lower() != "hash"}, oid=oid, amount=amount, lang=lang,
@@ -204,7 +223,8 @@ def parse_request(fields: Mapping[str, str], *, return_hosts: Sequence[str]) -> 
 def parse_items(fields: Mapping[str, str], amount: Decimal) -> tuple[tuple[Item, ...], bool]:
     """The bill extension (``itemCount``, ``item<N>Ref|Label|Amount``, ``allowDefer``), checked against
     ``amount``. Without ``itemCount`` there are no items (and nothing to defer)."""
-    low = {k.lower(): v.strip() for k, v in fields.items()}
+    raw_low = {k.lower(): v for k, v in fields.items()}
+    low = {k: v.strip() for k, v in raw_low.items()}
     indexes = {int(m.group(1)) for k in low if (m := _ITEM_FIELD.fullmatch(k))}
     raw_count = low.get("itemcount", "")
     if not raw_count:
@@ -226,7 +246,7 @@ def parse_items(fields: Mapping[str, str], amount: Decimal) -> tuple[tuple[Item,
             raise RequestError(_("Extension facture incohérente : la référence « item%(i)sRef » est invalide.")
                                % {"i": i})
         try:
-            item_amount = parse_amount(low.get(f"item{i}amount", ""))
+            item_amount = parse_amount(_unpadded(raw_low.get(f"item{i}amount", "")))
         except AmountError:
             raise RequestError(_("Extension facture incohérente : le montant « item%(i)sAmount » est invalide.")
                                % {"i": i}) from None
@@ -355,7 +375,8 @@ class Outcome:
 
 def result_fields(request_fields: Mapping[str, str], outcome: Outcome, *, store_key: str,
                   callback: bool) -> dict[str, str]:
-    """Every request field but ``hash`` echoed, the result fields, and ``HASH`` (ver3) over all of them."""
+    """Every request field but ``hash`` echoed, the result fields, and ``HASH`` (ver3) over all of them; in ver3
+    hash order, ``HASH`` last (DESIGN.md §4): some merchants hash the fields in the order they arrive."""
     ours = {name.lower() for name in RESULT_FIELDS}
     fields = {k: v for k, v in request_fields.items() if k.lower() not in ours and k.lower() != "hash"}
     fields.update({
@@ -377,7 +398,7 @@ def result_fields(request_fields: Mapping[str, str], outcome: Outcome, *, store_
     if callback:
         fields["callbackCall"] = "true"
     fields["HASH"] = ver3_hash(fields, store_key)
-    return fields
+    return ver3_ordered(fields)
 
 
 # What one try of the callback came to when it is not one of the merchant's answers.
@@ -461,4 +482,4 @@ def status_answer(query: StatusQuery, *, order_status: str, captured_amount: Dec
     fields.update({"clientid": query.client_id, "oid": query.oid, "rnd": query.rnd, "OrderStatus": order_status,
                    "capturedAmount": wire(captured_amount)})
     fields["HASH"] = ver3_hash(fields, store_key)
-    return fields
+    return ver3_ordered(fields)

@@ -7,6 +7,7 @@ transactions, never inside one.
 """
 
 import datetime as dt
+import hmac
 import logging
 import secrets
 import uuid
@@ -77,6 +78,15 @@ class SessionBusy(Exception):
     def __init__(self, session: PaymentSession):
         super().__init__(session.state)
         self.session = session
+
+
+class SessionElsewhere(Exception):
+    """A merchant's request, correctly signed, for an order whose payment session is open in another browser: a
+    replay (or the link passed on) must not take the session away from the customer's browser."""
+
+    def __init__(self, session_id: int):
+        super().__init__(session_id)
+        self.session_id = session_id
 
 
 class SelectionChanged(Exception):
@@ -205,7 +215,8 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
     """Start the payment of a merchant's order, or continue it when the same order is posted again.
 
     An order already paid, failed or expired comes back as it is (not open: nothing starts); one still
-    open with other fields is refused (RequestError)."""
+    open with other fields is refused (RequestError), from another browser than the one it is open in too
+    (SessionElsewhere: the session stays with the browser that opened it, docs/gateway.md)."""
     now = now or timezone.now()
     for _try in range(2):
         existing = PaymentSession.objects.select_for_update().filter(merchant=merchant, oid=request.oid).first()
@@ -215,9 +226,10 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
                 return existing
             if not _same_request(existing.request_fields, request.fields):
                 raise protocol.RequestError(_("Cette commande est déjà en cours de paiement avec d'autres données."))
-            existing.browser_digest, existing.updated_at = browser_digest(browser_key), now
-            existing.lang = request.lang
-            existing.save(update_fields=["browser_digest", "updated_at", "lang"])
+            if not hmac.compare_digest(existing.browser_digest, browser_digest(browser_key)):
+                raise SessionElsewhere(existing.pk)
+            existing.updated_at, existing.lang = now, request.lang
+            existing.save(update_fields=["updated_at", "lang"])
             _session_note(existing, "commande envoyée à nouveau par le marchand : session reprise", now=now)
             return existing
         try:

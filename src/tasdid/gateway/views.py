@@ -126,6 +126,15 @@ def refusal(request: HttpRequest) -> HttpResponse:
     return _refuse(request, str(message), status=200)
 
 
+def _log_refusal(request: HttpRequest, reason: str) -> None:
+    """The audit line of a refused merchant request: which client and order said to be (as posted, quoted)."""
+    def posted(name: str) -> str:
+        return next((v for k, v in request.POST.items() if k.lower() == name), "")[:64]
+
+    logger.info("gateway: payment request refused (clientid %r, oid %r): %s", posted("clientid"), posted("oid"),
+                reason)
+
+
 @csrf_exempt  # the merchant's request is verified by its ver3 hash (store key), which replaces CSRF
 @never_cache
 def est3dgate(request: HttpRequest) -> HttpResponse:
@@ -142,7 +151,16 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
         key = request.session.get(BROWSER_KEY) or secrets.token_urlsafe(32)
         session = services.session_open(merchant=merchant, request=checked, browser_key=key)
     except protocol.RequestError as exc:
+        _log_refusal(request, exc.message)
         return _refuse_request(request, exc)
+    except services.SessionElsewhere as exc:
+        _log_refusal(request, "demande rejouée depuis un autre navigateur")
+        services.session_note(session_id=exc.session_id,
+                              cause="demande du marchand rejouée depuis un autre navigateur : refusée")
+        return _refuse_in_every_language(request, lambda: _(
+            "Cette commande est déjà en cours de paiement dans un autre navigateur. Seul le navigateur qui a ouvert "
+            "la page de paiement peut la poursuivre : terminez le paiement dans celui-ci, ou revenez au site du "
+            "marchand une fois la session de paiement expirée."), status=409)
     if session.state != SessionState.OPEN:
         i18n.use(request, session.lang)
         return _status_page(request, session, status=409, offer_return=False)

@@ -27,7 +27,7 @@ from tasdid.core import response_codes as rc
 from tasdid.core.cards import mask
 from tasdid.core.i18n import known
 from tasdid.core.money import MAD_NUMERIC, AmountError, parse_amount
-from tasdid.core.signing import ver3_verify
+from tasdid.core.signing import ver3_verify_received
 
 from ..models import Invoice, Payment, PaymentOrder, PaymentOrderEvent, PaymentOrderItem, ServiceLine
 from ..receipts import receipt_number_allocate, receipt_path
@@ -176,12 +176,14 @@ class GatewayMessage:
 
 
 def read_gateway_message(fields: Mapping[str, str], *, client_id: str, store_key: str) -> GatewayMessage:
-    """Check a message from the gateway: its ver3 ``HASH`` over every other field, our client id, an oid."""
+    """Check a message from the gateway: its ver3 ``HASH`` over every other field (each value HTML-decoded and
+    trimmed first, as CMI's merchant kit checks it: core.signing.ver3_verify_received), our client id, an oid."""
     if any(not isinstance(v, str) or "\x00" in v or "\x00" in k for k, v in fields.items()):
         raise GatewayMessageRefused("junk")
-    if not ver3_verify(fields, store_key, hash_field="HASH"):
+    read = ver3_verify_received(fields, store_key, hash_field="HASH")
+    if read is None:
         raise GatewayMessageRefused("bad_hash")
-    message = GatewayMessage({k.lower(): v for k, v in fields.items()})
+    message = GatewayMessage({k.lower(): v for k, v in read.items()})
     if message.get("clientid") != client_id:
         raise GatewayMessageRefused("client_id")
     if not message.oid:
