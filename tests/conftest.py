@@ -6,8 +6,15 @@ import shutil
 
 import pytest
 from django.conf import settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+# Hypothesis checks properties, not speed: no per-example deadline nor slowness check (the shared machine stalls
+# any example now and then; speed targets live in bench/). Each test keeps its own max_examples.
+hypothesis_settings.register_profile("tasdid", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("tasdid")
 
 
 @pytest.fixture(scope="session")
