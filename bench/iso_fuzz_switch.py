@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tasdid.core import iso8583 as iso  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.switch.fakes import FakeIssuer, wait_until  # noqa: E402
 from tests.switch.fuzzing import Frame, Outcome, alive, judge_answers, mutate, read_stream, samples  # noqa: E402
+
+from tasdid.core import iso8583 as iso  # noqa: E402
 
 TASDID = [sys.executable, "-m", "tasdid.cli"]
 FINANCIAL = ("0100", "0200", "0220", "0400")
@@ -163,7 +164,7 @@ class Campaign:
                     done = self.counts["frames"]
                 if self.progress and done // self.progress != (done - sent_items) // self.progress:
                     print(f"{done} frames, {self.summary()}", flush=True)
-        except Exception as exc:  # noqa: BLE001 - a fuzzer fault is reported, the run stops
+        except Exception as exc:
             with self.lock:
                 self.problems.append(f"worker {number}: {type(exc).__name__}: {exc}")
             self.stop.set()

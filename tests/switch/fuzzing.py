@@ -125,7 +125,7 @@ def alive(port: int) -> bool:
 class Frame:
     """One frame as the switch reads it: its outcome (an ``Outcome`` name) and the answer key it is owed, if any."""
 
-    __slots__ = ("outcome", "key", "message")
+    __slots__ = ("key", "message", "outcome")
 
     def __init__(self, outcome: str, key: tuple | None = None, message: iso.Message | None = None):
         self.outcome, self.key, self.message = outcome, key, message
