@@ -27,6 +27,7 @@ import argparse
 import datetime as dt
 import os
 import random
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -345,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--connections", type=int, default=4)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the host is stopped too (finally)
     tasdid = Path(sys.executable).with_name("tasdid")
     with tempfile.TemporaryDirectory(prefix="iso-fuzz-") as tmp:
         var = Path(tmp)

@@ -28,6 +28,9 @@ def samples(stan: int = 123, amount: int = 100) -> list[bytes]:
         iso.encode(iso.ReversalRequest(amount_minor=amount + 3, currency="504", stan=key(3), transmitted_at=at,
                                        merchant_id="600000001", original=original)),
         iso.encode(iso.NetworkRequest(stan=key(4), transmitted_at=at, network_code="301")),
+        iso.encode(iso.FinancialRequest(processing_code=iso.REFUND, amount_minor=amount + 5, currency="504",
+                                        stan=key(5), transmitted_at=at, merchant_id="600000001",
+                                        rrn="000000000001", original=original, order_id="ORDER-1-R1")),
     ]
 
 
