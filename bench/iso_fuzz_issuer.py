@@ -160,11 +160,12 @@ def _take(pending: list[iso.Message], answer: iso.Message) -> iso.Message | None
     return None
 
 
-def judge(sent: bytes, bodies: list[bytes]) -> tuple[list[str], set[str]]:
-    """What is wrong with these answers to ``sent`` (empty: nothing), and the RRNs of the 0100 approvals."""
+def judge(sent: bytes, bodies: list[bytes], owed: tuple[list, list] | None = None) -> tuple[list[str], set[str]]:
+    """What is wrong with these answers to ``sent`` (empty: nothing), and the RRNs of the 0100 approvals;
+    ``owed``: ``expected(sent)`` when the caller has it already."""
     wrong: list[str] = []
     approved: set[str] = set()
-    requests, refusals = expected(sent)
+    requests, refusals = (list(owed[0]), list(owed[1])) if owed is not None else expected(sent)
     month, year = APPROVED_CARD.expiry.split("/")
     for body in bodies:
         try:
@@ -203,7 +204,7 @@ def judge(sent: bytes, bodies: list[bytes]) -> tuple[list[str], set[str]]:
 
 class Campaign:
     def __init__(self, port: int, *, examples: int, seed: int, connections: int = 4, timeout: float = 60.0,
-                 progress: int = 0):
+                 progress: int = 0, minutes: float | None = None):
         self.port, self.examples, self.seed, self.connections = port, examples, seed, connections
         self.timeout, self.progress = timeout, progress
         self.lock = threading.Lock()
@@ -212,6 +213,7 @@ class Campaign:
         self.violations: list[str] = []
         self.approvals: set[str] = set()
         self.stop = threading.Event()
+        self.ends = None if minutes is None else time.monotonic() + minutes * 60
         self.keys = iter(range(0, 10**12, 2))  # STANs of the examples (even; their originals odd)
 
     def item(self, rng: random.Random) -> bytes:
@@ -228,7 +230,7 @@ class Campaign:
         sock: socket.socket | None = None
         buffer = bytearray()
         try:
-            while not self.stop.is_set():
+            while not self.stop.is_set() and (self.ends is None or time.monotonic() < self.ends):
                 with self.lock:
                     n = max(0, min(rng.randint(1, 32), self.examples - self.claimed))
                     self.claimed += n
@@ -263,7 +265,7 @@ class Campaign:
                 if not goes_on or trouble:
                     sock.close()
                     sock = None
-                wrong, approved = judge(bytes(data), bodies)
+                wrong, approved = judge(bytes(data), bodies, (requests, refusals))
                 wrong += [trouble] if trouble else []
                 with self.lock:
                     self.counts["examples"] += sent_items
@@ -345,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--minutes", type=float, help="stop sending after this long (the checks still run)")
     parser.add_argument("--on-disk", action="store_true", help="the database in the temporary directory's disk")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the host is stopped too (finally)
@@ -365,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             line = host.stdout.readline().strip()
             port = int(line.rsplit(":", 1)[1])
             campaign = Campaign(port, examples=args.examples, seed=args.seed, connections=args.connections,
-                                progress=50_000)
+                                progress=50_000, minutes=args.minutes)
             started = time.monotonic()
             campaign.run(host)
             if not echo_answered(port):

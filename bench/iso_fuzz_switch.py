@@ -76,7 +76,7 @@ class Campaign:
     """The fuzzing loop of one or several connections to ``port``; ``run`` returns the outcome counts."""
 
     def __init__(self, port: int, forwarded: Forwarded, *, frames: int, seed: int, connections: int = 4,
-                 timeout: float = 15.0, progress: int = 0):
+                 timeout: float = 15.0, progress: int = 0, minutes: float | None = None):
         self.port, self.forwarded, self.frames, self.seed = port, forwarded, frames, seed
         self.connections, self.timeout, self.progress = connections, timeout, progress
         self.counts: Counter[str] = Counter()
@@ -84,6 +84,7 @@ class Campaign:
         self.lock = threading.Lock()
         self.claimed = 0
         self.stop = threading.Event()
+        self.ends = None if minutes is None else time.monotonic() + minutes * 60
 
     def claim(self, wanted: int) -> int:
         with self.lock:
@@ -112,7 +113,7 @@ class Campaign:
         buffer = bytearray()
         batch = 0
         try:
-            while not self.stop.is_set():
+            while not self.stop.is_set() and (self.ends is None or time.monotonic() < self.ends):
                 n = self.claim(rng.randint(1, 32))
                 if n == 0:
                     break
@@ -240,6 +241,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--minutes", type=float, help="stop sending after this long (the checks still run)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the switch is stopped too (finally)
     issuer = FakeIssuer().start()
@@ -261,7 +263,7 @@ def main() -> int:
         wait_until(lambda: any("ISO 8583 sur" in line for line in output), "the switch listening")
         wait_until(lambda: issuer.network("001"), "the sign-on")
         campaign = Campaign(port, forwarded, frames=args.frames, seed=args.seed, connections=args.connections,
-                            progress=50_000)
+                            progress=50_000, minutes=args.minutes)
         started = time.monotonic()
         counts = campaign.run(check_alive=lambda: switch.poll() is None)
         elapsed = time.monotonic() - started
