@@ -43,3 +43,18 @@ def test_mutated_frames_get_no_wrong_answer(transactional_db, fuzz_host, base, o
     alive = [iso.decode(b) for b in exchange(fuzz_host.port, iso.encode_frame(
         iso.NetworkRequest(stan="999999", transmitted_at=dt.datetime.now(dt.UTC), network_code=iso.ECHO)))]
     assert [a.response_code for a in alive] == ["00"]
+
+
+def test_a_short_campaign_of_streams_finds_nothing_wrong(transactional_db, fuzz_host):
+    """The long run's loop (bench/iso_fuzz_issuer.py), bounded: 300 examples in batches on 2 connections."""
+    from bench.iso_fuzz_issuer import Campaign
+
+    seed_demo()
+    campaign = Campaign(fuzz_host.port, examples=300, seed=5, connections=2)
+    campaign.run()
+    assert campaign.violations == []
+    assert campaign.counts["examples"] == 300
+    assert campaign.counts["valid"] and campaign.counts["answered 30"] and campaign.counts["closed"]
+    assert set(Hold.objects.values_list("rrn", flat=True)) == campaign.approvals
+    assert not LedgerEntry.objects.filter(kind="debit").exists()
+    assert not Refund.objects.filter(response_code="00").exists()

@@ -69,7 +69,7 @@ def hexdump(data: bytes) -> list[str]:
 def render_dumps() -> str:
     out = []
     for pair, messages in PAIRS.items():
-        out.append(f"### {pair}\n")
+        out.append(f"#### {pair}\n")
         for message in messages:
             framed = iso.encode_frame(message)
             decoded, _encoded = iso8583.decode(framed[2:], iso.SPEC)

@@ -22,3 +22,16 @@ SAMPLES = samples()
 def test_fuzzed_frames_never_crash_or_get_accepted(switch, atlas, payload):
     outcome = probe(switch.port, payload, atlas)
     assert outcome not in (Outcome.CRASH, Outcome.WRONG_ACCEPT)
+
+
+def test_a_short_campaign_of_streams_finds_nothing_wrong(switch, atlas):
+    """The long run's loop (bench/iso_fuzz_switch.py), bounded: 400 frames in batches on 2 connections."""
+    from bench.iso_fuzz_switch import Campaign, Forwarded
+
+    forwarded = atlas.received = Forwarded()
+    campaign = Campaign(switch.port, forwarded, frames=400, seed=5, connections=2)
+    counts = campaign.run()
+    assert campaign.problems == []
+    assert counts["frames"] == 400
+    assert counts[Outcome.CRASH] == counts[Outcome.WRONG_ACCEPT] == 0
+    assert counts[Outcome.VALID] and counts[Outcome.ANSWERED_30] and counts[Outcome.CLOSED]
