@@ -79,6 +79,8 @@ class SimIssuerLink(switch_server.IssuerLink):
         rails.net.maybe_crash("before forwarding to the issuer host")
         self.switch.journal.record(switch_server.journal_fields(message, direction="iss_out", peer=self.name,
                                                                 bank_name=bank_name, related=related))
+        if message.MTI in switch_server.REVERSIBLE:  # as the real link: on disk before it leaves (group commit)
+            self.switch.journal.flush()
         answer = rails.to_issuer(message)
         if answer is None:
             error = switch_server.NoAnswer(f"{self.name}: no answer in time")

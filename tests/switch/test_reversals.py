@@ -123,3 +123,21 @@ def test_reversal_of_an_original_the_issuer_never_saw(switch, atlas):
     unknown = dataclasses.replace(void, stan="000601", original=dataclasses.replace(original, stan="123456"))
     assert client.ask(unknown).response_code == rc.INVALID_TRANSACTION
     assert atlas.requests("0400") == []
+
+
+def test_a_forwarded_authorization_is_on_disk_before_it_leaves_the_switch(start_switch, atlas):
+    """The issuer leg of a 0100 is what a restarted switch finds the original of a reversal by: it is committed
+    before the frame leaves, not with the journal's next batch (here a minute away, so a switch killed now would
+    lose every other row of this exchange but not that one)."""
+    switch = start_switch(journal_interval=60.0)
+    atlas.decide = lambda message: ("answer", rc.APPROVED)
+    request = authorization(amount=28500)
+
+    assert Acquirer(switch.port).ask(request).response_code == rc.APPROVED
+
+    [forwarded] = atlas.requests("0100")
+    on_disk = JournalEntry.objects.filter(direction="iss_out", mti="0100", stan=forwarded.stan,
+                                          related_stan=request.stan, related_transmitted_at=request.transmitted_at)
+    assert on_disk.count() == 1
+    # What came after it (the issuer's answer, the answer to the acquirer) waits for its batch.
+    assert not JournalEntry.objects.filter(mti="0110").exists()

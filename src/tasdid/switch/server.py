@@ -171,38 +171,68 @@ def journal_fields(message: iso.Message, *, direction: str, peer: str = "", bank
     }
 
 
+class JournalUnavailable(Exception):
+    """A row that had to be on disk before the switch goes on could not be written."""
+
+
 class Journal:
-    """Journal rows queued by the hot path and written in batches by one task."""
+    """Journal rows queued by the hot path and written in batches by one task. Most rows may wait for their batch
+    (``record``); a forwarded 0100 or 0200 may not (``record_durably``): the switch needs it to find the original
+    of a reversal after a restart, so it is committed before the frame leaves, with whatever else waits (group
+    commit: one transaction for every request forwarded meanwhile)."""
 
     def __init__(self, config: SwitchConfig, db: Callable):
         self.config = config
         self.db = db  # runs a function in the journal's own thread, which keeps its database connection
-        self.queue: asyncio.Queue[dict] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[dict, asyncio.Future | None]] = asyncio.Queue()
+        self._durable_waiting = asyncio.Event()
+        self._durable_queued = 0  # rows of record_durably not yet written
         self.written = 0
 
     def record(self, entry: dict) -> None:
-        self.queue.put_nowait(entry)
+        self.queue.put_nowait((entry, None))
+
+    async def record_durably(self, entry: dict) -> None:
+        """Return once ``entry`` is committed; JournalUnavailable when it could not be."""
+        future = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((entry, future))
+        self._durable_queued += 1
+        self._durable_waiting.set()
+        await future
 
     async def run(self) -> None:
         while True:
-            entries = [await self.queue.get()]
-            await asyncio.sleep(self.config.journal_interval)  # let a batch gather
-            while not self.queue.empty() and len(entries) < self.config.journal_batch:
-                entries.append(self.queue.get_nowait())
-            await self._write(entries)
+            batch = [await self.queue.get()]
+            if batch[0][1] is None and not self._durable_waiting.is_set():
+                with contextlib.suppress(TimeoutError):  # let a batch gather, unless a row must be on disk
+                    await asyncio.wait_for(self._durable_waiting.wait(), self.config.journal_interval)
+            self._durable_waiting.clear()
+            while not self.queue.empty() and len(batch) < self.config.journal_batch:
+                batch.append(self.queue.get_nowait())
+            await self._write(batch)
+            if self._durable_queued:
+                self._durable_waiting.set()  # more than a batch waited: the rest goes at once too
 
     async def flush(self) -> None:
-        entries = []
+        batch = []
         while not self.queue.empty():
-            entries.append(self.queue.get_nowait())
-        if entries:
-            await self._write(entries)
+            batch.append(self.queue.get_nowait())
+        if batch:
+            await self._write(batch)
 
-    async def _write(self, entries: list[dict]) -> None:
+    async def _write(self, batch: list[tuple[dict, asyncio.Future | None]]) -> None:
+        self._durable_queued -= sum(future is not None for _entry, future in batch)
         try:
-            self.written += await self.db(services.journal_append, entries=entries)
-        except Exception:  # the journal must never stop the switch; the rows are lost, say so
-            logger.exception("journal: %d rows could not be written", len(entries))
+            self.written += await self.db(services.journal_append, entries=[entry for entry, _future in batch])
+        except Exception as exc:  # the journal must never stop the switch; the rows are lost, say so
+            logger.exception("journal: %d rows could not be written", len(batch))
+            for _entry, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(JournalUnavailable(str(exc)))
+            return
+        for _entry, future in batch:
+            if future is not None and not future.done():
+                future.set_result(None)
 
 
 class IssuerLink:
@@ -252,13 +282,24 @@ class IssuerLink:
         self._stans_in_flight.add(message.stan)
         started = time.monotonic()
         try:
+            entry = journal_fields(message, direction="iss_out", peer=self.name, bank_name=bank_name,
+                                   related=related)
+            if message.MTI in REVERSIBLE:
+                # On disk before it leaves: a switch that dies once it has left still finds, after its restart,
+                # the original of the acquirer's reversal (else it would answer 12 and the issuer's hold stay).
+                try:
+                    await self.switch.journal.record_durably(entry)
+                except JournalUnavailable as exc:
+                    raise LinkDown(f"{self.name}: not forwarded, the journal cannot be written ({exc})") from None
+                if self.writer is None or self.writer.is_closing():
+                    raise LinkDown(f"{self.name}: link lost")
             try:
                 self.writer.write(iso.encode_frame(message))
                 await self.writer.drain()
             except (ConnectionError, OSError) as exc:
                 raise LinkDown(f"{self.name}: {exc}") from None
-            self.switch.journal.record(journal_fields(message, direction="iss_out", peer=self.name,
-                                                      bank_name=bank_name, related=related))
+            if message.MTI not in REVERSIBLE:
+                self.switch.journal.record(entry)
             try:
                 answer = await asyncio.wait_for(asyncio.shield(future), timeout)
             except (TimeoutError, LinkDown) as exc:
