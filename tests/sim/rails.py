@@ -166,13 +166,23 @@ class IsoRails:
     def close(self) -> None:
         self.loop.close()
 
+    def run(self, coroutine):
+        """``coroutine`` to completion on the simulation's loop, in this thread. A loop that already runs here
+        (Playwright's sync driver, when a browser test ran before in this process) is set aside meanwhile."""
+        outer = asyncio._get_running_loop()
+        asyncio._set_running_loop(None)
+        try:
+            return self.loop.run_until_complete(coroutine)
+        finally:
+            asyncio._set_running_loop(outer)
+
     # --- processes ------------------------------------------------------------------------------------------
 
     def the_switch(self) -> SimSwitch:
         """The switch process's memory: a fresh one after each restart (routes read again from its table)."""
         if self.switch is None:
             self.switch = SimSwitch(self)
-            self.loop.run_until_complete(self.switch.load_routes())
+            self.run(self.switch.load_routes())
         return self.switch
 
     def went_down(self, process: str) -> None:
@@ -281,7 +291,7 @@ class IsoRails:
             answers.append(message)
 
         try:
-            net.run_as("switch", lambda: self.loop.run_until_complete(switch._handle(
+            net.run_as("switch", lambda: self.run(switch._handle(
                 request, peer=peer.address, host=ACQUIRER_HOST, send=send, started=0.0)))
         except BaseException as crash:
             from .network import SimCrash
@@ -405,7 +415,7 @@ class IsoRails:
         counts: Counter[str] = Counter()
         for reversal in switch_selectors.reversals_due(now=dt.datetime.now(dt.UTC)):
             try:
-                self.net.run_as("switch", lambda r=reversal: self.loop.run_until_complete(switch._send_reversal(r)))
+                self.net.run_as("switch", lambda r=reversal: self.run(switch._send_reversal(r)))
             except SimCrash as crash:
                 if crash.process != "switch":
                     raise
