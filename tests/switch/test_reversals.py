@@ -141,3 +141,30 @@ def test_a_forwarded_authorization_is_on_disk_before_it_leaves_the_switch(start_
     assert on_disk.count() == 1
     # What came after it (the issuer's answer, the answer to the acquirer) waits for its batch.
     assert not JournalEntry.objects.filter(mti="0110").exists()
+
+
+def test_a_refund_whose_reversal_came_first_is_never_forwarded(switch, atlas):
+    """A refund (0200, processing code 20, no card: it follows its payment by RRN) late on one connection, its
+    reversal (0400) first on another: the reversal is answered 12 (nothing forwarded), and the refund that comes
+    after it is declined, never credited at the issuer."""
+    client = Acquirer(switch.port)
+    request = authorization(amount=28500)
+    approved = client.ask(request)
+    assert approved.response_code == rc.APPROVED
+    at = request.transmitted_at + dt.timedelta(seconds=5)
+    paid = iso.OriginalData(mti="0100", stan=request.stan, transmitted_at=request.transmitted_at)
+    refund = iso.FinancialRequest(processing_code=iso.REFUND, amount_minor=5000, currency="504", stan="000700",
+                                  transmitted_at=at, merchant_id="600000001", rrn=approved.rrn, original=paid,
+                                  merchant_name="TASDID", order_id="ORDER-1")
+    reversal = iso.ReversalRequest(amount_minor=5000, currency="504", stan="000701", transmitted_at=at,
+                                   merchant_id="600000001", processing_code=iso.REFUND,
+                                   original=iso.OriginalData(mti="0200", stan="000700", transmitted_at=at))
+
+    assert Acquirer(switch.port).ask(reversal).response_code == rc.INVALID_TRANSACTION
+    late = client.ask(refund)
+
+    assert (late.MTI, late.response_code, late.stan) == ("0210", rc.INVALID_TRANSACTION, "000700")
+    assert atlas.requests("0200") == [] and atlas.requests("0400") == []
+    wait_until(lambda: JournalEntry.objects.filter(direction="acq_out", mti="0210",
+                                                   note="annulé par l'acquéreur avant d'arriver").exists(),
+               "the refused refund journaled")

@@ -633,6 +633,13 @@ class Switch:
     async def _route_and_forward(self, request: iso.Message, *, send, started: float) -> None:
         follows = request.MTI in FOLLOW_ORIGINAL or (isinstance(request, iso.FinancialRequest) and not request.pan)
         rewrite: dict = {}
+        if request.MTI in REVERSIBLE and self._forward_key(request.merchant_id, request.MTI, request.stan,
+                                                           request.transmitted_at) in self.reversed_unseen:
+            # Its reversal came first (on another connection) and was answered: never forward it now, whether it
+            # names a card (an authorization) or follows a payment (a refund by RRN).
+            await send(iso.respond(request, rc.INVALID_TRANSACTION), request=request, started=started,
+                       note="annulé par l'acquéreur avant d'arriver")
+            return
         if follows:
             original = await self._original(request)
             if original is None:
@@ -661,11 +668,6 @@ class Switch:
             rewrite["original"] = dataclasses.replace(request.original, stan=original.stan,
                                                       transmitted_at=original.transmitted_at)
         else:
-            if self._forward_key(request.merchant_id, request.MTI, request.stan,
-                                 request.transmitted_at) in self.reversed_unseen:
-                await send(iso.respond(request, rc.INVALID_TRANSACTION), request=request, started=started,
-                           note="annulé par l'acquéreur avant d'arriver")
-                return
             route = route_for(request.pan, self.routes)
             if route is None:
                 await send(iso.respond(request, rc.NO_ROUTE), request=request, started=started,
