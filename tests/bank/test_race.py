@@ -20,14 +20,15 @@ def test_two_authorizations_racing_on_one_account_do_not_overdraw(transactional_
     seed_demo()
     # Widen the window between reading the available balance and writing the hold: without the lock, both
     # threads would read 50.00 and both would approve 30.00.
-    real = selectors.account_available
+    real, reads = selectors.accounts_held, []
 
-    def slow_available(**kwargs):
+    def slow_held(**kwargs):
         value = real(**kwargs)
+        reads.append(kwargs)
         time.sleep(0.3)
         return value
 
-    monkeypatch.setattr(selectors, "account_available", slow_available)
+    monkeypatch.setattr(selectors, "accounts_held", slow_held)
     barrier = threading.Barrier(2)
     results, errors = [], []
 
@@ -50,6 +51,7 @@ def test_two_authorizations_racing_on_one_account_do_not_overdraw(transactional_
     for t in threads:
         t.join(timeout=60)
     assert errors == []
+    assert len(reads) == 2  # each decision read the holds through the widened window
     assert sorted(results) == ["00", "51"]
     account = Card.objects.get(fingerprint=fingerprint(POOR.number)).account
     assert Hold.objects.filter(account=account, state="held").count() == 1
@@ -64,16 +66,16 @@ def test_an_authorization_and_its_reversal_racing_never_leave_a_hold(transaction
     gets the message key first, the end is the same: no money held. (SQLite serializes every transaction, so
     the race is real on PostgreSQL only, where it left a hold before the key was locked.)"""
     seed_demo()
-    real = selectors.account_available
+    real = selectors.accounts_held
     deciding = threading.Event()
 
-    def slow_available(**kwargs):
+    def slow_held(**kwargs):
         deciding.set()
         value = real(**kwargs)
         time.sleep(0.3)
         return value
 
-    monkeypatch.setattr(selectors, "account_available", slow_available)
+    monkeypatch.setattr(selectors, "accounts_held", slow_held)
     when = timezone.now()
     results, errors = {}, []
 
