@@ -39,6 +39,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import iso8583 as iso
 from tasdid.core import response_codes as rc
+from tasdid.core.aio import within
 
 from .services import authorization
 
@@ -273,7 +274,7 @@ class IssuerHost:
             while True:
                 await in_flight.acquire()
                 try:
-                    payload = await asyncio.wait_for(iso.read_frame(reader), self.idle_timeout)
+                    payload = await within(self.idle_timeout, iso.read_frame(reader))
                 except TimeoutError:
                     in_flight.release()
                     logger.info("issuer: %s silent for %ss: closed", peer, self.idle_timeout)

@@ -57,6 +57,7 @@ from tasdid.core.acquiring import (
     SettlementRequest,
     SettlementResult,
 )
+from tasdid.core.aio import within
 
 from . import selectors, services
 from .models import PendingReversal
@@ -177,7 +178,7 @@ class RailsConnection:
 
     async def _wait_up(self, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(self._up.wait(), timeout)
+            await within(timeout, self._up.wait())
         except TimeoutError:
             return False
         return True
@@ -202,7 +203,7 @@ class RailsConnection:
             except (ConnectionError, OSError) as exc:
                 raise NoAnswer(f"connection lost while sending: {type(exc).__name__}") from None
             try:
-                return await asyncio.wait_for(asyncio.shield(future), timeout)
+                return await within(timeout, asyncio.shield(future))
             except TimeoutError:
                 raise NoAnswer(f"no answer within {timeout:g} s") from None
             except _ConnectionLost:
@@ -223,9 +224,8 @@ class RailsConnection:
         address = f"{self.config.host}:{self.config.port}"
         while True:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.config.host, self.config.port, limit=iso.MAX_FRAME + 2),
-                    self.config.echo_timeout)
+                reader, writer = await within(self.config.echo_timeout, asyncio.open_connection(
+                    self.config.host, self.config.port, limit=iso.MAX_FRAME + 2))
             except (OSError, TimeoutError) as exc:
                 logger.info("rails: connection to the switch %s failed (%s), next try in %.1f s", address,
                             type(exc).__name__, delay)

@@ -31,6 +31,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
+from tasdid.core.aio import within
+
 from . import services
 from .smpp_codec import (
     ESM_DELIVERY_RECEIPT,
@@ -137,11 +139,11 @@ class SmppChannel:
             await asyncio.gather(sender, return_exceptions=True)
             if not receiver.done():  # stopping, or a submit_sm unanswered on a live link: end the session
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(smsc.unbind(), 5)
+                    await within(5, smsc.unbind())
             # Receipts and SMS already acknowledged to the SMS centre wait in the library's queue: handle them all
             # (the receiver returns at the session's end) before binding again; give up only on a stuck one.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(receiver), 60)
+                await within(60, asyncio.shield(receiver))
             receiver.cancel()
             await asyncio.gather(receiver, return_exceptions=True)
 
@@ -201,8 +203,7 @@ class SmppChannel:
             if lost.is_set():
                 return services.SubmitOutcome(sms.pk, error="connection lost before submit_sm", submitted=False)
             try:
-                resp = await asyncio.wait_for(smsc.submit_sm(dest.addr, payload, **fields),
-                                              self.config.submit_timeout)
+                resp = await within(self.config.submit_timeout, smsc.submit_sm(dest.addr, payload, **fields))
             except (TimeoutError, smpp34.SmppError, OSError) as exc:
                 # No answer: the SMS centre may or may not have it. Without an id it is submitted again.
                 lost.set()
@@ -288,7 +289,7 @@ class SmppChannel:
 
 async def _sleep_unless(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        await within(seconds, event.wait())
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 from django.db import close_old_connections, connections
 
+from tasdid.core.aio import within
 from tasdid.core.cards import mask
 
 from . import iso8583 as iso
@@ -205,7 +206,7 @@ class Journal:
             batch = [await self.queue.get()]
             if batch[0][1] is None and not self._durable_waiting.is_set():
                 with contextlib.suppress(TimeoutError):  # let a batch gather, unless a row must be on disk
-                    await asyncio.wait_for(self._durable_waiting.wait(), self.config.journal_interval)
+                    await within(self.config.journal_interval, self._durable_waiting.wait())
             self._durable_waiting.clear()
             while not self.queue.empty() and len(batch) < self.config.journal_batch:
                 batch.append(self.queue.get_nowait())
@@ -301,7 +302,7 @@ class IssuerLink:
             if message.MTI not in REVERSIBLE:
                 self.switch.journal.record(entry)
             try:
-                answer = await asyncio.wait_for(asyncio.shield(future), timeout)
+                answer = await within(timeout, asyncio.shield(future))
             except (TimeoutError, LinkDown) as exc:
                 error = NoAnswer(f"{self.name}: {'no answer in time' if isinstance(exc, TimeoutError) else exc}")
                 error.sent = message
@@ -318,8 +319,7 @@ class IssuerLink:
         delay = self.config.reconnect_min
         while True:
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.address),
-                                                        self.config.echo_timeout)
+                reader, writer = await within(self.config.echo_timeout, asyncio.open_connection(*self.address))
             except (OSError, TimeoutError) as exc:
                 logger.info("issuer link %s: connection failed (%s), next try in %.1f s", self.name, exc, delay)
                 await asyncio.sleep(delay)
@@ -522,8 +522,8 @@ class Switch:
             while True:
                 await slots.acquire()
                 try:
-                    payload = await asyncio.wait_for(iso.read_frame(reader, max_size=self.config.max_frame),
-                                                     self.config.idle_timeout)
+                    payload = await within(self.config.idle_timeout,
+                                           iso.read_frame(reader, max_size=self.config.max_frame))
                 except TimeoutError:
                     logger.info("acquirer %s: idle for %.0f s, closed", peer, self.config.idle_timeout)
                     break
@@ -743,7 +743,7 @@ class Switch:
                     task.add_done_callback(self._handlers.discard)
             self._reversal_wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reversal_wakeup.wait(), self.config.reversal_min)
+                await within(self.config.reversal_min, self._reversal_wakeup.wait())
 
     async def _send_reversal(self, reversal) -> None:
         try:

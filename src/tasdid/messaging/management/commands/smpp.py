@@ -1,10 +1,14 @@
 """``tasdid smpp``: the SMPP channel's long-lived process (tasdid.messaging.smpp), bound to the SMS centre."""
 
 import asyncio
+import logging
+import os
 import signal
+import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from tasdid.messaging.smpp import SmppChannel, SmppConfig
 
@@ -31,6 +35,14 @@ class Command(BaseCommand):
         self.stdout.flush()
         asyncio.run(self._run(config))
         self.stdout.write("SMPP channel stopped")
+        self.stdout.flush()
+        # smpp34's engine keeps native (tokio) threads that may still call into Python while the interpreter
+        # finalizes, which aborts the process (SIGABRT) after a clean stop. Everything is committed and flushed
+        # here: leave without finalizing.
+        logging.shutdown()
+        connections.close_all()
+        sys.stderr.flush()
+        os._exit(0)
 
     async def _run(self, config: SmppConfig) -> None:
         stop = asyncio.Event()
