@@ -1,10 +1,18 @@
 """core.aio.within: a timeout that never swallows its task's cancellation (asyncio.wait_for does on 3.11)."""
 
 import asyncio
+import concurrent.futures
 
 import pytest
 
 from tasdid.core.aio import within
+
+
+def _run(coroutine_function):
+    """asyncio.run in a thread of its own: a browser test earlier in this process leaves Playwright's loop running
+    in the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine_function()).result(timeout=60)
 
 
 def _cancelled_as_it_completes(wait) -> str:
@@ -29,7 +37,7 @@ def _cancelled_as_it_completes(wait) -> str:
         except asyncio.CancelledError:
             return "stopped"
 
-    return asyncio.run(main())
+    return _run(main)
 
 
 def test_within_lets_the_cancellation_through_when_the_operation_ends_in_the_same_turn():
@@ -42,4 +50,4 @@ def test_within_times_out_and_returns_results():
         with pytest.raises(TimeoutError):
             await within(0.01, asyncio.Event().wait())
 
-    asyncio.run(main())
+    _run(main)
