@@ -280,7 +280,12 @@ def attempt_totals_by_state(merchant: Merchant, *, start: dt.datetime,
     own for now; the capture and void operations will carry theirs."""
     rows = (Attempt.objects.filter(session__merchant=merchant, created_at__gte=start, created_at__lt=end)
             .order_by().values("state").annotate(count=Count("pk"), total=Sum("amount")))
-    return {row["state"]: (row["count"], row["total"] or Decimal("0.00")) for row in rows}
+    return {row["state"]: (row["count"], _cents(row["total"])) for row in rows}
+
+
+def _cents(total: Decimal | None) -> Decimal:
+    """A sum as the database returns it (SQLite drops the trailing zeros) written with its two decimals."""
+    return (total or Decimal("0")).quantize(Decimal("0.01"))
 
 
 def refunds_approved_for(merchant: Merchant, *, start: dt.datetime, end: dt.datetime):
@@ -322,7 +327,7 @@ def daily_report(merchant: Merchant, day: dt.date) -> DailyReport:
         counts[status] += count
         totals[status] += total
     refunds = refunds_approved_for(merchant, start=start, end=end).aggregate(count=Count("pk"), total=Sum("amount"))
-    counts["refunded"], totals["refunded"] = refunds["count"], refunds["total"] or Decimal("0.00")
+    counts["refunded"], totals["refunded"] = refunds["count"], _cents(refunds["total"])
     return DailyReport(merchant=merchant, day=day, lines=[ReportLine(s, counts[s], totals[s]) for s in REPORT_STATUSES])
 
 
