@@ -126,7 +126,7 @@ def test_report_page_shows_the_figures_and_the_chart(day_data, staff):
     by_status = {status: int(width) for width, status in widths.items()}
     assert by_status["captured"] == 360 and by_status["processing"] == 0  # the largest amount fills the bar
     assert by_status["refunded"] == int(360 * 85 / 385)
-    assert "2 · 385.00 DH" in svg
+    assert "2 · 385,00 DH" in svg and "remises : 2 · 385,00 DH" in svg
     assert f'href="/admin/gateway/merchant/{a.pk}/rapport.csv?day=2026-12-07"' in page
 
 

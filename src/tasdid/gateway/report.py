@@ -6,8 +6,10 @@ import io
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
+from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -37,7 +39,8 @@ def money(amount: Decimal) -> str:
 
 
 def bar_chart(lines: Sequence[ReportLine], *, title: str) -> SafeString:
-    """A horizontal bar per status, its length the amount, labelled with the count and the amount in dirhams."""
+    """A horizontal bar per status, its length the amount, labelled with the count and the amount in dirhams
+    (written as the page's language writes numbers)."""
     row, label_width, bar_width, value_width, top = 34, 250, 360, 190, 40
     width = label_width + bar_width + value_width
     height = top + row * len(lines) + 10
@@ -47,11 +50,11 @@ def bar_chart(lines: Sequence[ReportLine], *, title: str) -> SafeString:
         y = top + i * row
         length = int(bar_width * line.total / largest) if line.total else 0
         bars.append((
-            y + 21, STATUS_LABELS[line.status],
+            y + 21, capfirst(STATUS_LABELS[line.status]),
             label_width, y + 6, max(length, 2 if line.count else 0), STATUS_COLOURS[line.status], line.status,
-            STATUS_LABELS[line.status], line.count, money(line.total),
+            STATUS_LABELS[line.status], line.count, number_format(line.total, 2),
             label_width + max(length, 2) + 8, y + 21,
-            _("%(count)s · %(amount)s DH") % {"count": line.count, "amount": money(line.total)},
+            _("%(count)s · %(amount)s DH") % {"count": line.count, "amount": number_format(line.total, 2)},
         ))
     body = format_html_join(
         "\n",
@@ -63,10 +66,10 @@ def bar_chart(lines: Sequence[ReportLine], *, title: str) -> SafeString:
     )
     return format_html(
         '<svg xmlns="http://www.w3.org/2000/svg" class="settlement-chart" role="img" '
-        'aria-labelledby="settlement-chart-title" viewBox="0 0 {} {}" width="{}" height="{}">'
+        'aria-labelledby="settlement-chart-title" viewBox="0 0 {} {}" width="100%" preserveAspectRatio="xMinYMin meet">'
         '<title id="settlement-chart-title">{}</title>'
         '<text x="0" y="20" font-size="16" font-weight="bold" fill="#222">{}</text>{}</svg>',
-        width, height, width, height, title, title, body,
+        width, height, title, title, body,
     )
 
 
