@@ -254,18 +254,24 @@ def test_admin_rotation_asks_for_confirmation_then_shows_the_new_key_once(staff)
     merchant.refresh_from_db()
     assert merchant.store_key == STORE_KEY  # nothing changed by looking
 
-    refused = staff.post(listing["Location"], {"overlap_days": "365"})
+    token = re.search(r'name="confirmation" value="([^"]+)"', confirm.content.decode()).group(1)
+    refused = staff.post(listing["Location"], {"overlap_days": "365", "confirmation": token})
     assert refused.status_code == 200 and "inférieure ou égale à 90" in refused.content.decode()
     merchant.refresh_from_db()
     assert merchant.store_key == STORE_KEY
 
-    done = staff.post(listing["Location"], {"overlap_days": "3"})
+    done = staff.post(listing["Location"], {"overlap_days": "3", "confirmation": token})
     assert done.status_code == 200 and "no-store" in done["Cache-Control"]
     merchant.refresh_from_db()
     new_key = merchant.store_key
     assert new_key != STORE_KEY and f'<code id="new-store-key">{new_key}</code>' in done.content.decode()
     assert merchant.previous_store_key == STORE_KEY
     assert abs(merchant.previous_store_key_until - (timezone.now() + dt.timedelta(days=3))) < dt.timedelta(minutes=1)
+    # the same confirmation posted again (a reload): nothing more changes
+    again = staff.post(listing["Location"], {"overlap_days": "3", "confirmation": token}, follow=True)
+    assert "Cette confirmation a déjà servi" in again.content.decode()
+    merchant.refresh_from_db()
+    assert (merchant.store_key, merchant.previous_store_key) == (new_key, STORE_KEY)
     # never again: the change page and the listing show it masked only
     change = staff.get(f"/admin/gateway/merchant/{merchant.pk}/change/").content.decode()
     assert new_key not in change and STORE_KEY not in change
