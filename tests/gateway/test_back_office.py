@@ -328,3 +328,25 @@ def test_back_office_pages_are_for_the_gateway_staff_only(day_data):
 def test_unknown_merchant_is_not_found(staff):
     assert staff.get("/admin/gateway/merchant/999/rapport/").status_code == 404
     assert staff.get("/admin/gateway/merchant/999/transactions/").status_code == 404
+
+
+def test_the_search_by_card_and_by_state_and_date_use_their_indexes_on_postgresql(day_data):
+    """On PostgreSQL (``scripts/with-postgres``): the masked card's prefix is searched through its index (a
+    LIKE 'xxxxxx%' needs varchar_pattern_ops under a non-C collation), the state over a date range through
+    (state, created_at). The table is tiny: the plan is asked with sequential scans priced out."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the plans are PostgreSQL's")
+
+    def plan(rows) -> str:
+        sql, params = rows.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("EXPLAIN " + sql, params)
+            return "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "gateway_attempt_masked_pan" in plan(Attempt.objects.filter(masked_pan__startswith="411111"))
+    start, end = selectors.day_bounds(DAY)
+    assert "gateway_attempt_state_day" in plan(
+        Attempt.objects.filter(state=AttemptState.CAPTURED, created_at__gte=start, created_at__lt=end))
