@@ -81,6 +81,8 @@ TASDID_KEYS = {  # tasdid.core.keys.OWNERS: which party holds each
     "receipt-checks": os.environ.get("TASDID_RECEIPT_CHECKS_KEY", ""),  # biller: verification codes on receipts
     "gateway-cards": os.environ.get("TASDID_GATEWAY_CARDS_KEY", ""),  # gateway: keyed card fingerprints
     "vault": os.environ.get("TASDID_VAULT_KEY", ""),  # gateway: card data in transit through 3-D Secure
+    # gateway: the merchants' store keys at rest; several, comma-separated, the first sealing (gateway.store_keys)
+    "store-keys": os.environ.get("TASDID_GATEWAY_STORE_KEY_KEYS", ""),
     "cards": os.environ.get("TASDID_CARDS_KEY", ""),  # bank: keyed card fingerprints (PAN, CVV)
     "otp": os.environ.get("TASDID_OTP_KEY", ""),  # bank: the ACS's SMS code digests
     "cavv": os.environ.get("TASDID_CAVV_KEY", ""),  # bank: its authentication values (CAVV), the bank's alone

@@ -17,7 +17,7 @@ LINK_NAMES = {"LINK_SERVER_DIRECTORY": {"gateway", "switch"}, "LINK_DIRECTORY_AC
 
 def test_the_gateway_and_the_bank_hold_no_key_in_common():
     assert keys.purposes_of("gateway") & keys.purposes_of("bank") == frozenset()
-    assert keys.purposes_of("gateway") == {"gateway-cards", "vault", "3ds-gateway-switch"}
+    assert keys.purposes_of("gateway") == {"gateway-cards", "vault", "store-keys", "3ds-gateway-switch"}
     assert keys.purposes_of("bank") == {"cards", "otp", "cavv", "3ds-switch-bank"}
     assert keys.purposes_of("switch") == {"3ds-gateway-switch", "3ds-switch-bank"}
     assert all(len(owners) in (1, 2) for owners in keys.OWNERS.values())

@@ -114,7 +114,8 @@ def test_admin_never_shows_a_store_key(staff, merchant):
     assert STORE_KEY not in change
     assert re.search(r'<input type="password" name="new_store_key"[^>]*>', change)
     # saving without a new key keeps it; with one, replaces it
-    data = {"name": "Boutique Test 2", "active": "on", "hosts": "shop.example.ma\n127.0.0.1:8000", "new_store_key": ""}
+    data = {"name": "Boutique Test 2", "mode": "test", "active": "on", "hosts": "shop.example.ma\n127.0.0.1:8000",
+            "new_store_key": ""}
     assert staff.post(f"/admin/gateway/merchant/{merchant.pk}/change/", data).status_code == 302
     merchant.refresh_from_db()
     assert (merchant.name, merchant.store_key, merchant.return_hosts) == (
@@ -126,8 +127,8 @@ def test_admin_never_shows_a_store_key(staff, merchant):
 
 
 def test_admin_adds_a_merchant_with_a_key(staff):
-    data = {"client_id": "600000077", "name": "Nouvelle boutique", "active": "on", "hosts": "shop.example.ma",
-            "new_store_key": ""}
+    data = {"client_id": "600000077", "name": "Nouvelle boutique", "mode": "test", "active": "on",
+            "hosts": "shop.example.ma", "new_store_key": ""}
     response = staff.post("/admin/gateway/merchant/add/", data)
     assert response.status_code == 200
     assert "Indiquez la clé du magasin du nouveau marchand." in response.content.decode()

@@ -16,6 +16,7 @@ OWNERS: dict[str, frozenset[str]] = {
     "receipt-checks": frozenset({"biller"}),  # verification codes printed on receipts
     "gateway-cards": frozenset({"gateway"}),  # the gateway's keyed card fingerprints (its attempts)
     "vault": frozenset({"gateway"}),  # card data sealed in threeDSSessionData
+    "store-keys": frozenset({"gateway"}),  # the merchants' store keys sealed at rest (gateway.store_keys)
     "cards": frozenset({"bank"}),  # the bank's keyed card fingerprints and CVV digests
     "otp": frozenset({"bank"}),  # the ACS's SMS codes
     "cavv": frozenset({"bank"}),  # the authentication values (CAVV) the bank issues and checks

@@ -1,10 +1,24 @@
 """The gateway's staff: merchants, payment sessions and attempts, their refunds, reversals owed to the switch."""
 
+import datetime as dt
+import hmac
+import secrets
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.core.validators import RegexValidator
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnly
+from tasdid.core.http import no_store, see_other
 
 from . import protocol, services
 from .models import (
@@ -17,7 +31,16 @@ from .models import (
     PaymentSession,
     PendingReversal,
 )
-from .selectors import refundable_amount
+from .report import STATUS_LABELS, bar_chart, csv_text
+from .selectors import (
+    TransactionSearch,
+    daily_report,
+    day_attempts,
+    day_bounds,
+    merchant_transactions,
+    refundable_amount,
+    refunds_approved_for,
+)
 
 gateway_admin = PartyAdminSite("gateway_admin", _("Tasdid Pay — administration"))
 
@@ -42,7 +65,7 @@ class MerchantForm(forms.ModelForm):
 
     class Meta:
         model = Merchant
-        fields = ["client_id", "name", "active"]
+        fields = ["client_id", "name", "mode", "active"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -68,19 +91,72 @@ class MerchantForm(forms.ModelForm):
         return data
 
 
+class RotationForm(forms.Form):
+    confirmation = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    overlap_days = forms.IntegerField(
+        label=_("Ancienne clé encore acceptée pendant (jours)"), min_value=0,
+        max_value=services.MAX_STORE_KEY_OVERLAP.days, initial=services.STORE_KEY_OVERLAP.days,
+        help_text=_("Le temps pour le marchand d'installer la nouvelle clé : ses demandes signées avec l'ancienne "
+                    "restent acceptées jusque-là. Les rappels et retours sont signés avec la nouvelle dès "
+                    "maintenant."),
+    )
+
+
+_DIGITS6 = RegexValidator(r"^[0-9]{6}$", _("Saisissez exactement les 6 premiers chiffres de la carte."))
+_DIGITS4 = RegexValidator(r"^[0-9]{4}$", _("Saisissez exactement les 4 derniers chiffres de la carte."))
+
+
+class TransactionSearchForm(forms.Form):
+    """The search of a merchant's transactions (GET). A card is looked up by its first six and last four digits
+    only, never by its full number (the gateway does not keep it)."""
+
+    oid = forms.CharField(label=_("Commande (oid)"), required=False, max_length=64)
+    card_first6 = forms.CharField(label=_("Carte : 6 premiers chiffres"), required=False, max_length=6,
+                                  validators=[_DIGITS6], widget=forms.TextInput(attrs={"inputmode": "numeric"}))
+    card_last4 = forms.CharField(label=_("Carte : 4 derniers chiffres"), required=False, max_length=4,
+                                 validators=[_DIGITS4], widget=forms.TextInput(attrs={"inputmode": "numeric"}))
+    date_from = forms.DateField(label=_("Du"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=_("Au"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    status = forms.ChoiceField(label=_("État"), required=False,
+                               choices=[("", _("tous")), *AttemptState.choices])
+    amount = forms.DecimalField(label=_("Montant (DH)"), required=False, min_value=0, max_digits=12,
+                                decimal_places=2, localize=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            self.add_error("date_to", _("La date de fin précède la date de début."))
+        return data
+
+    def search(self) -> TransactionSearch:
+        data = self.cleaned_data
+        return TransactionSearch(oid=data["oid"].strip(), card_first6=data["card_first6"],
+                                 card_last4=data["card_last4"], date_from=data["date_from"],
+                                 date_to=data["date_to"], status=data["status"], amount=data["amount"])
+
+
+class ReportDayForm(forms.Form):
+    day = forms.DateField(label=_("Jour"), widget=forms.DateInput(attrs={"type": "date"}))
+
+
 @admin.register(Merchant, site=gateway_admin)
 class MerchantAdmin(admin.ModelAdmin):
     form = MerchantForm
-    list_display = ["client_id", "name", "active", "hosts_display", "store_key_display", "updated_at"]
+    list_display = ["client_id", "name", "mode", "active", "hosts_display", "store_key_display", "back_office",
+                    "updated_at"]
+    list_filter = ["mode", "active"]
     search_fields = ["client_id", "name"]
+    actions = ["rotate_store_key"]
+    transactions_per_page = 50
 
     def get_readonly_fields(self, request, obj=None):
-        return ["client_id", "store_key_display"] if obj else []
+        return ["client_id", "store_key_display", "previous_key_display", "back_office"] if obj else []
 
     def get_fields(self, request, obj=None):
         if obj:
-            return ["client_id", "name", "active", "hosts", "store_key_display", "new_store_key"]
-        return ["client_id", "name", "active", "hosts", "new_store_key"]
+            return ["client_id", "name", "mode", "active", "hosts", "store_key_display", "previous_key_display",
+                    "new_store_key", "back_office"]
+        return ["client_id", "name", "mode", "active", "hosts", "new_store_key"]
 
     @admin.display(description=_("hôtes de retour"))
     def hosts_display(self, obj: Merchant) -> str:
@@ -90,14 +166,158 @@ class MerchantAdmin(admin.ModelAdmin):
     def store_key_display(self, obj: Merchant) -> str:
         return masked_key(obj.store_key)
 
+    @admin.display(description=_("clé précédente"))
+    def previous_key_display(self, obj: Merchant) -> str:
+        if not obj.previous_store_key_sealed or not obj.previous_store_key_until:
+            return "—"
+        until = date_format(timezone.localtime(obj.previous_store_key_until), "DATETIME_FORMAT")
+        if obj.previous_store_key_until <= timezone.now():
+            return _("%(key)s, plus acceptée depuis le %(until)s") % {
+                "key": masked_key(obj.previous_store_key), "until": until}
+        return _("%(key)s, acceptée jusqu'au %(until)s") % {"key": masked_key(obj.previous_store_key), "until": until}
+
+    @admin.display(description=_("suivi"))
+    def back_office(self, obj: Merchant) -> str:
+        links = [(reverse(f"{self.admin_site.name}:gateway_merchant_transactions", args=[obj.pk]), _("transactions")),
+                 (reverse(f"{self.admin_site.name}:gateway_merchant_report", args=[obj.pk]), _("rapport du jour")),
+                 (reverse(f"{self.admin_site.name}:gateway_merchant_rotation", args=[obj.pk]),
+                  _("changer la clé du magasin"))]
+        return format_html_join(" · ", '<a href="{}">{}</a>', links)
+
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         result = services.merchant_register(
             client_id=obj.client_id, name=data["name"], return_hosts=data["hosts"],
-            store_key=data.get("new_store_key") or None, active=data["active"],
+            store_key=data.get("new_store_key") or None, active=data["active"], mode=data["mode"],
         )
         obj.pk = result.merchant.pk
         obj.refresh_from_db()
+
+    # --- store key rotation ---
+
+    @admin.action(description=_("Changer la clé du magasin (l'ancienne reste acceptée un temps)"),
+                  permissions=["change"])
+    def rotate_store_key(self, request, queryset):
+        merchants = list(queryset[:2])
+        if len(merchants) != 1:
+            self.message_user(request, _("Choisissez un seul marchand pour changer sa clé."), messages.ERROR)
+            return None
+        return HttpResponseRedirect(
+            reverse(f"{self.admin_site.name}:gateway_merchant_rotation", args=[merchants[0].pk]))
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/rotation/", view(self.rotation_view), name="gateway_merchant_rotation"),
+            path("<int:pk>/transactions/", view(self.transactions_view), name="gateway_merchant_transactions"),
+            path("<int:pk>/rapport/", view(self.report_view), name="gateway_merchant_report"),
+            path("<int:pk>/rapport.csv", view(self.report_csv_view), name="gateway_merchant_report_csv"),
+            *super().get_urls(),
+        ]
+
+    def _merchant(self, request, pk: int, *, change: bool = False) -> Merchant:
+        merchant = Merchant.objects.filter(pk=pk).first()
+        if merchant is None:
+            raise Http404(_("Marchand inconnu."))
+        allowed = self.has_change_permission(request, merchant) if change else self.has_view_permission(request,
+                                                                                                        merchant)
+        if not allowed:
+            raise PermissionDenied
+        return merchant
+
+    def _context(self, request, merchant: Merchant, title: str, **extra) -> dict:
+        return {**self.admin_site.each_context(request), "opts": self.model._meta, "merchant": merchant,
+                "title": title, "subtitle": str(merchant), **extra}
+
+    def rotation_view(self, request, pk: int):
+        """GET: the confirmation, with the overlap asked. POST: the rotation, the new key shown this once. Each
+        confirmation page rotates once: a second post of it (the browser's reload) changes nothing."""
+        merchant = self._merchant(request, pk, change=True)
+        pending = f"gateway.store_key_rotation.{merchant.pk}"
+        if request.method != "POST":
+            request.session[pending] = secrets.token_urlsafe(16)
+            form = RotationForm(initial={"confirmation": request.session[pending]})
+        else:
+            form = RotationForm(request.POST)
+            if form.is_valid():
+                expected = request.session.pop(pending, "")
+                if not expected or not hmac.compare_digest(expected, form.cleaned_data["confirmation"]):
+                    self.message_user(request, _("Cette confirmation a déjà servi : la clé du magasin n'a pas été "
+                                                 "changée une nouvelle fois."), messages.WARNING)
+                    return see_other(reverse(f"{self.admin_site.name}:gateway_merchant_change", args=[merchant.pk]))
+                rotation = services.merchant_rotate_store_key(
+                    merchant_id=merchant.pk, overlap=dt.timedelta(days=form.cleaned_data["overlap_days"]))
+                self.log_change(request, merchant, [{"changed": {"fields": ["store_key_sealed"]}}])
+                context = self._context(request, rotation.merchant, _("Nouvelle clé du magasin"),
+                                        new_key=rotation.new_key, previous_until=rotation.previous_until)
+                return no_store(TemplateResponse(request, "gateway/admin/merchant_rotated.html", context))
+        context = self._context(request, merchant, _("Changer la clé du magasin"), form=form)
+        return no_store(TemplateResponse(request, "gateway/admin/merchant_rotation.html", context))
+
+    # --- transactions and the daily report ---
+
+    def transactions_view(self, request, pk: int):
+        merchant = self._merchant(request, pk)
+        form = TransactionSearchForm(request.GET or None)
+        page = None
+        if form.is_bound and form.is_valid():
+            rows = merchant_transactions(merchant, form.search())
+        elif not form.is_bound:
+            rows = merchant_transactions(merchant)
+        else:
+            rows = None
+        if rows is not None:
+            page = Paginator(rows, self.transactions_per_page).get_page(request.GET.get("page"))
+        query = request.GET.copy()
+        query.pop("page", None)
+        context = self._context(request, merchant, _("Transactions du marchand"), form=form, page=page,
+                                query=query.urlencode())
+        return TemplateResponse(request, "gateway/admin/merchant_transactions.html", context)
+
+    def _day(self, request) -> tuple[ReportDayForm, dt.date]:
+        form = ReportDayForm(request.GET if "day" in request.GET else {"day": timezone.localdate().isoformat()})
+        day = form.cleaned_data["day"] if form.is_valid() else timezone.localdate()
+        return form, day
+
+    def report_view(self, request, pk: int):
+        merchant = self._merchant(request, pk)
+        form, day = self._day(request)
+        report = daily_report(merchant, day)
+        day_text = date_format(day, "DATE_FORMAT")
+        chart = bar_chart(report.lines, title=_("Montants du %(day)s par état") % {"day": day_text})
+        lines = [(line, STATUS_LABELS[line.status]) for line in report.lines]
+        csv_url = reverse(f"{self.admin_site.name}:gateway_merchant_report_csv", args=[merchant.pk])
+        context = self._context(request, merchant, _("Rapport de règlement du jour"), form=form, report=report,
+                                lines=lines, chart=chart, day=day, day_text=day_text,
+                                csv_url=f"{csv_url}?day={day.isoformat()}")
+        return TemplateResponse(request, "gateway/admin/merchant_report.html", context)
+
+    def report_csv_view(self, request, pk: int):
+        """The day's transactions: the attempts begun that day and the refunds approved that day, masked cards
+        only, amounts as decimals."""
+        merchant = self._merchant(request, pk)
+        form, day = self._day(request)
+        if not form.is_valid():
+            return HttpResponse(_("Jour invalide : indiquez une date AAAA-MM-JJ."), status=400,
+                                content_type="text/plain; charset=utf-8")
+        header = [_("date"), _("opération"), _("commande"), _("TransId"), _("état"), _("montant"), _("devise"),
+                  _("carte"), _("type de carte"), _("n° d'autorisation"), _("code réponse")]
+        tz = timezone.get_default_timezone()
+        start, end = day_bounds(day)
+        rows = [
+            [timezone.localtime(a.created_at, tz).isoformat(timespec="seconds"), _("paiement"), a.session.oid,
+             a.trans_id, a.get_state_display(), a.amount, a.session.currency, a.masked_pan, a.brand, a.auth_code,
+             a.response_code]
+            for a in day_attempts(merchant, day)
+        ] + [
+            [timezone.localtime(op.decided_at, tz).isoformat(timespec="seconds"), op.get_kind_display(),
+             op.attempt.session.oid, op.attempt.trans_id, op.get_state_display(), op.amount, op.currency,
+             op.attempt.masked_pan, op.attempt.brand, "", op.response_code]
+            for op in refunds_approved_for(merchant, start=start, end=end)
+        ]
+        response = HttpResponse(csv_text(header, rows), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="tasdid-{merchant.pk}-{day.isoformat()}.csv"'
+        return no_store(response)
 
 
 class EventInline(ReadOnly, admin.TabularInline):

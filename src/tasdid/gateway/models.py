@@ -1,18 +1,38 @@
 """The gateway's records: merchants, payment sessions (one per merchant order), card attempts (one per card
 submit) and their append-only events, with the allowed state transitions beside the models."""
 
+import datetime as dt
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from . import store_keys
+
+
+class MerchantMode(models.TextChoices):
+    """A merchant in test takes only the sandbox's cards (a platform in sandbox mode, TASDID_SANDBOX=1): on a
+    production platform its payment requests are refused until staff switch it to production."""
+
+    TEST = "test", _("test (bac à sable)")
+    PRODUCTION = "production", _("production")
 
 
 class Merchant(models.Model):
     """A shop registered with the gateway (``tasdid merchant add``): its client id, its ver3 store key and the
-    hosts its browser and callback URLs may point to."""
+    hosts its browser and callback URLs may point to.
+
+    The store key is kept sealed (gateway.store_keys), never in clear: ``store_key`` reads and writes it. After a
+    rotation the previous key is still accepted on the merchant's requests until ``previous_store_key_until``;
+    the gateway signs with the current one only."""
 
     client_id = models.CharField(_("identifiant marchand (clientid)"), max_length=32, unique=True)
     name = models.CharField(_("nom"), max_length=200)
-    # Shared secret of the ver3 hash: the gateway needs it in clear to sign callbacks. Never shown in full.
-    store_key = models.CharField(_("clé du magasin"), max_length=128)
+    # Shared secret of the ver3 hash, sealed: the gateway needs it in clear to sign callbacks. Never shown in full.
+    store_key_sealed = models.TextField(_("clé du magasin (chiffrée)"))
+    previous_store_key_sealed = models.TextField(_("clé précédente (chiffrée)"), blank=True, default="")
+    previous_store_key_until = models.DateTimeField(_("clé précédente acceptée jusqu'au"), null=True, blank=True)
+    store_key_changed_at = models.DateTimeField(_("clé du magasin changée le"), null=True, blank=True)
+    mode = models.CharField(_("mode"), max_length=10, choices=MerchantMode.choices, default=MerchantMode.TEST)
     # "host:port" entries, lower-case, a port always written (80/443 when the URL has none).
     return_hosts = models.JSONField(_("hôtes de retour autorisés"), default=list)
     active = models.BooleanField(_("actif"), default=True)
@@ -25,6 +45,26 @@ class Merchant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_id} {self.name}"
+
+    @property
+    def store_key(self) -> str:
+        return store_keys.unseal(self.store_key_sealed)
+
+    @store_key.setter
+    def store_key(self, value: str) -> None:
+        self.store_key_sealed = store_keys.seal(value)
+
+    @property
+    def previous_store_key(self) -> str:
+        return store_keys.unseal(self.previous_store_key_sealed)
+
+    def store_keys_accepted(self, now: dt.datetime) -> list[str]:
+        """The keys a request of this merchant may be signed with at ``now``: the current one, and the previous
+        one until its date."""
+        keys = [self.store_key]
+        if self.previous_store_key_sealed and self.previous_store_key_until and now < self.previous_store_key_until:
+            keys.append(self.previous_store_key)
+        return keys
 
 
 class SessionState(models.TextChoices):
@@ -79,7 +119,8 @@ class PaymentSession(models.Model):
         verbose_name_plural = _("sessions de paiement")
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["merchant", "oid"], name="gateway_session_unique_oid")]
-        indexes = [models.Index(fields=["state", "expires_at"])]
+        indexes = [models.Index(fields=["state", "expires_at"]),
+                   models.Index(fields=["merchant", "created_at"], name="gateway_session_merchant_day")]
 
     def __str__(self) -> str:
         return f"{self.merchant.client_id}/{self.oid}"
@@ -198,6 +239,15 @@ class Attempt(models.Model):
         verbose_name = _("tentative de paiement")
         verbose_name_plural = _("tentatives de paiement")
         ordering = ["-created_at"]
+        # The back office's transaction list and daily report: a merchant's attempts by date (through their
+        # sessions), by state, and by the masked card's first six digits (a prefix: LIKE 'xxxxxx%').
+        indexes = [
+            models.Index(fields=["session", "created_at"], name="gateway_attempt_session_day"),
+            models.Index(fields=["created_at"], name="gateway_attempt_created"),
+            models.Index(fields=["state", "created_at"], name="gateway_attempt_state_day"),
+            models.Index(fields=["masked_pan"], name="gateway_attempt_masked_pan",
+                         opclasses=["varchar_pattern_ops"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.trans_id} ({self.get_state_display()})"

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
 from . import protocol
 from .models import (
@@ -213,3 +214,125 @@ def reversal_by_original(*, merchant_id: str, original_mti: str, original_stan: 
     return PendingReversal.objects.filter(merchant_id=merchant_id, original_mti=original_mti,
                                           original_stan=original_stan,
                                           original_transmitted_at=original_transmitted_at).first()
+
+
+# --- The back office: a merchant's transactions and its daily settlement report --------------------------------
+
+# The statuses of the daily report, in its order: the attempts by where they rest (a capture or a void decided
+# and not yet confirmed by the acquirer counts as done, as the status query says), then the refunds approved.
+REPORT_STATUSES = ("captured", "authorized", "voided", "declined", "failed", "processing", "refunded")
+REPORT_STATUS_OF_STATE = {
+    AttemptState.CAPTURED: "captured", AttemptState.CAPTURING: "captured",
+    AttemptState.AUTHORIZED: "authorized",
+    AttemptState.VOIDED: "voided", AttemptState.VOIDING: "voided",
+    AttemptState.DECLINED: "declined", AttemptState.FAILED: "failed",
+    AttemptState.AUTHENTICATING: "processing", AttemptState.CHALLENGE: "processing",
+    AttemptState.AUTHORIZING: "processing",
+}
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of a calendar day in the platform's time zone (settings.TIME_ZONE)."""
+    tz = timezone.get_default_timezone()
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+    return start, end
+
+
+@dataclass(frozen=True)
+class TransactionSearch:
+    """What staff look a merchant's transactions up by; empty fields do not filter. The card by its first six and
+    last four digits only: the masked card is all the gateway keeps."""
+
+    oid: str = ""
+    card_first6: str = ""
+    card_last4: str = ""
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    status: str = ""  # an AttemptState
+    amount: Decimal | None = None
+
+
+def merchant_transactions(merchant: Merchant, search: TransactionSearch = TransactionSearch()):
+    """A merchant's card attempts, newest first, with their session, filtered by ``search`` (a queryset, for
+    paging). Served by the indexes on (session, created_at), (masked_pan) and (merchant, oid)."""
+    rows = Attempt.objects.filter(session__merchant=merchant).select_related("session")
+    if search.oid:
+        rows = rows.filter(session__oid=search.oid)
+    if search.card_first6:
+        rows = rows.filter(masked_pan__startswith=search.card_first6)
+    if search.card_last4:
+        rows = rows.filter(masked_pan__endswith=search.card_last4)
+    if search.date_from:
+        rows = rows.filter(created_at__gte=day_bounds(search.date_from)[0])
+    if search.date_to:
+        rows = rows.filter(created_at__lt=day_bounds(search.date_to)[1])
+    if search.status:
+        rows = rows.filter(state=search.status)
+    if search.amount is not None:
+        rows = rows.filter(amount=search.amount)
+    return rows.order_by("-created_at", "-pk")
+
+
+def attempt_totals_by_state(merchant: Merchant, *, start: dt.datetime,
+                            end: dt.datetime) -> dict[str, tuple[int, Decimal]]:
+    """(count, amount) of a merchant's attempts begun in [start, end), by state. The amounts are the attempts'
+    own for now; the capture and void operations will carry theirs."""
+    rows = (Attempt.objects.filter(session__merchant=merchant, created_at__gte=start, created_at__lt=end)
+            .order_by().values("state").annotate(count=Count("pk"), total=Sum("amount")))
+    return {row["state"]: (row["count"], _cents(row["total"])) for row in rows}
+
+
+def _cents(total: Decimal | None) -> Decimal:
+    """A sum as the database returns it (SQLite drops the trailing zeros) written with its two decimals."""
+    return (total or Decimal("0")).quantize(Decimal("0.01"))
+
+
+def refunds_approved_for(merchant: Merchant, *, start: dt.datetime, end: dt.datetime):
+    """A merchant's refunds approved in [start, end) (by the time the answer was recorded), with their attempt."""
+    return (Operation.objects.filter(kind=OperationKind.REFUND, state=OperationState.APPROVED,
+                                     attempt__session__merchant=merchant, decided_at__gte=start, decided_at__lt=end)
+            .select_related("attempt__session").order_by("decided_at", "pk"))
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    status: str  # one of REPORT_STATUSES
+    count: int
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class DailyReport:
+    merchant: Merchant
+    day: dt.date
+    lines: list[ReportLine]  # every status of REPORT_STATUSES, in its order, zeros included
+
+    def line(self, status: str) -> ReportLine:
+        return next(line for line in self.lines if line.status == status)
+
+    @property
+    def net(self) -> Decimal:
+        """What the day settles to the merchant: captured less refunded."""
+        return self.line("captured").total - self.line("refunded").total
+
+
+def daily_report(merchant: Merchant, day: dt.date) -> DailyReport:
+    """A merchant's day: its attempts of the day by where they rest, and the refunds approved that day."""
+    start, end = day_bounds(day)
+    counts = {status: 0 for status in REPORT_STATUSES}
+    totals = {status: Decimal("0.00") for status in REPORT_STATUSES}
+    for state, (count, total) in attempt_totals_by_state(merchant, start=start, end=end).items():
+        status = REPORT_STATUS_OF_STATE[state]
+        counts[status] += count
+        totals[status] += total
+    refunds = refunds_approved_for(merchant, start=start, end=end).aggregate(count=Count("pk"), total=Sum("amount"))
+    counts["refunded"], totals["refunded"] = refunds["count"], _cents(refunds["total"])
+    return DailyReport(merchant=merchant, day=day, lines=[ReportLine(s, counts[s], totals[s]) for s in REPORT_STATUSES])
+
+
+def day_attempts(merchant: Merchant, day: dt.date):
+    """A merchant's attempts begun on ``day``, oldest first, streamed."""
+    start, end = day_bounds(day)
+    return (Attempt.objects.filter(session__merchant=merchant, created_at__gte=start, created_at__lt=end)
+            .select_related("session").order_by("created_at", "pk").iterator(chunk_size=2000))

@@ -26,7 +26,7 @@ from tasdid.core.acquiring import AuthorizationResult
 from tasdid.core.money import to_minor
 from tasdid.core.threeds import ATTEMPTED, AUTHENTICATED
 
-from . import protocol, selectors
+from . import protocol, selectors, store_keys
 from .models import (
     ATTEMPT_TRANSITIONS,
     OPERATION_TRANSITIONS,
@@ -36,6 +36,7 @@ from .models import (
     CallbackAnswer,
     Event,
     Merchant,
+    MerchantMode,
     Operation,
     OperationKind,
     OperationState,
@@ -162,8 +163,11 @@ class MerchantChange:
 
 @transaction.atomic
 def merchant_register(*, client_id: str, name: str, return_hosts: Sequence[str], store_key: str | None = None,
-                      active: bool = True) -> MerchantChange:
-    """Create a merchant or update it (same client id); ValueError says what is wrong."""
+                      active: bool = True, mode: str | None = None,
+                      now: dt.datetime | None = None) -> MerchantChange:
+    """Create a merchant or update it (same client id); ValueError says what is wrong. A new store key replaces
+    the current one at once (no overlap: ``merchant_rotate_store_key`` keeps the previous one a while); a new
+    merchant is in test unless ``mode`` says otherwise, an existing one keeps its mode when ``mode`` is None."""
     client_id = (client_id or "").strip()
     if not client_id or len(client_id) > 32 or not client_id.isprintable() or " " in client_id:
         raise ValueError(_("L'identifiant marchand doit comporter de 1 à 32 caractères, sans espace."))
@@ -183,18 +187,91 @@ def merchant_register(*, client_id: str, name: str, return_hosts: Sequence[str],
         raise ValueError(_("Indiquez au moins un hôte de retour autorisé."))
     if store_key is not None and not 8 <= len(store_key) <= 128:
         raise ValueError(_("La clé du magasin doit comporter de 8 à 128 caractères."))
+    if mode is not None and mode not in MerchantMode.values:
+        raise ValueError(_("Le mode du marchand doit être « test » ou « production »."))
+    now = now or timezone.now()
     merchant = Merchant.objects.select_for_update().filter(client_id=client_id).first()
     if merchant is None:
         if store_key is None:
             raise ValueError(_("Indiquez la clé du magasin (--store-key) pour un nouveau marchand."))
-        merchant = Merchant.objects.create(client_id=client_id, name=name, store_key=store_key,
-                                           return_hosts=hosts, active=active)
+        merchant = Merchant(client_id=client_id, name=name, return_hosts=hosts, active=active,
+                            mode=mode or MerchantMode.TEST, store_key_changed_at=now)
+        merchant.store_key = store_key
+        merchant.save()
         return MerchantChange(merchant, created=True)
     merchant.name, merchant.return_hosts, merchant.active = name, hosts, active
+    fields = ["name", "return_hosts", "active", "updated_at"]
+    if mode is not None:
+        merchant.mode = mode
+        fields.append("mode")
     if store_key is not None:
         merchant.store_key = store_key
-    merchant.save(update_fields=["name", "return_hosts", "active", "store_key", "updated_at"])
+        merchant.previous_store_key_sealed, merchant.previous_store_key_until = "", None
+        merchant.store_key_changed_at = now
+        fields += ["store_key_sealed", "previous_store_key_sealed", "previous_store_key_until", "store_key_changed_at"]
+    merchant.save(update_fields=fields)
     return MerchantChange(merchant, created=False)
+
+
+# How long a rotated store key stays accepted by default, and at most.
+STORE_KEY_OVERLAP = dt.timedelta(days=7)
+MAX_STORE_KEY_OVERLAP = dt.timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class StoreKeyRotation:
+    merchant: Merchant
+    new_key: str  # shown once to the staff member who rotated it, never again
+    previous_until: dt.datetime
+
+
+@transaction.atomic
+def merchant_rotate_store_key(*, merchant_id: int, overlap: dt.timedelta = STORE_KEY_OVERLAP,
+                              now: dt.datetime | None = None) -> StoreKeyRotation:
+    """Give a merchant a new random store key: the gateway signs with it from now on, and accepts the merchant's
+    requests signed with the previous one until ``now + overlap`` (the time for the merchant to install the new
+    key). A key still in its overlap is dropped at once by a second rotation. ValueError for an overlap beyond
+    MAX_STORE_KEY_OVERLAP."""
+    if not dt.timedelta(0) <= overlap <= MAX_STORE_KEY_OVERLAP:
+        raise ValueError(_("La période de recouvrement doit être comprise entre 0 et %(days)s jours.")
+                         % {"days": MAX_STORE_KEY_OVERLAP.days})
+    now = now or timezone.now()
+    merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
+    new_key = secrets.token_urlsafe(24)  # 32 characters of [A-Za-z0-9_-]: nothing to escape in ver3
+    merchant.previous_store_key_sealed = merchant.store_key_sealed
+    merchant.previous_store_key_until = now + overlap
+    merchant.store_key = new_key
+    merchant.store_key_changed_at = now
+    merchant.save(update_fields=["store_key_sealed", "previous_store_key_sealed", "previous_store_key_until",
+                                 "store_key_changed_at", "updated_at"])
+    logger.info("gateway: store key of merchant %s rotated, previous key accepted until %s", merchant.client_id,
+                merchant.previous_store_key_until.isoformat())
+    return StoreKeyRotation(merchant=merchant, new_key=new_key, previous_until=merchant.previous_store_key_until)
+
+
+def store_keys_reseal(*, now: dt.datetime | None = None) -> tuple[int, int]:
+    """Seal every merchant's store keys again under the first encryption key (after a new one was put first in
+    TASDID_GATEWAY_STORE_KEY_KEYS), one merchant per transaction; a previous key past its date is dropped.
+    Returns (merchants re-sealed, merchants already under the first key). StoreKeyError when a row is sealed
+    under none of the configured keys (nothing of that row is changed)."""
+    now = now or timezone.now()
+    resealed = unchanged = 0
+    for pk in Merchant.objects.order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            merchant = Merchant.objects.select_for_update().get(pk=pk)
+            expired = merchant.previous_store_key_sealed and not (
+                merchant.previous_store_key_until and now < merchant.previous_store_key_until)
+            if expired:
+                merchant.previous_store_key_sealed, merchant.previous_store_key_until = "", None
+            sealed = [merchant.store_key_sealed, merchant.previous_store_key_sealed]
+            if not expired and all(not s or store_keys.sealed_under_first(s) for s in sealed):
+                unchanged += 1
+                continue
+            merchant.store_key_sealed = store_keys.reseal(merchant.store_key_sealed)
+            merchant.previous_store_key_sealed = store_keys.reseal(merchant.previous_store_key_sealed)
+            merchant.save(update_fields=["store_key_sealed", "previous_store_key_sealed", "previous_store_key_until"])
+            resealed += 1
+    return resealed, unchanged
 
 
 # --- payment sessions --------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from tasdid.core.signing import ver3_verify
 
 from . import flow, protocol, selectors, services, threeds_server
 from .forms import CardForm
-from .models import AttemptState, Merchant, PaymentSession, SessionState
+from .models import AttemptState, Merchant, MerchantMode, PaymentSession, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +72,11 @@ def _checked_request(request: HttpRequest) -> tuple[Merchant, protocol.MerchantR
     if merchant is None:
         raise protocol.RequestError(_("Marchand inconnu ou inactif : l'identifiant « clientid » n'est pas "
                                       "reconnu par la plateforme de paiement."))
-    if not ver3_verify(fields, merchant.store_key):
+    if not any(ver3_verify(fields, key) for key in merchant.store_keys_accepted(timezone.now())):
         raise protocol.RequestError(_("La signature « hash » de la demande de paiement est invalide."))
+    if merchant.mode == MerchantMode.TEST and not settings.SANDBOX:
+        raise protocol.RequestError(_("Ce marchand est en mode test : la plateforme de paiement n'accepte ses "
+                                      "demandes qu'en bac à sable, avec les cartes de test."))
     return merchant, protocol.parse_request(fields, return_hosts=merchant.return_hosts)
 
 
@@ -182,7 +185,8 @@ def order_status(request: HttpRequest) -> HttpResponse:
         return _plain(exc.message, status=400)
     client_id = protocol.field(fields, "clientid")
     merchant = selectors.merchant_active(client_id) if client_id else None
-    if merchant is None or not ver3_verify(fields, merchant.store_key, hash_field="HASH"):
+    if merchant is None or not any(ver3_verify(fields, key, hash_field="HASH")
+                                   for key in merchant.store_keys_accepted(timezone.now())):
         logger.warning("gateway: order status query refused (client %r unknown or HASH wrong)", client_id[:32])
         return _plain(_("Demande refusée : marchand inconnu ou signature « HASH » invalide."), status=403)
     try:

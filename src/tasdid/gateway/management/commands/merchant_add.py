@@ -18,11 +18,14 @@ class Command(BaseCommand):
                             metavar="HOTE[:PORT]",
                             help="hôte autorisé pour okUrl, failUrl, callbackUrl et shopurl (répétable)")
         parser.add_argument("--inactive", action="store_true", help="enregistrer le marchand comme inactif")
+        parser.add_argument("--mode", choices=["test", "production"],
+                            help="test (cartes du bac à sable seulement) ou production ; un nouveau marchand est "
+                                 "en test par défaut, un marchand existant garde le sien")
 
-    def handle(self, *args, client_id, store_key, name, return_hosts, inactive, **options):
+    def handle(self, *args, client_id, store_key, name, return_hosts, inactive, mode=None, **options):
         try:
             result = services.merchant_register(client_id=client_id, name=name, return_hosts=return_hosts,
-                                                store_key=store_key, active=not inactive)
+                                                store_key=store_key, active=not inactive, mode=mode)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         merchant = result.merchant

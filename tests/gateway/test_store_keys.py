@@ -1,0 +1,200 @@
+"""Store keys at rest: sealed in the database, never in clear; the migration that seals the keys already
+registered; a rotation with the previous key still accepted on the merchant's requests until its date (the
+gateway signing with the new one only); a new encryption key, and ``tasdid merchant reseal`` re-sealing the
+rows under it."""
+
+import datetime as dt
+from urllib.parse import parse_qsl
+
+import pytest
+import time_machine
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from tasdid.core.signing import ver3_hash, ver3_verify
+from tasdid.gateway import flow, services, store_keys
+from tasdid.gateway.models import Merchant, MerchantMode, PaymentSession
+
+from .conftest import CLIENT_ID, STORE_KEY, gateway_client, make_merchant, merchant_fields, open_session, signed
+from .test_order_status import authorized_attempt
+
+pytestmark = pytest.mark.django_db
+
+
+def raw_rows() -> list[tuple]:
+    """Every column of every merchant row, as the database holds them."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM gateway_merchant")
+        return cursor.fetchall()
+
+
+def held_in_clear(secret: str) -> bool:
+    return any(secret in str(value) for row in raw_rows() for value in row)
+
+
+def test_the_store_key_is_sealed_in_the_database_and_read_in_clear():
+    merchant = make_merchant()
+    assert not held_in_clear(STORE_KEY)
+    (sealed,) = Merchant.objects.values_list("store_key_sealed", flat=True)
+    assert sealed.startswith("gAAAAA") and STORE_KEY not in sealed  # a Fernet token
+    assert Merchant.objects.get(pk=merchant.pk).store_key == STORE_KEY
+    assert [f.name for f in Merchant._meta.fields if "store_key" in f.name and "sealed" not in f.name] == [
+        "previous_store_key_until", "store_key_changed_at"]  # no clear column left
+    # sealed twice, the same key gives two different tokens (no equality to search the table by)
+    assert store_keys.seal(STORE_KEY) != store_keys.seal(STORE_KEY)
+
+
+def test_a_key_sealed_elsewhere_is_not_opened(settings):
+    make_merchant()
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "a key the rows were never sealed under"}
+    with pytest.raises(store_keys.StoreKeyError):
+        Merchant.objects.get().store_key  # noqa: B018
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_seals_the_keys_already_registered():
+    executor = MigrationExecutor(connection)
+    before, after = [("gateway", "0007_operations")], [("gateway", "0008_merchant_store_keys_back_office")]
+    try:
+        executor.migrate(before)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO gateway_merchant (client_id, name, store_key, return_hosts, active, created_at, "
+                "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                ["600000055", "Boutique ancienne", "OLD-CLEAR-KEY-5555", '["shop.example.ma"]', True,
+                 timezone.now(), timezone.now()])
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        assert not held_in_clear("OLD-CLEAR-KEY-5555")
+        merchant = Merchant.objects.get(client_id="600000055")
+        assert (merchant.store_key, merchant.mode) == ("OLD-CLEAR-KEY-5555", MerchantMode.PRODUCTION)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+# --- rotation with an overlap ---------------------------------------------------------------------------
+
+
+def test_rotation_keeps_the_previous_key_until_its_date_then_refuses_it():
+    merchant = make_merchant()
+    rotation = services.merchant_rotate_store_key(merchant_id=merchant.pk, overlap=dt.timedelta(days=3))
+    new_key = rotation.new_key
+    assert len(new_key) == 32 and new_key != STORE_KEY
+    assert not held_in_clear(new_key) and not held_in_clear(STORE_KEY)
+    merchant.refresh_from_db()
+    assert (merchant.store_key, merchant.previous_store_key) == (new_key, STORE_KEY)
+
+    # signed with the old key during the overlap: accepted; with the new one: accepted
+    open_session(gateway_client(), signed(merchant_fields(oid="OLD-KEY-1"), store_key=STORE_KEY))
+    open_session(gateway_client(), signed(merchant_fields(oid="NEW-KEY-1"), store_key=new_key))
+    # after the date: the old key is refused, nothing written; the new one still accepted
+    with time_machine.travel(rotation.previous_until + dt.timedelta(seconds=1), tick=False):
+        response = gateway_client().post("/fim/est3Dgate", signed(merchant_fields(oid="OLD-KEY-2"),
+                                                                  store_key=STORE_KEY))
+        assert response.status_code == 400
+        assert "La signature « hash » de la demande de paiement est invalide." in response.content.decode()
+        assert not PaymentSession.objects.filter(oid="OLD-KEY-2").exists()
+        open_session(gateway_client(), signed(merchant_fields(oid="NEW-KEY-2"), store_key=new_key))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_rotation_callbacks_and_status_answers_are_signed_with_the_new_key(counterparty, rails):
+    merchant = make_merchant(hosts=["shop.example.ma", counterparty.host])
+    open_session(gateway_client(), signed(merchant_fields(base=counterparty.url)))
+    new_key = services.merchant_rotate_store_key(merchant_id=merchant.pk).new_key
+
+    attempt = authorized_attempt()
+    flow.deliver_callback(attempt_id=attempt.pk)
+    (callback,) = counterparty.state.callbacks
+    assert ver3_verify(callback, new_key, hash_field="HASH")
+    assert not ver3_verify(callback, STORE_KEY, hash_field="HASH")
+
+    # a status query signed with the old key, in the overlap: answered, signed with the new key
+    fields = {"clientid": CLIENT_ID, "oid": "ORDER-0001", "rnd": "a5Rq0LkP9zXw3Vb7Tn2Mh", "action": "status",
+              "hashAlgorithm": "ver3"}
+    response = gateway_client().post("/fim/status", {**fields, "HASH": ver3_hash(fields, STORE_KEY)})
+    assert response.status_code == 200
+    answer = dict(parse_qsl(response.content.decode(), keep_blank_values=True))
+    assert ver3_verify(answer, new_key, hash_field="HASH") and not ver3_verify(answer, STORE_KEY, hash_field="HASH")
+
+
+def test_a_second_rotation_drops_the_key_in_its_overlap_and_overlaps_are_bounded():
+    merchant = make_merchant()
+    first = services.merchant_rotate_store_key(merchant_id=merchant.pk).new_key
+    second = services.merchant_rotate_store_key(merchant_id=merchant.pk).new_key
+    merchant.refresh_from_db()
+    assert merchant.store_keys_accepted(timezone.now()) == [second, first]
+    for overlap in (dt.timedelta(days=91), dt.timedelta(seconds=-1)):
+        with pytest.raises(ValueError, match="période de recouvrement"):
+            services.merchant_rotate_store_key(merchant_id=merchant.pk, overlap=overlap)
+    merchant.refresh_from_db()
+    assert merchant.store_key == second
+
+
+def test_a_key_replaced_by_hand_ends_any_overlap():
+    merchant = make_merchant()
+    services.merchant_rotate_store_key(merchant_id=merchant.pk)
+    make_merchant(store_key="REPLACED-BY-HAND-1")
+    merchant.refresh_from_db()
+    assert merchant.store_keys_accepted(timezone.now()) == ["REPLACED-BY-HAND-1"]
+
+
+def test_a_merchant_in_test_is_refused_outside_the_sandbox(settings):
+    merchant = make_merchant()
+    assert merchant.mode == MerchantMode.TEST
+    settings.SANDBOX = False
+    response = gateway_client().post("/fim/est3Dgate", signed(merchant_fields()))
+    assert response.status_code == 400 and "Ce marchand est en mode test" in response.content.decode()
+    assert not PaymentSession.objects.exists()
+    services.merchant_register(client_id=CLIENT_ID, name="Boutique Test", return_hosts=["shop.example.ma"],
+                               mode=MerchantMode.PRODUCTION)
+    open_session(gateway_client(), signed(merchant_fields()))
+
+
+# --- a new encryption key -------------------------------------------------------------------------------
+
+
+def test_reseal_command_moves_every_row_under_the_new_encryption_key(settings, capsys):
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "first-encryption-key"}
+    a = make_merchant()
+    b = make_merchant(client_id="600000100", store_key="OTHER-STORE-KEY-1")
+    rotated = services.merchant_rotate_store_key(merchant_id=b.pk).new_key
+    before = raw_rows()
+
+    # the new key first, the old one still listed: every row still opens, then is re-sealed under the new one
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "second-encryption-key, first-encryption-key"}
+    assert Merchant.objects.get(pk=a.pk).store_key == STORE_KEY
+    call_command("merchant_reseal")
+    assert "chiffrées à nouveau : 2 marchand(s) ; déjà sous la première clé : 0." in capsys.readouterr().out
+    assert raw_rows() != before
+    call_command("merchant_reseal")
+    assert "chiffrées à nouveau : 0 marchand(s) ; déjà sous la première clé : 2." in capsys.readouterr().out
+
+    # the old encryption key gone: every key still opens, the rotation's overlap kept
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "second-encryption-key"}
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.store_key, b.store_key, b.previous_store_key) == (STORE_KEY, rotated, "OTHER-STORE-KEY-1")
+    assert not held_in_clear(STORE_KEY) and not held_in_clear(rotated)
+
+
+def test_reseal_refuses_rows_sealed_under_a_key_no_longer_listed(settings):
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "first-encryption-key"}
+    make_merchant()
+    before = raw_rows()
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "second-encryption-key"}
+    with pytest.raises(CommandError, match="remettez l'ancienne clé dans la liste"):
+        call_command("merchant_reseal")
+    assert raw_rows() == before
+
+
+def test_reseal_drops_a_previous_key_past_its_date(settings):
+    merchant = make_merchant()
+    rotation = services.merchant_rotate_store_key(merchant_id=merchant.pk, overlap=dt.timedelta(days=1))
+    services.store_keys_reseal(now=rotation.previous_until + dt.timedelta(seconds=1))
+    merchant.refresh_from_db()
+    assert (merchant.previous_store_key_sealed, merchant.previous_store_key_until) == ("", None)
+    assert not held_in_clear(STORE_KEY)
