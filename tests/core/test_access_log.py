@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from tasdid.core.accesslog import escape_controls
+from tasdid.core.cards import find_card_numbers, luhn_complete, mask_card_numbers
 from tests.support.ports import free_port
 
 
@@ -43,7 +44,9 @@ def test_control_characters_of_a_url_do_not_split_or_colour_the_access_log(tmp_p
             except OSError:
                 time.sleep(0.2)
         forged = b"/x%0a%0dbiller%20127.0.0.1%20%22GET%20/admin/%22%20200%200%200.0s%1b[2J?q=%0a%0d%1bz"
-        answers = [_request(port, forged), _request(port, b"/robots-absent?a=1")]
+        typed = "+".join(PAN[i:i + 4] for i in range(0, 16, 4)).encode()  # a card number typed in a GET search
+        answers = [_request(port, forged), _request(port, b"/robots-absent?a=1"),
+                   _request(port, b"/admin/?q=" + typed + b"&ref=0000111995072017&p=" + PAN.encode())]
         assert all(answer.startswith(b"HTTP/1.1 ") for answer in answers), answers
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -51,12 +54,29 @@ def test_control_characters_of_a_url_do_not_split_or_colour_the_access_log(tmp_p
     lines = log.read_text(errors="replace").splitlines()
     access = [line for line in lines if line.startswith("biller ")]
     # One line per request: the forged "biller … 200" inside the first URL is not a line of its own.
-    assert len(access) == 2, lines
+    assert len(access) == 3, lines
     # gunicorn writes a quote of a value as \"; the query is written as it came, still percent-encoded.
     assert access[0].startswith('biller 127.0.0.1 "GET /x\\x0a\\x0dbiller 127.0.0.1 \\"GET /admin/\\" 200 0 0.0s'
                                 '\\x1b[2J?q=%0a%0d%1bz" '), access[0]
     assert access[1].startswith('biller 127.0.0.1 "GET /robots-absent?a=1" 404 '), access[1]
     assert not any(ch in line for line in lines for ch in "\x1b\r\x00")
+    assert access[2].startswith('biller 127.0.0.1 "GET /admin/?q=400011******0017&ref=0000111995072017'
+                                '&p=400011******0017" '), access[2]
+    assert not find_card_numbers(log.read_text(errors="replace").replace("+", ""))
+
+
+PAN = luhn_complete("400011000000001")  # 4000110000000017, a sandbox Visa
+
+
+def test_card_numbers_are_masked_grouped_or_not_and_other_digit_runs_left_alone():
+    grouped = " ".join(PAN[i:i + 4] for i in range(0, 16, 4))
+    assert mask_card_numbers(f"q={PAN}") == "q=400011******0017"
+    assert mask_card_numbers("q=" + grouped.replace(" ", "+")) == "q=400011******0017"
+    assert mask_card_numbers("q=" + grouped.replace(" ", "%20")) == "q=400011******0017"
+    assert mask_card_numbers("q=" + grouped.replace(" ", "-")) == "q=400011******0017"
+    # An invoice reference, a Luhn-invalid run, a phone number: kept.
+    assert mask_card_numbers("/r/0000111995072017?n=4000110000000018&t=0661000001") == (
+        "/r/0000111995072017?n=4000110000000018&t=0661000001")
 
 
 def test_escape_controls_keeps_text_and_makes_every_escape_unambiguous():

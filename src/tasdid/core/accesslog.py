@@ -9,6 +9,8 @@ import re
 
 from gunicorn.glogging import Logger
 
+from .cards import mask_card_numbers
+
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators that some log viewers break lines at.
 _UNSAFE = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -36,5 +38,9 @@ class AccessLogger(Logger):
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
         query = environ.get("QUERY_STRING") or ""
-        atoms["target"] = (environ.get("PATH_INFO") or "") + (f"?{query}" if query else "")
+        # A card number typed into a search form sent by GET is in the URL: never written whole (PCI DSS 3.3).
+        atoms["target"] = mask_card_numbers((environ.get("PATH_INFO") or "") + (f"?{query}" if query else ""))
+        for name in ("r", "U", "q", "f"):  # request line, path, query, referer: for a format that writes them
+            if isinstance(atoms.get(name), str):
+                atoms[name] = mask_card_numbers(atoms[name])
         return {name: escape_controls(value) if isinstance(value, str) else value for name, value in atoms.items()}

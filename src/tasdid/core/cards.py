@@ -139,6 +139,23 @@ def parse_expiry(month: str | int, year: str | int) -> Expiry:
 PAN_CANDIDATE = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 
 
+# A card number as it may be typed in a form sent by GET: digits, maybe grouped by spaces, "+" or "-" (a space is
+# "+" or "%20" once in a query string).
+_TYPED_PAN = re.compile(r"(?<![0-9])[0-9](?:(?:[ +-]|%20)?[0-9]){12,18}(?![0-9])")
+
+
+def mask_card_numbers(text: str, table: Mapping[str, Sequence[str]] = DEFAULT_BIN_TABLE) -> str:
+    """``text`` with every card number in it (find_card_numbers' rule, grouped or not) masked to its first 6 and
+    last 4 digits: for what is written whatever it holds, such as a URL in an access log."""
+
+    def masked(match: re.Match) -> str:
+        digits = re.sub(r"[^0-9]", "", match.group().replace("%20", ""))
+        return mask(digits) if 13 <= len(digits) <= 19 and luhn_valid(digits) and brand_of(digits, table) \
+            else match.group()
+
+    return _TYPED_PAN.sub(masked, text)
+
+
 def find_card_numbers(text: str, table: Mapping[str, Sequence[str]] = DEFAULT_BIN_TABLE) -> list[str]:
     """Luhn-valid digit runs of 13-19 digits that a card scheme of ``table`` would issue."""
     return [m for m in PAN_CANDIDATE.findall(text) if luhn_valid(m) and brand_of(m, table)]
