@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -189,6 +190,13 @@ def main() -> int:
     else:
         url = f"sqlite:///{work}/lookup.sqlite3"
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    try:
+        return run(args, sizes, url, work, server if args.postgres else "")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # a 10^7 database is gigabytes
+
+
+def run(args, sizes: list[int], url: str, work: str, server: str) -> int:
     setup_django(url, work)
     from django.db import connection
 

@@ -74,7 +74,13 @@ def test_card_numbers_are_masked_grouped_or_not_and_other_digit_runs_left_alone(
     assert mask_card_numbers("q=" + grouped.replace(" ", "+")) == "q=400011******0017"
     assert mask_card_numbers("q=" + grouped.replace(" ", "%20")) == "q=400011******0017"
     assert mask_card_numbers("q=" + grouped.replace(" ", "-")) == "q=400011******0017"
-    # An invoice reference, a Luhn-invalid run, a phone number: kept.
+    # Beside other digits (a CVV typed after it, a percent-escaped space before it), grouped by several separators.
+    assert mask_card_numbers(f"q={PAN}+123") == "q=400011******0017+123"
+    assert mask_card_numbers(f"q=12+{PAN}") == "q=12+400011******0017"
+    assert mask_card_numbers(f"q=%20{PAN}%2B") == "q=%20400011******0017%2B"
+    assert mask_card_numbers("q=" + grouped.replace(" ", "%2B")) == "q=400011******0017"
+    assert mask_card_numbers("q=" + grouped.replace(" ", ".")) == "q=400011******0017"
+    # An invoice reference that fails Luhn, a Luhn-invalid run, a phone number: kept.
     assert mask_card_numbers("/r/0000111995072017?n=4000110000000018&t=0661000001") == (
         "/r/0000111995072017?n=4000110000000018&t=0661000001")
 

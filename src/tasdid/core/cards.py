@@ -139,21 +139,33 @@ def parse_expiry(month: str | int, year: str | int) -> Expiry:
 PAN_CANDIDATE = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 
 
-# A card number as it may be typed in a form sent by GET: digits, maybe grouped by spaces, "+" or "-" (a space is
-# "+" or "%20" once in a query string).
-_TYPED_PAN = re.compile(r"(?<![0-9])[0-9](?:(?:[ +-]|%20)?[0-9]){12,18}(?![0-9])")
+# Digits, maybe grouped as people type a card number: by a space, a dash or a dot, or as a URL carries them ("+",
+# "%20", "%2B", "%2D"). A digit right after "%" or "%X" is part of a percent-escape, never of a number.
+_GROUP_SEPARATOR = r"(?:[ \t+._-]|%(?:20|2[BbDd]|09))"
+_RUN_START = r"(?:(?<![0-9%])(?<!%[0-9A-Fa-f])|(?<=%[0-9A-Fa-f]{2}))"
+_DIGIT_RUN = re.compile(rf"{_RUN_START}[0-9](?:{_GROUP_SEPARATOR}?[0-9])*(?![0-9])")
+_PURE_RUN = re.compile(rf"{_RUN_START}[0-9]+")
+_SEPARATORS = re.compile(_GROUP_SEPARATOR)
 
 
-def mask_card_numbers(text: str, table: Mapping[str, Sequence[str]] = DEFAULT_BIN_TABLE) -> str:
-    """``text`` with every card number in it (find_card_numbers' rule, grouped or not) masked to its first 6 and
-    last 4 digits: for what is written whatever it holds, such as a URL in an access log."""
+def _is_card_number(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
-    def masked(match: re.Match) -> str:
-        digits = re.sub(r"[^0-9]", "", match.group().replace("%20", ""))
-        return mask(digits) if 13 <= len(digits) <= 19 and luhn_valid(digits) and brand_of(digits, table) \
-            else match.group()
 
-    return _TYPED_PAN.sub(masked, text)
+def _mask_run(match: re.Match) -> str:
+    run = match.group(0)
+    digits = _SEPARATORS.sub("", run)
+    if _is_card_number(digits):
+        return mask(digits)
+    # Grouped digits that are not one card number as a whole may still hold one (a card number beside a CVV).
+    return _PURE_RUN.sub(lambda m: mask(m.group(0)) if _is_card_number(m.group(0)) else m.group(0), run)
+
+
+def mask_card_numbers(text: str) -> str:
+    """``text`` with every Luhn-valid run of 13-19 digits, grouped or not, replaced by its masked form (first 6,
+    last 4): for what is written whatever it holds (error reports, logs, a URL in the access log). A Luhn-valid
+    run that is no card (1 in 10 of long references) is masked too: better a reference hidden than a card shown."""
+    return _DIGIT_RUN.sub(_mask_run, text)
 
 
 def find_card_numbers(text: str, table: Mapping[str, Sequence[str]] = DEFAULT_BIN_TABLE) -> list[str]:

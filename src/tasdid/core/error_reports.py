@@ -23,7 +23,7 @@ from typing import Any
 from django.utils.datastructures import MultiValueDict
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
-from .cards import luhn_valid, mask
+from .cards import mask_card_numbers
 
 CLEANSED = SafeExceptionReporterFilter.cleansed_substitute
 
@@ -35,8 +35,6 @@ SENSITIVE_NAMES = frozenset({
 })
 
 # A run of digits, possibly grouped by single spaces or dashes as people type card numbers.
-_DIGIT_RUN = re.compile(r"(?<![\d])\d(?:[ -]?\d)*(?![\d])")
-_PURE_RUN = re.compile(r"\d+")
 # ``key=value``, ``key: value``, ``'key': 'value'``, ``"key": ["value"]`` in a text (reprs, URL-encoded bodies,
 # JSON). The key is checked against SENSITIVE_NAMES in the replacement.
 _KEY_VALUE = re.compile(
@@ -49,24 +47,6 @@ _MAX_TEXT = 65536  # the report shows 4096 characters of a value; no need to sca
 
 def is_sensitive_name(name: object) -> bool:
     return isinstance(name, str) and re.sub(r"[_\-.]", "", name).lower() in SENSITIVE_NAMES
-
-
-def _is_card_number(digits: str) -> bool:
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
-
-
-def _mask_run(match: re.Match) -> str:
-    run = match.group(0)
-    digits = re.sub(r"[ -]", "", run)
-    if _is_card_number(digits):
-        return mask(digits)
-    # Grouped digits that are not one card number as a whole may still hold one (a card number beside a CVV).
-    return _PURE_RUN.sub(lambda m: mask(m.group(0)) if _is_card_number(m.group(0)) else m.group(0), run)
-
-
-def mask_card_numbers(text: str) -> str:
-    """``text`` with every Luhn-valid run of 13-19 digits replaced by its masked form (first 6, last 4)."""
-    return _DIGIT_RUN.sub(_mask_run, text)
 
 
 def _hide_value(match: re.Match) -> str:
@@ -106,7 +86,8 @@ def cleanse(value: Any, depth: int = 0) -> Any:
     if value is None or isinstance(value, bool | float):
         return value
     if isinstance(value, int):
-        return Cleansed(mask(str(value))) if _is_card_number(str(abs(value))) else value
+        masked = mask_card_numbers(str(abs(value)))
+        return Cleansed(mask_card_numbers(str(value))) if masked != str(abs(value)) else value
     if isinstance(value, str):
         return cleanse_text(value[:_MAX_TEXT])
     if isinstance(value, bytes | bytearray):
