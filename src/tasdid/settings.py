@@ -189,6 +189,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The end-to-end benchmark's probes (tasdid.core.bench), off in production: a trivial page at the end of the
+# middleware stack for loopback clients, and SQL statements counted per process into files of a directory.
+BENCH_PING = env_bool("TASDID_BENCH_PING", False)
+if BENCH_PING:
+    MIDDLEWARE.append("tasdid.core.bench.PingMiddleware")
+SQL_COUNT_DIR = env("TASDID_SQL_COUNT_DIR", "")
+
 # Which URLs each party serves; the WSGI application of a party sets environ["tasdid.party"].
 PARTY_URLCONFS = {
     "biller": "tasdid.portal.urls",
