@@ -33,8 +33,11 @@ def _flusher(directory: Path, pid: int) -> None:
             return
         if count != written:
             partial = path.with_suffix(".tmp")
-            partial.write_text(json.dumps({"pid": pid, "statements": count, "at": time.time()}))
-            partial.replace(path)
+            try:
+                partial.write_text(json.dumps({"pid": pid, "statements": count, "at": time.time()}))
+                partial.replace(path)
+            except OSError:  # the directory went away: nobody reads the count any more
+                return
             written = count
         time.sleep(FLUSH_SECONDS)
 
