@@ -230,7 +230,11 @@ TEMPLATES = [
 WSGI_APPLICATION = "tasdid.wsgi.biller"
 
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tasdid.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# A process keeps its database connection (one per thread) between requests, and the worker between its polls,
+# for this many seconds; checked before reuse by a request that follows an error (a restarted database server).
+# 0: a new connection for each request.
+DB_CONN_MAX_AGE = env_number("TASDID_DB_CONN_MAX_AGE", "600")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Several processes (web servers, worker, SMTP sink) share the file: WAL lets readers run beside a writer,
