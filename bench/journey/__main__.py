@@ -107,7 +107,8 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu": model, "cores": os.cpu_count(), "load_average": [round(v, 1) for v in os.getloadavg()],
+            "python": platform.python_version(),
             "kernel": platform.release(),
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                      text=True).stdout.strip()}
@@ -123,7 +124,9 @@ def table(report: dict) -> str:
                     f"({report['http']['server_to_server_per_payment']:.1f} server to server)"
                     if report['http'].get('server_per_payment') is not None else ""))
     sql = report["sql_statements_per_payment"]
-    lines.append(f"  SQL statements per payment: {sql:.0f}" if sql is not None else "  SQL statements: not counted")
+    by_part = ", ".join(f"{part} {n:g}" for part, n in (report.get("sql_statements_per_payment_by_part") or {}).items())
+    lines.append(f"  SQL statements per payment: {sql:.0f} ({by_part})" if sql is not None
+                 else "  SQL statements: not counted")
     lines.append("  step                p50 ms   p95 ms   p99 ms   count")
     for name, s in report["steps"].items():
         lines.append(f"  {name:<18} {s['p50_ms']:>7.1f}  {s['p95_ms']:>7.1f}  {s['p99_ms']:>7.1f}  {s['count']:>6}")

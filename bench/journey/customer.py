@@ -65,9 +65,11 @@ class CustomerBrowser(Browser):
     """tests.flows.browser's Browser, keeping no history and counting the HTTP requests it makes."""
 
     def __init__(self) -> None:
-        super().__init__()
+        # A browser's keep-alive, closed after 1 s idle by the client, before gunicorn closes it (after 2 s): a
+        # customer waiting for an SMS would otherwise send on a connection the server is closing.
+        self.client = httpx.Client(follow_redirects=True, timeout=60, limits=httpx.Limits(keepalive_expiry=1.0),
+                                   event_hooks={"response": [self._loopback_is_secure, self._count]})
         self.requests = 0
-        self.client.event_hooks["response"].append(self._count)
 
     def _count(self, response: httpx.Response) -> None:
         self.requests += 1

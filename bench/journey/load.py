@@ -75,9 +75,11 @@ def run(target: System, args, started) -> dict:
         http.update(served_by_party={p: round(n / per, 2) for p, n in served.items()},
                     server_per_payment=sum(served.values()) / per,
                     server_to_server_per_payment=(sum(served.values()) - customer_requests) / per)
-    sql = None
+    sql = sql_parts = None
     if before["sql"] is not None:
-        sql = (after["sql"] - before["sql"]) / per
+        sql_parts = {part: round((after["sql"].get(part, 0) - before["sql"].get(part, 0)) / per, 1)
+                     for part in after["sql"]}
+        sql = sum(sql_parts.values())
     errors = [o for o in outcomes if o.error]
     report = {
         "label": args.label, "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -93,6 +95,7 @@ def run(target: System, args, started) -> dict:
         "cpu_ms_per_payment": cpu_ms, "idle_cpu_ms_per_second": idle,
         "http": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in http.items()},
         "sql_statements_per_payment": None if sql is None else round(sql, 1),
+        "sql_statements_per_payment_by_part": sql_parts,
         "errors": {"count": len(errors), "by_step": dict(_count(o.failed_step for o in errors)),
                    "samples": [{"step": o.failed_step, "error": o.error} for o in errors[:5]]},
     }

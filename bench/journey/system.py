@@ -74,21 +74,29 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def cpu_by_tree(roots: dict[str, int]) -> dict[str, float]:
-    """Seconds of CPU of each named process and all its live descendants (with what they reaped)."""
+def parts_by_tree(roots: dict[str, int]) -> tuple[dict[int, str], dict[int, tuple[int, int]]]:
+    """Which part each live process belongs to (the named roots and all their descendants), and every process."""
     processes = _all_processes()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _ticks) in processes.items():
         children.setdefault(ppid, []).append(pid)
-    result = {}
+    part_of: dict[int, str] = {}
     for name, root in roots.items():
-        total, todo = 0, [root]
+        todo = [root]
         while todo:
             pid = todo.pop()
             if pid in processes:
-                total += processes[pid][1]
+                part_of[pid] = name
                 todo.extend(children.get(pid, ()))
-        result[name] = total / TICKS
+    return part_of, processes
+
+
+def cpu_by_tree(roots: dict[str, int]) -> dict[str, float]:
+    """Seconds of CPU of each named process and all its live descendants (with what they reaped)."""
+    part_of, processes = parts_by_tree(roots)
+    result = dict.fromkeys(roots, 0.0)
+    for pid, name in part_of.items():
+        result[name] += processes[pid][1] / TICKS
     return result
 
 
@@ -134,25 +142,29 @@ class System:
     def cpu(self) -> dict[str, float]:
         return cpu_by_tree(self.roots) if self.roots else cpu_by_cmdline()
 
-    def sql_statements(self) -> int | None:
-        """Statements counted so far by every process (tasdid.core.bench), None when not counted."""
+    def sql_statements(self) -> dict[str, int] | None:
+        """Statements counted so far by the processes (tasdid.core.bench) by part ("other": a process no longer
+        there, or not started here), None when not counted."""
         if self.sql_count_dir is None:
             return None
         import json
 
-        total = 0
+        part_of = parts_by_tree(self.roots)[0] if self.roots else {}
+        counts: dict[str, int] = {}
         for path in self.sql_count_dir.glob("*.json"):
-            with contextlib.suppress(OSError, ValueError):
-                total += json.loads(path.read_text())["statements"]
-        return total
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                record = json.loads(path.read_text())
+                part = part_of.get(record["pid"], "other")
+                counts[part] = counts.get(part, 0) + record["statements"]
+        return counts
 
 
 class PostgresCluster:
     """A throwaway PostgreSQL cluster on a free 127.0.0.1 port, as scripts/with-postgres starts one (fsync off
     unless durable)."""
 
-    def __init__(self, work: Path, *, durable: bool):
-        self.dir = work / "pg"
+    def __init__(self, *, durable: bool):
+        self.dir = Path(tempfile.mkdtemp(prefix="journey-pg-"))  # its own: the server's user must reach it
         self.port = free_port()
         self.durable = durable
         self.as_pg = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
@@ -160,11 +172,12 @@ class PostgresCluster:
     def start(self) -> str:
         if not (PGBIN / "initdb").exists():
             raise SystemExit(f"no PostgreSQL server in {PGBIN} (apt-get install postgresql-15)")
-        self.dir.mkdir()
         if self.as_pg:
             shutil.chown(self.dir, "postgres")
-        subprocess.run([*self.as_pg, str(PGBIN / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres",
-                        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
+        initdb = subprocess.run([*self.as_pg, str(PGBIN / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres",
+                                 "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"], capture_output=True, text=True)
+        if initdb.returncode:
+            raise SystemExit(f"initdb failed:\n{initdb.stdout}{initdb.stderr}")
         fast = "" if self.durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run([*self.as_pg, str(PGBIN / "pg_ctl"), "-D", str(self.dir / "data"), "-l",
                         str(self.dir / "server.log"), "-w", "-o",
@@ -179,6 +192,7 @@ class PostgresCluster:
     def stop(self) -> None:
         subprocess.run([*self.as_pg, str(PGBIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate",
                         "stop"], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Started:
@@ -189,7 +203,7 @@ class Started:
         self.work = Path(tempfile.mkdtemp(prefix="journey-bench-"))
         self.keep = keep
         self.database = database
-        self.cluster = PostgresCluster(self.work, durable=durable) if database == "postgres" else None
+        self.cluster = PostgresCluster(durable=durable) if database == "postgres" else None
         self.processes: dict[str, subprocess.Popen] = {}
         self.ports = {party: free_port() for party in WEB_PARTIES}
         self.ports.update({"switch-iso": free_port(), "issuer": free_port(), "smtp": free_port()})
