@@ -74,15 +74,16 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def parts_by_tree(roots: dict[str, int]) -> tuple[dict[int, str], dict[int, tuple[int, int]]]:
-    """Which part each live process belongs to (the named roots and all their descendants), and every process."""
+def parts_by_tree(roots: dict[str, int | list[int]]) -> tuple[dict[int, str], dict[int, tuple[int, int]]]:
+    """Which part each live process belongs to (the part's root processes and all their descendants), and every
+    process."""
     processes = _all_processes()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _ticks) in processes.items():
         children.setdefault(ppid, []).append(pid)
     part_of: dict[int, str] = {}
     for name, root in roots.items():
-        todo = [root]
+        todo = list(root) if isinstance(root, list) else [root]
         while todo:
             pid = todo.pop()
             if pid in processes:
@@ -91,7 +92,7 @@ def parts_by_tree(roots: dict[str, int]) -> tuple[dict[int, str], dict[int, tupl
     return part_of, processes
 
 
-def cpu_by_tree(roots: dict[str, int]) -> dict[str, float]:
+def cpu_by_tree(roots: dict[str, int | list[int]]) -> dict[str, float]:
     """Seconds of CPU of each named process and all its live descendants (with what they reaped)."""
     part_of, processes = parts_by_tree(roots)
     result = dict.fromkeys(roots, 0.0)
@@ -116,14 +117,50 @@ def party_of_cmdline(cmdline: str) -> str | None:
     return None
 
 
-def cpu_by_cmdline() -> dict[str, float]:
-    """Seconds of CPU of every process of a running Tasdid (and of every PostgreSQL server process), by part."""
-    result: dict[str, float] = {}
-    for pid, (_ppid, ticks) in _all_processes().items():
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def _same_database(pid: int, database_url: str, var_dir: str) -> bool:
+    """Whether the process works on this system's database (another Tasdid may run on the same machine)."""
+    env = _environ(pid)
+    if database_url:
+        return env.get("DATABASE_URL") == database_url
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    return "DATABASE_URL" not in env and env.get("TASDID_VAR_DIR", str(Path(cwd) / "var")) == var_dir
+
+
+def attached_roots(database_url: str, var_dir: str) -> dict[str, list[int]]:
+    """The processes of the running Tasdid on this database, by part (the top process of each, whose descendants
+    count with it), and the PostgreSQL server listening on the database's port."""
+    from urllib.parse import urlsplit
+
+    processes = _all_processes()
+    found: dict[str, list[int]] = {}
+    for pid, (ppid, _ticks) in processes.items():
         part = party_of_cmdline(_cmdline(pid))
-        if part is not None:
-            result[part] = result.get(part, 0.0) + ticks / TICKS
-    return result
+        if part is None or part == "postgres" or not _same_database(pid, database_url, var_dir):
+            continue
+        if party_of_cmdline(_cmdline(ppid)) == part:  # a gunicorn worker: its master counts it
+            continue
+        found.setdefault(part, []).append(pid)
+    url = urlsplit(database_url) if database_url.startswith("postgres") else None
+    if url is not None and url.hostname in ("127.0.0.1", "localhost", "::1"):
+        port = str(url.port or 5432)
+        for pid, (ppid, _ticks) in processes.items():
+            words = _cmdline(pid).split()
+            if (words and words[0].endswith("/postgres") and party_of_cmdline(_cmdline(ppid)) != "postgres"
+                    and (port in words[words.index("-p") + 1:words.index("-p") + 2] if "-p" in words
+                         else port == "5432")):
+                found.setdefault("postgres", []).append(pid)
+    return found
 
 
 # --- the system -----------------------------------------------------------------------------------------------
@@ -137,10 +174,11 @@ class System:
     env: dict[str, str]
     database: str  # "sqlite" or "postgres"
     sql_count_dir: Path | None
-    roots: dict[str, int] = field(default_factory=dict)  # part -> pid of its process (empty when attached)
+    roots: dict[str, int] = field(default_factory=dict)  # part -> pid of its process, when started here
+    attached_to: tuple[str, str] | None = None  # (DATABASE_URL, TASDID_VAR_DIR) of a running Tasdid
 
     def cpu(self) -> dict[str, float]:
-        return cpu_by_tree(self.roots) if self.roots else cpu_by_cmdline()
+        return cpu_by_tree(self.roots if self.attached_to is None else attached_roots(*self.attached_to))
 
     def sql_statements(self) -> dict[str, int] | None:
         """Statements counted so far by the processes (tasdid.core.bench) by part ("other": a process no longer
@@ -149,7 +187,8 @@ class System:
             return None
         import json
 
-        part_of = parts_by_tree(self.roots)[0] if self.roots else {}
+        roots = self.roots if self.attached_to is None else attached_roots(*self.attached_to)
+        part_of = parts_by_tree(roots)[0]
         counts: dict[str, int] = {}
         for path in self.sql_count_dir.glob("*.json"):
             with contextlib.suppress(OSError, ValueError, KeyError):
@@ -289,4 +328,5 @@ def attached() -> System:
             "switch": settings.SWITCH_URL}
     engine = settings.DATABASES["default"]["ENGINE"]
     return System(urls=urls, env=dict(os.environ), database="postgres" if "postgres" in engine else "sqlite",
-                  sql_count_dir=Path(count_dir) if count_dir else None)
+                  sql_count_dir=Path(count_dir) if count_dir else None,
+                  attached_to=(os.environ.get("DATABASE_URL", ""), str(settings.VAR_DIR)))
