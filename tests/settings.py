@@ -51,3 +51,8 @@ LOGGING["root"]["handlers"] = ["console", "file"]  # noqa: F405
 LOGGING["handlers"]["console"]["stream"] = "ext://sys.__stderr__"  # noqa: F405
 LOGGING["root"]["level"] = "DEBUG"  # noqa: F405 - scan everything the code could log
 LOGGING["loggers"]["django.db.backends"] = {"level": "INFO"}  # noqa: F405 - SQL text would drown the log
+# A new database connection per request here, as before TASDID_DB_CONN_MAX_AGE: the in-process parties of the tests
+# (the card rails' event loops and their threads, the worker's thread) end with the test session, not with their
+# process, and connections they kept would keep the test database in use when it is dropped. The parties started
+# as processes (tests/kill, tests/bench) keep theirs, as in production.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -191,6 +191,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The end-to-end benchmark's probes (tasdid.core.bench), off in production: a trivial page at the end of the
+# middleware stack for loopback clients, and SQL statements counted per process into files of a directory.
+BENCH_PING = env_bool("TASDID_BENCH_PING", False)
+if BENCH_PING:
+    MIDDLEWARE.append("tasdid.core.bench.PingMiddleware")
+SQL_COUNT_DIR = env("TASDID_SQL_COUNT_DIR", "")
+
 # Which URLs each party serves; the WSGI application of a party sets environ["tasdid.party"].
 PARTY_URLCONFS = {
     "biller": "tasdid.portal.urls",
@@ -225,7 +232,11 @@ TEMPLATES = [
 WSGI_APPLICATION = "tasdid.wsgi.biller"
 
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tasdid.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# A process keeps its database connection (one per thread) between requests, and the worker between its polls,
+# for this many seconds; checked before reuse by a request that follows an error (a restarted database server).
+# 0: a new connection for each request.
+DB_CONN_MAX_AGE = env_number("TASDID_DB_CONN_MAX_AGE", "600")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Several processes (web servers, worker, SMTP sink) share the file: WAL lets readers run beside a writer,

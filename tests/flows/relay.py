@@ -23,6 +23,7 @@ class AnswerLosingRelay:
         self.dropped = 0
         self._lock = threading.Lock()
         self._closing = False
+        self._open: set[socket.socket] = set()  # the connections being relayed, client side
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -31,10 +32,14 @@ class AnswerLosingRelay:
         return f"127.0.0.1:{self.port}"
 
     def close(self) -> None:
+        """The relayed server goes down: no new connection, and the open ones (kept alive by a client) end."""
         self._closing = True
         _shut(self.listener)  # wakes the accept() below (close() alone would not)
         self.listener.close()
         self._thread.join(timeout=10)
+        with self._lock:
+            for client in self._open:
+                _shut(client)
 
     def _accept(self) -> None:
         while not self._closing:
@@ -49,6 +54,15 @@ class AnswerLosingRelay:
             threading.Thread(target=self._relay, args=(client, drop), daemon=True).start()
 
     def _relay(self, client: socket.socket, drop: bool) -> None:
+        with self._lock:
+            self._open.add(client)
+        try:
+            self._forward(client, drop)
+        finally:
+            with self._lock:
+                self._open.discard(client)
+
+    def _forward(self, client: socket.socket, drop: bool) -> None:
         with client, socket.create_connection(self.upstream, timeout=30) as upstream:
             client.settimeout(30)
             forward = threading.Thread(target=_pump, args=(client, upstream), daemon=True)

@@ -47,7 +47,7 @@ def test_an_exception_inside_send_areq_reports_no_card_data(monkeypatch, setting
     def directory_exploded(url, **kwargs):
         raise RuntimeError("directory exploded")
 
-    monkeypatch.setattr(threeds_server.httpx, "post", directory_exploded)
+    monkeypatch.setattr(threeds_server, "party_post", directory_exploded)
     caught = []
 
     def keep(sender, request, **kwargs):

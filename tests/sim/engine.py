@@ -146,6 +146,8 @@ class Simulation:
         network.CURRENT = self.net
         rails.install(monkeypatch, self.net.rails)
         monkeypatch.setattr("httpx.post", self.net.post)
+        # The parties' calls to each other go through their process's client (tasdid.core.http.party_client).
+        monkeypatch.setattr("tasdid.core.http.party_client", lambda: types.SimpleNamespace(post=self.net.post))
         # Pauses between tries: nobody waits in a simulation (time moves only when the scheduler moves it).
         no_sleep = types.SimpleNamespace(sleep=lambda _s: None, monotonic=__import__("time").monotonic)
         monkeypatch.setattr(flow, "time", no_sleep)

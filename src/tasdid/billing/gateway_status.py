@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 import httpx
 from django.conf import settings
 
+from tasdid.core.http import party_post
 from tasdid.core.money import MAD_NUMERIC, AmountError, parse_amount
 from tasdid.core.signing import ver3_hash, ver3_verify_received
 
@@ -132,7 +133,7 @@ def order_status(*, oid: str, order_amount: Decimal, action: str = STATUS) -> Ga
     # A redeliver waits for the gateway's own call back to us and its settlement: an exchange of its own inside.
     timeout = settings.PARTY_HTTP_TIMEOUT if action == STATUS else 2 * settings.PARTY_HTTP_TIMEOUT + 15
     try:
-        response = httpx.post(settings.GATEWAY_URL + STATUS_PATH, data=fields, timeout=timeout)
+        response = party_post(settings.GATEWAY_URL + STATUS_PATH, data=fields, timeout=timeout)
     except httpx.HTTPError as exc:
         raise GatewayStatusError("unreachable") from exc
     if response.status_code != 200:

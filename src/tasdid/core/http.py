@@ -1,14 +1,17 @@
 """HTTP plumbing every party uses: which party a request is for, its own session cookie and sessions bound to
 it, CSP for cross-party form posts, the auto-submitted form that carries a browser from one party to another,
-the error pages' context."""
+the error pages' context, and the client of its calls to the other parties."""
 
 import functools
 import logging
+import os
+import threading
 from collections.abc import Iterable, Mapping
 from http.cookies import Morsel
 from importlib import import_module
 from urllib.parse import urlsplit
 
+import httpx
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.middleware import SessionMiddleware
@@ -218,3 +221,37 @@ def signed_json(message: dict, *, link: tuple[str, str], status: int = 200) -> H
     response = HttpResponse(body, status=status, content_type="application/json")
     response[threeds.SIGNATURE_HEADER] = signature
     return no_store(response)
+
+
+# --- calls to the other parties -----------------------------------------------------------------------------
+
+# Connections idle longer than this are closed by the client first: the parties' web servers (gunicorn) close theirs
+# after 2 s, and a request sent on a connection the server is closing at that moment would be lost.
+KEEPALIVE_SECONDS = 1.0
+
+_client_lock = threading.Lock()
+_client: tuple[int, httpx.Client] | None = None  # (the pid it was made in, the client)
+
+
+def party_client() -> httpx.Client:
+    """This process's client for its server-to-server calls: one TLS context (made once, not per call: building
+    one reads the system's CA store) and kept-alive connections to each party. Shared by the process's threads
+    (an httpx.Client's pool is thread-safe); a forked child (a gunicorn worker, when the application is loaded
+    before forking) makes its own on its first call and leaves its parent's connections alone."""
+    global _client
+    pid = os.getpid()
+    current = _client
+    if current is not None and current[0] == pid:
+        return current[1]
+    with _client_lock:
+        if _client is None or _client[0] != pid:
+            # No timeout of its own: each call passes the one it has always had.
+            _client = (pid, httpx.Client(timeout=None, follow_redirects=False,  # noqa: S113 - set per call
+                                         limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)))
+        return _client[1]
+
+
+def party_post(url: str, **kwargs) -> httpx.Response:
+    """``httpx.post(url, **kwargs)`` over the process's long-lived client (``party_client``); the caller gives
+    the timeout."""
+    return party_client().post(url, **kwargs)

@@ -30,6 +30,7 @@ from tasdid.core.acquiring import (
     SettlementRequest,
 )
 from tasdid.core.cards import fingerprint, mask
+from tasdid.core.http import party_post
 from tasdid.core.money import MAD_NUMERIC, to_minor
 
 from . import protocol, selectors, services, threeds_server, vault
@@ -250,7 +251,7 @@ def send_callback(url: str, fields: dict[str, str], *, timeout: float | None = N
     except ValueError:
         host = "(adresse invalide)"
     try:
-        response = httpx.post(url, data=fields, timeout=timeout or settings.PARTY_HTTP_TIMEOUT)
+        response = party_post(url, data=fields, timeout=timeout or settings.PARTY_HTTP_TIMEOUT)
     except (httpx.InvalidURL, httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
             httpx.UnsupportedProtocol) as exc:  # the request could not be built or its connection made
         logger.warning("gateway: callback to %s not delivered: %s", host, type(exc).__name__)

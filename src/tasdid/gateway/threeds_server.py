@@ -12,6 +12,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import threeds
 from tasdid.core.acquiring import CardData
+from tasdid.core.http import party_post
 from tasdid.core.money import MAD_NUMERIC, to_minor
 
 from .models import Attempt, Merchant
@@ -61,7 +62,7 @@ def send_areq(areq: dict[str, str]) -> dict[str, Any]:
     """POST the signed AReq to the directory and return its verified ARes; DirectoryError otherwise."""
     body, signature = threeds.sign_body(areq, link=threeds.LINK_SERVER_DIRECTORY)
     try:
-        response = httpx.post(settings.GATEWAY_3DS_DIRECTORY_URL, content=body,
+        response = party_post(settings.GATEWAY_3DS_DIRECTORY_URL, content=body,
                               headers={"Content-Type": "application/json", threeds.SIGNATURE_HEADER: signature},
                               timeout=settings.PARTY_HTTP_TIMEOUT)
     except httpx.HTTPError as exc:

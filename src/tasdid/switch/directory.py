@@ -19,6 +19,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import threeds
 from tasdid.core.cards import digits_only, mask
+from tasdid.core.http import party_post
 
 from .models import DirectoryTransaction, Route
 from .routing import route_for
@@ -102,7 +103,7 @@ def relay_areq(message: dict[str, Any]) -> Answer:
     forwarded = {**message, "dsTransID": str(record.ds_trans_id), "threeDSServerURL": settings.SWITCH_URL + "/3ds/rreq"}
     body, signature = threeds.sign_body(forwarded, link=TO_ACS)
     try:
-        response = httpx.post(record.acs_url, content=body, timeout=settings.PARTY_HTTP_TIMEOUT,
+        response = party_post(record.acs_url, content=body, timeout=settings.PARTY_HTTP_TIMEOUT,
                               headers={"Content-Type": "application/json", threeds.SIGNATURE_HEADER: signature})
     except httpx.TimeoutException:
         return _acs_fault(record, ERR_TIMED_OUT, "ACS timed out", trans_id)
@@ -145,7 +146,7 @@ def relay_rreq(message: dict[str, Any]) -> Answer:
                             trans_id=trans_id), 404)
     body, signature = threeds.sign_body(message, link=TO_SERVER)
     try:
-        response = httpx.post(record.three_ds_server_url, content=body, timeout=settings.PARTY_HTTP_TIMEOUT,
+        response = party_post(record.three_ds_server_url, content=body, timeout=settings.PARTY_HTTP_TIMEOUT,
                               headers={"Content-Type": "application/json", threeds.SIGNATURE_HEADER: signature})
     except httpx.HTTPError as exc:
         logger.warning("3DS directory: RReq %s not delivered: %s", record.ds_trans_id, type(exc).__name__)

@@ -17,6 +17,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import threeds
 from tasdid.core.codes import code_digest, code_matches, generate_numeric
+from tasdid.core.http import party_post
 from tasdid.core.l10n import amount as written_amount
 from tasdid.core.money import from_minor, to_minor
 from tasdid.messaging.services import sms_send
@@ -392,7 +393,7 @@ def cres_message(record: AcsTransaction) -> dict:
 
 def _post_rreq(record: AcsTransaction, body: bytes, signature: str, *, timeout: float) -> None:
     """One delivery try; raises on anything but a signed RRes for this transaction with resultsStatus 01."""
-    response = httpx.post(
+    response = party_post(
         record.three_ds_server_url, content=body, timeout=timeout,
         headers={"Content-Type": "application/json", threeds.SIGNATURE_HEADER: signature},
     )

@@ -1,0 +1,1 @@
+"""End-to-end payment benchmark (python -m bench.journey)."""
