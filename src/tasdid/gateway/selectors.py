@@ -14,6 +14,7 @@ from . import protocol
 from .models import (
     ATTEMPT_TERMINAL,
     OPERATION_COUNTED,
+    ApiRequestRecord,
     Attempt,
     AttemptState,
     Merchant,
@@ -213,3 +214,17 @@ def reversal_by_original(*, merchant_id: str, original_mti: str, original_stan: 
     return PendingReversal.objects.filter(merchant_id=merchant_id, original_mti=original_mti,
                                           original_stan=original_stan,
                                           original_transmitted_at=original_transmitted_at).first()
+
+
+# --- The merchant XML API (tasdid.gateway.api) -----------------------------------------------------------------
+
+
+def refunds_of(attempt: Attempt) -> list[Operation]:
+    """An attempt's refunds, in the order they were asked."""
+    return list(Operation.objects.filter(attempt=attempt, kind=OperationKind.REFUND).order_by("created_at", "pk"))
+
+
+def api_request_answer(record_id: int) -> str | None:
+    """The answer stored for a claimed XML API request; None while it is being processed (or was released)."""
+    return (ApiRequestRecord.objects.filter(pk=record_id, state=ApiRequestRecord.State.DONE)
+            .values_list("answer", flat=True).first())
