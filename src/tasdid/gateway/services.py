@@ -882,7 +882,7 @@ API_PASSWORD_LENGTH = 24  # characters of a generated password (token_urlsafe: a
 API_MIN_PASSWORD = 12
 # A request the same as one answered this recently gets that answer again and moves nothing (docs §9).
 API_REPLAY_WINDOW = dt.timedelta(hours=24)
-_API_NAME = re.compile(r"[A-Za-z0-9._@-]{3,64}")
+API_NAME = re.compile(r"[A-Za-z0-9._@-]{3,64}")
 _VERIFIED_MAX = 4096
 _verified: "OrderedDict[tuple[int, str], str]" = OrderedDict()  # (user, its password hash) -> keyed digest
 _verified_key = secrets.token_bytes(32)
@@ -910,7 +910,7 @@ def api_user_create(*, merchant: Merchant, name: str, password: str | None = Non
     """A new API user for ``merchant``, with ``password`` or a generated one (returned once, kept hashed only).
     ValueError says what is wrong."""
     name = (name or "").strip()
-    if not _API_NAME.fullmatch(name):
+    if not API_NAME.fullmatch(name):
         raise ValueError(_("Le nom d'utilisateur API doit comporter de 3 à 64 caractères : lettres, chiffres, "
                            ". _ @ -."))
     password = password if password is not None else secrets.token_urlsafe(API_PASSWORD_LENGTH)[:API_PASSWORD_LENGTH]
