@@ -205,3 +205,20 @@ def test_the_admin_creates_a_user_and_shows_its_generated_password_once(admin_cl
         "active": "on", "new_password": "typed-password-0001"}, follow=True)
     user.refresh_from_db()
     assert check_password("typed-password-0001", user.password) and user.locked_until is None
+
+
+def test_a_repeat_of_a_request_whose_processing_stopped_is_answered_busy_and_moves_nothing(user):
+    """The first request claimed its key and its process stopped before answering: a repeat cannot know what moved,
+    so it says so at once (and the merchant asks ORDERSTATUS), rather than acting a second time."""
+    from tasdid.gateway import api
+
+    body = xmlapi.build_request(name=NAME, password=PASSWORD, client_id=CLIENT, order_id="ORDER-1", type_="Credit",
+                                total="10.00")
+    key = api.idempotency_key(xmlapi.parse(body))
+    claim = services.api_request_claim(user=user, key=key, kind="Credit", order_id="ORDER-1",
+                                       now=timezone.now() - dt.timedelta(minutes=5))
+    assert claim.record is not None and not claim.busy and not claim.answer
+    answer = ask(body)
+    assert (answer.response, answer.extra["ERRORCODE"]) == ("Error", "BUSY")
+    assert "ORDERSTATUS" in answer.err_msg
+    assert ApiRequestRecord.objects.get().state == ApiRequestRecord.State.IN_FLIGHT

@@ -13,6 +13,7 @@ import time
 from decimal import Decimal
 
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import flow, protocol, selectors, services, xmlapi
 from .models import Attempt, AttemptState, Merchant, MerchantApiUser, Operation, OperationState
@@ -26,6 +27,7 @@ BUSY_WAIT_SECONDS = 30.0
 BUSY_POLL_SECONDS = 0.05
 
 
+@sensitive_variables()  # the body and the request hold the API user's password
 def answer(body: bytes, content_type: str = "text/xml") -> bytes:
     """The ``CC5Response`` to a posted body (raw XML, or form-encoded with the XML in ``DATA``)."""
     try:
@@ -58,7 +60,10 @@ def operate(user: MerchantApiUser, request: ApiRequest) -> bytes:
     if claim.answer:
         return claim.answer.encode("utf-8")
     if claim.busy:
-        stored = _wait_for(claim.record.pk) if claim.record is not None else None
+        # Wait for the first one's answer, unless it began long ago (its process died): then say so at once.
+        recent = claim.record is not None and (
+            timezone.now() - claim.record.created_at).total_seconds() < 2 * BUSY_WAIT_SECONDS
+        stored = _wait_for(claim.record.pk) if recent else None
         if stored is not None:
             return stored.encode("utf-8")
         return xmlapi.serialize(xmlapi.error("BUSY", _fr(
