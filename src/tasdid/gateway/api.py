@@ -213,7 +213,7 @@ def history(attempt: Attempt | None) -> dict[str, str]:
     its capture or void, each refund."""
     rows: list[tuple[str, ...]] = []
     if attempt is not None and attempt.transmitted_at is not None:
-        tran_type = protocol.tran_type(attempt.session.request_fields) if attempt.session.request_fields else "PreAuth"
+        tran_type = protocol.tran_type(attempt.session.request_fields) or "PreAuth"
         approved = attempt.response_code == "00"
         rows.append((tran_type, "A" if approved else "D", xmlapi.amount_text(attempt.amount),
                      _date(attempt.authorized_at or attempt.transmitted_at), attempt.auth_code, attempt.rrn,
