@@ -4,7 +4,7 @@ posted through Django's test client to the gateway, on a fresh SQLite database (
 approving in-process.
 
     nice -n 10 .venv/bin/python bench/api_fuzz.py --count 100000 --seed 1
-    scripts/with-postgres nice -n 10 .venv/bin/python bench/api_fuzz.py --count 10000 --seed 2
+    scripts/with-postgres nice -n 10 .venv/bin/python bench/api_fuzz.py --count 5000 --seed 2
 
 Prints the outcomes (approved, declined, refused, server error, wrong accept, wrong refusal, wrong answer), the
 cases by kind, and checks at the end that every order's state and refunds in the database are the model's. Exits 1
