@@ -86,3 +86,36 @@ def test_the_refusals_quoted_are_the_gateways(message):
     generic = generic.replace("60 et 3600", "%(min)s et %(max)s")
     assert message in DOC
     assert generic in source
+
+
+# --- §9, the XML API -------------------------------------------------------------------------------------------
+
+
+def test_the_xml_api_curl_example_is_a_request_the_gateway_reads():
+    from decimal import Decimal
+
+    from tasdid.gateway import xmlapi
+
+    xml = block("sh api-curl").split("<<'XML'\n", 1)[1].rsplit("XML\n", 1)[0]
+    parsed = xmlapi.parse(xml.encode("utf-8"))
+    assert (parsed.name, parsed.client_id, parsed.type, parsed.order_id, parsed.total, parsed.idempotency_key) == (
+        "boutique-api", "600000001", "Credit", "ORDER-0001", Decimal("100.00"), "refund-2026-0001")
+
+
+def test_the_xml_api_python_example_talks_to_the_gateway(parties):
+    from tasdid.gateway import xmlapi
+
+    namespace: dict = {}
+    exec(compile(block("python api-client"), "docs/merchant-protocol.md", "exec"), namespace)  # noqa: S102
+    body = namespace["cc5_request"]("boutique-api", "mot-de-passe-api-0001", "600000001", "ORDER-0001",
+                                    type_="Credit", total="10.50", key="refund-1")
+    parsed = xmlapi.parse(body)
+    assert (parsed.type, str(parsed.total), parsed.idempotency_key) == ("Credit", "10.50", "refund-1")
+    merchant = services.merchant_register(client_id="600000001", name="Boutique", store_key="TEST1234",
+                                          return_hosts=["shop.example.ma"]).merchant
+    services.api_user_create(merchant=merchant, name="boutique-api", password="mot-de-passe-api-0001")
+    query = namespace["cc5_request"]("boutique-api", "mot-de-passe-api-0001", "600000001", "ORDER-0001",
+                                     query="ORDERSTATUS")
+    answer = namespace["call"](parties["gateway"], query)
+    assert (answer["Response"], answer["ProcReturnCode"], answer["OrderId"], answer["Extra"]["ERRORCODE"]) == (
+        "Error", "99", "ORDER-0001", "ORDER_UNKNOWN")

@@ -27,6 +27,7 @@ from .models import (
     CallbackAnswer,
     Event,
     Merchant,
+    MerchantApiUser,
     Operation,
     PaymentSession,
     PendingReversal,
@@ -318,6 +319,65 @@ class MerchantAdmin(admin.ModelAdmin):
         response = HttpResponse(csv_text(header, rows), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="tasdid-{merchant.pk}-{day.isoformat()}.csv"'
         return no_store(response)
+
+
+class MerchantApiUserForm(forms.ModelForm):
+    """The password is write-only: generated (shown once) or typed, kept as a hash, never shown again."""
+
+    new_password = forms.CharField(
+        label=_("Mot de passe"), required=False, strip=False, min_length=services.API_MIN_PASSWORD, max_length=128,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Laissez vide : un mot de passe est généré pour un nouvel utilisateur et affiché une seule fois "
+                    "; pour un utilisateur existant, la valeur actuelle est conservée."),
+    )
+
+    class Meta:
+        model = MerchantApiUser
+        fields = ["merchant", "name", "active"]
+
+    def clean_name(self) -> str:
+        name = (self.cleaned_data.get("name") or "").strip()
+        if not services.API_NAME.fullmatch(name):
+            raise forms.ValidationError(_("Le nom d'utilisateur API doit comporter de 3 à 64 caractères : lettres, "
+                                          "chiffres, . _ @ -."))
+        return name
+
+
+@admin.register(MerchantApiUser, site=gateway_admin)
+class MerchantApiUserAdmin(admin.ModelAdmin):
+    """The logins of merchants' programs to the XML API (/fim/api)."""
+
+    form = MerchantApiUserForm
+    list_display = ["name", "merchant", "active", "locked_until", "last_used_at", "created_at"]
+    list_filter = ["active", "merchant"]
+    search_fields = ["name", "merchant__client_id"]
+    readonly_fields = ["failed_attempts", "locked_until", "last_used_at", "created_at"]
+
+    def get_fields(self, request, obj=None):
+        if obj:
+            return ["merchant", "name", "active", "new_password", *self.readonly_fields]
+        return ["merchant", "name", "active", "new_password"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["merchant", "name", *self.readonly_fields] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        password = form.cleaned_data.get("new_password") or None
+        if not change:
+            created = services.api_user_create(merchant=obj.merchant, name=obj.name, password=password)
+            obj.pk = created.user.pk
+            obj.refresh_from_db()
+            if password is None:
+                messages.warning(request, _("Mot de passe de « %(name)s », affiché une seule fois : %(password)s")
+                                 % {"name": obj.name, "password": created.password})
+            if not form.cleaned_data.get("active", True):
+                MerchantApiUser.objects.filter(pk=obj.pk).update(active=False)
+            return
+        MerchantApiUser.objects.filter(pk=obj.pk).update(active=obj.active)
+        if password:
+            services.api_user_set_password(user_id=obj.pk, password=password)
+            messages.success(request, _("Mot de passe de « %(name)s » changé ; son blocage éventuel est levé.")
+                             % {"name": obj.name})
 
 
 class EventInline(ReadOnly, admin.TabularInline):

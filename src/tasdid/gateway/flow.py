@@ -541,3 +541,19 @@ def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     for done, n in sweep_operations(now=now).items():
         counts[done] = counts.get(done, 0) + n
     return counts
+
+
+# --- operations asked by the merchant: capture and void (minimal versions) ------------------------------------
+# An authorization the merchant kept (its callback answered APPROVED) is captured, whole, or voided on its request
+# (the XML API's PostAuth and Void): moved by a service (services.OperationRefused when it cannot be, nothing
+# moved), then settled at once as any capture or void.
+
+
+def capture(*, attempt_id: int, amount: Decimal | None, requested_by: str) -> Attempt:
+    services.attempt_capture_request(attempt_id=attempt_id, amount=amount, requested_by=requested_by)
+    return settle(attempt_id=attempt_id)
+
+
+def void(*, attempt_id: int, requested_by: str) -> Attempt:
+    services.attempt_void_request(attempt_id=attempt_id, requested_by=requested_by)
+    return settle(attempt_id=attempt_id)

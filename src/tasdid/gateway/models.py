@@ -395,3 +395,57 @@ class PendingReversal(models.Model):
 
     def __str__(self) -> str:
         return f"0400 de {self.original_mti} STAN {self.original_stan} ({self.state})"
+
+
+class MerchantApiUser(models.Model):
+    """A login of a merchant's programs to the XML API (``/fim/api``): the ``Name`` and ``Password`` of its
+    ``CC5Request``, for that merchant's ``ClientId`` only. The password is kept as a Django password hash, never in
+    clear; wrong passwords in a row lock the user for a while (``failed_attempts``, ``locked_until``)."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="api_users",
+                                 verbose_name=_("marchand"))
+    name = models.CharField(_("nom d'utilisateur API (Name)"), max_length=64, unique=True)
+    password = models.CharField(_("mot de passe (empreinte)"), max_length=200)
+    active = models.BooleanField(_("actif"), default=True)
+    failed_attempts = models.PositiveSmallIntegerField(_("mots de passe erronés de suite"), default=0)
+    locked_until = models.DateTimeField(_("bloqué jusqu'au"), null=True, blank=True)
+    created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("dernière utilisation"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("utilisateur de l'API marchand")
+        verbose_name_plural = _("utilisateurs de l'API marchand")
+        ordering = ["merchant", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.merchant.client_id})"
+
+
+class ApiRequestRecord(models.Model):
+    """One operation asked through the XML API, kept to answer the same request again with the same answer
+    (docs/merchant-protocol.md §9): the request's idempotency key (a hash of what identifies it), claimed before
+    anything moves, then the answer sent. A request being processed is IN_FLIGHT: a duplicate arriving meanwhile
+    waits for its answer and moves nothing."""
+
+    class State(models.TextChoices):
+        IN_FLIGHT = "in_flight", _("en cours")
+        DONE = "done", _("répondue")
+
+    api_user = models.ForeignKey(MerchantApiUser, on_delete=models.PROTECT, related_name="requests",
+                                 verbose_name=_("utilisateur de l'API marchand"))
+    key = models.CharField(_("clé d'idempotence"), max_length=64)
+    kind = models.CharField(_("type"), max_length=10)
+    order_id = models.CharField(_("commande"), max_length=64)
+    state = models.CharField(_("état"), max_length=9, choices=State.choices, default=State.IN_FLIGHT)
+    answer = models.TextField(_("réponse envoyée"), blank=True, default="")
+    created_at = models.DateTimeField(_("reçue le"))
+    answered_at = models.DateTimeField(_("répondue le"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("demande de l'API marchand")
+        verbose_name_plural = _("demandes de l'API marchand")
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["api_user", "key"], name="gateway_api_request_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.order_id} ({self.get_state_display()})"

@@ -15,6 +15,7 @@ from . import protocol
 from .models import (
     ATTEMPT_TERMINAL,
     OPERATION_COUNTED,
+    ApiRequestRecord,
     Attempt,
     AttemptState,
     Merchant,
@@ -336,3 +337,16 @@ def day_attempts(merchant: Merchant, day: dt.date):
     start, end = day_bounds(day)
     return (Attempt.objects.filter(session__merchant=merchant, created_at__gte=start, created_at__lt=end)
             .select_related("session").order_by("created_at", "pk").iterator(chunk_size=2000))
+
+# --- The merchant XML API (tasdid.gateway.api) -----------------------------------------------------------------
+
+
+def refunds_of(attempt: Attempt) -> list[Operation]:
+    """An attempt's refunds, in the order they were asked."""
+    return list(Operation.objects.filter(attempt=attempt, kind=OperationKind.REFUND).order_by("created_at", "pk"))
+
+
+def api_request_answer(record_id: int) -> str | None:
+    """The answer stored for a claimed XML API request; None while it is being processed (or was released)."""
+    return (ApiRequestRecord.objects.filter(pk=record_id, state=ApiRequestRecord.State.DONE)
+            .values_list("answer", flat=True).first())

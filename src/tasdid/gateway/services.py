@@ -9,13 +9,17 @@ transactions, never inside one.
 import datetime as dt
 import hmac
 import logging
+import re
 import secrets
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,6 +27,7 @@ from django.utils.translation import gettext as _
 from tasdid.core import iso8583
 from tasdid.core import response_codes as rc
 from tasdid.core.acquiring import AuthorizationResult
+from tasdid.core.codes import after_failure, is_locked
 from tasdid.core.money import to_minor
 from tasdid.core.threeds import ATTEMPTED, AUTHENTICATED
 
@@ -31,11 +36,13 @@ from .models import (
     ATTEMPT_TRANSITIONS,
     OPERATION_TRANSITIONS,
     SESSION_TRANSITIONS,
+    ApiRequestRecord,
     Attempt,
     AttemptState,
     CallbackAnswer,
     Event,
     Merchant,
+    MerchantApiUser,
     MerchantMode,
     Operation,
     OperationKind,
@@ -942,3 +949,219 @@ def operation_reversed(*, operation_id: int, response_code: str, now: dt.datetim
     _move_operation(operation, OperationState.REVERSED, f"annulation acquittée ({response_code})", now=now,
                     decided_at=now)
     return operation
+
+
+# --- The merchant XML API (``/fim/api``): its users, their lockout, and the requests answered once -------------
+
+API_LOCK_AFTER_FAILURES = 5  # wrong passwords in a row lock an API user
+API_LOCK_FOR = dt.timedelta(minutes=30)
+API_PASSWORD_LENGTH = 24  # characters of a generated password (token_urlsafe: about 144 bits)
+API_MIN_PASSWORD = 12
+# A request the same as one answered this recently gets that answer again and moves nothing (docs §9).
+API_REPLAY_WINDOW = dt.timedelta(hours=24)
+API_NAME = re.compile(r"[A-Za-z0-9._@-]{3,64}")
+_VERIFIED_MAX = 4096
+_verified: "OrderedDict[tuple[int, str], str]" = OrderedDict()  # (user, its password hash) -> keyed digest
+_verified_key = secrets.token_bytes(32)
+_verified_lock = threading.Lock()
+
+
+class ApiAuthRefused(Exception):
+    """A CC5Request whose Name, Password and ClientId do not open the API: ``code`` for programs, the French
+    message for the merchant's staff. The same message for an unknown name and a wrong password."""
+
+    def __init__(self, code: str, message: str, *, locked_until: dt.datetime | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.locked_until = locked_until
+
+
+@dataclass(frozen=True)
+class ApiUserCreated:
+    user: MerchantApiUser
+    password: str  # the password in clear: shown once, to the person who asked for it, then forgotten
+
+
+def api_user_create(*, merchant: Merchant, name: str, password: str | None = None) -> ApiUserCreated:
+    """A new API user for ``merchant``, with ``password`` or a generated one (returned once, kept hashed only).
+    ValueError says what is wrong."""
+    name = (name or "").strip()
+    if not API_NAME.fullmatch(name):
+        raise ValueError(_("Le nom d'utilisateur API doit comporter de 3 à 64 caractères : lettres, chiffres, "
+                           ". _ @ -."))
+    password = password if password is not None else secrets.token_urlsafe(API_PASSWORD_LENGTH)[:API_PASSWORD_LENGTH]
+    _check_api_password(password)
+    try:
+        with transaction.atomic():
+            user = MerchantApiUser.objects.create(merchant=merchant, name=name, password=make_password(password))
+    except IntegrityError:
+        raise ValueError(_("Le nom d'utilisateur API « %(name)s » est déjà pris.") % {"name": name}) from None
+    return ApiUserCreated(user=user, password=password)
+
+
+def _check_api_password(password: str) -> None:
+    if not API_MIN_PASSWORD <= len(password) <= 128 or not password.isprintable():
+        raise ValueError(_("Le mot de passe API doit comporter de %(min)s à 128 caractères imprimables.")
+                         % {"min": API_MIN_PASSWORD})
+
+
+@transaction.atomic
+def api_user_set_password(*, user_id: int, password: str) -> MerchantApiUser:
+    """Set an API user's password (kept hashed); its lockout ends."""
+    _check_api_password(password)
+    user = MerchantApiUser.objects.select_for_update().get(pk=user_id)
+    user.password, user.failed_attempts, user.locked_until = make_password(password), 0, None
+    user.save(update_fields=["password", "failed_attempts", "locked_until"])
+    return user
+
+
+def _password_matches(user: MerchantApiUser, password: str) -> bool:
+    """Django's password check; a password that matched this user's current hash lately is recognized by a keyed
+    digest kept in this process's memory (the hash is slow on purpose, and a merchant's program calls often)."""
+    digest = hmac.new(_verified_key, f"{user.pk}\x1f{user.password}\x1f{password}".encode(), "sha256").hexdigest()
+    with _verified_lock:
+        if hmac.compare_digest(_verified.get((user.pk, user.password), ""), digest):
+            return True
+    if not check_password(password, user.password):
+        return False
+    with _verified_lock:
+        _verified[(user.pk, user.password)] = digest
+        while len(_verified) > _VERIFIED_MAX:
+            _verified.popitem(last=False)
+    return True
+
+
+def api_authenticate(*, name: str, password: str, client_id: str, now: dt.datetime | None = None) -> MerchantApiUser:
+    """The active API user ``name`` of the active merchant ``client_id`` whose password is ``password``, or
+    ApiAuthRefused. API_LOCK_AFTER_FAILURES wrong passwords in a row lock the user for API_LOCK_FOR (refused, right
+    password or not, until then); a right one resets the count. Nothing is written for an unknown name."""
+    now = now or timezone.now()
+    unknown = ApiAuthRefused("AUTH", protocol.errmsg("Identifiants API invalides : Name ou Password incorrect."))
+    user = MerchantApiUser.objects.select_related("merchant").filter(name=name[:64]).first()
+    if user is None:
+        make_password(password)  # the time a wrong password takes: an unknown name does not show
+        raise unknown
+    if is_locked(user.locked_until, now):
+        raise ApiAuthRefused("LOCKED", protocol.errmsg(
+            "Utilisateur API bloqué après trop de mots de passe erronés : réessayez plus tard."),
+            locked_until=user.locked_until)
+    if not _password_matches(user, password):
+        with transaction.atomic():
+            locked = MerchantApiUser.objects.select_for_update().get(pk=user.pk)
+            lockout = after_failure(failures=locked.failed_attempts, now=now, limit=API_LOCK_AFTER_FAILURES,
+                                    lock_for=API_LOCK_FOR)
+            locked.failed_attempts, locked.locked_until = lockout.failures, lockout.locked_until
+            locked.save(update_fields=["failed_attempts", "locked_until"])
+        if lockout.locked_until is not None:
+            logger.warning("gateway: API user %s locked after %s wrong passwords", user.name, API_LOCK_AFTER_FAILURES)
+        raise unknown
+    if not user.active or not user.merchant.active:
+        raise ApiAuthRefused("INACTIVE", protocol.errmsg("Utilisateur API ou marchand désactivé."))
+    if user.merchant.client_id != client_id:
+        raise ApiAuthRefused("CLIENTID", protocol.errmsg(
+            "Cet utilisateur API n'appartient pas au marchand indiqué par ClientId."))
+    MerchantApiUser.objects.filter(pk=user.pk).update(failed_attempts=0, locked_until=None, last_used_at=now)
+    return user
+
+
+@dataclass(frozen=True)
+class ApiClaim:
+    """The outcome of claiming a request's idempotency key: ``record`` to answer (its answer when ``answer`` is
+    set: a repeat; else this request is the one that acts), or ``busy`` when the same request is being processed."""
+
+    record: ApiRequestRecord | None
+    answer: str = ""
+    busy: bool = False
+
+
+def api_request_claim(*, user: MerchantApiUser, key: str, kind: str, order_id: str,
+                      now: dt.datetime | None = None) -> ApiClaim:
+    """Claim ``key`` for this request, committed before anything moves: the first request with a key acts; a
+    repeat within API_REPLAY_WINDOW gets the stored answer (``answer``), or ``busy`` while the first is still being
+    processed. A record older than the window is claimed anew. Concurrent duplicates: the unique key lets one
+    insert win; the others find its record."""
+    now = now or timezone.now()
+    for _try in range(3):
+        with transaction.atomic():
+            record = ApiRequestRecord.objects.select_for_update().filter(api_user=user, key=key).first()
+            if record is not None:
+                if record.created_at > now - API_REPLAY_WINDOW:
+                    if record.state == ApiRequestRecord.State.DONE:
+                        return ApiClaim(record=record, answer=record.answer)
+                    return ApiClaim(record=record, busy=True)
+                record.state, record.answer, record.created_at, record.answered_at = (
+                    ApiRequestRecord.State.IN_FLIGHT, "", now, None)
+                record.kind, record.order_id = kind, order_id[:64]
+                record.save(update_fields=["state", "answer", "created_at", "answered_at", "kind", "order_id"])
+                return ApiClaim(record=record)
+        try:
+            with transaction.atomic():
+                record = ApiRequestRecord.objects.create(api_user=user, key=key, kind=kind, order_id=order_id[:64],
+                                                         created_at=now)
+            return ApiClaim(record=record)
+        except IntegrityError:
+            continue  # the same request at the same instant: read the one that won
+    return ApiClaim(record=None, busy=True)  # pragma: no cover
+
+
+def api_request_answered(*, record_id: int, answer: str, keep: bool, now: dt.datetime | None = None) -> None:
+    """The answer sent for a claimed request: kept for its repeats (``keep``: the operation reached the bank, or
+    moved a state), or the claim released (a refusal before anything moved: the same request may be tried again)."""
+    now = now or timezone.now()
+    if keep:
+        ApiRequestRecord.objects.filter(pk=record_id).update(state=ApiRequestRecord.State.DONE, answer=answer,
+                                                            answered_at=now)
+    else:
+        ApiRequestRecord.objects.filter(pk=record_id, state=ApiRequestRecord.State.IN_FLIGHT).delete()
+
+
+# --- Capture and void asked by the merchant (flow.capture, flow.void): minimal versions -------------------------
+# The capture and the void of an authorization the merchant kept (its callback answered APPROVED), whole amount
+# only. OperationRefused says why an operation is not done (nothing moved).
+
+
+class OperationRefused(Exception):
+    """An operation the gateway refuses before anything is sent: ``code`` for programs, the French message."""
+
+    def __init__(self, message: str, *, code: str = "refused"):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@transaction.atomic
+def attempt_capture_request(*, attempt_id: int, amount: Decimal | None, requested_by: str,
+                            now: dt.datetime | None = None) -> Attempt:
+    """An authorization the merchant kept moves to CAPTURING (flow.settle sends it); its whole amount only."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    if attempt.state in (AttemptState.CAPTURING, AttemptState.CAPTURED):
+        raise OperationRefused(protocol.errmsg("Paiement déjà remis (capturé)."), code="already_captured")
+    if attempt.state != AttemptState.AUTHORIZED or attempt.callback_answer != CallbackAnswer.APPROVED:
+        raise OperationRefused(protocol.errmsg("Aucune autorisation conservée à remettre pour cette commande."),
+                               code="not_authorized")
+    if amount is not None and amount != attempt.amount:
+        raise OperationRefused(protocol.errmsg(f"La remise porte sur le montant autorisé entier : "
+                                               f"{attempt.amount} DH."), code="partial_capture")
+    _move_attempt(attempt, AttemptState.CAPTURING, f"remise demandée par {requested_by}", now=now,
+                  deadline=now + SETTLE_SAFETY)
+    return attempt
+
+
+@transaction.atomic
+def attempt_void_request(*, attempt_id: int, requested_by: str, now: dt.datetime | None = None) -> Attempt:
+    """An authorization the merchant kept, not captured, moves to VOIDING (flow.settle sends the void)."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    if attempt.state in (AttemptState.CAPTURING, AttemptState.CAPTURED):
+        raise OperationRefused(protocol.errmsg("Paiement déjà remis : l'annulation n'est plus possible, demandez un "
+                                               "remboursement (Credit)."), code="captured")
+    if attempt.state in (AttemptState.VOIDING, AttemptState.VOIDED):
+        raise OperationRefused(protocol.errmsg("Autorisation déjà annulée."), code="already_voided")
+    if attempt.state != AttemptState.AUTHORIZED or attempt.callback_answer != CallbackAnswer.APPROVED:
+        raise OperationRefused(protocol.errmsg("Aucune autorisation conservée à annuler pour cette commande."),
+                               code="not_authorized")
+    _move_attempt(attempt, AttemptState.VOIDING, f"annulation demandée par {requested_by}", now=now,
+                  deadline=now + SETTLE_SAFETY)
+    return attempt

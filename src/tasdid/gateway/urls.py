@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.home, name="gateway_home"),
     path("fim/est3Dgate", views.est3dgate, name="gateway_est3dgate"),
     path("fim/status", views.order_status, name="gateway_order_status"),
+    path("fim/api", views.merchant_api, name="gateway_merchant_api"),
     path("fim/refus", views.refusal, name="gateway_refusal"),
     path("paiement/<slug:token>", views.pay, name="gateway_pay"),
     path("3ds/rreq", views.rreq, name="gateway_rreq"),

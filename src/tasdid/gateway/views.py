@@ -23,7 +23,7 @@ from tasdid.core import i18n, threeds
 from tasdid.core.http import allow_form_action, autosubmit, no_store, see_other, signed_json
 from tasdid.core.signing import ver3_verify
 
-from . import flow, protocol, selectors, services, threeds_server
+from . import api, flow, protocol, selectors, services, threeds_server, xmlapi
 from .forms import CardForm
 from .models import AttemptState, Merchant, MerchantMode, PaymentSession, SessionState
 
@@ -195,6 +195,30 @@ def order_status(request: HttpRequest) -> HttpResponse:
         return _plain(exc.message, status=400)
     answer = flow.order_status(merchant=merchant, query=query)
     return HttpResponse(urlencode(answer), content_type="application/x-www-form-urlencoded; charset=utf-8")
+
+
+@csrf_exempt  # server to server: each request carries its API user's Name and Password (checked, rate-limited)
+@never_cache
+@sensitive_variables()  # the body holds the API user's password
+def merchant_api(request: HttpRequest) -> HttpResponse:
+    """The merchant XML API (Nestpay's ``CC5Request``): every answer a ``CC5Response`` with HTTP 200, as Nestpay
+    answers, its ``Response`` Approved, Declined or Error (``tasdid.gateway.api``)."""
+    if request.method != "POST":
+        body = xmlapi.serialize(xmlapi.error("METHOD", protocol.errmsg(
+            "Cette adresse reçoit les demandes CC5Request envoyées par POST.")))
+        response = HttpResponse(body, status=405, content_type="text/xml; charset=utf-8")
+        response["Allow"] = "POST"
+        return response
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > xmlapi.MAX_BODY:  # not read at all
+        body = xmlapi.serialize(xmlapi.error("TOO_LARGE", protocol.errmsg(
+            f"Demande trop volumineuse : au plus {xmlapi.MAX_BODY} octets.")))
+    else:
+        body = api.answer(request.read(xmlapi.MAX_BODY + 1), request.content_type or "")
+    return HttpResponse(body, content_type="text/xml; charset=utf-8")
 
 
 def _plain(message: str, *, status: int) -> HttpResponse:

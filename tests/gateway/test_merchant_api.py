@@ -1,0 +1,245 @@
+"""The merchant XML API (``POST /fim/api``, Nestpay's CC5Request) over the real card rails: the gateway's ISO 8583
+client → the switch → the issuer host → the bank's ledger, on 127.0.0.1. Each operation and its repeat (the same
+answer, the money moved once, checked at the bank), partial refunds up to what was captured then one refused, a
+void after a capture refused, concurrent duplicates, the status and history queries."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+pytest.importorskip("tasdid.switch.server")
+pytest.importorskip("tasdid.bank.issuer")
+
+from tasdid.bank import sandbox
+from tasdid.bank.demo import seed_demo
+from tasdid.bank.models import Card, Hold, LedgerEntry
+from tasdid.core.acquiring import AuthorizationRequest, CardData
+from tasdid.core.cards import fingerprint
+from tasdid.gateway import rails, services, xmlapi
+from tasdid.gateway.models import (
+    ApiRequestRecord,
+    Attempt,
+    AttemptState,
+    CallbackAnswer,
+    Operation,
+    PaymentSession,
+)
+from tests.support.card_rails import CardRails
+
+from .conftest import gateway_client, make_merchant
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+VISA = sandbox.card_by_outcome("00", "none")
+MERCHANT = "600000001"
+NAME, PASSWORD = "boutique-api", "mot-de-passe-api-0001"
+
+
+@pytest.fixture
+def card_rails(transactional_db, settings):
+    seed_demo()
+    card_rails = CardRails(issuer_timeout=20.0).start()
+    card_rails.acquirer_settings(settings)
+    assert rails.connection().wait_up(30)
+    yield card_rails
+    card_rails.stop()
+
+
+@pytest.fixture
+def api_user(card_rails):
+    merchant = make_merchant(client_id=MERCHANT)
+    return services.api_user_create(merchant=merchant, name=NAME, password=PASSWORD).user
+
+
+def balance(card) -> Decimal:
+    return Card.objects.get(fingerprint=fingerprint(card.number)).account.balance
+
+
+def kept_authorization(amount_minor: int, oid: str) -> Attempt:
+    """A payment authorized over the rails that the merchant kept without capture (its callback answered APPROVED),
+    and the gateway's attempt for it as its flow records it."""
+    acquirer = rails.SwitchAcquirer()
+    month, year = (VISA.issued_expiry or VISA.expiry).split("/")
+    auth = AuthorizationRequest(
+        card=CardData(pan=VISA.number, expiry_yymm=year + month, cvv=VISA.issued_cvv or VISA.cvv),
+        amount_minor=amount_minor, currency="504", merchant_id=MERCHANT, merchant_name="Tasdid Télécom",
+        order_id=oid, stan=services.next_stan(), transmitted_at=timezone.now().replace(microsecond=0))
+    result = acquirer.authorize(auth)
+    assert result.approved
+    from tasdid.gateway.models import Merchant
+
+    now = timezone.now()
+    session = PaymentSession.objects.create(
+        token=oid, merchant=Merchant.objects.get(client_id=MERCHANT), oid=oid, amount=Decimal(amount_minor) / 100,
+        request_fields={"TranType": "PreAuth"}, browser_digest="x", state="succeeded", created_at=now,
+        expires_at=now, updated_at=now)
+    return Attempt.objects.create(
+        session=session, state=AttemptState.AUTHORIZED, amount=Decimal(amount_minor) / 100, brand="VISA",
+        masked_pan="400011******0017", pan_fingerprint="f", threeds_server_trans_id=oid, trans_id=f"T-{oid}"[:20],
+        stan=auth.stan, transmitted_at=auth.transmitted_at, response_code="00", proc_return_code="00",
+        auth_code=result.auth_code, rrn=result.rrn, authorized_at=now, callback_answer=CallbackAnswer.APPROVED,
+        deadline=now + services.AUTHORIZATION_HOLD, created_at=now, updated_at=now)
+
+
+def post(body: bytes, content_type: str = "text/xml"):
+    response = gateway_client().post("/fim/api", data=body, content_type=content_type)
+    assert response.status_code == 200 and response["Content-Type"] == "text/xml; charset=utf-8"
+    return response
+
+
+def call(oid: str, type_: str = "", total: str | None = None, query: str = "", key: str = "",
+         password: str = PASSWORD) -> tuple[xmlapi.ApiResponse, bytes]:
+    body = xmlapi.build_request(name=NAME, password=password, client_id=MERCHANT, order_id=oid, type_=type_,
+                                total=total, query=query, idempotency_key=key)
+    content = post(body).content
+    return xmlapi.read_response(content), content
+
+
+def hold_of(attempt: Attempt) -> Hold:
+    return Hold.objects.get(rrn=attempt.rrn)
+
+
+def test_postauth_captures_a_kept_authorization_once(api_user):
+    attempt = kept_authorization(28500, "API-CAPTURE-1")
+    opening = balance(VISA)
+    answer, raw = call("API-CAPTURE-1", "PostAuth")
+    assert (answer.response, answer.proc_return_code, answer.order_id, answer.group_id) == (
+        "Approved", "00", "API-CAPTURE-1", "API-CAPTURE-1")
+    assert (answer.trans_id, answer.host_ref_num, answer.auth_code, answer.err_msg) == (
+        attempt.trans_id, attempt.rrn, attempt.auth_code, "")
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.CAPTURED
+    assert hold_of(attempt).state == Hold.State.CAPTURED and balance(VISA) == opening - Decimal("285.00")
+    entries = LedgerEntry.objects.count()
+    assert attempt.events.filter(cause="remise demandée par api:boutique-api").count() == 1
+
+    # The same request again (a timeout on the merchant's side): the same bytes, nothing moves.
+    _again, raw_again = call("API-CAPTURE-1", "PostAuth")
+    assert raw_again == raw
+    assert LedgerEntry.objects.count() == entries and balance(VISA) == opening - Decimal("285.00")
+    # Another capture of it (another request): refused, nothing moves.
+    other, _raw = call("API-CAPTURE-1", "PostAuth", total="285.00")
+    assert (other.response, other.proc_return_code, other.extra["ERRORCODE"]) == ("Error", "99", "ALREADY_CAPTURED")
+    assert LedgerEntry.objects.count() == entries
+
+
+def test_postauth_for_part_of_the_amount_is_refused_and_moves_nothing(api_user):
+    attempt = kept_authorization(10000, "API-CAPTURE-2")
+    answer, _raw = call("API-CAPTURE-2", "PostAuth", total="50.00")
+    assert (answer.response, answer.extra["ERRORCODE"]) == ("Error", "PARTIAL_CAPTURE")
+    assert "100.00 DH" in answer.err_msg
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.AUTHORIZED and hold_of(attempt).state == Hold.State.HELD
+    # Refused before anything moved: not kept, the same request with the right amount goes through.
+    assert not ApiRequestRecord.objects.exists()
+    assert call("API-CAPTURE-2", "PostAuth", total="100")[0].response == "Approved"
+
+
+def test_void_releases_the_hold_and_a_void_after_a_capture_is_refused(api_user):
+    kept = kept_authorization(5000, "API-VOID-1")
+    opening = balance(VISA)
+    answer, raw = call("API-VOID-1", "Void")
+    assert (answer.response, answer.proc_return_code, answer.trans_id) == ("Approved", "00", kept.trans_id)
+    kept.refresh_from_db()
+    assert kept.state == AttemptState.VOIDED and hold_of(kept).state == Hold.State.RELEASED
+    assert balance(VISA) == opening
+    assert call("API-VOID-1", "Void")[1] == raw  # repeated: the same answer
+    assert call("API-VOID-1", "PostAuth")[0].extra["ERRORCODE"] == "NOT_AUTHORIZED"
+
+    captured = kept_authorization(7000, "API-VOID-2")
+    assert call("API-VOID-2", "PostAuth")[0].response == "Approved"
+    refused, _raw = call("API-VOID-2", "Void")
+    assert (refused.response, refused.extra["ERRORCODE"]) == ("Error", "CAPTURED")
+    assert "remboursement (Credit)" in refused.err_msg
+    captured.refresh_from_db()
+    assert captured.state == AttemptState.CAPTURED and hold_of(captured).state == Hold.State.CAPTURED
+
+
+def test_partial_refunds_up_to_the_capture_then_one_refused(api_user):
+    kept_authorization(28500, "API-REFUND-1")
+    assert call("API-REFUND-1", "PostAuth")[0].response == "Approved"
+    opening = balance(VISA)
+
+    first, raw = call("API-REFUND-1", "Credit", total="100.00")
+    assert (first.response, first.proc_return_code, len(first.host_ref_num)) == ("Approved", "00", 12)
+    assert first.extra["REFUNDABLE_AMT"] == "185.00" and balance(VISA) == opening + Decimal("100.00")
+    # The same refund again (10.5 and 10.50 are the same amount): the same answer, no money.
+    assert call("API-REFUND-1", "Credit", total="100")[1] == raw
+    assert balance(VISA) == opening + Decimal("100.00") and Operation.objects.count() == 1
+    # A second refund of the same amount: its own IDEMPOTENCY_KEY.
+    second, _raw = call("API-REFUND-1", "Credit", total="100.00", key="refund-2")
+    assert second.response == "Approved" and second.trans_id != first.trans_id
+    assert balance(VISA) == opening + Decimal("200.00")
+
+    too_much, _raw = call("API-REFUND-1", "Credit", total="85.01")
+    assert (too_much.response, too_much.extra["ERRORCODE"]) == ("Error", "REFUND_REFUSED")
+    assert "85.00 DH" in too_much.err_msg
+    last, _raw = call("API-REFUND-1", "Credit", total="85.00")
+    assert last.response == "Approved" and last.extra["REFUNDABLE_AMT"] == "0.00"
+    assert call("API-REFUND-1", "Credit", total="0.01")[0].extra["ERRORCODE"] == "REFUND_REFUSED"
+    assert balance(VISA) == opening + Decimal("285.00") and Operation.objects.count() == 3
+    assert set(Operation.objects.values_list("requested_by", flat=True)) == {"api:boutique-api"}
+
+    # The order as the queries tell it.
+    status, _raw = call("API-REFUND-1", query="ORDERSTATUS")
+    assert status.response == "Approved"
+    assert {k: status.extra[k] for k in ("ORDERSTATUS", "TRANS_STAT", "ORIG_TRANS_AMT", "CAPTURE_AMT", "REFUND_AMT",
+                                         "REFUNDABLE_AMT")} == {
+        "ORDERSTATUS": "CAPTURED", "TRANS_STAT": "C", "ORIG_TRANS_AMT": "285.00", "CAPTURE_AMT": "285.00",
+        "REFUND_AMT": "285.00", "REFUNDABLE_AMT": "0.00"}
+    assert status.extra["PAN"] == "400011******0017"
+    history, _raw = call("API-REFUND-1", query="ORDERHISTORY")
+    rows = [history.extra[f"TRX{n}"].split("\t") for n in range(1, int(history.extra["TRXCOUNT"]) + 1)]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("PreAuth", "A", "285.00"), ("PostAuth", "C", "285.00"), ("Credit", "C", "100.00"), ("Credit", "C", "100.00"),
+        ("Credit", "C", "85.00")]
+
+
+def test_a_refund_the_issuer_declines_is_answered_declined(api_user):
+    attempt = kept_authorization(10000, "API-REFUND-2")
+    assert call("API-REFUND-2", "PostAuth")[0].response == "Approved"
+    opening = balance(VISA)
+    Attempt.objects.filter(pk=attempt.pk).update(rrn="999999999999")  # a payment the issuer does not know
+    answer, raw = call("API-REFUND-2", "Credit", total="10.00")
+    assert (answer.response, answer.proc_return_code) == ("Declined", "12")
+    assert balance(VISA) == opening
+    assert call("API-REFUND-2", "Credit", total="10.00")[1] == raw  # the bank's answer is kept too
+    assert Operation.objects.count() == 1
+
+
+def test_concurrent_duplicates_move_the_money_once(api_user):
+    kept_authorization(30000, "API-RACE-1")
+    assert call("API-RACE-1", "PostAuth")[0].response == "Approved"
+    opening = balance(VISA)
+    body = xmlapi.build_request(name=NAME, password=PASSWORD, client_id=MERCHANT, order_id="API-RACE-1",
+                                type_="Credit", total="40.00")
+    answers: list[bytes] = []
+    start = threading.Barrier(3)
+
+    def send():
+        start.wait()
+        answers.append(post(body).content)
+
+    threads = [threading.Thread(target=send) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 3 and len(set(answers)) == 1
+    assert xmlapi.read_response(answers[0]).response == "Approved"
+    assert Operation.objects.count() == 1 and balance(VISA) == opening + Decimal("40.00")
+
+
+def test_queries_of_unknown_and_open_orders(api_user):
+    unknown, _raw = call("NO-SUCH-ORDER", query="ORDERSTATUS")
+    assert (unknown.response, unknown.extra["ERRORCODE"]) == ("Error", "ORDER_UNKNOWN")
+    kept_authorization(1500, "API-STATUS-1")
+    status, _raw = call("API-STATUS-1", query="ORDERSTATUS")
+    assert (status.extra["ORDERSTATUS"], status.extra["TRANS_STAT"], status.extra["CAPTURE_AMT"]) == (
+        "AUTHORIZED", "A", "0.00")
+    history, _raw = call("API-STATUS-1", query="ORDERHISTORY")
+    assert history.extra["TRXCOUNT"] == "1" and history.extra["TRX1"].startswith("PreAuth\tA\t15.00\t")
+    # A query is answered afresh each time: never kept.
+    assert not ApiRequestRecord.objects.exists()
