@@ -173,12 +173,14 @@ def card_brand_label(brand: str) -> str:
 
 def receipt_for(*, receipt_number: str) -> Receipt | None:
     """The receipt of a settled payment, with the invoices it paid (deferred ones are not on it) and its approved
-    refunds. Three queries. None for a payment reconciliation found never captured: its invoices are due again, no
-    receipt says paid."""
+    refunds. Two queries (three once refunded). None for a payment reconciliation found never captured: its
+    invoices are due again, no receipt says paid."""
     payment = Payment.objects.select_related("order").filter(receipt_number=receipt_number).first()
     if payment is None or payment.order.state == PaymentOrder.State.VOIDED:
         return None
-    approved = Refund.objects.filter(payment=payment, state=Refund.State.APPROVED).order_by("answered_at", "pk")
+    # Approved refunds raise the payment's refunded total: none to read while it is nothing.
+    approved = (Refund.objects.filter(payment=payment, state=Refund.State.APPROVED).order_by("answered_at", "pk")
+                if payment.refunded_amount else ())
     refunds = [ReceiptRefund(at=r.answered_at, amount=r.amount,
                              references=tuple(ref for ref in r.invoice_references.split(",") if ref))
                for r in approved]
