@@ -17,7 +17,9 @@ from tasdid.billing.models import Invoice, Payment, Refund
 from tasdid.billing.selectors.payments import receipt_for
 from tasdid.billing.services.payments import payment_callback
 from tasdid.billing.services.refunds import RefundError, refund_open, refund_record_answer
+from tasdid.portal.receipt_pdf import render_receipt_pdf
 from tests.billing.payments_fixtures import gateway_message, line_with_two_invoices, new_order
+from tests.billing.test_receipts import pdf_text
 from tests.support.staff import staff_account
 
 ORDER = "TSDABCDEFGHIJKLMN"
@@ -122,7 +124,7 @@ def test_what_is_left_to_refund_is_checked_and_each_invoice_refunded_once():
 
 
 @pytest.mark.django_db
-def test_an_approved_answer_reopens_or_closes_the_invoices_once_and_the_receipt_shows_it(run_tasks):
+def test_an_approved_answer_reopens_or_closes_the_invoices_once_and_the_receipt_shows_it(run_tasks, tmp_path):
     payment, june, july = _paid_payment()
     staff = staff_account()
     reopen = refund_open(payment_id=payment.pk, invoice_id=june.pk, afterwards="reopen", requested_by_id=staff.pk)
@@ -145,6 +147,9 @@ def test_an_approved_answer_reopens_or_closes_the_invoices_once_and_the_receipt_
                                                                           (july.reference, False)]
     assert ([(r.amount, r.references) for r in receipt.refunds], receipt.refunded_total) == (
         [(Decimal("186.00"), (june.reference,))], Decimal("186.00"))
+    pdf = " ".join(pdf_text(render_receipt_pdf(receipt=receipt), tmp_path).split())
+    assert "Paiement accepté — remboursé en partie" in pdf and "Remboursements" in pdf
+    assert f"{june.reference}" in pdf and "Total remboursé 186.00" in pdf
 
     # Refused, July can be refunded again; approved and closed, it stays tied to the payment as refunded.
     again = refund_open(payment_id=payment.pk, invoice_id=july.pk, afterwards="close", requested_by_id=staff.pk)
