@@ -19,6 +19,7 @@ from tasdid.billing.services.refunds import (
     refund_no_answer,
     refund_open,
     refund_send,
+    refund_send_again,
     refunds_send_again,
 )
 from tasdid.gateway.models import Operation, OperationKind, OperationState
@@ -178,7 +179,7 @@ def test_a_refund_without_an_answer_is_sent_again_with_its_key_and_refunded_once
 
 def test_a_wrong_api_password_refuses_the_refund_clearly_and_moves_nothing(world, customer, person, settings):
     payment, _ = _paid(person, world["biller"])
-    before = (journey.snapshot(), _refund_operations())
+    before, before_balance = (journey.snapshot(), _refund_operations()), journey.balance_of(VISA)
     staff = staff_account("caissiere")
     settings.BILLER_GATEWAY_API_PASSWORD = "not-the-right-password"
 
@@ -191,8 +192,13 @@ def test_a_wrong_api_password_refuses_the_refund_clearly_and_moves_nothing(world
                               "Password incorrect.")
     assert (journey.snapshot(), _refund_operations()) == before
     assert Payment.objects.get().refunded_amount == Decimal("0.00")
-    # Refused, it no longer counts: the invoice can be refunded once the password is right.
+    # Refused, it no longer counts: the invoice can be refunded once the password is right. Recorded, then the
+    # process dies before sending it: the worker's task, due later, sends it.
     settings.BILLER_GATEWAY_API_PASSWORD = "TASDID-DEMO-API-PASSWORD"
     again = refund_open(payment_id=payment.pk, invoice_id=customer.may.pk, afterwards=Refund.Afterwards.REOPEN,
                         requested_by_id=staff.pk)
-    assert refund_send(refund_id=again.pk).state == Refund.State.APPROVED
+    assert refund_send_again(refund_id=again.pk) is None  # not due yet
+    later = timezone.now() + SEND_AGAIN_AFTER + dt.timedelta(seconds=1)
+    assert refund_send_again(refund_id=again.pk, now=later).state == Refund.State.APPROVED
+    assert journey.balance_of(VISA) == before_balance + journey.AMOUNT_MAY
+    assert _refund_operations() == [(OperationState.APPROVED, journey.AMOUNT_MAY)]

@@ -73,11 +73,15 @@ def refund_open(*, payment_id: int, invoice_id: int | None, afterwards: str, req
     amount = sum((item.amount for item in left), Decimal("0.00"))
     if amount + counted_amount(payment_id=payment.pk) > payment.amount:
         raise RefundError(_("Ce remboursement dépasserait le montant du paiement."))
-    return Refund.objects.create(
+    refund = Refund.objects.create(
         payment=payment, invoice_id=invoice_id, amount=amount, invoices_afterwards=afterwards,
         invoice_references=",".join(item.invoice.reference for item in left), key=new_key(),
         requested_by_id=requested_by_id, created_at=now,
     )
+    # Watched from now on (the task row is written in this transaction): should this process die before the
+    # answer is recorded, the worker sends it again with its key.
+    send_refund_again.using(run_after=now + SEND_AGAIN_AFTER).enqueue(refund_id=refund.pk)
+    return refund
 
 
 @transaction.atomic
@@ -198,6 +202,6 @@ def refund_send_again(*, refund_id: int, now: dt.datetime | None = None) -> Refu
     (none being sent) and asked within SEND_AGAIN_WITHIN; None otherwise."""
     now = now or timezone.now()
     refund = Refund.objects.filter(pk=refund_id, state__in=UNANSWERED, created_at__gte=now - SEND_AGAIN_WITHIN).first()
-    if refund is None or (refund.sent_at and refund.sent_at > now - SEND_AGAIN_AFTER + dt.timedelta(seconds=1)):
+    if refund is None or (refund.sent_at or refund.created_at) > now - SEND_AGAIN_AFTER + dt.timedelta(seconds=1):
         return None
     return refund_send(refund_id=refund_id)
