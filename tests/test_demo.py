@@ -149,6 +149,12 @@ def test_demo_serves_every_party_restarts_a_killed_one_and_stops_on_ctrl_c(tmp_p
         paid = pay_bill(env["TASDID_BILLER_URL"], "12 345 678", "khadija@example.ma", APPROVED_CARDS[0])
         assert (paid.outcome, paid.error) == ("paid", ""), paid
         assert _switch_journal_0100(env, cwd=tmp_path) >= 2  # the 0100 from the gateway and to the issuer host
+        # The biller's user of the gateway's merchant XML API (its refunds) is there, with the sandbox password.
+        query = (b'<?xml version="1.0" encoding="UTF-8"?><CC5Request><Name>tasdid-biller</Name>'
+                 b"<Password>TASDID-DEMO-API-PASSWORD</Password><ClientId>600000001</ClientId>"
+                 b"<OrderId>TSDNOSUCHORDER0000</OrderId><Extra><ORDERSTATUS>QUERY</ORDERSTATUS></Extra></CC5Request>")
+        answer = httpx.post(env["TASDID_GATEWAY_URL"] + "/fim/api", content=query, timeout=30).text
+        assert "<ERRORCODE>ORDER_UNKNOWN</ERRORCODE>" in answer, answer
 
         # SIGKILL the worker's and the gateway's process groups (each child leads its own).
         children = _children(demo.pid)

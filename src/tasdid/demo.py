@@ -18,10 +18,28 @@ SEEDERS = (
     "tasdid.billing.demo.seed_demo",
     "tasdid.bank.demo.seed_demo",
     "tasdid.gateway.demo.seed_demo",
+    "tasdid.demo.seed_biller_api_user",
     # Not data: the biller's periodic reconciliation with the gateway, carried out by the worker.
     "tasdid.billing.services.reconciliation.reconciliation_schedule_start",
 )
 DEMO_ADMIN = ("admin", "tasdid-demo")
+
+
+def seed_biller_api_user() -> None:
+    """At the gateway, the biller's user of the merchant XML API (its refunds), as the biller's settings name it
+    (BILLER_GATEWAY_API_USER / _PASSWORD): created, or its password set again. The gateway's side of the demo: the
+    biller only holds the name and password. Idempotent; after the gateway's seed (the merchant)."""
+    from django.conf import settings
+
+    from tasdid.gateway import services
+    from tasdid.gateway.models import Merchant, MerchantApiUser
+
+    user = MerchantApiUser.objects.filter(name=settings.BILLER_GATEWAY_API_USER).first()
+    if user is None:
+        services.api_user_create(merchant=Merchant.objects.get(client_id=settings.BILLER_CLIENT_ID),
+                                 name=settings.BILLER_GATEWAY_API_USER, password=settings.BILLER_GATEWAY_API_PASSWORD)
+    else:
+        services.api_user_set_password(user_id=user.pk, password=settings.BILLER_GATEWAY_API_PASSWORD)
 
 
 def _listening(port: int) -> bool:

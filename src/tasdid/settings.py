@@ -53,6 +53,7 @@ DEBUG = env_bool("TASDID_DEBUG", False)
 SANDBOX_SECRETS = {
     "TASDID_SECRET_KEY": "tasdid-insecure-development-key-change-me-0123456789",
     "TASDID_BILLER_STORE_KEY": "TASDID-DEMO-STORE-KEY",
+    "TASDID_BILLER_GATEWAY_API_PASSWORD": "TASDID-DEMO-API-PASSWORD",
 }
 
 
@@ -112,6 +113,10 @@ SWITCH_ROUTES_SECONDS = env_number("TASDID_SWITCH_ROUTES_SECONDS", "30", float, 
 BILLER_CLIENT_ID = env("TASDID_BILLER_CLIENT_ID", "600000001")
 BILLER_STORE_KEY = env_secret("TASDID_BILLER_STORE_KEY")
 BILLER_NAME = env("TASDID_BILLER_NAME", "Tasdid Télécom")
+# The biller's login to the gateway's merchant XML API (refunds: tasdid.billing.gateway_api), the Name and Password
+# of its CC5Request; the gateway keeps the user (its password hashed), the demo creates it (tasdid.demo).
+BILLER_GATEWAY_API_USER = env("TASDID_BILLER_GATEWAY_API_USER", "tasdid-biller")
+BILLER_GATEWAY_API_PASSWORD = env_secret("TASDID_BILLER_GATEWAY_API_PASSWORD")
 
 # The gateway's acquirer: its ISO 8583 client of the centre monétique (the card rails). Any class of the
 # core.acquiring.Acquirer protocol may stand in (tests put fakes of theirs here).

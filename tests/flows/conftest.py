@@ -1,9 +1,11 @@
 """The flow tests' world: the three parties' live servers, the SMTP sink and the task worker, the biller known
-to the gateway as a merchant, the sandbox bank's cards, a customer with two unpaid invoices, and a browser."""
+to the gateway as a merchant (with its user of the merchant XML API), the sandbox bank's cards, a customer with two
+unpaid invoices, and a browser."""
 
 import pytest
 
 from tasdid.bank.demo import seed_demo as seed_bank
+from tasdid.demo import seed_biller_api_user
 from tasdid.gateway import flow
 from tasdid.gateway.demo import seed_demo as seed_gateway
 from tests.support.pci import card_data_findings
@@ -19,6 +21,7 @@ def world(parties, smtp_sink, task_worker):
     no card number (nor a CVV written by its name) in any table, the SQLite files or the logs."""
     seed_bank()
     seed_gateway()
+    seed_biller_api_user()
     yield parties
     assert card_data_findings(extra_secrets=journey.SECRETS) == []
 

@@ -58,7 +58,7 @@ def test_outside_sandbox_mode_the_sandbox_channel_delivers_nothing_and_keeps_no_
 
 
 def test_outside_sandbox_mode_there_is_no_sms_channel_by_default(monkeypatch):
-    env = {"TASDID_SECRET_KEY": "x" * 50, "TASDID_BILLER_STORE_KEY": "k"}
+    env = {"TASDID_SECRET_KEY": "x" * 50, "TASDID_BILLER_STORE_KEY": "k", "TASDID_BILLER_GATEWAY_API_PASSWORD": "p"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("TASDID_SMS_CHANNEL", raising=False)

@@ -5,10 +5,14 @@ them and never edits them (amounts are money, a paid invoice's most of all), exc
 line's offer label. Codes are never shown, not even hashed.
 """
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import translation
 from django.utils.html import format_html, format_html_join
@@ -16,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tasdid.core import i18n
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnlyAdmin, ReadOnlyInline
+from tasdid.core.money import dh
 from tasdid.core.phones import PhoneError, parse_number
 from tasdid.messaging.admin import register_outbox
 
@@ -33,10 +38,14 @@ from .models import (
     PaymentOrderEvent,
     PaymentOrderItem,
     ReceiptCheck,
+    Refund,
     ServiceLine,
 )
 from .selectors.bills import bill_document
 from .selectors.invoices import line_display
+from .selectors.payments import month_label
+from .selectors.refunds import UNANSWERED, RefundableInvoice, refundable_invoices, refunds_of
+from .services.refunds import RefundError, refund_open, refund_send
 
 # Its staff accounts are on it too (tasdid.core.admin_sites.PartyUserAdmin), as on every party's site.
 biller_admin = PartyAdminSite("biller_admin", _("Tasdid — espace facturier"))
@@ -245,12 +254,154 @@ class PaymentOrderAdmin(ReadOnlyAdmin):
     inlines = (PaymentOrderItemInline, PaymentOrderEventInline)
 
 
+class RefundInline(ReadOnlyInline):
+    """The payment's refunds: its audit trail, who asked and what the gateway said."""
+
+    model = Refund
+    fk_name = "payment"
+    fields = ("created_at", "requested_by", "amount", "invoice_references", "invoices_afterwards", "state",
+              "answered_at", "trans_id", "message")
+    readonly_fields = fields
+    ordering = ("created_at", "pk")
+
+
+ALL = "all"
+
+
+def _id(text: str) -> int:
+    """An invoice's id as posted; 0 (no invoice) for junk: the service then says it is not refundable."""
+    return int(text) if text.isdigit() and len(text) < 19 else 0
+
+
+class RefundForm(forms.Form):
+    """What to refund of a payment: all it has left, or one of its invoices; and what becomes of the invoices."""
+
+    what = forms.ChoiceField(label=_("Que rembourser ?"), widget=forms.RadioSelect)
+    afterwards = forms.ChoiceField(label=_("Ensuite, les factures remboursées sont :"),
+                                   choices=Refund.Afterwards.choices, widget=forms.RadioSelect)
+
+    def __init__(self, *args, refundable: list[RefundableInvoice], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refundable = refundable
+        total = sum(item.amount for item in refundable)
+        choices = [(ALL, _("Tout ce qui reste du paiement : %(amount)s (%(count)s facture(s))")
+                    % {"amount": dh(total), "count": len(refundable)})] if refundable else []
+        choices += [(str(item.invoice.pk), _("La facture %(reference)s (%(month)s) : %(amount)s")
+                     % {"reference": item.invoice.reference, "month": month_label(item.invoice.bill.month),
+                        "amount": dh(item.amount)}) for item in refundable]
+        self.fields["what"].choices = choices
+
+    def chosen(self) -> list[RefundableInvoice]:
+        what = self.cleaned_data["what"]
+        return self.refundable if what == ALL else [i for i in self.refundable if str(i.invoice.pk) == what]
+
+
 @admin.register(Payment, site=biller_admin)
 class PaymentAdmin(ReadOnlyAdmin):
-    list_display = ("receipt_number", "amount", "paid_at", "masked_pan", "card_brand", "trans_id", "auth_code")
+    list_display = ("receipt_number", "amount", "refunded_amount", "paid_at", "masked_pan", "card_brand", "trans_id",
+                    "auth_code")
     search_fields = ("receipt_number", "trans_id", "order__oid", "invoices__reference", "email")
     date_hierarchy = "paid_at"
-    inlines = (InvoiceInline,)
+    readonly_fields = ("refund_link",)
+    inlines = (InvoiceInline, RefundInline)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [path("<int:payment_id>/rembourser/", view(self.refund_view), name="billing_payment_refund"),
+                path("<int:payment_id>/rembourser/<int:refund_id>/", view(self.refund_result_view),
+                     name="billing_payment_refund_result"),
+                *super().get_urls()]
+
+    def _can_refund(self, request) -> bool:
+        return self.has_view_permission(request) and request.user.has_perm("billing.add_refund")
+
+    @admin.display(description=_("remboursement"))
+    def refund_link(self, payment: Payment) -> str:
+        if not refundable_invoices(payment=payment):
+            return _("Rien à rembourser")
+        url = reverse(f"{self.admin_site.name}:billing_payment_refund", args=[payment.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Rembourser"))
+
+    def _payment(self, payment_id: int) -> Payment:
+        payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
+        if payment is None:
+            raise Http404
+        return payment
+
+    def refund_view(self, request, payment_id: int):
+        """« Rembourser »: the choice (all that is left, or one invoice; the invoices reopened or closed), a
+        confirmation step, then the refund recorded, sent to the gateway, and its result shown."""
+        if not self._can_refund(request):
+            raise PermissionDenied
+        payment = self._payment(payment_id)
+        refundable = refundable_invoices(payment=payment)
+        confirming = False
+        error = ""
+        if request.method == "POST" and "confirm" in request.POST:
+            # Decided by the service under the payment's lock, not by the choices this page offered: a page left
+            # open while another refund went through gets the service's reason.
+            what = request.POST.get("what", "")
+            try:
+                refund = refund_open(payment_id=payment.pk, invoice_id=None if what == ALL else _id(what),
+                                     afterwards=request.POST.get("afterwards", ""), requested_by_id=request.user.pk)
+            except RefundError as exc:
+                error = str(exc)
+            else:
+                refund_send(refund_id=refund.pk)
+                return redirect(f"{self.admin_site.name}:billing_payment_refund_result", payment.pk, refund.pk)
+            refundable = refundable_invoices(payment=payment)
+            form = RefundForm(refundable=refundable)
+        elif request.method == "POST":
+            form = RefundForm(request.POST, refundable=refundable)
+            confirming = form.is_valid()
+        else:
+            form = RefundForm(refundable=refundable)
+        chosen = form.chosen() if confirming else []
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "payment": payment, "form": form,
+            "title": _("Rembourser le paiement %(number)s") % {"number": payment.receipt_number},
+            "confirming": confirming, "chosen": chosen, "chosen_total": sum(i.amount for i in chosen),
+            "afterwards": dict(Refund.Afterwards.choices).get(form.cleaned_data.get("afterwards"))
+            if confirming else "",
+            "refunds": refunds_of(payment_id=payment.pk), "nothing_left": not refundable, "error": error,
+        }
+        return TemplateResponse(request, "admin/billing/payment/refund.html", context)
+
+    def refund_result_view(self, request, payment_id: int, refund_id: int):
+        """A refund's result; « Envoyer de nouveau » while it has no answer (the same key: refunded once)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        payment = self._payment(payment_id)
+        refund = Refund.objects.select_related("requested_by").filter(pk=refund_id, payment=payment).first()
+        if refund is None:
+            raise Http404
+        if request.method == "POST" and self._can_refund(request) and refund.state in UNANSWERED:
+            refund_send(refund_id=refund.pk)
+            return redirect(f"{self.admin_site.name}:billing_payment_refund_result", payment.pk, refund.pk)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "payment": payment, "refund": refund,
+            "title": _("Remboursement du paiement %(number)s") % {"number": payment.receipt_number},
+            "unanswered": refund.state in UNANSWERED, "can_refund": self._can_refund(request),
+            "payment_url": reverse(f"{self.admin_site.name}:billing_payment_change", args=[payment.pk]),
+        }
+        return TemplateResponse(request, "admin/billing/payment/refund_result.html", context)
+
+
+@admin.register(Refund, site=biller_admin)
+class RefundAdmin(ReadOnlyAdmin):
+    """Every refund asked, with who asked it and the gateway's answer (asked from a payment's page)."""
+
+    list_display = ("created_at", "payment", "amount", "invoice_references", "invoices_afterwards", "state",
+                    "requested_by", "answered_at", "result_link")
+    list_filter = ("state", "invoices_afterwards")
+    list_select_related = ("payment", "requested_by")
+    search_fields = ("payment__receipt_number", "payment__order__oid", "invoice_references", "trans_id", "key")
+    date_hierarchy = "created_at"
+
+    @admin.display(description=_("résultat"))
+    def result_link(self, refund: Refund) -> str:
+        url = reverse(f"{self.admin_site.name}:billing_payment_refund_result", args=[refund.payment_id, refund.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Voir"))
 
 
 @admin.register(Discrepancy, site=biller_admin)

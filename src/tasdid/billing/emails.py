@@ -1,5 +1,5 @@
 """Emails of the biller: the payment receipt to its customers, with a link that works at any later time; the
-reconciliation alert to its staff."""
+notice of a refund to its customers; the reconciliation alert to its staff."""
 
 import logging
 from dataclasses import dataclass
@@ -16,7 +16,7 @@ from tasdid.messaging.mail import Attachment
 from tasdid.messaging.services import email_send
 from tasdid.portal.receipt_pdf import receipt_pdf_filename, render_receipt_pdf
 
-from .models import Discrepancy, Payment
+from .models import Discrepancy, Payment, Refund
 from .selectors.payments import receipt_for
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,48 @@ def receipt_email_queue(*, payment_id: int) -> bool:
                    body_html=composed.body_html, language=composed.language, attachments=composed.attachments)
         payment.receipt_email_queued_at = timezone.now()
         payment.save(update_fields=["receipt_email_queued_at"])
+    return True
+
+
+def refund_email(*, refund: Refund, language: str) -> ComposedEmail | None:
+    """The notice of an approved refund in ``language`` (the order's): how much, when, for which invoices (and
+    whether they are due again), on which card, and the receipt's link (it shows the refund). None when the refund
+    is not approved or the payment has no receipt."""
+    with translation.override(language):
+        receipt = receipt_for(receipt_number=refund.payment.receipt_number)
+        if receipt is None or refund.state != Refund.State.APPROVED:
+            return None
+        references = [ref for ref in refund.invoice_references.split(",") if ref]
+        lines = [line for line in receipt.lines if line.reference in references]
+        rtl = is_rtl(language)
+        context = {"receipt": receipt, "refund": refund, "lines": lines, "language": language, "rtl": rtl,
+                   "reopened": refund.invoices_afterwards == Refund.Afterwards.REOPEN,
+                   "start": "right" if rtl else "left", "end": "left" if rtl else "right"}
+        return ComposedEmail(
+            subject=_("Remboursement de votre paiement %(number)s") % {"number": receipt.number},
+            body_text=render_to_string("billing/email/refund.txt", context),
+            body_html=render_to_string("billing/email/refund.html", context),
+            language=language,
+        )
+
+
+def refund_email_queue(*, refund_id: int) -> bool:
+    """Compose the notice of an approved refund and queue it in the outbox, once per refund: True when this call
+    queued it."""
+    refund = Refund.objects.select_related("payment__order").filter(pk=refund_id).first()
+    if refund is None or refund.email_queued_at is not None:
+        return False
+    composed = refund_email(refund=refund, language=refund.payment.order.language)
+    if composed is None:
+        return False
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().select_related("payment").get(pk=refund_id)
+        if refund.email_queued_at is not None:
+            return False
+        email_send(to=refund.payment.email, subject=composed.subject, body_text=composed.body_text,
+                   body_html=composed.body_html, language=composed.language)
+        refund.email_queued_at = timezone.now()
+        refund.save(update_fields=["email_queued_at"])
     return True
 
 

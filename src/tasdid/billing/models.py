@@ -2,9 +2,11 @@
 one invoice per line; an invoice has its priced lines; a payment order asks the gateway to collect some
 invoices; a payment records what was settled and its receipt."""
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 
@@ -187,6 +189,9 @@ class Invoice(models.Model):
     class Status(models.TextChoices):
         UNPAID = "unpaid", _("à payer")
         PAID = "paid", _("payée")
+        # Paid, then refunded to the card and closed: nothing more is due (a refund reopens it instead when staff
+        # choose so: « à payer » again, no longer tied to the payment).
+        REFUNDED = "refunded", _("remboursée")
 
     reference = models.CharField(_("référence"), max_length=20, unique=True)
     bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="invoices",
@@ -211,7 +216,7 @@ class Invoice(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=(Q(status="unpaid", payment__isnull=True, paid_at__isnull=True)
-                           | Q(status="paid", payment__isnull=False, paid_at__isnull=False)),
+                           | Q(status__in=["paid", "refunded"], payment__isnull=False, paid_at__isnull=False)),
                 name="invoice_paid_has_payment",
             ),
             models.CheckConstraint(condition=Q(amount_ttc__gt=0), name="invoice_positive_amount"),
@@ -328,13 +333,78 @@ class Payment(models.Model):
     merchant_name = models.CharField(max_length=200, verbose_name=_("marchand"))
     # When the receipt email went into the outbox (tasks.send_receipt_email): it is queued once per payment.
     receipt_email_queued_at = models.DateTimeField(_("email du reçu mis en file le"), null=True, blank=True)
+    # What the gateway refunded of it (approved refunds: services.refunds).
+    refunded_amount = models.DecimalField(_("montant remboursé"), max_digits=12, decimal_places=2,
+                                          default=Decimal("0.00"))
 
     class Meta:
         verbose_name = _("paiement")
-        constraints = [models.UniqueConstraint(fields=["trans_id"], name="payment_unique_trans_id")]
+        constraints = [
+            models.UniqueConstraint(fields=["trans_id"], name="payment_unique_trans_id"),
+            models.CheckConstraint(condition=Q(refunded_amount__gte=0, refunded_amount__lte=F("amount")),
+                                   name="payment_refunded_within_amount"),
+        ]
 
     def __str__(self) -> str:
         return self.receipt_number
+
+
+class Refund(models.Model):
+    """A refund of a payment to the customer's card, asked by the biller's staff (services.refunds): one invoice
+    of the payment, or all it has left (``invoice`` empty). The row is committed before the gateway is asked;
+    ``key`` is the request's idempotency key at the gateway: the same refund sent again after a lost answer is
+    refunded once, and two refunds of the same amount stay two. What becomes of the invoices once it is approved
+    is the staff's choice (``invoices_afterwards``)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("en cours")  # recorded, the gateway's answer awaited
+        APPROVED = "approved", _("accepté")
+        REFUSED = "refused", _("refusé")  # nothing moved
+        UNKNOWN = "unknown", _("sans réponse")  # sent, no usable answer: to send again (the same key)
+
+    class Afterwards(models.TextChoices):
+        REOPEN = "reopen", _("rouvrir la facture (de nouveau à payer)")
+        CLOSE = "close", _("clore la facture comme remboursée")
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds",
+                                verbose_name=_("paiement"))
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds",
+                                verbose_name=_("facture"), help_text=_("Vide : tout ce qui restait du paiement."))
+    # The invoices it covers, comma-separated references (the invoice's own link to the payment goes when it is
+    # reopened; this keeps which ones the refund was for).
+    invoice_references = models.CharField(_("factures"), max_length=1000)
+    amount = models.DecimalField(_("montant"), max_digits=12, decimal_places=2)
+    invoices_afterwards = models.CharField(_("factures ensuite"), max_length=8, choices=Afterwards.choices)
+    key = models.CharField(_("clé d'idempotence"), max_length=64, unique=True)
+    state = models.CharField(_("état"), max_length=8, choices=State.choices, default=State.PENDING)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                     verbose_name=_("demandé par"))
+    created_at = models.DateTimeField(_("demandé le"))
+    sent_at = models.DateTimeField(_("envoyé le"), null=True, blank=True)
+    sends = models.PositiveSmallIntegerField(_("envois"), default=0)
+    answered_at = models.DateTimeField(_("réponse le"), null=True, blank=True)
+    # The gateway's answer (CC5Response), or why none could be used.
+    response = models.CharField(_("réponse de la passerelle"), max_length=16, blank=True, default="")
+    proc_return_code = models.CharField(_("code retour"), max_length=8, blank=True, default="")
+    error_code = models.CharField(_("code d'erreur"), max_length=32, blank=True, default="")
+    message = models.CharField(_("message"), max_length=255, blank=True, default="")
+    trans_id = models.CharField(_("n° de transaction du remboursement"), max_length=64, blank=True, default="")
+    host_ref = models.CharField(_("référence hôte (HostRefNum)"), max_length=32, blank=True, default="")
+    email_queued_at = models.DateTimeField(_("email au client mis en file le"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("remboursement")
+        verbose_name_plural = _("remboursements")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["state", "created_at"], name="refund_state_created")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_positive_amount"),
+            models.CheckConstraint(condition=Q(state="approved", answered_at__isnull=False) | ~Q(state="approved"),
+                                   name="refund_approved_answered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payment.receipt_number} {self.amount} ({self.get_state_display()})"
 
 
 class ReceiptSequence(models.Model):

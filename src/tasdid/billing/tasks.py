@@ -1,5 +1,6 @@
 """Background work of the biller (django-tasks, database backend): the watch on each payment order's expiry, the
-receipt email of each payment, and the periodic reconciliation with the gateway."""
+receipt email of each payment, the periodic reconciliation with the gateway, a refund's email to the customer and
+the sending again of a refund left without an answer."""
 
 from django_tasks import task
 
@@ -30,3 +31,21 @@ def reconcile_payments(token: str) -> dict[str, int]:
     if not reconciliation_schedule_next(token=token):
         return {}
     return reconcile().counts
+
+
+@task()
+def send_refund_email(refund_id: int) -> bool:
+    """Compose the email telling the customer of an approved refund and queue it in the outbox, once
+    (emails.refund_email_queue)."""
+    from .emails import refund_email_queue
+
+    return refund_email_queue(refund_id=refund_id)
+
+
+@task()
+def send_refund_again(refund_id: int) -> str:
+    """Send again a refund left without an answer (services.refunds.refund_send_again): its state after."""
+    from .services.refunds import refund_send_again
+
+    refund = refund_send_again(refund_id=refund_id)
+    return refund.state if refund is not None else ""

@@ -47,6 +47,7 @@ class BillInvoice:
     amount_ttc: Decimal
     paid: bool
     items: list[BillItem]
+    refunded: bool = False  # paid, then refunded and closed: nothing due
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ def bill_document(*, bill_id: int) -> BillDocument | None:
         has_fixed_line=any(s.kind == ServiceLine.Kind.FIXED for s in services.values()),
         invoices=[BillInvoice(reference=inv.reference, kind=inv.line.kind, line_display=line_display(inv.line),
                               amount_ht=inv.amount_ht, amount_vat=inv.amount_vat, amount_ttc=inv.amount_ttc,
-                              paid=inv.status == Invoice.Status.PAID, items=items[inv.pk])
+                              paid=inv.status == Invoice.Status.PAID, items=items[inv.pk],
+                              refunded=inv.status == Invoice.Status.REFUNDED)
                   for inv in invoices],
         total_ht=bill.total_ht,
         total_vat=bill.total_vat,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from tasdid.core import l10n
@@ -14,7 +15,7 @@ from tasdid.core.money import MAD_NUMERIC, wire
 from tasdid.core.phones import national
 from tasdid.core.signing import ver3_hash
 
-from ..models import Invoice, Payment, PaymentOrder, PaymentOrderItem, ServiceLine
+from ..models import Invoice, Payment, PaymentOrder, PaymentOrderItem, Refund, ServiceLine
 from ..receipts import grouped_code, receipt_path, receipt_url, verification_code, verification_url
 
 # The gateway's endpoint for a merchant request (CMI's path) and the biller's return points.
@@ -110,6 +111,16 @@ class ReceiptLine:
     kind_code: str  # ServiceLine.Kind: "mobile", "fixed", "internet" (pages word the line in their language)
     month: str  # "Juin 2017"
     amount: Decimal
+    refunded: bool = False  # refunded since (closed as refunded, or reopened: due again)
+
+
+@dataclass(frozen=True)
+class ReceiptRefund:
+    """A refund of the payment to the card, approved: when, how much, which invoices (their references)."""
+
+    at: dt.datetime
+    amount: Decimal
+    references: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,8 @@ class Receipt:
     url: str
     verify_code: str  # printed on the receipt, to type on the verification page
     verify_url: str  # the verification page of this receipt (its QR code)
+    refunds: tuple[ReceiptRefund, ...] = ()
+    refunded_total: Decimal = Decimal("0.00")
 
     @property
     def pdf_path(self) -> str:
@@ -159,14 +172,24 @@ def card_brand_label(brand: str) -> str:
 
 
 def receipt_for(*, receipt_number: str) -> Receipt | None:
-    """The receipt of a settled payment, with the invoices it paid (deferred ones are not on it). Two queries.
-    None for a payment reconciliation found never captured: its invoices are due again, no receipt says paid."""
+    """The receipt of a settled payment, with the invoices it paid (deferred ones are not on it) and its approved
+    refunds. Two queries (three once refunded). None for a payment reconciliation found never captured: its
+    invoices are due again, no receipt says paid."""
     payment = Payment.objects.select_related("order").filter(receipt_number=receipt_number).first()
     if payment is None or payment.order.state == PaymentOrder.State.VOIDED:
         return None
-    # The amounts the order asked for (what was authorized and captured), for the invoices this payment settled.
+    # Approved refunds raise the payment's refunded total: none to read while it is nothing.
+    approved = (Refund.objects.filter(payment=payment, state=Refund.State.APPROVED).order_by("answered_at", "pk")
+                if payment.refunded_amount else ())
+    refunds = [ReceiptRefund(at=r.answered_at, amount=r.amount,
+                             references=tuple(ref for ref in r.invoice_references.split(",") if ref))
+               for r in approved]
+    refunded = {ref for r in refunds for ref in r.references}
+    # The amounts the order asked for (what was authorized and captured), for the invoices this payment settled
+    # (a refunded invoice reopened is no longer tied to the payment: its refund names it).
     items = list(
-        PaymentOrderItem.objects.filter(order_id=payment.order_id, invoice__payment_id=payment.pk)
+        PaymentOrderItem.objects.filter(Q(invoice__payment_id=payment.pk) | Q(invoice__reference__in=refunded),
+                                        order_id=payment.order_id)
         .select_related("invoice__bill", "invoice__line")
         .order_by("invoice__bill__month", "invoice__reference")
     )
@@ -178,7 +201,8 @@ def receipt_for(*, receipt_number: str) -> Receipt | None:
         lines=[
             ReceiptLine(reference=item.invoice.reference, kind=item.invoice.line.get_kind_display(),
                         kind_code=item.invoice.line.kind,
-                        month=month_label(item.invoice.bill.month), amount=item.amount)
+                        month=month_label(item.invoice.bill.month), amount=item.amount,
+                        refunded=item.invoice.reference in refunded)
             for item in items
         ],
         total=payment.amount,
@@ -192,6 +216,8 @@ def receipt_for(*, receipt_number: str) -> Receipt | None:
         url=receipt_url(receipt_number=payment.receipt_number, oid=payment.order.oid, trans_id=payment.trans_id),
         verify_code=code,
         verify_url=verification_url(receipt_number=payment.receipt_number, code=code),
+        refunds=tuple(refunds),
+        refunded_total=sum((r.amount for r in refunds), Decimal("0.00")),
     )
 
 
