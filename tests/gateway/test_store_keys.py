@@ -47,6 +47,7 @@ def test_the_store_key_is_sealed_in_the_database_and_read_in_clear():
 
 
 def test_a_key_sealed_elsewhere_is_not_opened(settings):
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "the key the rows are sealed under"}
     make_merchant()
     settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "a key the rows were never sealed under"}
     with pytest.raises(store_keys.StoreKeyError):
@@ -179,6 +180,35 @@ def test_reseal_command_moves_every_row_under_the_new_encryption_key(settings, c
     b.refresh_from_db()
     assert (a.store_key, b.store_key, b.previous_store_key) == (STORE_KEY, rotated, "OTHER-STORE-KEY-1")
     assert not held_in_clear(STORE_KEY) and not held_in_clear(rotated)
+
+
+def test_rows_sealed_before_the_variable_was_set_still_open_then_move_under_it(settings, capsys):
+    """Sealed under the key derived from the secret key (no variable), the rows still open once the variable is
+    set (no store key unreadable, no payment refused); ``merchant reseal`` moves them under the variable's key."""
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": ""}
+    merchant = make_merchant()
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "the-configured-encryption-key"}
+    assert Merchant.objects.get(pk=merchant.pk).store_key == STORE_KEY
+    open_session(gateway_client(), signed(merchant_fields(oid="AFTER-THE-VARIABLE")))
+    assert not store_keys.sealed_under_first(Merchant.objects.get(pk=merchant.pk).store_key_sealed)
+
+    call_command("merchant_reseal")
+    assert "chiffrées à nouveau : 1 marchand(s)" in capsys.readouterr().out
+    # the secret key changed as well: the variable's key alone opens the row
+    settings.SECRET_KEY = "another-secret-key-the-rows-were-never-sealed-under-0123456789"
+    assert Merchant.objects.get(pk=merchant.pk).store_key == STORE_KEY
+    assert not held_in_clear(STORE_KEY)
+
+
+def test_keys_derived_from_the_secret_key_fallbacks_open_too(settings):
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": ""}
+    old_secret = settings.SECRET_KEY
+    merchant = make_merchant()
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-secret-key-0123456789-abcdefghijklmnop", [old_secret]
+    assert Merchant.objects.get(pk=merchant.pk).store_key == STORE_KEY
+    services.store_keys_reseal()
+    settings.SECRET_KEY_FALLBACKS = []
+    assert Merchant.objects.get(pk=merchant.pk).store_key == STORE_KEY
 
 
 def test_reseal_refuses_rows_sealed_under_a_key_no_longer_listed(settings):
