@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from tasdid.core import i18n
-from tasdid.gateway import report, selectors
+from tasdid.gateway import report, selectors, services
 from tasdid.gateway.models import (
     Attempt,
     AttemptState,
@@ -277,6 +277,33 @@ def test_admin_rotation_asks_for_confirmation_then_shows_the_new_key_once(staff)
     assert new_key not in change and STORE_KEY not in change
     assert "••••••••" + new_key[-4:] in change and "••••••••1234, acceptée jusqu&#x27;au" in change
     assert new_key not in staff.get("/admin/gateway/merchant/").content.decode()
+
+
+def test_one_confirmation_rotates_once_even_posted_from_two_browsers(staff):
+    """Two posts of the same confirmation (a double submit, two tabs or browsers of the staff): the key rotates
+    once, the merchant's key it was shown for stays accepted during the overlap."""
+    merchant = make_merchant()
+    other = signed_in("gateway")  # the same staff member in a second browser
+    path = f"/admin/gateway/merchant/{merchant.pk}/rotation/"
+    tokens = [re.search(r'name="confirmation" value="([^"]*)"', c.get(path).content.decode()).group(1)
+              for c in (staff, other)]
+    done = staff.post(path, {"overlap_days": "3", "confirmation": tokens[0]})
+    assert done.status_code == 200 and 'id="new-store-key"' in done.content.decode()
+    again = other.post(path, {"overlap_days": "3", "confirmation": tokens[1]}, follow=True)
+    assert "Cette confirmation a déjà servi" in again.content.decode()
+    merchant.refresh_from_db()
+    new_key = re.search(r'<code id="new-store-key">([^<]+)</code>', done.content.decode()).group(1)
+    assert merchant.store_keys_accepted(timezone.now()) == [new_key, STORE_KEY]
+
+
+def test_the_rotation_service_refuses_a_confirmation_of_a_key_already_changed():
+    merchant = make_merchant()
+    confirmation = services.rotation_confirmation(merchant)
+    first = services.merchant_rotate_store_key(merchant_id=merchant.pk, confirmation=confirmation)
+    with pytest.raises(services.RotationOutdated):
+        services.merchant_rotate_store_key(merchant_id=merchant.pk, confirmation=confirmation)
+    merchant.refresh_from_db()
+    assert merchant.store_keys_accepted(timezone.now()) == [first.new_key, STORE_KEY]
 
 
 def test_admin_rotation_of_several_merchants_at_once_is_refused(staff):

@@ -1,8 +1,6 @@
 """The gateway's staff: merchants, payment sessions and attempts, their refunds, reversals owed to the switch."""
 
 import datetime as dt
-import hmac
-import secrets
 
 from django import forms
 from django.contrib import admin, messages
@@ -92,7 +90,7 @@ class MerchantForm(forms.ModelForm):
 
 
 class RotationForm(forms.Form):
-    confirmation = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    confirmation = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
     overlap_days = forms.IntegerField(
         label=_("Ancienne clé encore acceptée pendant (jours)"), min_value=0,
         max_value=services.MAX_STORE_KEY_OVERLAP.days, initial=services.STORE_KEY_OVERLAP.days,
@@ -231,22 +229,22 @@ class MerchantAdmin(admin.ModelAdmin):
 
     def rotation_view(self, request, pk: int):
         """GET: the confirmation, with the overlap asked. POST: the rotation, the new key shown this once. Each
-        confirmation page rotates once: a second post of it (the browser's reload) changes nothing."""
+        confirmation page rotates once: it carries the key's state it was shown for, and a second post of it (the
+        browser's reload, a double submit, another tab) finds the key changed and changes nothing."""
         merchant = self._merchant(request, pk, change=True)
-        pending = f"gateway.store_key_rotation.{merchant.pk}"
         if request.method != "POST":
-            request.session[pending] = secrets.token_urlsafe(16)
-            form = RotationForm(initial={"confirmation": request.session[pending]})
+            form = RotationForm(initial={"confirmation": services.rotation_confirmation(merchant)})
         else:
             form = RotationForm(request.POST)
             if form.is_valid():
-                expected = request.session.pop(pending, "")
-                if not expected or not hmac.compare_digest(expected, form.cleaned_data["confirmation"]):
+                try:
+                    rotation = services.merchant_rotate_store_key(
+                        merchant_id=merchant.pk, overlap=dt.timedelta(days=form.cleaned_data["overlap_days"]),
+                        confirmation=form.cleaned_data["confirmation"])
+                except services.RotationOutdated:
                     self.message_user(request, _("Cette confirmation a déjà servi : la clé du magasin n'a pas été "
                                                  "changée une nouvelle fois."), messages.WARNING)
                     return see_other(reverse(f"{self.admin_site.name}:gateway_merchant_change", args=[merchant.pk]))
-                rotation = services.merchant_rotate_store_key(
-                    merchant_id=merchant.pk, overlap=dt.timedelta(days=form.cleaned_data["overlap_days"]))
                 self.log_change(request, merchant, [{"changed": {"fields": ["store_key_sealed"]}}])
                 context = self._context(request, rotation.merchant, _("Nouvelle clé du magasin"),
                                         new_key=rotation.new_key, previous_until=rotation.previous_until)

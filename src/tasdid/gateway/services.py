@@ -90,6 +90,11 @@ class SessionElsewhere(Exception):
         self.session_id = session_id
 
 
+class RotationOutdated(Exception):
+    """The store key changed since the rotation's confirmation was shown (the confirmation posted twice, or
+    another rotation meanwhile): nothing rotated again."""
+
+
 class SelectionChanged(Exception):
     """The invoices changed (in another tab) since the page the customer paid from was shown."""
 
@@ -225,18 +230,26 @@ class StoreKeyRotation:
     previous_until: dt.datetime
 
 
+def rotation_confirmation(merchant: Merchant) -> str:
+    """What a rotation's confirmation carries: the state of the merchant's key it was shown for."""
+    return merchant.store_key_changed_at.isoformat() if merchant.store_key_changed_at else ""
+
+
 @transaction.atomic
 def merchant_rotate_store_key(*, merchant_id: int, overlap: dt.timedelta = STORE_KEY_OVERLAP,
-                              now: dt.datetime | None = None) -> StoreKeyRotation:
+                              now: dt.datetime | None = None, confirmation: str | None = None) -> StoreKeyRotation:
     """Give a merchant a new random store key: the gateway signs with it from now on, and accepts the merchant's
     requests signed with the previous one until ``now + overlap`` (the time for the merchant to install the new
     key). A key still in its overlap is dropped at once by a second rotation. ValueError for an overlap beyond
-    MAX_STORE_KEY_OVERLAP."""
+    MAX_STORE_KEY_OVERLAP. With ``confirmation`` (rotation_confirmation when it was shown): RotationOutdated when
+    the key changed since, so that a confirmation rotates once however often it is posted."""
     if not dt.timedelta(0) <= overlap <= MAX_STORE_KEY_OVERLAP:
         raise ValueError(_("La période de recouvrement doit être comprise entre 0 et %(days)s jours.")
                          % {"days": MAX_STORE_KEY_OVERLAP.days})
     now = now or timezone.now()
     merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
+    if confirmation is not None and not hmac.compare_digest(rotation_confirmation(merchant), confirmation):
+        raise RotationOutdated
     new_key = secrets.token_urlsafe(24)  # 32 characters of [A-Za-z0-9_-]: nothing to escape in ver3
     merchant.previous_store_key_sealed = merchant.store_key_sealed
     merchant.previous_store_key_until = now + overlap
