@@ -11,9 +11,11 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnly
 from tasdid.core.http import no_store, see_other
@@ -182,6 +184,11 @@ class MerchantAdmin(admin.ModelAdmin):
                   _("changer la clé du magasin"))]
         return format_html_join(" · ", '<a href="{}">{}</a>', links)
 
+    @method_decorator(sensitive_post_parameters("new_store_key"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @sensitive_variables("data")
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         result = services.merchant_register(
@@ -227,6 +234,8 @@ class MerchantAdmin(admin.ModelAdmin):
         return {**self.admin_site.each_context(request), "opts": self.model._meta, "merchant": merchant,
                 "title": title, "subtitle": str(merchant), **extra}
 
+    @method_decorator(sensitive_post_parameters())
+    @sensitive_variables("rotation", "context")
     def rotation_view(self, request, pk: int):
         """GET: the confirmation, with the overlap asked. POST: the rotation, the new key shown this once. Each
         confirmation page rotates once: it carries the key's state it was shown for, and a second post of it (the

@@ -12,13 +12,14 @@ import logging
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import iso8583
 from tasdid.core import response_codes as rc
@@ -226,7 +227,7 @@ MAX_STORE_KEY_OVERLAP = dt.timedelta(days=90)
 @dataclass(frozen=True)
 class StoreKeyRotation:
     merchant: Merchant
-    new_key: str  # shown once to the staff member who rotated it, never again
+    new_key: str = field(repr=False)  # shown once to the staff member who rotated it, never again
     previous_until: dt.datetime
 
 
@@ -236,6 +237,7 @@ def rotation_confirmation(merchant: Merchant) -> str:
 
 
 @transaction.atomic
+@sensitive_variables("new_key")
 def merchant_rotate_store_key(*, merchant_id: int, overlap: dt.timedelta = STORE_KEY_OVERLAP,
                               now: dt.datetime | None = None, confirmation: str | None = None) -> StoreKeyRotation:
     """Give a merchant a new random store key: the gateway signs with it from now on, and accepts the merchant's
