@@ -11,9 +11,13 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from tasdid.core import i18n
+from tasdid.core.staff import staff_grant
 from tasdid.gateway import report, selectors, services
 from tasdid.gateway.models import (
     Attempt,
@@ -24,7 +28,7 @@ from tasdid.gateway.models import (
     OperationState,
     PaymentSession,
 )
-from tests.support.staff import party_client, signed_in, staff_account
+from tests.support.staff import PASSWORD, party_client, signed_in, staff_account
 
 from .conftest import STORE_KEY, make_merchant
 
@@ -350,6 +354,79 @@ def test_back_office_pages_are_for_the_gateway_staff_only(day_data):
     assert party_client("gateway").post(pages(a)[2], {"overlap_days": "1"}).status_code == 302
     a.refresh_from_db()
     assert a.store_key == STORE_KEY
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+
+def plain_staff(username: str = "clerk", *, permissions=()) -> Client:
+    """A gateway staff member who is not a superuser, signed in through the login form, CSRF enforced."""
+    staff_account(username, parties=["gateway"], superuser=False)
+    if permissions:
+        staff_grant(username=username, parties=["gateway"], permissions=permissions)
+    browser = party_client("gateway", enforce_csrf_checks=True)
+    login = browser.get("/admin/login/")
+    response = browser.post("/admin/login/", {"username": username, "password": PASSWORD, "next": "/admin/",
+                                              "csrfmiddlewaretoken": _csrf(login.content.decode())})
+    assert response.status_code == 302
+    return browser
+
+
+def test_the_staff_group_sees_transactions_but_rotates_no_key_without_the_permission(day_data):
+    a, _b, _rows = day_data
+    clerk = plain_staff()
+    base = f"/admin/gateway/merchant/{a.pk}"
+    for path in (f"{base}/transactions/", f"{base}/rapport/?day=2026-12-07", f"{base}/rapport.csv?day=2026-12-07"):
+        assert clerk.get(path).status_code == 200, path
+    assert clerk.get(f"{base}/rotation/").status_code == 403
+    listing = clerk.get("/admin/gateway/merchant/")
+    assert 'value="rotate_store_key"' not in listing.content.decode()
+    refused = clerk.post(f"{base}/rotation/", {"overlap_days": "1", "confirmation": services.rotation_confirmation(a),
+                                              "csrfmiddlewaretoken": _csrf(listing.content.decode())})
+    assert refused.status_code == 403
+    a.refresh_from_db()
+    assert a.store_key == STORE_KEY
+    assert "gateway.rotate_store_key" not in {
+        f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name="gateway staff").permissions.all()}
+
+
+def test_without_the_attempts_permission_the_transactions_and_the_report_are_refused(day_data):
+    a, _b, _rows = day_data
+    clerk = plain_staff()
+    Group.objects.get(name="gateway staff").permissions.remove(
+        Permission.objects.get(content_type__app_label="gateway", codename="view_attempt"))
+    base = f"/admin/gateway/merchant/{a.pk}"
+    assert clerk.get(f"{base}/change/").status_code == 200  # the merchant itself is still seen
+    for path in (f"{base}/transactions/", f"{base}/rapport/?day=2026-12-07", f"{base}/rapport.csv?day=2026-12-07"):
+        assert clerk.get(path).status_code == 403, path
+
+
+def test_with_the_rotation_permission_the_key_rotates_and_only_with_the_csrf_token():
+    merchant = make_merchant()
+    officer = plain_staff("officer", permissions=["gateway.rotate_store_key"])
+    path = f"/admin/gateway/merchant/{merchant.pk}/rotation/"
+    confirm = officer.get(path)
+    assert confirm.status_code == 200
+    fields = {"overlap_days": "3", "confirmation": services.rotation_confirmation(merchant)}
+    assert officer.post(path, fields).status_code == 403  # no CSRF token
+    merchant.refresh_from_db()
+    assert merchant.store_key == STORE_KEY
+    done = officer.post(path, {**fields, "csrfmiddlewaretoken": _csrf(confirm.content.decode())})
+    assert done.status_code == 200 and 'id="new-store-key"' in done.content.decode()
+    merchant.refresh_from_db()
+    assert merchant.store_key != STORE_KEY
+    listing = officer.get("/admin/gateway/merchant/").content.decode()
+    assert 'value="rotate_store_key"' in listing
+
+
+def test_staff_grant_gives_a_reserved_permission_by_name_only(capsys):
+    staff_account("ops", parties=["gateway"], superuser=False)
+    with pytest.raises(ValueError):
+        staff_grant(username="ops", parties=["gateway"], permissions=["gateway.change_merchant"])
+    call_command("staff_grant", "ops", "gateway", "--permission", "gateway.rotate_store_key")
+    assert "ops : permission gateway.rotate_store_key." in capsys.readouterr().out
+    assert User.objects.get(username="ops").has_perm("gateway.rotate_store_key")
 
 
 def test_unknown_merchant_is_not_found(staff):

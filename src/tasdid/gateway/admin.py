@@ -201,7 +201,7 @@ class MerchantAdmin(admin.ModelAdmin):
     # --- store key rotation ---
 
     @admin.action(description=_("Changer la clé du magasin (l'ancienne reste acceptée un temps)"),
-                  permissions=["change"])
+                  permissions=["rotate_store_key"])
     def rotate_store_key(self, request, queryset):
         merchants = list(queryset[:2])
         if len(merchants) != 1:
@@ -220,12 +220,21 @@ class MerchantAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def _merchant(self, request, pk: int, *, change: bool = False) -> Merchant:
+    def has_rotate_store_key_permission(self, request, obj=None) -> bool:
+        """Rotating a store key asks for its own permission (gateway.rotate_store_key), beyond changing the
+        merchant: the gateway staff group does not carry it (core.staff.RESERVED_PERMISSIONS)."""
+        return self.has_change_permission(request, obj) and request.user.has_perm("gateway.rotate_store_key")
+
+    def has_transactions_permission(self, request, obj=None) -> bool:
+        """The transactions, the daily report and its CSV: seeing the merchant and its card attempts."""
+        return self.has_view_permission(request, obj) and request.user.has_perm("gateway.view_attempt")
+
+    def _merchant(self, request, pk: int, *, rotate: bool = False) -> Merchant:
         merchant = Merchant.objects.filter(pk=pk).first()
         if merchant is None:
             raise Http404(_("Marchand inconnu."))
-        allowed = self.has_change_permission(request, merchant) if change else self.has_view_permission(request,
-                                                                                                        merchant)
+        allowed = (self.has_rotate_store_key_permission(request, merchant) if rotate
+                   else self.has_transactions_permission(request, merchant))
         if not allowed:
             raise PermissionDenied
         return merchant
@@ -240,7 +249,7 @@ class MerchantAdmin(admin.ModelAdmin):
         """GET: the confirmation, with the overlap asked. POST: the rotation, the new key shown this once. Each
         confirmation page rotates once: it carries the key's state it was shown for, and a second post of it (the
         browser's reload, a double submit, another tab) finds the key changed and changes nothing."""
-        merchant = self._merchant(request, pk, change=True)
+        merchant = self._merchant(request, pk, rotate=True)
         if request.method != "POST":
             form = RotationForm(initial={"confirmation": services.rotation_confirmation(merchant)})
         else:

@@ -42,6 +42,8 @@ class Merchant(models.Model):
     class Meta:
         verbose_name = _("marchand")
         ordering = ["client_id"]
+        # Not given with the gateway staff group (core.staff.RESERVED_PERMISSIONS): granted by name.
+        permissions = [("rotate_store_key", _("Peut changer la clé du magasin d'un marchand"))]
 
     def __str__(self) -> str:
         return f"{self.client_id} {self.name}"
