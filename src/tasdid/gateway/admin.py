@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.core.validators import RegexValidator
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnly
+from tasdid.core.cards import mask_card_numbers
 from tasdid.core.http import no_store, see_other
 
 from . import protocol, services
@@ -106,6 +107,16 @@ _DIGITS6 = RegexValidator(r"^[0-9]{6}$", _("Saisissez exactement les 6 premiers 
 _DIGITS4 = RegexValidator(r"^[0-9]{4}$", _("Saisissez exactement les 4 derniers chiffres de la carte."))
 
 
+def shown_again(data, *, empty=()) -> QueryDict:
+    """Search data as a page may write it back (its inputs, its links): the fields ``empty`` emptied, every card
+    number masked (first 6 and last 4)."""
+    shown = QueryDict(mutable=True)
+    for name in data:
+        values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
+        shown.setlist(name, [""] if name in empty else [mask_card_numbers(str(v)) for v in values])
+    return shown
+
+
 class TransactionSearchForm(forms.Form):
     """The search of a merchant's transactions (GET). A card is looked up by its first six and last four digits
     only, never by its full number (the gateway does not keep it)."""
@@ -127,6 +138,14 @@ class TransactionSearchForm(forms.Form):
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             self.add_error("date_to", _("La date de fin précède la date de début."))
         return data
+
+    def full_clean(self):
+        """Checked, then what the page shows again made safe: a card field in error shows empty (a full card
+        number typed there is not written back), and a card number in any field shows masked."""
+        super().full_clean()
+        if self.is_bound:
+            self.data = shown_again(self.data, empty=[name for name in ("card_first6", "card_last4")
+                                                      if name in self._errors])
 
     def search(self) -> TransactionSearch:
         data = self.cleaned_data
@@ -284,7 +303,7 @@ class MerchantAdmin(admin.ModelAdmin):
             rows = None
         if rows is not None:
             page = Paginator(rows, self.transactions_per_page).get_page(request.GET.get("page"))
-        query = request.GET.copy()
+        query = form.data.copy() if form.is_bound else QueryDict(mutable=True)
         query.pop("page", None)
         context = self._context(request, merchant, _("Transactions du marchand"), form=form, page=page,
                                 query=query.urlencode())
