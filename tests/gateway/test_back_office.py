@@ -239,6 +239,23 @@ def test_a_card_number_typed_in_any_search_field_is_never_written_back(day_data,
     assert 'value="411111******1111"' in response.content.decode()
 
 
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "1999-12-31", "2100-01-01"])
+def test_a_day_out_of_range_is_refused_with_a_clear_error(day_data, staff, day):
+    a, _b, _rows = day_data
+    message = "Indiquez une date entre le 1er janvier 2000 et le 31 décembre 2099."
+    base = f"/admin/gateway/merchant/{a.pk}"
+    for query in ({"date_to": day}, {"date_from": day}, {"date_from": "2026-12-01", "date_to": day}):
+        response = staff.get(f"{base}/transactions/", query)
+        assert response.status_code == 200, query
+        assert message in response.content.decode() and shown(response.content.decode()) == []
+    report_page = staff.get(f"{base}/rapport/", {"day": day})
+    assert report_page.status_code == 200 and message in report_page.content.decode()
+    assert staff.get(f"{base}/rapport.csv", {"day": day}).status_code == 400
+    for edge in ("2000-01-01", "2099-12-31"):
+        assert staff.get(f"{base}/transactions/", {"date_from": edge, "date_to": edge}).status_code == 200
+        assert staff.get(f"{base}/rapport.csv", {"day": edge}).status_code == 200
+
+
 def test_search_is_served_by_the_indexes():
     """The back office's filters have their indexes (the migration adds them)."""
     indexes = {tuple(index.fields) for index in Attempt._meta.indexes}

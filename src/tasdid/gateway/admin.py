@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -117,6 +117,19 @@ def shown_again(data, *, empty=()) -> QueryDict:
     return shown
 
 
+# The dates the back office searches and reports on: a day past these has no attempt, and its bounds in the
+# platform's time zone would not fit Python's dates (9999-12-31 has no next day).
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
+
+
+def _day_field(label, *, required: bool = False) -> forms.DateField:
+    message = _("Indiquez une date entre le 1er janvier 2000 et le 31 décembre 2099.")
+    return forms.DateField(
+        label=label, required=required,
+        validators=[MinValueValidator(FIRST_DAY, message), MaxValueValidator(LAST_DAY, message)],
+        widget=forms.DateInput(attrs={"type": "date", "min": FIRST_DAY.isoformat(), "max": LAST_DAY.isoformat()}))
+
+
 class TransactionSearchForm(forms.Form):
     """The search of a merchant's transactions (GET). A card is looked up by its first six and last four digits
     only, never by its full number (the gateway does not keep it)."""
@@ -126,8 +139,8 @@ class TransactionSearchForm(forms.Form):
                                   validators=[_DIGITS6], widget=forms.TextInput(attrs={"inputmode": "numeric"}))
     card_last4 = forms.CharField(label=_("Carte : 4 derniers chiffres"), required=False, max_length=4,
                                  validators=[_DIGITS4], widget=forms.TextInput(attrs={"inputmode": "numeric"}))
-    date_from = forms.DateField(label=_("Du"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=_("Au"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = _day_field(_("Du"))
+    date_to = _day_field(_("Au"))
     status = forms.ChoiceField(label=_("État"), required=False,
                                choices=[("", _("tous")), *AttemptState.choices])
     amount = forms.DecimalField(label=_("Montant (DH)"), required=False, min_value=0, max_digits=12,
@@ -155,7 +168,7 @@ class TransactionSearchForm(forms.Form):
 
 
 class ReportDayForm(forms.Form):
-    day = forms.DateField(label=_("Jour"), widget=forms.DateInput(attrs={"type": "date"}))
+    day = _day_field(_("Jour"), required=True)
 
 
 @admin.register(Merchant, site=gateway_admin)
