@@ -124,6 +124,8 @@ def test_report_page_shows_the_figures_and_the_chart(day_data, staff):
                     "declined": ("1", "20,00"), "failed": ("1", "30,00"), "processing": ("0", "0,00"),
                     "refunded": ("1", "85,00")}
     assert '<td class="total" id="settlement-net">300,00 DH</td>' in page
+    basis = re.search(r'<p class="help" id="settlement-basis">([^<]+)</p>', page).group(1)
+    assert "au jour où ils ont commencé" in basis and "une remise ou une annulation faite un autre jour" in basis
     svg = re.search(r'<svg [^>]*class="settlement-chart".*?</svg>', page, re.S).group(0)
     assert 'role="img"' in svg and "<script" not in svg and "style=" not in svg
     widths = dict(re.findall(r'width="(\d+)" height="22" fill="#[0-9a-f]{6}" data-status="(\w+)"', svg))
