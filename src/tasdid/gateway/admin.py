@@ -98,8 +98,8 @@ class RotationForm(forms.Form):
         label=_("Ancienne clé encore acceptée pendant (jours)"), min_value=0,
         max_value=services.MAX_STORE_KEY_OVERLAP.days, initial=services.STORE_KEY_OVERLAP.days,
         help_text=_("Le temps pour le marchand d'installer la nouvelle clé : ses demandes signées avec l'ancienne "
-                    "restent acceptées jusque-là. Les rappels et retours sont signés avec la nouvelle dès "
-                    "maintenant."),
+                    "restent acceptées jusque-là, et leurs rappels et retours signés avec l'ancienne. Celles "
+                    "signées avec la nouvelle ont leurs rappels et retours signés avec la nouvelle."),
     )
 
 

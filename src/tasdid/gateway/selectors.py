@@ -336,3 +336,14 @@ def day_attempts(merchant: Merchant, day: dt.date):
     start, end = day_bounds(day)
     return (Attempt.objects.filter(session__merchant=merchant, created_at__gte=start, created_at__lt=end)
             .select_related("session").order_by("created_at", "pk").iterator(chunk_size=2000))
+
+
+def session_store_key(session: PaymentSession, now: dt.datetime | None = None) -> str:
+    """The store key a session's callbacks and returns are signed with: the one that signed its request while the
+    merchant's keys still hold it (the previous key during a rotation's overlap), else the current one."""
+    merchant = session.merchant
+    if session.request_key_since is not None:
+        for since, key in merchant.store_keys_held(now or timezone.now()):
+            if since == session.request_key_since:
+                return key
+    return merchant.store_key

@@ -254,11 +254,12 @@ def merchant_rotate_store_key(*, merchant_id: int, overlap: dt.timedelta = STORE
         raise RotationOutdated
     new_key = secrets.token_urlsafe(24)  # 32 characters of [A-Za-z0-9_-]: nothing to escape in ver3
     merchant.previous_store_key_sealed = merchant.store_key_sealed
+    merchant.previous_store_key_changed_at = merchant.store_key_changed_at
     merchant.previous_store_key_until = now + overlap
     merchant.store_key = new_key
     merchant.store_key_changed_at = now
     merchant.save(update_fields=["store_key_sealed", "previous_store_key_sealed", "previous_store_key_until",
-                                 "store_key_changed_at", "updated_at"])
+                                 "previous_store_key_changed_at", "store_key_changed_at", "updated_at"])
     logger.info("gateway: store key of merchant %s rotated, previous key accepted until %s", merchant.client_id,
                 merchant.previous_store_key_until.isoformat())
     return StoreKeyRotation(merchant=merchant, new_key=new_key, previous_until=merchant.previous_store_key_until)
@@ -303,12 +304,13 @@ def _same_request(a: dict[str, str], b: dict[str, str]) -> bool:
 
 @transaction.atomic
 def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, browser_key: str,
-                 now: dt.datetime | None = None) -> PaymentSession:
+                 now: dt.datetime | None = None, key_since: dt.datetime | None = None) -> PaymentSession:
     """Start the payment of a merchant's order, or continue it when the same order is posted again.
 
     An order already paid, failed or expired comes back as it is (not open: nothing starts); one still
     open with other fields is refused (RequestError), from another browser than the one it is open in too
-    (SessionElsewhere: the session stays with the browser that opened it, docs/gateway.md)."""
+    (SessionElsewhere: the session stays with the browser that opened it, docs/gateway.md). ``key_since`` names
+    the store key that signed the request (Merchant.store_keys_held), the one its callbacks and returns use."""
     now = now or timezone.now()
     for _try in range(2):
         existing = PaymentSession.objects.select_for_update().filter(merchant=merchant, oid=request.oid).first()
@@ -320,8 +322,8 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
                 raise protocol.RequestError(_("Cette commande est déjà en cours de paiement avec d'autres données."))
             if not hmac.compare_digest(existing.browser_digest, browser_digest(browser_key)):
                 raise SessionElsewhere(existing.pk)
-            existing.updated_at, existing.lang = now, request.lang
-            existing.save(update_fields=["updated_at", "lang"])
+            existing.updated_at, existing.lang, existing.request_key_since = now, request.lang, key_since
+            existing.save(update_fields=["updated_at", "lang", "request_key_since"])
             _session_note(existing, "commande envoyée à nouveau par le marchand : session reprise", now=now)
             return existing
         try:
@@ -330,7 +332,7 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
                     token=secrets.token_urlsafe(32), merchant=merchant, oid=request.oid,
                     request_fields=request.fields, amount=request.amount, currency="504",
                     items=[{"ref": i.ref, "label": i.label, "amount": str(i.amount)} for i in request.items],
-                    allow_defer=request.allow_defer, deferred_refs=[], lang=request.lang,
+                    allow_defer=request.allow_defer, deferred_refs=[], lang=request.lang, request_key_since=key_since,
                     browser_digest=browser_digest(browser_key), state=SessionState.OPEN, created_at=now,
                     expires_at=now + dt.timedelta(seconds=request.session_seconds), updated_at=now,
                 )
