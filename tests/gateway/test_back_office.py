@@ -11,10 +11,14 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from tasdid.core import i18n
-from tasdid.gateway import report, selectors
+from tasdid.core.staff import staff_grant
+from tasdid.gateway import report, selectors, services
 from tasdid.gateway.models import (
     Attempt,
     AttemptState,
@@ -24,7 +28,7 @@ from tasdid.gateway.models import (
     OperationState,
     PaymentSession,
 )
-from tests.support.staff import party_client, signed_in, staff_account
+from tests.support.staff import PASSWORD, party_client, signed_in, staff_account
 
 from .conftest import STORE_KEY, make_merchant
 
@@ -120,6 +124,8 @@ def test_report_page_shows_the_figures_and_the_chart(day_data, staff):
                     "declined": ("1", "20,00"), "failed": ("1", "30,00"), "processing": ("0", "0,00"),
                     "refunded": ("1", "85,00")}
     assert '<td class="total" id="settlement-net">300,00 DH</td>' in page
+    basis = re.search(r'<p class="help" id="settlement-basis">([^<]+)</p>', page).group(1)
+    assert "au jour où ils ont commencé" in basis and "une remise ou une annulation faite un autre jour" in basis
     svg = re.search(r'<svg [^>]*class="settlement-chart".*?</svg>', page, re.S).group(0)
     assert 'role="img"' in svg and "<script" not in svg and "style=" not in svg
     widths = dict(re.findall(r'width="(\d+)" height="22" fill="#[0-9a-f]{6}" data-status="(\w+)"', svg))
@@ -219,7 +225,37 @@ def test_a_bad_search_says_why_and_lists_nothing(day_data, staff, query, message
     assert response.status_code == 200
     page = response.content.decode()
     assert message in page and shown(page) == []
-    assert "4111111111111111" not in page.replace('value="4111111111111111"', "")
+    assert "4111111111111111" not in page
+
+
+@pytest.mark.parametrize("typed", ["4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111"])
+def test_a_card_number_typed_in_any_search_field_is_never_written_back(day_data, staff, typed):
+    a, _b, _rows = day_data
+    for name in ("card_first6", "card_last4", "oid", "amount", "date_from", "date_to"):
+        response = staff.get(f"/admin/gateway/merchant/{a.pk}/transactions/", {name: typed, "page": "2"})
+        assert response.status_code == 200, name
+        page = response.content.decode()
+        assert typed not in page and "4111111111111111" not in re.sub(r"[ +-]|%20", "", page), name
+    # in the order field, the search runs as typed and the field shows the card masked
+    response = staff.get(f"/admin/gateway/merchant/{a.pk}/transactions/", {"oid": "4111111111111111"})
+    assert 'value="411111******1111"' in response.content.decode()
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "1999-12-31", "2100-01-01"])
+def test_a_day_out_of_range_is_refused_with_a_clear_error(day_data, staff, day):
+    a, _b, _rows = day_data
+    message = "Indiquez une date entre le 1er janvier 2000 et le 31 décembre 2099."
+    base = f"/admin/gateway/merchant/{a.pk}"
+    for query in ({"date_to": day}, {"date_from": day}, {"date_from": "2026-12-01", "date_to": day}):
+        response = staff.get(f"{base}/transactions/", query)
+        assert response.status_code == 200, query
+        assert message in response.content.decode() and shown(response.content.decode()) == []
+    report_page = staff.get(f"{base}/rapport/", {"day": day})
+    assert report_page.status_code == 200 and message in report_page.content.decode()
+    assert staff.get(f"{base}/rapport.csv", {"day": day}).status_code == 400
+    for edge in ("2000-01-01", "2099-12-31"):
+        assert staff.get(f"{base}/transactions/", {"date_from": edge, "date_to": edge}).status_code == 200
+        assert staff.get(f"{base}/rapport.csv", {"day": edge}).status_code == 200
 
 
 def test_search_is_served_by_the_indexes():
@@ -279,6 +315,33 @@ def test_admin_rotation_asks_for_confirmation_then_shows_the_new_key_once(staff)
     assert new_key not in staff.get("/admin/gateway/merchant/").content.decode()
 
 
+def test_one_confirmation_rotates_once_even_posted_from_two_browsers(staff):
+    """Two posts of the same confirmation (a double submit, two tabs or browsers of the staff): the key rotates
+    once, the merchant's key it was shown for stays accepted during the overlap."""
+    merchant = make_merchant()
+    other = signed_in("gateway")  # the same staff member in a second browser
+    path = f"/admin/gateway/merchant/{merchant.pk}/rotation/"
+    tokens = [re.search(r'name="confirmation" value="([^"]*)"', c.get(path).content.decode()).group(1)
+              for c in (staff, other)]
+    done = staff.post(path, {"overlap_days": "3", "confirmation": tokens[0]})
+    assert done.status_code == 200 and 'id="new-store-key"' in done.content.decode()
+    again = other.post(path, {"overlap_days": "3", "confirmation": tokens[1]}, follow=True)
+    assert "Cette confirmation a déjà servi" in again.content.decode()
+    merchant.refresh_from_db()
+    new_key = re.search(r'<code id="new-store-key">([^<]+)</code>', done.content.decode()).group(1)
+    assert merchant.store_keys_accepted(timezone.now()) == [new_key, STORE_KEY]
+
+
+def test_the_rotation_service_refuses_a_confirmation_of_a_key_already_changed():
+    merchant = make_merchant()
+    confirmation = services.rotation_confirmation(merchant)
+    first = services.merchant_rotate_store_key(merchant_id=merchant.pk, confirmation=confirmation)
+    with pytest.raises(services.RotationOutdated):
+        services.merchant_rotate_store_key(merchant_id=merchant.pk, confirmation=confirmation)
+    merchant.refresh_from_db()
+    assert merchant.store_keys_accepted(timezone.now()) == [first.new_key, STORE_KEY]
+
+
 def test_admin_rotation_of_several_merchants_at_once_is_refused(staff):
     a = make_merchant()
     b = make_merchant(client_id="600000100")
@@ -323,6 +386,79 @@ def test_back_office_pages_are_for_the_gateway_staff_only(day_data):
     assert party_client("gateway").post(pages(a)[2], {"overlap_days": "1"}).status_code == 302
     a.refresh_from_db()
     assert a.store_key == STORE_KEY
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+
+def plain_staff(username: str = "clerk", *, permissions=()) -> Client:
+    """A gateway staff member who is not a superuser, signed in through the login form, CSRF enforced."""
+    staff_account(username, parties=["gateway"], superuser=False)
+    if permissions:
+        staff_grant(username=username, parties=["gateway"], permissions=permissions)
+    browser = party_client("gateway", enforce_csrf_checks=True)
+    login = browser.get("/admin/login/")
+    response = browser.post("/admin/login/", {"username": username, "password": PASSWORD, "next": "/admin/",
+                                              "csrfmiddlewaretoken": _csrf(login.content.decode())})
+    assert response.status_code == 302
+    return browser
+
+
+def test_the_staff_group_sees_transactions_but_rotates_no_key_without_the_permission(day_data):
+    a, _b, _rows = day_data
+    clerk = plain_staff()
+    base = f"/admin/gateway/merchant/{a.pk}"
+    for path in (f"{base}/transactions/", f"{base}/rapport/?day=2026-12-07", f"{base}/rapport.csv?day=2026-12-07"):
+        assert clerk.get(path).status_code == 200, path
+    assert clerk.get(f"{base}/rotation/").status_code == 403
+    listing = clerk.get("/admin/gateway/merchant/")
+    assert 'value="rotate_store_key"' not in listing.content.decode()
+    refused = clerk.post(f"{base}/rotation/", {"overlap_days": "1", "confirmation": services.rotation_confirmation(a),
+                                              "csrfmiddlewaretoken": _csrf(listing.content.decode())})
+    assert refused.status_code == 403
+    a.refresh_from_db()
+    assert a.store_key == STORE_KEY
+    assert "gateway.rotate_store_key" not in {
+        f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name="gateway staff").permissions.all()}
+
+
+def test_without_the_attempts_permission_the_transactions_and_the_report_are_refused(day_data):
+    a, _b, _rows = day_data
+    clerk = plain_staff()
+    Group.objects.get(name="gateway staff").permissions.remove(
+        Permission.objects.get(content_type__app_label="gateway", codename="view_attempt"))
+    base = f"/admin/gateway/merchant/{a.pk}"
+    assert clerk.get(f"{base}/change/").status_code == 200  # the merchant itself is still seen
+    for path in (f"{base}/transactions/", f"{base}/rapport/?day=2026-12-07", f"{base}/rapport.csv?day=2026-12-07"):
+        assert clerk.get(path).status_code == 403, path
+
+
+def test_with_the_rotation_permission_the_key_rotates_and_only_with_the_csrf_token():
+    merchant = make_merchant()
+    officer = plain_staff("officer", permissions=["gateway.rotate_store_key"])
+    path = f"/admin/gateway/merchant/{merchant.pk}/rotation/"
+    confirm = officer.get(path)
+    assert confirm.status_code == 200
+    fields = {"overlap_days": "3", "confirmation": services.rotation_confirmation(merchant)}
+    assert officer.post(path, fields).status_code == 403  # no CSRF token
+    merchant.refresh_from_db()
+    assert merchant.store_key == STORE_KEY
+    done = officer.post(path, {**fields, "csrfmiddlewaretoken": _csrf(confirm.content.decode())})
+    assert done.status_code == 200 and 'id="new-store-key"' in done.content.decode()
+    merchant.refresh_from_db()
+    assert merchant.store_key != STORE_KEY
+    listing = officer.get("/admin/gateway/merchant/").content.decode()
+    assert 'value="rotate_store_key"' in listing
+
+
+def test_staff_grant_gives_a_reserved_permission_by_name_only(capsys):
+    staff_account("ops", parties=["gateway"], superuser=False)
+    with pytest.raises(ValueError):
+        staff_grant(username="ops", parties=["gateway"], permissions=["gateway.change_merchant"])
+    call_command("staff_grant", "ops", "gateway", "--permission", "gateway.rotate_store_key")
+    assert "ops : permission gateway.rotate_store_key." in capsys.readouterr().out
+    assert User.objects.get(username="ops").has_perm("gateway.rotate_store_key")
 
 
 def test_unknown_merchant_is_not_found(staff):

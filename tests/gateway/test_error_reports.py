@@ -91,3 +91,72 @@ def test_the_vault_and_the_areq_hide_the_card_in_their_frames(monkeypatch, call)
     text, page = reports(None, (raised.type, raised.value, raised.tb))
     assert call in page
     assert_no_card_data(text, page)
+
+
+# --- the store keys in the back office -------------------------------------------------------------------------
+
+
+def _failing_admin_post(monkeypatch, path: str, data: dict, break_at: tuple[object, str]) -> tuple[str, str]:
+    """A gateway staff member's POST that fails at ``break_at`` (an object, an attribute), reported by the
+    project's exception reporter (settings.DEFAULT_EXCEPTION_REPORTER and its filter), text and HTML."""
+    from django.views.debug import get_exception_reporter_class
+
+    from tests.support.staff import signed_in, staff_account
+
+    staff_account("staff", parties=["gateway"])
+    browser = signed_in("gateway")
+    browser.raise_request_exception = False
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("back office exploded")
+
+    monkeypatch.setattr(*break_at, broken)
+    caught = []
+
+    def keep(sender, request, **kwargs):
+        caught.append((request, sys.exc_info()))
+
+    got_request_exception.connect(keep)
+    try:
+        response = browser.post(path, data)
+    finally:
+        got_request_exception.disconnect(keep)
+    assert response.status_code == 500
+    ((request, exc_info),) = caught
+    reporter = get_exception_reporter_class(request)(request, *exc_info, is_email=True)
+    return reporter.get_traceback_text(), html.unescape(reporter.get_traceback_html())
+
+
+def test_a_failing_rotation_reports_neither_the_new_key_nor_the_old(monkeypatch):
+    from tasdid.gateway import services
+    from tasdid.gateway.admin import MerchantAdmin
+    from tasdid.gateway.models import Merchant
+
+    from .conftest import STORE_KEY
+
+    merchant = make_merchant()
+    text, page = _failing_admin_post(
+        monkeypatch, f"/admin/gateway/merchant/{merchant.pk}/rotation/",
+        {"overlap_days": "3", "confirmation": services.rotation_confirmation(merchant)},
+        (MerchantAdmin, "log_change"))
+    new_key = Merchant.objects.get(pk=merchant.pk).store_key
+    assert new_key != STORE_KEY  # rotated before the failure: the new key was in memory
+    assert "back office exploded" in text and "rotation_view" in text and "rotation" in page
+    for report in (text, page):
+        assert new_key not in report and STORE_KEY not in report
+
+
+def test_a_failing_change_of_the_store_key_reports_no_key(monkeypatch):
+    from tasdid.gateway import services
+
+    merchant = make_merchant()
+    typed = "A-STORE-KEY-TYPED-BY-STAFF-42"
+    text, page = _failing_admin_post(
+        monkeypatch, f"/admin/gateway/merchant/{merchant.pk}/change/",
+        {"client_id": merchant.client_id, "name": "Boutique", "mode": "test", "active": "on",
+         "hosts": "shop.example.ma", "new_store_key": typed},
+        (services, "merchant_register"))
+    assert "back office exploded" in text and "save_model" in text
+    assert "new_store_key" in text
+    for report in (text, page):
+        assert typed not in report

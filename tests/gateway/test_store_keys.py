@@ -41,12 +41,13 @@ def test_the_store_key_is_sealed_in_the_database_and_read_in_clear():
     assert sealed.startswith("gAAAAA") and STORE_KEY not in sealed  # a Fernet token
     assert Merchant.objects.get(pk=merchant.pk).store_key == STORE_KEY
     assert [f.name for f in Merchant._meta.fields if "store_key" in f.name and "sealed" not in f.name] == [
-        "previous_store_key_until", "store_key_changed_at"]  # no clear column left
+        "previous_store_key_until", "store_key_changed_at", "previous_store_key_changed_at"]  # no clear column
     # sealed twice, the same key gives two different tokens (no equality to search the table by)
     assert store_keys.seal(STORE_KEY) != store_keys.seal(STORE_KEY)
 
 
 def test_a_key_sealed_elsewhere_is_not_opened(settings):
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "the key the rows are sealed under"}
     make_merchant()
     settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "a key the rows were never sealed under"}
     with pytest.raises(store_keys.StoreKeyError):
@@ -68,6 +69,8 @@ def test_the_migration_seals_the_keys_already_registered():
         executor = MigrationExecutor(connection)
         executor.migrate(after)
         assert not held_in_clear("OLD-CLEAR-KEY-5555")
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())  # the model as it is now reads the row
         merchant = Merchant.objects.get(client_id="600000055")
         assert (merchant.store_key, merchant.mode) == ("OLD-CLEAR-KEY-5555", MerchantMode.PRODUCTION)
     finally:
@@ -100,8 +103,51 @@ def test_rotation_keeps_the_previous_key_until_its_date_then_refuses_it():
         open_session(gateway_client(), signed(merchant_fields(oid="NEW-KEY-2"), store_key=new_key))
 
 
+def status_query(key: str, oid: str = "ORDER-0001") -> dict[str, str]:
+    """A merchant's status query signed with ``key``; the gateway's answer, read."""
+    fields = {"clientid": CLIENT_ID, "oid": oid, "rnd": "a5Rq0LkP9zXw3Vb7Tn2Mh", "action": "status",
+              "hashAlgorithm": "ver3"}
+    response = gateway_client().post("/fim/status", {**fields, "HASH": ver3_hash(fields, key)})
+    assert response.status_code == 200
+    return dict(parse_qsl(response.content.decode(), keep_blank_values=True))
+
+
+def signed_only_with(fields: dict[str, str], key: str, other: str) -> bool:
+    return ver3_verify(fields, key, hash_field="HASH") and not ver3_verify(fields, other, hash_field="HASH")
+
+
 @pytest.mark.django_db(transaction=True)
-def test_after_a_rotation_callbacks_and_status_answers_are_signed_with_the_new_key(counterparty, rails):
+@pytest.mark.parametrize("signed_with", ["previous", "new"])
+def test_during_the_overlap_a_session_is_answered_with_the_key_that_signed_its_request(counterparty, rails,
+                                                                                        signed_with):
+    """A merchant that has not installed the new key yet keeps getting callbacks and returns it can verify: a
+    request signed with the previous key (in the overlap) gets its callback and return signed with it; one
+    signed with the new key, with the new. The session remembers which key, not the key."""
+    merchant = make_merchant(hosts=["shop.example.ma", counterparty.host])
+    new_key = services.merchant_rotate_store_key(merchant_id=merchant.pk).new_key
+    key, other = (STORE_KEY, new_key) if signed_with == "previous" else (new_key, STORE_KEY)
+    open_session(gateway_client(), signed(merchant_fields(base=counterparty.url), store_key=key))
+    session = PaymentSession.objects.get()
+    assert session.request_key_since is not None and not held_in_clear(key)
+
+    attempt = authorized_attempt()
+    flow.deliver_callback(attempt_id=attempt.pk)
+    (callback,) = counterparty.state.callbacks
+    assert signed_only_with(callback, key, other)
+    back = flow.merchant_return(attempt_id=attempt.pk)
+    assert signed_only_with(back.fields, key, other)
+    # a status query is answered with the key that signed the query
+    assert signed_only_with(status_query(STORE_KEY), STORE_KEY, new_key)
+    assert signed_only_with(status_query(new_key), new_key, STORE_KEY)
+
+    # the overlap over: the previous key is no longer held, the new one signs
+    merchant.refresh_from_db()
+    with time_machine.travel(merchant.previous_store_key_until + dt.timedelta(seconds=1), tick=False):
+        assert signed_only_with(flow.merchant_return(attempt_id=attempt.pk).fields, new_key, STORE_KEY)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_opened_before_a_rotation_keeps_its_key_while_held(counterparty, rails):
     merchant = make_merchant(hosts=["shop.example.ma", counterparty.host])
     open_session(gateway_client(), signed(merchant_fields(base=counterparty.url)))
     new_key = services.merchant_rotate_store_key(merchant_id=merchant.pk).new_key
@@ -109,16 +155,10 @@ def test_after_a_rotation_callbacks_and_status_answers_are_signed_with_the_new_k
     attempt = authorized_attempt()
     flow.deliver_callback(attempt_id=attempt.pk)
     (callback,) = counterparty.state.callbacks
-    assert ver3_verify(callback, new_key, hash_field="HASH")
-    assert not ver3_verify(callback, STORE_KEY, hash_field="HASH")
-
-    # a status query signed with the old key, in the overlap: answered, signed with the new key
-    fields = {"clientid": CLIENT_ID, "oid": "ORDER-0001", "rnd": "a5Rq0LkP9zXw3Vb7Tn2Mh", "action": "status",
-              "hashAlgorithm": "ver3"}
-    response = gateway_client().post("/fim/status", {**fields, "HASH": ver3_hash(fields, STORE_KEY)})
-    assert response.status_code == 200
-    answer = dict(parse_qsl(response.content.decode(), keep_blank_values=True))
-    assert ver3_verify(answer, new_key, hash_field="HASH") and not ver3_verify(answer, STORE_KEY, hash_field="HASH")
+    assert signed_only_with(callback, STORE_KEY, new_key)  # its key is now the previous one, still held
+    # a second rotation drops it: the current key signs
+    newest = services.merchant_rotate_store_key(merchant_id=merchant.pk).new_key
+    assert signed_only_with(flow.merchant_return(attempt_id=attempt.pk).fields, newest, STORE_KEY)
 
 
 def test_a_second_rotation_drops_the_key_in_its_overlap_and_overlaps_are_bounded():
@@ -179,6 +219,35 @@ def test_reseal_command_moves_every_row_under_the_new_encryption_key(settings, c
     b.refresh_from_db()
     assert (a.store_key, b.store_key, b.previous_store_key) == (STORE_KEY, rotated, "OTHER-STORE-KEY-1")
     assert not held_in_clear(STORE_KEY) and not held_in_clear(rotated)
+
+
+def test_rows_sealed_before_the_variable_was_set_still_open_then_move_under_it(settings, capsys):
+    """Sealed under the key derived from the secret key (no variable), the rows still open once the variable is
+    set (no store key unreadable, no payment refused); ``merchant reseal`` moves them under the variable's key."""
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": ""}
+    merchant = make_merchant()
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": "the-configured-encryption-key"}
+    assert Merchant.objects.get(pk=merchant.pk).store_key == STORE_KEY
+    open_session(gateway_client(), signed(merchant_fields(oid="AFTER-THE-VARIABLE")))
+    assert not store_keys.sealed_under_first(Merchant.objects.get(pk=merchant.pk).store_key_sealed)
+
+    call_command("merchant_reseal")
+    assert "chiffrées à nouveau : 1 marchand(s)" in capsys.readouterr().out
+    # the secret key changed as well: the variable's key alone opens the row
+    settings.SECRET_KEY = "another-secret-key-the-rows-were-never-sealed-under-0123456789"
+    assert Merchant.objects.get(pk=merchant.pk).store_key == STORE_KEY
+    assert not held_in_clear(STORE_KEY)
+
+
+def test_keys_derived_from_the_secret_key_fallbacks_open_too(settings):
+    settings.TASDID_KEYS = {**settings.TASDID_KEYS, "store-keys": ""}
+    old_secret = settings.SECRET_KEY
+    merchant = make_merchant()
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-secret-key-0123456789-abcdefghijklmnop", [old_secret]
+    assert Merchant.objects.get(pk=merchant.pk).store_key == STORE_KEY
+    services.store_keys_reseal()
+    settings.SECRET_KEY_FALLBACKS = []
+    assert Merchant.objects.get(pk=merchant.pk).store_key == STORE_KEY
 
 
 def test_reseal_refuses_rows_sealed_under_a_key_no_longer_listed(settings):

@@ -31,7 +31,7 @@ CLEANSED = SafeExceptionReporterFilter.cleansed_substitute
 SENSITIVE_NAMES = frozenset({
     "acctnumber", "pan", "number", "cardnumber", "cvv", "cvc", "cvv2", "cvc2", "otp", "code", "fideliocode",
     "paymentcode", "threedssessiondata", "storekey", "password", "password1", "password2", "hash", "secret",
-    "secrets",
+    "secrets", "key", "keys", "newkey", "newstorekey", "previousstorekey", "storekeys",
 })
 
 # A run of digits, possibly grouped by single spaces or dashes as people type card numbers.

@@ -40,7 +40,13 @@ def secret_key(purpose: str) -> bytes:
     explicit = settings.TASDID_KEYS.get(purpose) or ""
     if explicit:
         return explicit.encode()
-    return hmac.new(settings.SECRET_KEY.encode(), b"tasdid.key." + purpose.encode(), hashlib.sha256).digest()
+    return derived_keys(purpose)[0]
+
+
+def derived_keys(purpose: str) -> list[bytes]:
+    """The keys for ``purpose`` derived from SECRET_KEY, then from each of SECRET_KEY_FALLBACKS."""
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return [hmac.new(s.encode(), b"tasdid.key." + purpose.encode(), hashlib.sha256).digest() for s in secrets]
 
 
 def link_key(one: str, other: str) -> bytes:

@@ -16,6 +16,9 @@ from .http import PARTIES
 STAFF_GROUPS = {"biller": "biller staff", "gateway": "gateway staff", "bank": "bank staff", "switch": "switch staff"}
 # The apps whose tables a party's staff work on (their admin site shows these).
 PARTY_APPS = {"biller": ("billing",), "gateway": ("gateway",), "bank": ("bank",), "switch": ("switch",)}
+# Permissions of a party's apps its staff group does not carry: granted to an account by name
+# (``tasdid staff-grant USERNAME PARTY --permission app_label.codename``).
+RESERVED_PERMISSIONS = frozenset({"gateway.rotate_store_key"})
 
 
 class UnknownParty(ValueError):
@@ -49,19 +52,32 @@ def other_parties_of(user: User, party: str) -> list[str]:
 
 @transaction.atomic
 def staff_group(*, party: str) -> Group:
-    """The party's staff group, created if missing, with every permission of the party's apps."""
+    """The party's staff group, created if missing, with every permission of the party's apps but the reserved
+    ones (RESERVED_PERMISSIONS)."""
     group, _ = Group.objects.get_or_create(name=STAFF_GROUPS[_checked(party)])
-    group.permissions.set(Permission.objects.filter(content_type__app_label__in=PARTY_APPS[party]))
+    group.permissions.set([
+        p for p in Permission.objects.filter(content_type__app_label__in=PARTY_APPS[party]).select_related(
+            "content_type")
+        if f"{p.content_type.app_label}.{p.codename}" not in RESERVED_PERMISSIONS])
     return group
 
 
 @transaction.atomic
-def staff_grant(*, username: str, parties: Iterable[str]) -> User:
-    """Make ``username`` a staff member of each of ``parties`` (User.DoesNotExist if there is no such account)."""
+def staff_grant(*, username: str, parties: Iterable[str], permissions: Iterable[str] = ()) -> User:
+    """Make ``username`` a staff member of each of ``parties`` (User.DoesNotExist if there is no such account),
+    with the reserved ``permissions`` named (``app_label.codename``; ValueError for another name)."""
     user = User.objects.select_for_update().get(username=username)
     groups = [staff_group(party=party) for party in parties]
+    granted = []
+    for name in permissions:
+        app_label, _dot, codename = name.partition(".")
+        permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+        if name not in RESERVED_PERMISSIONS or permission is None:
+            raise ValueError(name)
+        granted.append(permission)
     if not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
     user.groups.add(*groups)
+    user.user_permissions.add(*granted)
     return user

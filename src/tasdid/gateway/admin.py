@@ -1,23 +1,24 @@
 """The gateway's staff: merchants, payment sessions and attempts, their refunds, reversals owed to the switch."""
 
 import datetime as dt
-import hmac
-import secrets
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.core.validators import RegexValidator
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from tasdid.core.admin_sites import PartyAdminSite, ReadOnly
+from tasdid.core.cards import mask_card_numbers
 from tasdid.core.http import no_store, see_other
 
 from . import protocol, services
@@ -93,18 +94,41 @@ class MerchantForm(forms.ModelForm):
 
 
 class RotationForm(forms.Form):
-    confirmation = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    confirmation = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
     overlap_days = forms.IntegerField(
         label=_("Ancienne clé encore acceptée pendant (jours)"), min_value=0,
         max_value=services.MAX_STORE_KEY_OVERLAP.days, initial=services.STORE_KEY_OVERLAP.days,
         help_text=_("Le temps pour le marchand d'installer la nouvelle clé : ses demandes signées avec l'ancienne "
-                    "restent acceptées jusque-là. Les rappels et retours sont signés avec la nouvelle dès "
-                    "maintenant."),
+                    "restent acceptées jusque-là, et leurs rappels et retours signés avec l'ancienne. Celles "
+                    "signées avec la nouvelle ont leurs rappels et retours signés avec la nouvelle."),
     )
 
 
 _DIGITS6 = RegexValidator(r"^[0-9]{6}$", _("Saisissez exactement les 6 premiers chiffres de la carte."))
 _DIGITS4 = RegexValidator(r"^[0-9]{4}$", _("Saisissez exactement les 4 derniers chiffres de la carte."))
+
+
+def shown_again(data, *, empty=()) -> QueryDict:
+    """Search data as a page may write it back (its inputs, its links): the fields ``empty`` emptied, every card
+    number masked (first 6 and last 4)."""
+    shown = QueryDict(mutable=True)
+    for name in data:
+        values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
+        shown.setlist(name, [""] if name in empty else [mask_card_numbers(str(v)) for v in values])
+    return shown
+
+
+# The dates the back office searches and reports on: a day past these has no attempt, and its bounds in the
+# platform's time zone would not fit Python's dates (9999-12-31 has no next day).
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
+
+
+def _day_field(label, *, required: bool = False) -> forms.DateField:
+    message = _("Indiquez une date entre le 1er janvier 2000 et le 31 décembre 2099.")
+    return forms.DateField(
+        label=label, required=required,
+        validators=[MinValueValidator(FIRST_DAY, message), MaxValueValidator(LAST_DAY, message)],
+        widget=forms.DateInput(attrs={"type": "date", "min": FIRST_DAY.isoformat(), "max": LAST_DAY.isoformat()}))
 
 
 class TransactionSearchForm(forms.Form):
@@ -116,8 +140,8 @@ class TransactionSearchForm(forms.Form):
                                   validators=[_DIGITS6], widget=forms.TextInput(attrs={"inputmode": "numeric"}))
     card_last4 = forms.CharField(label=_("Carte : 4 derniers chiffres"), required=False, max_length=4,
                                  validators=[_DIGITS4], widget=forms.TextInput(attrs={"inputmode": "numeric"}))
-    date_from = forms.DateField(label=_("Du"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=_("Au"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = _day_field(_("Du"))
+    date_to = _day_field(_("Au"))
     status = forms.ChoiceField(label=_("État"), required=False,
                                choices=[("", _("tous")), *AttemptState.choices])
     amount = forms.DecimalField(label=_("Montant (DH)"), required=False, min_value=0, max_digits=12,
@@ -129,6 +153,14 @@ class TransactionSearchForm(forms.Form):
             self.add_error("date_to", _("La date de fin précède la date de début."))
         return data
 
+    def full_clean(self):
+        """Checked, then what the page shows again made safe: a card field in error shows empty (a full card
+        number typed there is not written back), and a card number in any field shows masked."""
+        super().full_clean()
+        if self.is_bound:
+            self.data = shown_again(self.data, empty=[name for name in ("card_first6", "card_last4")
+                                                      if name in self._errors])
+
     def search(self) -> TransactionSearch:
         data = self.cleaned_data
         return TransactionSearch(oid=data["oid"].strip(), card_first6=data["card_first6"],
@@ -137,7 +169,7 @@ class TransactionSearchForm(forms.Form):
 
 
 class ReportDayForm(forms.Form):
-    day = forms.DateField(label=_("Jour"), widget=forms.DateInput(attrs={"type": "date"}))
+    day = _day_field(_("Jour"), required=True)
 
 
 @admin.register(Merchant, site=gateway_admin)
@@ -185,6 +217,11 @@ class MerchantAdmin(admin.ModelAdmin):
                   _("changer la clé du magasin"))]
         return format_html_join(" · ", '<a href="{}">{}</a>', links)
 
+    @method_decorator(sensitive_post_parameters("new_store_key"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @sensitive_variables("data")
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         result = services.merchant_register(
@@ -197,7 +234,7 @@ class MerchantAdmin(admin.ModelAdmin):
     # --- store key rotation ---
 
     @admin.action(description=_("Changer la clé du magasin (l'ancienne reste acceptée un temps)"),
-                  permissions=["change"])
+                  permissions=["rotate_store_key"])
     def rotate_store_key(self, request, queryset):
         merchants = list(queryset[:2])
         if len(merchants) != 1:
@@ -216,12 +253,21 @@ class MerchantAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def _merchant(self, request, pk: int, *, change: bool = False) -> Merchant:
+    def has_rotate_store_key_permission(self, request, obj=None) -> bool:
+        """Rotating a store key asks for its own permission (gateway.rotate_store_key), beyond changing the
+        merchant: the gateway staff group does not carry it (core.staff.RESERVED_PERMISSIONS)."""
+        return self.has_change_permission(request, obj) and request.user.has_perm("gateway.rotate_store_key")
+
+    def has_transactions_permission(self, request, obj=None) -> bool:
+        """The transactions, the daily report and its CSV: seeing the merchant and its card attempts."""
+        return self.has_view_permission(request, obj) and request.user.has_perm("gateway.view_attempt")
+
+    def _merchant(self, request, pk: int, *, rotate: bool = False) -> Merchant:
         merchant = Merchant.objects.filter(pk=pk).first()
         if merchant is None:
             raise Http404(_("Marchand inconnu."))
-        allowed = self.has_change_permission(request, merchant) if change else self.has_view_permission(request,
-                                                                                                        merchant)
+        allowed = (self.has_rotate_store_key_permission(request, merchant) if rotate
+                   else self.has_transactions_permission(request, merchant))
         if not allowed:
             raise PermissionDenied
         return merchant
@@ -230,24 +276,26 @@ class MerchantAdmin(admin.ModelAdmin):
         return {**self.admin_site.each_context(request), "opts": self.model._meta, "merchant": merchant,
                 "title": title, "subtitle": str(merchant), **extra}
 
+    @method_decorator(sensitive_post_parameters())
+    @sensitive_variables("rotation", "context")
     def rotation_view(self, request, pk: int):
         """GET: the confirmation, with the overlap asked. POST: the rotation, the new key shown this once. Each
-        confirmation page rotates once: a second post of it (the browser's reload) changes nothing."""
-        merchant = self._merchant(request, pk, change=True)
-        pending = f"gateway.store_key_rotation.{merchant.pk}"
+        confirmation page rotates once: it carries the key's state it was shown for, and a second post of it (the
+        browser's reload, a double submit, another tab) finds the key changed and changes nothing."""
+        merchant = self._merchant(request, pk, rotate=True)
         if request.method != "POST":
-            request.session[pending] = secrets.token_urlsafe(16)
-            form = RotationForm(initial={"confirmation": request.session[pending]})
+            form = RotationForm(initial={"confirmation": services.rotation_confirmation(merchant)})
         else:
             form = RotationForm(request.POST)
             if form.is_valid():
-                expected = request.session.pop(pending, "")
-                if not expected or not hmac.compare_digest(expected, form.cleaned_data["confirmation"]):
+                try:
+                    rotation = services.merchant_rotate_store_key(
+                        merchant_id=merchant.pk, overlap=dt.timedelta(days=form.cleaned_data["overlap_days"]),
+                        confirmation=form.cleaned_data["confirmation"])
+                except services.RotationOutdated:
                     self.message_user(request, _("Cette confirmation a déjà servi : la clé du magasin n'a pas été "
                                                  "changée une nouvelle fois."), messages.WARNING)
                     return see_other(reverse(f"{self.admin_site.name}:gateway_merchant_change", args=[merchant.pk]))
-                rotation = services.merchant_rotate_store_key(
-                    merchant_id=merchant.pk, overlap=dt.timedelta(days=form.cleaned_data["overlap_days"]))
                 self.log_change(request, merchant, [{"changed": {"fields": ["store_key_sealed"]}}])
                 context = self._context(request, rotation.merchant, _("Nouvelle clé du magasin"),
                                         new_key=rotation.new_key, previous_until=rotation.previous_until)
@@ -269,7 +317,7 @@ class MerchantAdmin(admin.ModelAdmin):
             rows = None
         if rows is not None:
             page = Paginator(rows, self.transactions_per_page).get_page(request.GET.get("page"))
-        query = request.GET.copy()
+        query = form.data.copy() if form.is_bound else QueryDict(mutable=True)
         query.pop("page", None)
         context = self._context(request, merchant, _("Transactions du marchand"), form=form, page=page,
                                 query=query.urlencode())

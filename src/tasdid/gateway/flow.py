@@ -274,8 +274,8 @@ def deliver_callback(*, attempt_id: int, tries: int = 1) -> Attempt:
     Without an answer the authorization stands and the task worker tries again."""
     attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
     session = attempt.session
-    fields = protocol.result_fields(session.request_fields, outcome_of(attempt), store_key=session.merchant.store_key,
-                                    callback=True)
+    fields = protocol.result_fields(session.request_fields, outcome_of(attempt),
+                                    store_key=selectors.session_store_key(session), callback=True)
     url = protocol.field(session.request_fields, "callbackUrl")
     ends = time.monotonic() + CALLBACK_INLINE_BUDGET
     for n in range(tries):
@@ -304,9 +304,11 @@ def redeliver(*, attempt_id: int) -> Attempt:
     return settle(attempt_id=attempt.pk)
 
 
-def order_status(*, merchant: Merchant, query: protocol.StatusQuery) -> dict[str, str]:
-    """The signed answer to a merchant's status query; with ``action=redeliver``, the callback is sent once more
-    first (``redeliver``: only while the merchant's answer is missing). Called outside any transaction."""
+def order_status(*, merchant: Merchant, query: protocol.StatusQuery, store_key: str | None = None) -> dict[str, str]:
+    """The signed answer to a merchant's status query, signed with ``store_key`` (the key that signed the query;
+    the current one by default); with ``action=redeliver``, the callback is sent once more first (``redeliver``:
+    only while the merchant's answer is missing). Called outside any transaction."""
+    store_key = store_key or merchant.store_key
     session, attempt = selectors.order_of(merchant, query.oid)
     if query.action == "redeliver" and attempt is not None and attempt.state == AttemptState.AUTHORIZED \
             and not attempt.callback_answer:
@@ -317,10 +319,10 @@ def order_status(*, merchant: Merchant, query: protocol.StatusQuery) -> dict[str
     callback_fields = None
     if attempt is not None and attempt.authorized_at is not None:
         callback_fields = protocol.result_fields(session.request_fields, outcome_of(attempt),
-                                                 store_key=merchant.store_key, callback=True)
+                                                 store_key=store_key, callback=True)
     captured = attempt.amount if status == "CAPTURED" else Decimal("0.00")
     return protocol.status_answer(query, order_status=status, captured_amount=captured,
-                                  callback_fields=callback_fields, store_key=merchant.store_key)
+                                  callback_fields=callback_fields, store_key=store_key)
 
 
 def conclude(*, attempt_id: int) -> BrowserStep:
@@ -377,8 +379,8 @@ def merchant_return(*, attempt_id: int) -> BrowserStep:
     attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
     session = attempt.session
     ok = is_success(attempt)
-    fields = protocol.result_fields(session.request_fields, outcome_of(attempt), store_key=session.merchant.store_key,
-                                    callback=False)
+    fields = protocol.result_fields(session.request_fields, outcome_of(attempt),
+                                    store_key=selectors.session_store_key(session), callback=False)
     url = protocol.field(session.request_fields, "okUrl" if ok else "failUrl")
     return BrowserStep(kind="merchant", action=url, fields=fields, session=session)
 
@@ -394,7 +396,7 @@ def _closed_fields(session: PaymentSession, *, callback: bool) -> dict[str, str]
         md_status="", eci="", paid_amount=protocol.payable(session.amount, items, session.deferred_refs),
         paid_items=services.paid_refs_of(session), deferred_items=session.deferred_refs,
     )
-    return protocol.result_fields(session.request_fields, outcome, store_key=session.merchant.store_key,
+    return protocol.result_fields(session.request_fields, outcome, store_key=selectors.session_store_key(session),
                                   callback=callback)
 
 

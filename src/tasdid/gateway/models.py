@@ -32,6 +32,9 @@ class Merchant(models.Model):
     previous_store_key_sealed = models.TextField(_("clé précédente (chiffrée)"), blank=True, default="")
     previous_store_key_until = models.DateTimeField(_("clé précédente acceptée jusqu'au"), null=True, blank=True)
     store_key_changed_at = models.DateTimeField(_("clé du magasin changée le"), null=True, blank=True)
+    # When the previous key had become the current one (its store_key_changed_at): a session names the key
+    # that signed its request by this date (PaymentSession.request_key_since), never by the key.
+    previous_store_key_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     mode = models.CharField(_("mode"), max_length=10, choices=MerchantMode.choices, default=MerchantMode.TEST)
     # "host:port" entries, lower-case, a port always written (80/443 when the URL has none).
     return_hosts = models.JSONField(_("hôtes de retour autorisés"), default=list)
@@ -42,6 +45,8 @@ class Merchant(models.Model):
     class Meta:
         verbose_name = _("marchand")
         ordering = ["client_id"]
+        # Not given with the gateway staff group (core.staff.RESERVED_PERMISSIONS): granted by name.
+        permissions = [("rotate_store_key", _("Peut changer la clé du magasin d'un marchand"))]
 
     def __str__(self) -> str:
         return f"{self.client_id} {self.name}"
@@ -61,9 +66,13 @@ class Merchant(models.Model):
     def store_keys_accepted(self, now: dt.datetime) -> list[str]:
         """The keys a request of this merchant may be signed with at ``now``: the current one, and the previous
         one until its date."""
-        keys = [self.store_key]
+        return [key for _since, key in self.store_keys_held(now)]
+
+    def store_keys_held(self, now: dt.datetime) -> list[tuple[dt.datetime | None, str]]:
+        """store_keys_accepted, each with the date it became the current key (what names it)."""
+        keys = [(self.store_key_changed_at, self.store_key)]
         if self.previous_store_key_sealed and self.previous_store_key_until and now < self.previous_store_key_until:
-            keys.append(self.previous_store_key)
+            keys.append((self.previous_store_key_changed_at, self.previous_store_key))
         return keys
 
 
@@ -106,6 +115,9 @@ class PaymentSession(models.Model):
     allow_defer = models.BooleanField(default=False, verbose_name="report permis")
     deferred_refs = models.JSONField(default=list, verbose_name="factures reportées")
     lang = models.CharField(max_length=2, default="fr", verbose_name="langue")
+    # Which of the merchant's store keys signed its request, named by the date it became current
+    # (Merchant.store_keys_held): the session's callbacks and returns are signed with it while it is held.
+    request_key_since = models.DateTimeField(null=True, blank=True, editable=False)
     # SHA-256 of a random key kept in the gateway's browser session: only that browser sees the page.
     browser_digest = models.CharField(max_length=64, verbose_name="empreinte du navigateur")
     state = models.CharField(max_length=12, choices=SessionState.choices, default=SessionState.OPEN,

@@ -350,3 +350,14 @@ def api_request_answer(record_id: int) -> str | None:
     """The answer stored for a claimed XML API request; None while it is being processed (or was released)."""
     return (ApiRequestRecord.objects.filter(pk=record_id, state=ApiRequestRecord.State.DONE)
             .values_list("answer", flat=True).first())
+
+
+def session_store_key(session: PaymentSession, now: dt.datetime | None = None) -> str:
+    """The store key a session's callbacks and returns are signed with: the one that signed its request while the
+    merchant's keys still hold it (the previous key during a rotation's overlap), else the current one."""
+    merchant = session.merchant
+    if session.request_key_since is not None:
+        for since, key in merchant.store_keys_held(now or timezone.now()):
+            if since == session.request_key_since:
+                return key
+    return merchant.store_key

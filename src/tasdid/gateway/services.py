@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -23,6 +23,7 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import iso8583
 from tasdid.core import response_codes as rc
@@ -95,6 +96,11 @@ class SessionElsewhere(Exception):
     def __init__(self, session_id: int):
         super().__init__(session_id)
         self.session_id = session_id
+
+
+class RotationOutdated(Exception):
+    """The store key changed since the rotation's confirmation was shown (the confirmation posted twice, or
+    another rotation meanwhile): nothing rotated again."""
 
 
 class SelectionChanged(Exception):
@@ -228,29 +234,39 @@ MAX_STORE_KEY_OVERLAP = dt.timedelta(days=90)
 @dataclass(frozen=True)
 class StoreKeyRotation:
     merchant: Merchant
-    new_key: str  # shown once to the staff member who rotated it, never again
+    new_key: str = field(repr=False)  # shown once to the staff member who rotated it, never again
     previous_until: dt.datetime
 
 
+def rotation_confirmation(merchant: Merchant) -> str:
+    """What a rotation's confirmation carries: the state of the merchant's key it was shown for."""
+    return merchant.store_key_changed_at.isoformat() if merchant.store_key_changed_at else ""
+
+
 @transaction.atomic
+@sensitive_variables("new_key")
 def merchant_rotate_store_key(*, merchant_id: int, overlap: dt.timedelta = STORE_KEY_OVERLAP,
-                              now: dt.datetime | None = None) -> StoreKeyRotation:
+                              now: dt.datetime | None = None, confirmation: str | None = None) -> StoreKeyRotation:
     """Give a merchant a new random store key: the gateway signs with it from now on, and accepts the merchant's
     requests signed with the previous one until ``now + overlap`` (the time for the merchant to install the new
     key). A key still in its overlap is dropped at once by a second rotation. ValueError for an overlap beyond
-    MAX_STORE_KEY_OVERLAP."""
+    MAX_STORE_KEY_OVERLAP. With ``confirmation`` (rotation_confirmation when it was shown): RotationOutdated when
+    the key changed since, so that a confirmation rotates once however often it is posted."""
     if not dt.timedelta(0) <= overlap <= MAX_STORE_KEY_OVERLAP:
         raise ValueError(_("La période de recouvrement doit être comprise entre 0 et %(days)s jours.")
                          % {"days": MAX_STORE_KEY_OVERLAP.days})
     now = now or timezone.now()
     merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
+    if confirmation is not None and not hmac.compare_digest(rotation_confirmation(merchant), confirmation):
+        raise RotationOutdated
     new_key = secrets.token_urlsafe(24)  # 32 characters of [A-Za-z0-9_-]: nothing to escape in ver3
     merchant.previous_store_key_sealed = merchant.store_key_sealed
+    merchant.previous_store_key_changed_at = merchant.store_key_changed_at
     merchant.previous_store_key_until = now + overlap
     merchant.store_key = new_key
     merchant.store_key_changed_at = now
     merchant.save(update_fields=["store_key_sealed", "previous_store_key_sealed", "previous_store_key_until",
-                                 "store_key_changed_at", "updated_at"])
+                                 "previous_store_key_changed_at", "store_key_changed_at", "updated_at"])
     logger.info("gateway: store key of merchant %s rotated, previous key accepted until %s", merchant.client_id,
                 merchant.previous_store_key_until.isoformat())
     return StoreKeyRotation(merchant=merchant, new_key=new_key, previous_until=merchant.previous_store_key_until)
@@ -295,12 +311,13 @@ def _same_request(a: dict[str, str], b: dict[str, str]) -> bool:
 
 @transaction.atomic
 def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, browser_key: str,
-                 now: dt.datetime | None = None) -> PaymentSession:
+                 now: dt.datetime | None = None, key_since: dt.datetime | None = None) -> PaymentSession:
     """Start the payment of a merchant's order, or continue it when the same order is posted again.
 
     An order already paid, failed or expired comes back as it is (not open: nothing starts); one still
     open with other fields is refused (RequestError), from another browser than the one it is open in too
-    (SessionElsewhere: the session stays with the browser that opened it, docs/gateway.md)."""
+    (SessionElsewhere: the session stays with the browser that opened it, docs/gateway.md). ``key_since`` names
+    the store key that signed the request (Merchant.store_keys_held), the one its callbacks and returns use."""
     now = now or timezone.now()
     for _try in range(2):
         existing = PaymentSession.objects.select_for_update().filter(merchant=merchant, oid=request.oid).first()
@@ -312,8 +329,8 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
                 raise protocol.RequestError(_("Cette commande est déjà en cours de paiement avec d'autres données."))
             if not hmac.compare_digest(existing.browser_digest, browser_digest(browser_key)):
                 raise SessionElsewhere(existing.pk)
-            existing.updated_at, existing.lang = now, request.lang
-            existing.save(update_fields=["updated_at", "lang"])
+            existing.updated_at, existing.lang, existing.request_key_since = now, request.lang, key_since
+            existing.save(update_fields=["updated_at", "lang", "request_key_since"])
             _session_note(existing, "commande envoyée à nouveau par le marchand : session reprise", now=now)
             return existing
         try:
@@ -322,7 +339,7 @@ def session_open(*, merchant: Merchant, request: protocol.MerchantRequest, brows
                     token=secrets.token_urlsafe(32), merchant=merchant, oid=request.oid,
                     request_fields=request.fields, amount=request.amount, currency="504",
                     items=[{"ref": i.ref, "label": i.label, "amount": str(i.amount)} for i in request.items],
-                    allow_defer=request.allow_defer, deferred_refs=[], lang=request.lang,
+                    allow_defer=request.allow_defer, deferred_refs=[], lang=request.lang, request_key_since=key_since,
                     browser_digest=browser_digest(browser_key), state=SessionState.OPEN, created_at=now,
                     expires_at=now + dt.timedelta(seconds=request.session_seconds), updated_at=now,
                 )

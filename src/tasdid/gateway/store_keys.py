@@ -4,7 +4,11 @@ clear in the database.
 The encryption keys come from ``TASDID_GATEWAY_STORE_KEY_KEYS`` (core.keys purpose "store-keys"): one secret or
 several separated by commas, the first sealing, every one opening, so that a new key is put first and the rows
 re-sealed under it (``tasdid merchant reseal``) before the old one leaves the list. Unset, a single key derived
-from SECRET_KEY, as the project's other keys are (the sandbox's)."""
+from SECRET_KEY, as the project's other keys are (the sandbox's).
+
+The keys derived from SECRET_KEY (and from SECRET_KEY_FALLBACKS) always open, after the configured ones: rows
+sealed before the variable was set still open once it is, and ``tasdid merchant reseal`` moves them under its
+first key. They seal only while the variable is unset."""
 
 import base64
 import hashlib
@@ -14,7 +18,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-from tasdid.core.keys import secret_key
+from tasdid.core.keys import derived_keys
 
 PURPOSE = "store-keys"
 
@@ -24,10 +28,11 @@ class StoreKeyError(ValueError):
 
 
 def encryption_secrets() -> list[bytes]:
-    """The configured secrets, the sealing one first; the derived default when none is set."""
+    """The secrets that open a sealed key, the sealing one first: the configured ones, then those derived from
+    SECRET_KEY and SECRET_KEY_FALLBACKS (opening only, unless nothing is configured)."""
     raw = settings.TASDID_KEYS.get(PURPOSE) or ""
     entries = [entry.strip().encode() for entry in raw.split(",") if entry.strip()]
-    return entries or [secret_key("store-keys")]
+    return [*entries, *(key for key in derived_keys(PURPOSE) if key not in entries)]
 
 
 def _fernet(entry: bytes) -> Fernet:

@@ -1,6 +1,7 @@
 """The gateway's pages and endpoints: the merchant protocol (``/fim/est3Dgate``), the hosted payment page,
 and the 3DS Server's endpoints (RReq from the ACS, the browser's return from the challenge)."""
 
+import datetime as dt
 import logging
 import secrets
 from collections.abc import Callable
@@ -64,20 +65,22 @@ def _refuse(request: HttpRequest, message: str, *, status: int = 400, switch: li
 # --- the merchant protocol ---------------------------------------------------------------------------
 
 
-def _checked_request(request: HttpRequest) -> tuple[Merchant, protocol.MerchantRequest]:
-    """The merchant and its checked request, or RequestError saying what is wrong (nothing written)."""
+def _checked_request(request: HttpRequest) -> tuple[Merchant, protocol.MerchantRequest, dt.datetime | None]:
+    """The merchant, its checked request and the date naming the store key that signed it
+    (Merchant.store_keys_held), or RequestError saying what is wrong (nothing written)."""
     fields = protocol.collect_fields(request.POST.lists())
     client_id = protocol.check_envelope(fields)
     merchant = selectors.merchant_active(client_id)
     if merchant is None:
         raise protocol.RequestError(_("Marchand inconnu ou inactif : l'identifiant « clientid » n'est pas "
                                       "reconnu par la plateforme de paiement."))
-    if not any(ver3_verify(fields, key) for key in merchant.store_keys_accepted(timezone.now())):
+    signed_by = [since for since, key in merchant.store_keys_held(timezone.now()) if ver3_verify(fields, key)]
+    if not signed_by:
         raise protocol.RequestError(_("La signature « hash » de la demande de paiement est invalide."))
     if merchant.mode == MerchantMode.TEST and not settings.SANDBOX:
         raise protocol.RequestError(_("Ce marchand est en mode test : la plateforme de paiement n'accepte ses "
                                       "demandes qu'en bac à sable, avec les cartes de test."))
-    return merchant, protocol.parse_request(fields, return_hosts=merchant.return_hosts)
+    return merchant, protocol.parse_request(fields, return_hosts=merchant.return_hosts), signed_by[0]
 
 
 def _refuse_request(request: HttpRequest, exc: protocol.RequestError) -> HttpResponse:
@@ -150,9 +153,9 @@ def est3dgate(request: HttpRequest) -> HttpResponse:
             request, lambda: _("Cette adresse reçoit les demandes de paiement envoyées par les sites marchands."),
             status=405)
     try:
-        merchant, checked = _checked_request(request)
+        merchant, checked, key_since = _checked_request(request)
         key = request.session.get(BROWSER_KEY) or secrets.token_urlsafe(32)
-        session = services.session_open(merchant=merchant, request=checked, browser_key=key)
+        session = services.session_open(merchant=merchant, request=checked, browser_key=key, key_since=key_since)
     except protocol.RequestError as exc:
         _log_refusal(request, exc.message)
         return _refuse_request(request, exc)
@@ -185,15 +188,16 @@ def order_status(request: HttpRequest) -> HttpResponse:
         return _plain(exc.message, status=400)
     client_id = protocol.field(fields, "clientid")
     merchant = selectors.merchant_active(client_id) if client_id else None
-    if merchant is None or not any(ver3_verify(fields, key, hash_field="HASH")
-                                   for key in merchant.store_keys_accepted(timezone.now())):
+    signed_by = [] if merchant is None else [
+        key for key in merchant.store_keys_accepted(timezone.now()) if ver3_verify(fields, key, hash_field="HASH")]
+    if not signed_by:
         logger.warning("gateway: order status query refused (client %r unknown or HASH wrong)", client_id[:32])
         return _plain(_("Demande refusée : marchand inconnu ou signature « HASH » invalide."), status=403)
     try:
         query = protocol.parse_status_query(fields)
     except protocol.RequestError as exc:
         return _plain(exc.message, status=400)
-    answer = flow.order_status(merchant=merchant, query=query)
+    answer = flow.order_status(merchant=merchant, query=query, store_key=signed_by[0])
     return HttpResponse(urlencode(answer), content_type="application/x-www-form-urlencoded; charset=utf-8")
 
 
