@@ -123,10 +123,12 @@ def test_a_partial_capture_then_refunds_up_to_the_captured_amount_and_one_more_r
         ("", "pending"), ("pending", "approved")]
     assert "staff:amina" in Event.objects.filter(operation=capture).first().cause
 
-    # One capture per authorization: the rest was released.
-    for amount in (Decimal("100.00"), Decimal("300.00")):
+    # One capture per authorization: the rest was released. The same capture again is the one recorded.
+    for amount in (Decimal("100.00"), Decimal("300.00"), None):
         assert refused(lambda a=amount: flow.capture(attempt_id=attempt.pk, amount=a,
                                                      requested_by="staff:amina")).code == "already_captured"
+    again = flow.capture(attempt_id=attempt.pk, amount=Decimal("200.00"), requested_by="staff:amina")
+    assert (again.pk, again.tries) == (capture.pk, 1) and balance() == opening - Decimal("200.00")
 
     first = flow.refund(attempt_id=attempt.pk, amount=Decimal("150.00"), requested_by="staff:amina")
     last = flow.refund(attempt_id=attempt.pk, amount=Decimal("50.00"), requested_by="staff:amina")

@@ -911,13 +911,15 @@ def capture_open(attempt: Attempt, *, amount: Decimal | None, requested_by: str,
     """Record the capture a merchant asks of an authorization it kept (its callback answered APPROVED), before
     anything is sent: the whole authorized amount (``amount`` None) or part of it. One capture per authorization,
     as CMI's PostAuth: a partial capture releases the rest (the issuer frees it), nothing more can be captured
-    after it. The same capture asked again (or twice at once: the attempt's lock takes them one after the other)
-    finds the first one (``created`` False), sent once. OperationRefused otherwise, nothing recorded."""
+    after it. The same capture asked again, for the same amount (or twice at once: the attempt's lock takes them
+    one after the other), finds the first one (``created`` False), sent once. OperationRefused otherwise, nothing
+    recorded."""
     now = now or timezone.now()
     capturable = selectors.capturable_amount(attempt)
     existing = _operation_of(attempt, OperationKind.CAPTURE)
     if existing is not None:
-        if amount is None or _checked_amount(amount) == existing.amount:
+        wanted = selectors.authorized_amount(attempt) if amount is None else _checked_amount(amount)
+        if wanted == existing.amount:
             return Opened(existing, created=False)
         raise _refuse("already_captured", _("Le paiement %(trans_id)s a déjà été remis (%(amount)s DH) : le reste "
                                             "de l'autorisation est libéré.")
