@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from tasdid.core.acquiring import RefundResult, SettlementResult
 from tasdid.gateway import services, xmlapi
+from tasdid.gateway.backfill import attempt_operations
 from tasdid.gateway.models import Attempt, AttemptState, CallbackAnswer, Operation, OperationState, PaymentSession
 
 CLIENT_ID, OTHER_ID = "600000066", "600000067"
@@ -64,6 +65,7 @@ class Order:
     amount: Decimal
     state: str  # "kept", "captured", "voided", "declined"
     refunded: Decimal = Decimal("0.00")
+    captured: Decimal = Decimal("0.00")  # what its capture took: whole, or part of the authorization once
 
 
 @dataclass
@@ -72,7 +74,7 @@ class Model:
     kept_answers: dict[tuple, bytes] = field(default_factory=dict)
 
     def left(self, order: Order) -> Decimal:
-        return order.amount - order.refunded if order.state == "captured" else Decimal("0.00")
+        return order.captured - order.refunded if order.state == "captured" else Decimal("0.00")
 
 
 def new_order(model: Model, rng: random.Random, n: int) -> Order:
@@ -88,7 +90,7 @@ def new_order(model: Model, rng: random.Random, n: int) -> Order:
         token=f"fz-{oid}", merchant=merchant, oid=oid, amount=amount, browser_digest="x",
         request_fields={"TranType": "PreAuth"}, state="failed" if state == "declined" else "succeeded",
         created_at=now, expires_at=now, updated_at=now)
-    Attempt.objects.create(
+    attempt = Attempt.objects.create(
         session=session, amount=amount, brand="VISA", masked_pan="400011******0017", pan_fingerprint="f",
         threeds_server_trans_id=f"fz-{oid}"[:36], trans_id=f"T{n:012d}", stan=f"{n % 999999:06d}",
         transmitted_at=now.replace(microsecond=0), authorized_at=now, created_at=now, updated_at=now, deadline=now,
@@ -97,7 +99,9 @@ def new_order(model: Model, rng: random.Random, n: int) -> Order:
         auth_code="" if state == "declined" else "A1B2C3", rrn="" if state == "declined" else f"{n:012d}",
         callback_answer=CallbackAnswer.APPROVED if state != "declined" else CallbackAnswer.FAILURE,
         settled_at=now if state == "captured" else None)
-    order = Order(oid=oid, amount=amount, state=state)
+    for operation in attempt_operations(attempt, Operation):  # its authorization and capture, as the gateway keeps them
+        operation.save()
+    order = Order(oid=oid, amount=amount, state=state, captured=amount if state == "captured" else Decimal("0.00"))
     model.orders[oid] = order
     return order
 
@@ -149,7 +153,8 @@ def _valid_operation(model: Model, rng: random.Random) -> Case:
                              Decimal(rng.randint(0, max(0, int(left) - 1))) + Decimal("0.13"),
                              Decimal(rng.randint(1, int(order.amount * 100) + 500)) / 100])
     elif op == "PostAuth" and rng.random() < 0.5:
-        amount = rng.choice([order.amount, order.amount, order.amount + Decimal("0.01")])
+        amount = rng.choice([order.amount, order.amount, order.amount + Decimal("0.01"),
+                             Decimal(rng.randint(1, max(1, int(order.amount * 100)))) / 100])  # part of it
     idem = f"k{rng.randint(0, 3)}" if rng.random() < 0.3 else ""
     fields = [*_credentials(), ("Type", rng.choice([op, op, op.upper(), op.lower()])), ("OrderId", order.oid)]
     if amount is not None:
@@ -174,10 +179,11 @@ def _valid_operation(model: Model, rng: random.Random) -> Case:
         case.expect, case.replay = "replay", model.kept_answers[key]
         case.kind = f"repeat {op}"
         return case
-    if op == "PostAuth":
-        ok = order.state == "kept" and amount in (None, order.amount)
-    elif op == "Void":
-        ok = order.state == "kept"
+    if op == "PostAuth":  # a capture asked again for what it took finds it (nothing moves)
+        ok = (order.state == "kept" and (amount is None or Decimal("0") < amount <= order.amount)) or (
+            order.state == "captured" and (amount or order.amount) == order.captured)
+    elif op == "Void":  # a void asked again finds it
+        ok = order.state in ("kept", "voided")
     else:
         ok = order.state == "captured" and Decimal("0") < amount <= model.left(order)
     case.expect = "approved" if ok else "error"
@@ -369,6 +375,8 @@ def probe(client: Client, run: Run, model: Model, case: Case) -> str:
         return run.count(Outcome.WRONG_ANSWER, case, f"{answer.response} instead of {case.expect}")
     order = case.order
     if case.op == "PostAuth":
+        if order.state == "kept":
+            order.captured = case.amount or order.amount
         order.state = "captured"
     elif case.op == "Void":
         order.state = "voided"
@@ -386,7 +394,7 @@ def _check_query(run: Run, model: Model, case: Case, answer: xmlapi.ApiResponse)
     if case.op == "ORDERSTATUS":
         seen = (answer.extra.get("ORDERSTATUS"), answer.extra.get("REFUND_AMT"), answer.extra.get("CAPTURE_AMT"))
         wanted = (_STATUS[order.state], f"{order.refunded:.2f}",
-                  f"{order.amount:.2f}" if order.state == "captured" else "0.00")
+                  f"{order.captured:.2f}" if order.state == "captured" else "0.00")
     else:
         credits = [row.split("\t") for k, row in answer.extra.items() if k.startswith("TRX") and k != "TRXCOUNT"]
         seen = (sum((Decimal(r[2]) for r in credits if r[0] == "Credit" and r[1] == "C"), Decimal("0.00")),

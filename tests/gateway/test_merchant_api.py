@@ -125,16 +125,26 @@ def test_postauth_captures_a_kept_authorization_once(api_user):
     assert LedgerEntry.objects.count() == entries
 
 
-def test_postauth_for_part_of_the_amount_is_refused_and_moves_nothing(api_user):
+def test_postauth_for_part_of_the_amount_captures_that_part_once_and_releases_the_rest(api_user):
     attempt = kept_authorization(10000, "API-CAPTURE-2")
-    answer, _raw = call("API-CAPTURE-2", "PostAuth", total="50.00")
-    assert (answer.response, answer.extra["ERRORCODE"]) == ("Error", "PARTIAL_CAPTURE")
-    assert "100.00 DH" in answer.err_msg
+    opening = balance(VISA)
+    answer, _raw = call("API-CAPTURE-2", "PostAuth", total="60.00")
+    assert (answer.response, answer.proc_return_code) == ("Approved", "00")
     attempt.refresh_from_db()
-    assert attempt.state == AttemptState.AUTHORIZED and hold_of(attempt).state == Hold.State.HELD
-    # Refused before anything moved: not kept, the same request with the right amount goes through.
-    assert not ApiRequestRecord.objects.exists()
-    assert call("API-CAPTURE-2", "PostAuth", total="100")[0].response == "Approved"
+    assert attempt.state == AttemptState.CAPTURED and hold_of(attempt).state == Hold.State.CAPTURED
+    assert balance(VISA) == opening - Decimal("60.00")  # the other 40.00 released
+    status = call("API-CAPTURE-2", query="ORDERSTATUS")[0]
+    assert (status.extra["CAPTURE_AMT"], status.extra["ORIG_TRANS_AMT"]) == ("60.00", "100.00")
+    # A second capture, for another amount: refused, nothing moves.
+    again, _raw = call("API-CAPTURE-2", "PostAuth", total="40.00")
+    assert (again.response, again.extra["ERRORCODE"]) == ("Error", "ALREADY_CAPTURED")
+    assert balance(VISA) == opening - Decimal("60.00")
+    # More than the authorization: refused before anything moved, and not kept.
+    other = kept_authorization(5000, "API-CAPTURE-3")
+    above, _raw = call("API-CAPTURE-3", "PostAuth", total="50.01")
+    assert (above.response, above.extra["ERRORCODE"]) == ("Error", "AMOUNT_ABOVE_CAPTURABLE")
+    other.refresh_from_db()
+    assert other.state == AttemptState.AUTHORIZED and hold_of(other).state == Hold.State.HELD
 
 
 def test_void_releases_the_hold_and_a_void_after_a_capture_is_refused(api_user):
@@ -146,13 +156,13 @@ def test_void_releases_the_hold_and_a_void_after_a_capture_is_refused(api_user):
     assert kept.state == AttemptState.VOIDED and hold_of(kept).state == Hold.State.RELEASED
     assert balance(VISA) == opening
     assert call("API-VOID-1", "Void")[1] == raw  # repeated: the same answer
-    assert call("API-VOID-1", "PostAuth")[0].extra["ERRORCODE"] == "NOT_AUTHORIZED"
+    assert call("API-VOID-1", "PostAuth")[0].extra["ERRORCODE"] == "VOIDED"
 
     captured = kept_authorization(7000, "API-VOID-2")
     assert call("API-VOID-2", "PostAuth")[0].response == "Approved"
     refused, _raw = call("API-VOID-2", "Void")
-    assert (refused.response, refused.extra["ERRORCODE"]) == ("Error", "CAPTURED")
-    assert "remboursement (Credit)" in refused.err_msg
+    assert (refused.response, refused.extra["ERRORCODE"]) == ("Error", "ALREADY_CAPTURED")
+    assert "ne peut plus être annulé" in refused.err_msg
     captured.refresh_from_db()
     assert captured.state == AttemptState.CAPTURED and hold_of(captured).state == Hold.State.CAPTURED
 

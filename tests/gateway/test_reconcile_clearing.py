@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tasdid.core import clearing
+from tasdid.gateway.backfill import attempt_operations
 from tasdid.gateway.models import (
     Attempt,
     AttemptState,
@@ -34,12 +35,14 @@ def _attempt(merchant, n: int, amount: str, *, state=AttemptState.CAPTURED, sett
     session = PaymentSession.objects.create(
         token=f"tok{n}", merchant=merchant, oid=f"ORDER-{n}", amount=Decimal(amount), browser_digest="x",
         state="succeeded", created_at=authorized, expires_at=authorized, updated_at=authorized)
-    return Attempt.objects.create(
+    attempt = Attempt.objects.create(
         session=session, state=state, amount=Decimal(amount), brand="VISA", masked_pan="400011******0017",
         pan_fingerprint="f", threeds_server_trans_id=f"3ds-{n}", trans_id=f"T{n:06d}", stan=f"{n:06d}",
         transmitted_at=authorized.replace(microsecond=123456), response_code="00", rrn=f"{n:012d}",
         authorized_at=authorized, settled_at=authorized + dt.timedelta(seconds=30) if settled else None,
         deadline=authorized, created_at=authorized, updated_at=authorized)
+    Operation.objects.bulk_create(attempt_operations(attempt, Operation))  # its rows, as migration 0009 makes them
+    return attempt
 
 
 def _reversal(merchant_id: str, n: int, amount: int, *, state=PendingReversal.State.DONE) -> PendingReversal:

@@ -20,10 +20,14 @@ from tasdid.billing.services.payments import TRANSITIONS as ORDER_TRANSITIONS
 from tasdid.gateway.models import (
     ATTEMPT_TERMINAL,
     ATTEMPT_TRANSITIONS,
+    OPERATION_TRANSITIONS,
     SESSION_TRANSITIONS,
     Attempt,
     AttemptState,
     Event,
+    Operation,
+    OperationKind,
+    OperationState,
     PaymentSession,
     SessionState,
 )
@@ -65,6 +69,7 @@ class Watch:
         problems: list[str] = []
         self._forward("order", PaymentOrder.objects.values_list("pk", "state"), ORDER_TRANSITIONS, problems)
         self._forward("attempt", Attempt.objects.values_list("pk", "state"), ATTEMPT_TRANSITIONS, problems)
+        self._forward("operation", Operation.objects.values_list("pk", "state"), OPERATION_TRANSITIONS, problems)
         self._forward("session", PaymentSession.objects.values_list("pk", "state"), SESSION_TRANSITIONS, problems)
         self._forward("hold", Hold.objects.values_list("pk", "state"), HOLD_TRANSITIONS, problems)
         self._forward("invoice", Invoice.objects.values_list("pk", "status"), INVOICE_TRANSITIONS, problems)
@@ -204,6 +209,10 @@ def always() -> list[str]:
         if last_move.get(attempt.pk) != attempt.state:
             problems.append(f"§7.4 attempt {attempt.trans_id} is {attempt.state}, its last event says "
                             f"{last_move.get(attempt.pk)}")
+    last_move = dict(Event.objects.filter(subject="operation").order_by("pk").values_list("operation_id", "to_state"))
+    for pk, kind, state in Operation.objects.values_list("pk", "kind", "state"):
+        if last_move.get(pk) != state:
+            problems.append(f"§7.4 operation {pk} ({kind}) is {state}, its last event says {last_move.get(pk)}")
     last_move = dict(HoldEvent.objects.order_by("pk").values_list("hold_id", "to_state"))
     for hold in holds.values():
         if last_move.get(hold.pk, Hold.State.HELD) != hold.state:
@@ -265,6 +274,35 @@ def settled() -> list[str]:
     problems += [f"§7.1 order {oid} paid {n} times" for oid, n in by_order.items() if n > 1]
     problems += money_through_the_ledger()
     problems += reversals_settled()
+    problems += operations_settled()
+    return problems
+
+
+def operations_settled() -> list[str]:
+    """One row per operation, settled: every authorization sent has its row, every operation ended (none pending
+    or being reversed), and the rows say what the attempt's state says: a captured attempt one capture accepted
+    for its amount and no void, a voided one its voids accepted and no capture."""
+    problems: list[str] = []
+    rows: dict[int, list[Operation]] = defaultdict(list)
+    for operation in Operation.objects.order_by("pk"):
+        rows[operation.attempt_id].append(operation)
+        if operation.state in (OperationState.PENDING, OperationState.REVERSING):
+            problems.append(f"operation {operation.pk} ({operation.kind} {operation.amount}) still {operation.state} "
+                            "after recovery")
+    for attempt in Attempt.objects.exclude(stan=""):
+        kinds = Counter(op.kind for op in rows[attempt.pk])
+        captures = [op for op in rows[attempt.pk] if op.kind == OperationKind.CAPTURE]
+        voids = [op for op in rows[attempt.pk] if op.kind == OperationKind.VOID]
+        where = f"attempt {attempt.trans_id} ({attempt.state})"
+        if kinds[OperationKind.AUTHORIZATION] != 1:
+            problems.append(f"{where}: {kinds[OperationKind.AUTHORIZATION]} authorization rows")
+        if attempt.state == AttemptState.CAPTURED and not (
+                len(captures) == 1 and captures[0].state == OperationState.APPROVED
+                and captures[0].amount == attempt.amount and not voids):
+            problems.append(f"{where}: operations {[(op.kind, op.state, op.amount) for op in rows[attempt.pk]]}")
+        if attempt.state == AttemptState.VOIDED and (
+                captures or not voids or any(op.state != OperationState.APPROVED for op in voids)):
+            problems.append(f"{where}: operations {[(op.kind, op.state, op.amount) for op in rows[attempt.pk]]}")
     return problems
 
 
@@ -278,7 +316,8 @@ def money_through_the_ledger() -> list[str]:
             "hold__order_id", "amount"):
         debited[order_id] += amount
     captured: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for oid, amount in Attempt.objects.filter(state=AttemptState.CAPTURED).values_list("session__oid", "amount"):
+    for oid, amount in Operation.objects.filter(kind=OperationKind.CAPTURE, state=OperationState.APPROVED).values_list(
+            "attempt__session__oid", "amount"):
         captured[oid] += amount
     paid: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for oid, amount in Payment.objects.values_list("order__oid", "amount"):

@@ -1,9 +1,12 @@
-"""The gateway's staff: merchants, payment sessions and attempts, their refunds, reversals owed to the switch."""
+"""The gateway's staff: merchants, payment sessions and attempts with their operations (authorization, capture,
+void, refunds), the capture, void and refund of an attempt (actions with a confirmation page), reversals owed to
+the switch."""
 
 import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -21,7 +24,7 @@ from tasdid.core.admin_sites import PartyAdminSite, ReadOnly
 from tasdid.core.cards import mask_card_numbers
 from tasdid.core.http import no_store, see_other
 
-from . import protocol, services
+from . import flow, protocol, selectors, services
 from .models import (
     Attempt,
     AttemptState,
@@ -36,6 +39,7 @@ from .models import (
 from .report import STATUS_LABELS, bar_chart, csv_text
 from .selectors import (
     TransactionSearch,
+    capturable_amount,
     daily_report,
     day_attempts,
     day_bounds,
@@ -474,11 +478,26 @@ class ToReconcileFilter(admin.SimpleListFilter):
 
 class OperationInline(ReadOnly, admin.TabularInline):
     model = Operation
-    fields = ["kind", "state", "amount", "stan", "transmitted_at", "response_code", "rrn", "requested_by",
+    fields = ["kind", "state", "amount", "stan", "transmitted_at", "response_code", "rrn", "tries", "requested_by",
               "created_at", "decided_at"]
     readonly_fields = fields
     extra = 0
     show_change_link = True
+
+
+class OperationAmountForm(forms.Form):
+    """The confirmation of a capture or a refund asked by staff: the amount (a capture's defaults to the whole
+    authorization, a refund's to what is left)."""
+
+    amount = forms.DecimalField(label=_("Montant (DH)"), min_value=0.01, max_digits=12, decimal_places=2)
+
+
+# The operations staff may ask on an attempt: (title of the confirmation page, button, amount asked or not).
+STAFF_OPERATIONS = {
+    "capture": (_("Remettre le paiement (capture)"), _("Confirmer la remise"), True),
+    "void": (_("Annuler l'autorisation (void)"), _("Confirmer l'annulation"), False),
+    "refund": (_("Rembourser le paiement"), _("Confirmer le remboursement"), True),
+}
 
 
 @admin.register(Attempt, site=gateway_admin)
@@ -488,17 +507,88 @@ class AttemptAdmin(ReadOnly, admin.ModelAdmin):
     list_filter = [ToReconcileFilter, "state", "brand", "callback_answer"]
     search_fields = ["trans_id", "session__oid", "masked_pan"]
     exclude = ["pan_fingerprint", "rreq_authentication_value"]
-    readonly_fields = ["refundable_display"]
+    readonly_fields = ["order_status_display", "capturable_display", "captured_display", "refundable_display"]
     inlines = [OperationInline, EventInline]
+    actions = ["capture", "void", "refund"]
+
+    @admin.display(description=_("statut de la commande"))
+    def order_status_display(self, obj: Attempt) -> str:
+        return selectors.order_status(obj.session, obj)
+
+    @admin.display(description=_("reste à remettre"))
+    def capturable_display(self, obj: Attempt) -> str:
+        return f"{capturable_amount(obj)} DH"
+
+    @admin.display(description=_("remis"))
+    def captured_display(self, obj: Attempt) -> str:
+        return f"{selectors.captured_amount(obj)} DH"
 
     @admin.display(description=_("reste à rembourser"))
     def refundable_display(self, obj: Attempt) -> str:
         return f"{refundable_amount(obj)} DH"
 
+    def has_operate_permission(self, request) -> bool:
+        """Moving money is for staff who may change attempts (the gateway's operators), not for every viewer."""
+        return request.user.has_perm("gateway.change_attempt")
+
+    @admin.action(description=_("Remettre (capture) l'autorisation choisie"), permissions=["operate"])
+    def capture(self, request, queryset):
+        return self._operate(request, queryset, "capture")
+
+    @admin.action(description=_("Annuler (void) l'autorisation choisie"), permissions=["operate"])
+    def void(self, request, queryset):
+        return self._operate(request, queryset, "void")
+
+    @admin.action(description=_("Rembourser le paiement choisi"), permissions=["operate"])
+    def refund(self, request, queryset):
+        return self._operate(request, queryset, "refund")
+
+    def _operate(self, request, queryset, kind: str):
+        """One attempt at a time: a confirmation page first (the amount for a capture or a refund), then the
+        operation, asked in the staff member's name (``staff:<username>``: the operation's ``requested_by`` and its
+        events keep it)."""
+        attempts = list(queryset.select_related("session__merchant")[:2])
+        if len(attempts) != 1:
+            self.message_user(request, _("Choisissez une seule tentative de paiement."), messages.WARNING)
+            return None
+        attempt = attempts[0]
+        title, button, with_amount = STAFF_OPERATIONS[kind]
+        left = capturable_amount(attempt) if kind == "capture" else refundable_amount(attempt)
+        form = None
+        if with_amount:
+            form = OperationAmountForm(request.POST if "confirm" in request.POST else None,
+                                       initial={"amount": left})
+        if "confirm" in request.POST and (form is None or form.is_valid()):
+            who = f"staff:{request.user.get_username()}"
+            amount = form.cleaned_data["amount"] if form is not None else None
+            try:
+                if kind == "capture":
+                    operation = flow.capture(attempt_id=attempt.pk, amount=amount, requested_by=who)
+                elif kind == "void":
+                    operation = flow.void(attempt_id=attempt.pk, requested_by=who)
+                else:
+                    operation = flow.refund(attempt_id=attempt.pk, amount=amount, requested_by=who)
+            except services.OperationRefused as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+                return None
+            level = messages.SUCCESS if operation.state == "approved" else messages.WARNING
+            self.message_user(request, _("%(kind)s de %(amount)s DH sur %(trans_id)s : %(state)s.") % {
+                "kind": operation.get_kind_display().capitalize(), "amount": operation.amount,
+                "trans_id": attempt.trans_id, "state": operation.get_state_display()}, level)
+            return None
+        context = {
+            **self.admin_site.each_context(request), "title": title, "button": button, "attempt": attempt,
+            "form": form, "left": left if with_amount else None, "kind": kind, "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "order_status": selectors.order_status(
+                attempt.session, attempt),
+        }
+        return TemplateResponse(request, "admin/gateway/attempt/operation_confirm.html", context)
+
 
 @admin.register(Operation, site=gateway_admin)
 class OperationAdmin(ReadOnly, admin.ModelAdmin):
-    """The refunds (ISO 8583 0200, processing code 20) of captured payments, one row each, with their answer."""
+    """The operations of the attempts, one row each with its answer: authorizations (0100), captures (0220), voids
+    (0400) and refunds (0200, processing code 20)."""
 
     list_display = ["created_at", "kind", "attempt", "order", "amount", "state", "stan", "response_code", "rrn",
                     "requested_by", "decided_at"]

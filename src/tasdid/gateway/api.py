@@ -107,15 +107,15 @@ def _dispatch(user: MerchantApiUser, request: ApiRequest) -> tuple[ApiResponse, 
         if request.type == xmlapi.VOID:
             return _settled(flow.void(attempt_id=attempt.pk, requested_by=requested_by), request), True
         operation = flow.refund(attempt_id=attempt.pk, amount=request.total, requested_by=requested_by)
-    except services.OperationRefused as exc:
-        return xmlapi.error(str(getattr(exc, "code", "REFUSED")).upper(), str(exc), order_id=request.order_id), False
     except services.RefundRefused as exc:
         return xmlapi.error("REFUND_REFUSED", _refund_refusal(exc), order_id=request.order_id), False
+    except services.OperationRefused as exc:
+        return xmlapi.error(exc.code.upper(), exc.message, order_id=request.order_id), False
     return _refunded(operation, request)
 
 
 def _refund_refusal(exc: services.RefundRefused) -> str:
-    if exc.refundable <= 0:
+    if not exc.refundable or exc.refundable <= 0:
         return _fr("Remboursement refusé : rien à rembourser sur cette commande (paiement non remis, ou déjà "
                    "remboursé en entier).")
     return _fr(f"Remboursement refusé : le montant doit être positif et au plus {exc.refundable} DH, ce qui reste "
@@ -191,7 +191,8 @@ def order_extra(amount: Decimal, status: str, attempt: Attempt | None) -> dict[s
                    Decimal("0.00"))
     extra.update({
         "ORD_ID": attempt.session.oid, "ORIG_TRANS_AMT": xmlapi.amount_text(attempt.amount),
-        "CAPTURE_AMT": xmlapi.amount_text(attempt.amount if status == "CAPTURED" else Decimal("0.00")),
+        "CAPTURE_AMT": xmlapi.amount_text(selectors.captured_amount(attempt, decided=True) if status == "CAPTURED"
+                                          else Decimal("0.00")),
         "REFUND_AMT": xmlapi.amount_text(refunded),
         "REFUNDABLE_AMT": xmlapi.amount_text(selectors.refundable_amount(attempt)),
         "AUTH_CODE": attempt.auth_code, "HOST_REF_NUM": attempt.rrn, "PROC_RET_CD": attempt.proc_return_code,
@@ -220,7 +221,8 @@ def history(attempt: Attempt | None) -> dict[str, str]:
                      attempt.response_code, attempt.trans_id))
         if attempt.state in (AttemptState.CAPTURING, AttemptState.CAPTURED):
             rows.append(("PostAuth", "C" if attempt.state == AttemptState.CAPTURED else "PN",
-                         xmlapi.amount_text(attempt.amount), _date(attempt.settled_at or attempt.updated_at),
+                         xmlapi.amount_text(selectors.captured_amount(attempt, decided=True)),
+                         _date(attempt.settled_at or attempt.updated_at),
                          attempt.auth_code, attempt.rrn, "00" if attempt.state == AttemptState.CAPTURED else "",
                          attempt.trans_id))
         elif approved and attempt.state in (AttemptState.VOIDING, AttemptState.VOIDED):

@@ -320,7 +320,7 @@ def order_status(*, merchant: Merchant, query: protocol.StatusQuery, store_key: 
     if attempt is not None and attempt.authorized_at is not None:
         callback_fields = protocol.result_fields(session.request_fields, outcome_of(attempt),
                                                  store_key=store_key, callback=True)
-    captured = attempt.amount if status == "CAPTURED" else Decimal("0.00")
+    captured = selectors.captured_amount(attempt, decided=True) if status == "CAPTURED" else Decimal("0.00")
     return protocol.status_answer(query, order_status=status, captured_amount=captured,
                                   callback_fields=callback_fields, store_key=store_key)
 
@@ -334,26 +334,34 @@ def conclude(*, attempt_id: int) -> BrowserStep:
     return merchant_return(attempt_id=attempt.pk)
 
 
-def _settlement_request(attempt: Attempt, stan: str) -> SettlementRequest:
+def _settlement_request(attempt: Attempt, operation: Operation) -> SettlementRequest:
     session = attempt.session
     return SettlementRequest(
         original_stan=attempt.stan, original_transmitted_at=attempt.transmitted_at,
-        amount_minor=to_minor(attempt.amount), currency=MAD_NUMERIC, merchant_id=session.merchant.client_id,
-        order_id=session.oid, stan=stan, transmitted_at=timezone.now(), rrn=attempt.rrn, auth_code=attempt.auth_code,
+        amount_minor=to_minor(operation.amount), currency=MAD_NUMERIC, merchant_id=session.merchant.client_id,
+        order_id=session.oid, stan=operation.stan, transmitted_at=operation.transmitted_at, rrn=attempt.rrn,
+        auth_code=attempt.auth_code,
     )
 
 
 def settle(*, attempt_id: int) -> Attempt:
-    """Capture or void an attempt waiting for it; a refusal or a fault is retried by a task later."""
+    """Send the capture or the void an attempt waits for (its PENDING operation row), under a new STAN and DE7
+    recorded first (services.operation_begin_send); a refusal or a fault is retried by a task later."""
     attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
     if attempt.state not in (AttemptState.CAPTURING, AttemptState.VOIDING):
         return attempt
     capture = attempt.state == AttemptState.CAPTURING
     word = "remise (capture)" if capture else "annulation (void)"
-    stan = services.next_stan()
+    pending = selectors.pending_settlement(attempt)
+    if pending is None:  # a settlement recorded before the operation rows, or settled meanwhile
+        return attempt
+    operation = services.operation_begin_send(operation_id=pending.pk)
+    if operation is None:
+        return Attempt.objects.get(pk=attempt_id)
     _outside_transaction()
     acquirer = get_acquirer()
-    request = _settlement_request(attempt, stan)
+    request = _settlement_request(attempt, operation)
+    code = ""
     try:
         result = acquirer.capture(request) if capture else acquirer.void(request)
     except AcquirerUnavailable:
@@ -362,8 +370,10 @@ def settle(*, attempt_id: int) -> Attempt:
         logger.error("gateway: %s of %s failed with %s", word, attempt.trans_id, type(exc).__name__)
         accepted, detail = False, f"{word} en erreur ({type(exc).__name__})"
     else:
-        accepted, detail = result.accepted, f"{word} : code {result.response_code}"
-    return services.attempt_record_settlement(attempt_id=attempt.pk, accepted=accepted, detail=detail)
+        code = result.response_code
+        accepted, detail = result.accepted, f"{word} : code {result.response_code} (STAN {operation.stan})"
+    return services.attempt_record_settlement(attempt_id=attempt.pk, accepted=accepted, detail=detail,
+                                              response_code=code)
 
 
 def is_success(attempt: Attempt) -> bool:
@@ -418,7 +428,29 @@ def cancel(*, session_id: int) -> BrowserStep:
     return closed_return(session=session)
 
 
-# --- operations after the payment: refunds ------------------------------------------------------------
+# --- operations a merchant asks for: capture, void, refund ------------------------------------------------
+
+
+def capture(*, attempt_id: int, amount: Decimal | None, requested_by: str) -> Operation:
+    """Capture an authorization the merchant kept (its callback answered APPROVED): the whole authorized amount
+    (``amount`` None) or part of it, once (a partial capture releases the rest, as CMI's PostAuth). Recorded
+    first (services.capture_open, committed; services.OperationRefused when not allowed, nothing sent), then sent
+    as a 0220 outside any transaction; not accepted, it is sent again by the task worker until it is. Asked
+    twice (at once or not), the capture is recorded and sent once: the second call gets the same row."""
+    opened = services.capture_open(attempt_id=attempt_id, amount=amount, requested_by=requested_by)
+    if opened.created:
+        settle(attempt_id=attempt_id)
+    return Operation.objects.get(pk=opened.operation.pk)
+
+
+def void(*, attempt_id: int, requested_by: str) -> Operation:
+    """Void an authorization the merchant kept and did not capture (a 0400 of the 0100, the hold released).
+    Recorded first (services.void_open; OperationRefused after a capture: ``already_captured``), then sent,
+    again by the task worker until acknowledged. Asked twice, the void is recorded and sent once."""
+    opened = services.void_open(attempt_id=attempt_id, requested_by=requested_by)
+    if opened.created:
+        settle(attempt_id=attempt_id)
+    return Operation.objects.get(pk=opened.operation.pk)
 
 
 def refund(*, attempt_id: int, amount: Decimal, requested_by: str) -> Operation:
@@ -543,19 +575,3 @@ def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     for done, n in sweep_operations(now=now).items():
         counts[done] = counts.get(done, 0) + n
     return counts
-
-
-# --- operations asked by the merchant: capture and void (minimal versions) ------------------------------------
-# An authorization the merchant kept (its callback answered APPROVED) is captured, whole, or voided on its request
-# (the XML API's PostAuth and Void): moved by a service (services.OperationRefused when it cannot be, nothing
-# moved), then settled at once as any capture or void.
-
-
-def capture(*, attempt_id: int, amount: Decimal | None, requested_by: str) -> Attempt:
-    services.attempt_capture_request(attempt_id=attempt_id, amount=amount, requested_by=requested_by)
-    return settle(attempt_id=attempt_id)
-
-
-def void(*, attempt_id: int, requested_by: str) -> Attempt:
-    services.attempt_void_request(attempt_id=attempt_id, requested_by=requested_by)
-    return settle(attempt_id=attempt_id)

@@ -266,9 +266,12 @@ class Attempt(models.Model):
 
 
 class OperationKind(models.TextChoices):
-    """What an operation row does to a captured attempt. Refunds only for now; the authorization, the capture and
-    the void become operations of their own too (issue 7, "one row per operation")."""
+    """What an operation row does to an attempt's money: its authorization (a hold), each capture of it, its
+    void, each refund of what was captured ("one row per operation")."""
 
+    AUTHORIZATION = "authorization", _("autorisation")
+    CAPTURE = "capture", _("remise")
+    VOID = "void", _("annulation de l'autorisation")
     REFUND = "refund", _("remboursement")
 
 
@@ -281,8 +284,11 @@ class OperationState(models.TextChoices):
 
 
 # Allowed moves of an operation. PENDING is recorded (with its STAN and DE7) and committed before the message
-# leaves, so that a crash between the two loses nothing: a PENDING row without an answer in time is reversed
-# (REVERSING: its 0400 is owed, ``PendingReversal``), then REVERSED once the switch acknowledged the reversal.
+# leaves, so that a crash between the two loses nothing. A refund (0200) or an authorization (0100) without an
+# answer in time is reversed (REVERSING: its 0400 is owed, ``PendingReversal``), then REVERSED once the switch
+# acknowledged the reversal (for an authorization: once its void went through). A capture (0220) or a void
+# (0400) is never refused for good: it stays PENDING, sent again (a new STAN and DE7 each time, recorded before
+# each send) until the switch accepts it (every approval ends settled).
 OPERATION_TRANSITIONS: dict[str, frozenset[str]] = {
     OperationState.PENDING: frozenset({OperationState.APPROVED, OperationState.REFUSED, OperationState.REVERSING}),
     OperationState.REVERSING: frozenset({OperationState.REVERSED}),
@@ -290,29 +296,35 @@ OPERATION_TRANSITIONS: dict[str, frozenset[str]] = {
     OperationState.REFUSED: frozenset(),
     OperationState.REVERSED: frozenset(),
 }
-# The states in which an operation holds money, or may: a refund in one of them counts against what is left to
-# refund (a refund with no answer yet may have been credited, until its reversal says otherwise).
+# The states in which an operation holds or moves money, or may: a refund in one of them counts against what is
+# left to refund (a refund with no answer yet may have been credited, until its reversal says otherwise), a
+# capture in one of them against what is left to capture.
 OPERATION_COUNTED = frozenset({OperationState.PENDING, OperationState.APPROVED, OperationState.REVERSING})
 
 
 class Operation(models.Model):
-    """One operation on the card rails after a payment, with its own state, amount and rail references: for now
-    each refund of a captured attempt (ISO 8583 0200, processing code 20), whole or partial, several up to the
-    amount captured. The attempt keeps the card and 3-D Secure; its refundable amount derives from these rows
-    (``selectors.refundable_amount``). Nothing of the card is kept here."""
+    """One operation of an attempt on the card rails, with its own state, amount and rail references: its
+    authorization (0100), its capture (0220, the whole authorized amount or part of it, once: the rest is
+    released), its void (0400 of the 0100), and each refund of what was captured (0200, processing code 20),
+    whole or partial, several up to the amount captured. The attempt keeps the card and 3-D Secure; the order's
+    status and its capturable and refundable amounts derive from these rows (``selectors``). Nothing of the card
+    is kept here."""
 
     attempt = models.ForeignKey(Attempt, on_delete=models.PROTECT, related_name="operations",
                                 verbose_name=_("tentative de paiement"))
-    kind = models.CharField(_("type"), max_length=10, choices=OperationKind.choices)
+    kind = models.CharField(_("type"), max_length=13, choices=OperationKind.choices)
     state = models.CharField(_("état"), max_length=10, choices=OperationState.choices)
     amount = models.DecimalField(_("montant"), max_digits=12, decimal_places=2)
     currency = models.CharField(_("devise"), max_length=3, default="504")
     # The operation's own message: STAN (DE11) and transmission time (DE7, whole seconds, UTC) sent to the switch,
-    # the switch's answer (DE39) and the RRN (DE37) it gave.
-    stan = models.CharField(_("STAN"), max_length=6)
+    # the switch's answer (DE39) and the RRN (DE37) it gave. A capture or a void sent again goes under a new STAN
+    # and DE7, recorded here before each send (``tries``). Empty for a capture or a void recorded before the
+    # gateway kept one row per operation (its STAN was not kept then).
+    stan = models.CharField(_("STAN"), max_length=6, blank=True)
     transmitted_at = models.DateTimeField(_("transmise le"))
     response_code = models.CharField(_("code réponse"), max_length=2, blank=True, default="")
     rrn = models.CharField(_("RRN"), max_length=12, blank=True, default="")
+    tries = models.PositiveIntegerField(_("envois"), default=0)
     # Who asked for it (a staff member, a merchant's API user, a command), as an audit trail names them.
     requested_by = models.CharField(_("demandée par"), max_length=150, blank=True, default="")
     created_at = models.DateTimeField(_("créée le"))
@@ -323,7 +335,14 @@ class Operation(models.Model):
         verbose_name = _("opération")
         verbose_name_plural = _("opérations")
         ordering = ["-created_at", "-pk"]
-        constraints = [models.UniqueConstraint(fields=["stan", "transmitted_at"], name="gateway_operation_message")]
+        constraints = [
+            models.UniqueConstraint(fields=["stan", "transmitted_at"], condition=~models.Q(stan=""),
+                                    name="gateway_operation_message"),
+            # One authorization and one capture at most per attempt (a capture, partial or whole, releases the rest).
+            models.UniqueConstraint(fields=["attempt", "kind"], condition=models.Q(kind__in=["authorization",
+                                                                                             "capture"]),
+                                    name="gateway_operation_one_per_attempt"),
+        ]
         indexes = [models.Index(fields=["kind", "state", "decided_at"]), models.Index(fields=["state", "created_at"])]
 
     def __str__(self) -> str:

@@ -4,8 +4,8 @@ clearing file (``tasdid.core.clearing``; docs/iso8583.md, "Clearing file"), read
 What the gateway knows of each kind of line:
 
 - a capture (0230): the attempt whose authorization the capture names (merchant, the authorization's STAN and
-  DE7, the file's DE90), expected CAPTURED, for the attempt's amount; the gateway's captures of the day are its
-  attempts settled CAPTURED that UTC day;
+  DE7, the file's DE90), expected CAPTURED, for the amount of its capture ``Operation`` (partial or whole); the
+  gateway's captures of the day are its capture operations the switch accepted that UTC day;
 - a reversal (0410): the gateway's ``PendingReversal`` of the same original (merchant, MTI, STAN, DE7), expected
   acknowledged with 00, for its amount; the day's are those acknowledged with 00 that UTC day;
 - a refund (0210, processing code 20): the gateway's refund ``Operation`` sent under the line's STAN and DE7 for
@@ -26,7 +26,7 @@ from tasdid.core import response_codes as rc
 from tasdid.core.money import from_minor, to_minor
 
 from . import selectors
-from .models import AttemptState, Operation, OperationState, PendingReversal
+from .models import Attempt, AttemptState, Operation, OperationState, PendingReversal
 
 # The kinds of difference, as the report names them.
 MISSING_AT_GATEWAY = "absente de la passerelle"
@@ -99,10 +99,10 @@ def reconcile(stream: IO[bytes]) -> Report:
     end = start + dt.timedelta(days=1)
     # The gateway's operations of the day, by the key the file gives them; those the file names are removed.
     expected: dict[tuple, tuple[str, str, int]] = {}
-    for attempt in selectors.captured_on(start=start, end=end):
+    for operation in selectors.captures_on(start=start, end=end):
+        attempt = operation.attempt
         key = _capture_key(attempt.session.merchant.client_id, attempt.stan, attempt.transmitted_at)
-        expected[key] = (f"TransId {attempt.trans_id}, commande {attempt.session.oid}", attempt.state,
-                         to_minor(attempt.amount))
+        expected[key] = _capture_known(attempt, operation)
     for operation in selectors.refunds_approved_on(start=start, end=end):
         key = _refund_key(operation.attempt.session.merchant.client_id, operation.stan, operation.transmitted_at)
         expected[key] = (_refund_reference(operation), operation.state, to_minor(operation.amount))
@@ -124,6 +124,15 @@ def reconcile(stream: IO[bytes]) -> Report:
         differences.append(Difference(MISSING_IN_FILE, kind, merchant_id, reference,
                                       f"{_amount(amount)} à la passerelle, aucune ligne dans le fichier"))
     return Report(day=header.day, lines=lines, matched=matched, differences=differences)
+
+
+def _capture_known(attempt: Attempt, capture: Operation | None) -> tuple[str, str, int]:
+    """What the gateway knows of an attempt's capture: its reference, the attempt's state (CAPTURED once the
+    switch accepted the capture), and the capture's amount (the attempt's when none was recorded)."""
+    state = AttemptState.CAPTURED if capture is not None and capture.state == OperationState.APPROVED \
+        else attempt.state
+    amount = capture.amount if capture is not None else attempt.amount
+    return f"TransId {attempt.trans_id}, commande {attempt.session.oid}", state, to_minor(amount)
 
 
 def _reversal_reference(row: PendingReversal) -> str:
@@ -157,8 +166,7 @@ def _compare(d: clearing.Detail, expected: dict) -> Difference | None:
             attempt = selectors.attempt_by_authorization(merchant_id=d.merchant_id, stan=d.original_stan,
                                                          transmitted_at=d.original_transmitted_at)
             if attempt is not None:
-                known = (f"TransId {attempt.trans_id}, commande {attempt.session.oid}", attempt.state,
-                         to_minor(attempt.amount))
+                known = _capture_known(attempt, selectors.capture_of(attempt))
         done_state, state_words = AttemptState.CAPTURED, _attempt_state_words
     else:
         key = _reversal_key(d.merchant_id, d.original_mti, d.original_stan, d.original_transmitted_at)

@@ -1,5 +1,6 @@
-"""Reads of the gateway: merchants, sessions as the hosted page shows them, attempts due for the sweeper, refunds
-and what is left to refund."""
+"""Reads of the gateway: merchants, sessions as the hosted page shows them, attempts due for the sweeper, the
+operations of each attempt (authorization, capture, void, refunds) and the amounts they leave to capture or to
+refund."""
 
 import datetime as dt
 import hashlib
@@ -107,10 +108,11 @@ def callback_unresolved(attempt: Attempt) -> bool:
 
 
 def order_of(merchant: Merchant, oid: str) -> tuple[PaymentSession | None, Attempt | None]:
-    """A merchant's order and its latest card attempt (one query when there is an attempt, two otherwise);
-    the merchant's own row is set on them, read once."""
-    attempt = (Attempt.objects.select_related("session").filter(session__merchant=merchant, session__oid=oid)
-               .order_by("-created_at", "-pk").first())
+    """A merchant's order and its latest card attempt, its operations read along (two queries either way: the
+    attempt with its session and its operations, or the session alone); the merchant's own row is set on them,
+    read once."""
+    attempt = (Attempt.objects.select_related("session").prefetch_related("operations")
+               .filter(session__merchant=merchant, session__oid=oid).order_by("-created_at", "-pk").first())
     session = attempt.session if attempt else PaymentSession.objects.filter(merchant=merchant, oid=oid).first()
     if session is not None:
         session.merchant = merchant
@@ -128,15 +130,31 @@ _SESSION_STATUS = {SessionState.OPEN: "OPEN", SessionState.EXPIRED: "EXPIRED", S
 
 
 def order_status(session: PaymentSession | None, attempt: Attempt | None) -> str:
-    """The order's status as the status query tells it (protocol.ORDER_STATUSES). A capture decided but not yet
-    confirmed by the acquirer is CAPTURED (the gateway retries it until done), a void decided VOIDED."""
+    """The order's status as the status query tells it (protocol.ORDER_STATUSES), read from the attempt's
+    operation rows: a void recorded is VOIDED, a capture recorded CAPTURED (decided, the gateway retries it until
+    the switch accepts it), else the authorization's own state. An attempt without any operation (3-D Secure,
+    or recorded before the operations were) says it by its own state."""
     if session is None:
         return "UNKNOWN"
     if attempt is None:
         return _SESSION_STATUS.get(session.state, "PROCESSING")
     if callback_unresolved(attempt):
         return "UNRESOLVED"
+    states = {op.kind: op.state for op in sorted(attempt.operations.all(), key=lambda op: (op.created_at, op.pk))
+              if op.kind != OperationKind.REFUND}
+    if OperationKind.VOID in states:
+        return "VOIDED"
+    if OperationKind.CAPTURE in states:
+        return "CAPTURED"
+    if OperationKind.AUTHORIZATION in states:
+        return _AUTHORIZATION_STATUS[states[OperationKind.AUTHORIZATION]]
     return _ATTEMPT_STATUS[attempt.state]
+
+
+_AUTHORIZATION_STATUS = {
+    OperationState.PENDING: "PROCESSING", OperationState.APPROVED: "AUTHORIZED", OperationState.REFUSED: "DECLINED",
+    OperationState.REVERSING: "VOIDED", OperationState.REVERSED: "VOIDED",
+}
 
 
 def reversals_due(*, now: dt.datetime, limit: int = 100) -> list[int]:
@@ -148,27 +166,64 @@ def reversals_due(*, now: dt.datetime, limit: int = 100) -> list[int]:
 # --- Operations after the payment (refunds) -------------------------------------------------------------------
 
 
+CENT = Decimal("0.01")
+
+
+def _sum(operations) -> Decimal:
+    total = operations.aggregate(total=Sum("amount"))["total"] or Decimal("0.00")
+    return Decimal(total).quantize(CENT)  # SQLite sums a decimal column as a float
+
+
+def authorized_amount(attempt: Attempt) -> Decimal:
+    """The amount the attempt's authorization holds or held: its approved authorization's, else 0."""
+    return _sum(Operation.objects.filter(attempt=attempt, kind=OperationKind.AUTHORIZATION,
+                                         state=OperationState.APPROVED))
+
+
+def captured_amount(attempt: Attempt, *, decided: bool = False) -> Decimal:
+    """What the attempt's capture took: its capture accepted by the switch; with ``decided``, also one recorded
+    and not accepted yet (the gateway sends it until it is: the order status counts it captured)."""
+    states = (OperationState.PENDING, OperationState.APPROVED) if decided else (OperationState.APPROVED,)
+    if decided:  # the order status: the operations its query read along (``order_of``)
+        return sum((op.amount for op in attempt.operations.all()
+                    if op.kind == OperationKind.CAPTURE and op.state in states), Decimal("0.00")).quantize(CENT)
+    return _sum(Operation.objects.filter(attempt=attempt, kind=OperationKind.CAPTURE, state__in=states))
+
+
+def capturable_amount(attempt: Attempt) -> Decimal:
+    """What the merchant may still capture of the attempt: the whole approved authorization while it stands, no
+    capture and no void recorded; 0 after any capture (one capture per authorization: a partial one releases
+    the rest) or void."""
+    if attempt.state != AttemptState.AUTHORIZED:
+        return Decimal("0.00")
+    if Operation.objects.filter(attempt=attempt, kind__in=(OperationKind.CAPTURE, OperationKind.VOID)).exists():
+        return Decimal("0.00")
+    return authorized_amount(attempt)
+
+
 def refundable_amount(attempt: Attempt) -> Decimal:
-    """What is left to refund of an attempt: what was captured less its refunds done, or sent and not yet
+    """What is left to refund of an attempt: what its capture took less its refunds done, or sent and not yet
     undone (a refund without an answer may have been credited until its reversal says otherwise). 0 for an
     attempt not captured."""
-    if attempt.state != AttemptState.CAPTURED:
+    captured = captured_amount(attempt)
+    if captured <= 0:
         return Decimal("0.00")
-    counted = (Operation.objects.filter(attempt=attempt, kind=OperationKind.REFUND, state__in=OPERATION_COUNTED)
-               .aggregate(total=Sum("amount"))["total"] or Decimal("0.00"))
-    return max(attempt.amount - counted, Decimal("0.00"))
+    counted = _sum(Operation.objects.filter(attempt=attempt, kind=OperationKind.REFUND, state__in=OPERATION_COUNTED))
+    return max(captured - counted, Decimal("0.00"))
 
 
 def operations_unanswered(*, before: dt.datetime, limit: int = 100) -> list[int]:
-    """Operations sent before ``before`` whose answer was never recorded (the process died, or is still waiting
-    past any timeout), oldest first."""
-    return list(Operation.objects.filter(state=OperationState.PENDING, created_at__lt=before)
+    """Refunds sent before ``before`` whose answer was never recorded (the process died, or is still waiting
+    past any timeout), oldest first. (An authorization, a capture or a void is taken over with its attempt, at
+    the attempt's deadline: ``attempts_due``.)"""
+    return list(Operation.objects.filter(kind=OperationKind.REFUND, state=OperationState.PENDING, created_at__lt=before)
                 .order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
 
 
 def operations_reversing(*, limit: int = 100) -> list[Operation]:
-    """Operations whose reversal is owed, with their merchant (to find the reversal)."""
-    return list(Operation.objects.filter(state=OperationState.REVERSING).select_related("attempt__session__merchant")
+    """Refunds whose reversal is owed, with their merchant (to find the reversal)."""
+    return list(Operation.objects.filter(kind=OperationKind.REFUND, state=OperationState.REVERSING)
+                .select_related("attempt__session__merchant")
                 .order_by("created_at", "pk")[:limit])
 
 
@@ -190,10 +245,24 @@ def refund_by_message(*, merchant_id: str, stan: str, transmitted_at: dt.datetim
             .select_related("attempt__session__merchant").first())
 
 
-def captured_on(*, start: dt.datetime, end: dt.datetime):
-    """The attempts captured (settled) in [start, end), with their merchant, streamed."""
-    return (Attempt.objects.filter(state=AttemptState.CAPTURED, settled_at__gte=start, settled_at__lt=end)
-            .select_related("session__merchant").order_by("pk").iterator(chunk_size=2000))
+def captures_on(*, start: dt.datetime, end: dt.datetime):
+    """The captures the switch accepted in [start, end) (by the time the gateway recorded it), with their
+    attempt and merchant, streamed."""
+    return (Operation.objects.filter(kind=OperationKind.CAPTURE, state=OperationState.APPROVED,
+                                     decided_at__gte=start, decided_at__lt=end)
+            .select_related("attempt__session__merchant").order_by("pk").iterator(chunk_size=2000))
+
+
+def pending_settlement(attempt: Attempt) -> Operation | None:
+    """The capture or the void an attempt CAPTURING or VOIDING waits for: its latest such row still PENDING."""
+    kind = OperationKind.CAPTURE if attempt.state == AttemptState.CAPTURING else OperationKind.VOID
+    return (Operation.objects.filter(attempt=attempt, kind=kind, state=OperationState.PENDING)
+            .order_by("-created_at", "-pk").first())
+
+
+def capture_of(attempt: Attempt) -> Operation | None:
+    """The attempt's capture, if one was recorded."""
+    return Operation.objects.filter(attempt=attempt, kind=OperationKind.CAPTURE).first()
 
 
 def attempt_by_authorization(*, merchant_id: str, stan: str, transmitted_at: dt.datetime) -> Attempt | None:

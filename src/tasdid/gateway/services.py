@@ -7,6 +7,7 @@ transactions, never inside one.
 """
 
 import datetime as dt
+import functools
 import hmac
 import logging
 import re
@@ -14,9 +15,10 @@ import secrets
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -57,6 +59,7 @@ from .selectors import browser_digest
 from .vault import SEAL_SECONDS
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long the sweeper waits before taking over an attempt in each state (see flow.sweep_attempt).
 CHALLENGE_GRACE = dt.timedelta(seconds=SEAL_SECONDS + 60)
@@ -163,6 +166,19 @@ def _watch(attempt: Attempt) -> None:
 def _lock_attempt(attempt_id: int) -> Attempt:
     """The attempt's row locked; its session is read along, not locked (``of``)."""
     return Attempt.objects.select_for_update(of=("self",)).select_related("session").get(pk=attempt_id)
+
+
+def with_locked_attempt(service: Callable[..., T]) -> Callable[..., T]:
+    """The opening of every service that moves an attempt or records an operation on it: one transaction, the
+    attempt's row locked (``_lock_attempt``: two services on one attempt are taken one after the other) and
+    handed to ``service`` as its first argument. The decorated service is called with ``attempt_id=``."""
+
+    @functools.wraps(service)
+    def locked(*, attempt_id: int, **kwargs) -> T:
+        with transaction.atomic():
+            return service(_lock_attempt(attempt_id), **kwargs)
+
+    return locked
 
 
 # --- merchants ---------------------------------------------------------------------------------------
@@ -470,12 +486,11 @@ def attempt_start(*, session_id: int, brand: str, masked_pan: str, pan_fingerpri
     return attempt
 
 
-@transaction.atomic
-def attempt_challenge(*, attempt_id: int, ds_trans_id: str, acs_trans_id: str,
+@with_locked_attempt
+def attempt_challenge(attempt: Attempt, *, ds_trans_id: str, acs_trans_id: str,
                       now: dt.datetime | None = None) -> Attempt | None:
     """The directory asks for a challenge: the customer goes to the bank's page. None if already moved."""
     now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
     if attempt.state != AttemptState.AUTHENTICATING:
         return None
     _move_attempt(attempt, AttemptState.CHALLENGE, "3-D Secure : code demandé par la banque (ARes C)", now=now,
@@ -521,28 +536,28 @@ def next_stan(*, now: dt.datetime | None = None) -> str:
     return f"{row.last:06d}"
 
 
-@transaction.atomic
-def attempt_begin_authorization(*, attempt_id: int, from_state: str, trans_status: str, eci: str,
+@with_locked_attempt
+def attempt_begin_authorization(attempt: Attempt, *, from_state: str, trans_status: str, eci: str,
                                 md_status: str, stan: str, ds_trans_id: str | None = None,
                                 now: dt.datetime | None = None) -> Attempt | None:
     """Committed before the acquirer is called: only the caller that moves the attempt here authorizes.
     None when the attempt already left ``from_state`` (a replayed CRes, a second tab, the sweeper)."""
     now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
     if attempt.state != from_state:
         return None
     extra = {"ds_trans_id": ds_trans_id[:36]} if ds_trans_id else {}
     _move_attempt(attempt, AttemptState.AUTHORIZING, f"demande d'autorisation (STAN {stan})", now=now,
                   trans_status=trans_status, eci=eci, md_status=md_status, stan=stan, transmitted_at=now,
                   deadline=now + _exchange_grace(), **extra)
+    _open_operation(attempt, OperationKind.AUTHORIZATION, attempt.amount, requested_by="", now=now, stan=stan,
+                    cause=f"demande d'autorisation de {attempt.amount} DH (STAN {stan})")
     return attempt
 
 
-@transaction.atomic
-def attempt_record_authorization(*, attempt_id: int, result: AuthorizationResult,
+@with_locked_attempt
+def attempt_record_authorization(attempt: Attempt, *, result: AuthorizationResult,
                                  now: dt.datetime | None = None) -> Attempt:
     now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
     code = (result.response_code or "")[:2]
     if attempt.state != AttemptState.AUTHORIZING:
         # Too late: the sweeper already reversed it (the attempt is VOIDING or VOIDED). Keep the references the
@@ -553,41 +568,54 @@ def attempt_record_authorization(*, attempt_id: int, result: AuthorizationResult
             logger.warning("gateway: approval of %s after its reversal: voiding again with its RRN", attempt.trans_id)
             _move_attempt(attempt, AttemptState.VOIDING, cause + " après l'annulation : nouvelle annulation", now=now,
                           auth_code=result.auth_code[:6], rrn=result.rrn[:12], settled_at=None, deadline=now)
+            _open_operation(attempt, OperationKind.VOID, attempt.amount, requested_by="passerelle", now=now,
+                            cause="autorisation accordée après son annulation : nouvelle annulation avec son RRN")
         else:
             _note(attempt, cause, now=now, auth_code=result.auth_code[:6], rrn=result.rrn[:12])
+        authorization = _operation_of(attempt, OperationKind.AUTHORIZATION)
+        if authorization is not None:
+            _operation_note(authorization, cause, now=now)
         return attempt
     common = {"response_code": code, "auth_code": result.auth_code[:6], "rrn": result.rrn[:12],
               "deadline": now + _exchange_grace()}
     if result.approved:
-        _move_attempt(attempt, AttemptState.AUTHORIZED, f"autorisation accordée ({result.auth_code})", now=now,
+        cause = f"autorisation accordée ({result.auth_code})"
+        _move_attempt(attempt, AttemptState.AUTHORIZED, cause, now=now,
                       proc_return_code=rc.APPROVED, err_msg="", authorized_at=now, **common)
     else:
-        _move_attempt(attempt, AttemptState.DECLINED, f"autorisation refusée (code {code})", now=now,
+        cause = f"autorisation refusée (code {code})"
+        _move_attempt(attempt, AttemptState.DECLINED, cause, now=now,
                       proc_return_code=code or protocol.ERROR_CODE, err_msg=protocol.err_msg_for(code), **common)
+    authorization = _operation_of(attempt, OperationKind.AUTHORIZATION)
+    if authorization is not None and authorization.state == OperationState.PENDING:
+        _move_operation(authorization, OperationState.APPROVED if result.approved else OperationState.REFUSED, cause,
+                        now=now, response_code=code, rrn=result.rrn[:12], decided_at=now)
     return attempt
 
 
-@transaction.atomic
-def attempt_authorization_lost(*, attempt_id: int, cause: str, now: dt.datetime | None = None) -> Attempt:
+@with_locked_attempt
+def attempt_authorization_lost(attempt: Attempt, *, cause: str, now: dt.datetime | None = None) -> Attempt:
     """The acquirer did not answer: whatever the bank decided is reversed."""
     now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
     if attempt.state != AttemptState.AUTHORIZING:
         return attempt
     code = rc.ISSUER_UNAVAILABLE
     _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, response_code=code, proc_return_code=code,
                   err_msg=protocol.err_msg_for(code), deadline=now)
+    authorization = _operation_of(attempt, OperationKind.AUTHORIZATION)
+    if authorization is not None and authorization.state == OperationState.PENDING:
+        _move_operation(authorization, OperationState.REVERSING, cause, now=now)
+    _open_operation(attempt, OperationKind.VOID, attempt.amount, requested_by="passerelle", now=now, cause=cause)
     return attempt
 
 
-@transaction.atomic
-def attempt_fail(*, attempt_id: int, cause: str, err_msg: str, md_status: str,
+@with_locked_attempt
+def attempt_fail(attempt: Attempt, *, cause: str, err_msg: str, md_status: str,
                  proc_return_code: str = protocol.ERROR_CODE, eci: str | None = None,
                  trans_status: str | None = None, now: dt.datetime | None = None) -> Attempt | None:
     """End an attempt before any authorization (3-D Secure failed, directory unreachable, abandoned).
     None if it already moved past authentication."""
     now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
     if attempt.state not in (AttemptState.AUTHENTICATING, AttemptState.CHALLENGE):
         return None
     extra = {}
@@ -622,13 +650,12 @@ def callback_in_flight(attempt: Attempt, *, now: dt.datetime) -> bool:
             and attempt.callback_last_begun_at + _exchange_grace() > now)
 
 
-@transaction.atomic
-def attempt_begin_callback(*, attempt_id: int, now: dt.datetime | None = None) -> Attempt | None:
+@with_locked_attempt
+def attempt_begin_callback(attempt: Attempt, *, now: dt.datetime | None = None) -> Attempt | None:
     """Committed before each send of the callback: the try's number and time. Whatever happens to this process
     after it, the try counts as possibly delivered, and the sweeper takes the attempt over once the exchange
     could no longer be under way. None when the merchant's answer is already recorded (nothing to send)."""
     now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
     if attempt.callback_answer:
         return None
     begun = max(attempt.callback_tries_begun, attempt.callback_tries) + 1
@@ -639,8 +666,8 @@ def attempt_begin_callback(*, attempt_id: int, now: dt.datetime | None = None) -
     return attempt
 
 
-@transaction.atomic
-def attempt_record_callback(*, attempt_id: int, answer: str, schedule_retry: bool = True,
+@with_locked_attempt
+def attempt_record_callback(attempt: Attempt, *, answer: str, schedule_retry: bool = True,
                             now: dt.datetime | None = None) -> Attempt:
     """One try of the callback and what came of it; the first answer wins.
 
@@ -655,7 +682,6 @@ def attempt_record_callback(*, attempt_id: int, answer: str, schedule_retry: boo
     until AUTHORIZATION_HOLD after it was granted (``attempt_hold_expired``). An attempt not authorized waits
     on no answer: a try without one is recorded as UNREACHABLE at once."""
     now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
     if attempt.callback_answer:
         return attempt
     tries = attempt.callback_tries + 1
@@ -722,6 +748,8 @@ def _settle_on_answer(attempt: Attempt, answer: str, *, tries: int, now: dt.date
                                                         and protocol.tran_type(session.request_fields) == "Auth")
         if capture:
             _move_attempt(attempt, AttemptState.CAPTURING, cause, now=now, deadline=now + SETTLE_SAFETY)
+            _open_operation(attempt, OperationKind.CAPTURE, attempt.amount, now=now, cause=cause,
+                            requested_by=f"marchand ({answer})")
             succeeded = True
         elif answer == CallbackAnswer.APPROVED:
             _note(attempt, cause + " : autorisation conservée sans remise", now=now,
@@ -731,6 +759,8 @@ def _settle_on_answer(attempt: Attempt, answer: str, *, tries: int, now: dt.date
             _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, proc_return_code=protocol.ERROR_CODE,
                           err_msg=protocol.errmsg("Le commerçant n'a pas validé le paiement : il a été annulé et "
                                             "votre carte n'est pas débitée"), deadline=now + SETTLE_SAFETY)
+            _open_operation(attempt, OperationKind.VOID, attempt.amount, requested_by="passerelle", now=now,
+                            cause=cause)
     else:
         _note(attempt, cause, now=now)
     if session.state == SessionState.PROCESSING:
@@ -739,19 +769,19 @@ def _settle_on_answer(attempt: Attempt, answer: str, *, tries: int, now: dt.date
     return attempt
 
 
-@transaction.atomic
-def attempt_hold_expired(*, attempt_id: int, now: dt.datetime | None = None) -> Attempt:
+@with_locked_attempt
+def attempt_hold_expired(attempt: Attempt, *, now: dt.datetime | None = None) -> Attempt:
     """An authorization kept without capture past its hold is reversed (every approval ends settled): one the
     merchant kept (APPROVED), or one kept for reconciliation that no answer settled within the hold (the
     caller tried the callback a last time first). That void is logged at ERROR: a merchant that recorded the
     payment must reopen it (its reconciliation reads VOIDED in the order status)."""
     now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
     if attempt.state != AttemptState.AUTHORIZED:
         return attempt
     if attempt.callback_answer and attempt.deadline <= now:
-        _move_attempt(attempt, AttemptState.VOIDING, "autorisation non remise dans le délai : annulation",
-                      now=now, deadline=now + SETTLE_SAFETY)
+        cause = "autorisation non remise dans le délai : annulation"
+        _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, deadline=now + SETTLE_SAFETY)
+        _open_operation(attempt, OperationKind.VOID, attempt.amount, requested_by="passerelle", now=now, cause=cause)
     elif callback_unresolved(attempt) and unresolved_hold_end(attempt) <= now:
         logger.error("gateway: %s still unanswered at the end of its hold: the authorization is voided; merchant "
                      "%s must reopen order %s if it recorded it as paid", attempt.trans_id,
@@ -761,24 +791,36 @@ def attempt_hold_expired(*, attempt_id: int, now: dt.datetime | None = None) -> 
     return attempt
 
 
-@transaction.atomic
-def attempt_record_settlement(*, attempt_id: int, accepted: bool, detail: str,
+@with_locked_attempt
+def attempt_record_settlement(attempt: Attempt, *, accepted: bool, detail: str, response_code: str = "",
                               now: dt.datetime | None = None) -> Attempt:
-    """The acquirer's answer to a capture or a void; a refusal or a fault is tried again later."""
+    """The acquirer's answer to the attempt's capture or void (its PENDING operation row, sent by flow.settle);
+    a refusal or a fault is tried again later. A void accepted ends the reversal of an authorization whose
+    answer never came too."""
     now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
     if attempt.state not in (AttemptState.CAPTURING, AttemptState.VOIDING):
         return attempt
+    capturing = attempt.state == AttemptState.CAPTURING
+    operation = _pending_settlement(attempt)
     if accepted:
-        to = AttemptState.CAPTURED if attempt.state == AttemptState.CAPTURING else AttemptState.VOIDED
+        to = AttemptState.CAPTURED if capturing else AttemptState.VOIDED
         _move_attempt(attempt, to, detail, now=now, settled_at=now, settle_tries=attempt.settle_tries + 1)
+        if operation is not None:
+            _move_operation(operation, OperationState.APPROVED, detail, now=now, response_code=response_code[:2],
+                            decided_at=now)
+        if not capturing:
+            authorization = _operation_of(attempt, OperationKind.AUTHORIZATION)
+            if authorization is not None and authorization.state == OperationState.REVERSING:
+                _move_operation(authorization, OperationState.REVERSED, detail, now=now, decided_at=now)
         return attempt
     tries = attempt.settle_tries + 1
     backoff = min(dt.timedelta(seconds=5 * 2 ** min(tries, 10)), MAX_SETTLE_BACKOFF)
     logger.warning("gateway: %s of %s not accepted (%s), try %s again in %s", attempt.state, attempt.trans_id,
                    detail, tries, backoff)
-    _note(attempt, f"{detail} : nouvel essai dans {int(backoff.total_seconds())} s", now=now, settle_tries=tries,
-          deadline=now + backoff)
+    cause = f"{detail} : nouvel essai dans {int(backoff.total_seconds())} s"
+    _note(attempt, cause, now=now, settle_tries=tries, deadline=now + backoff)
+    if operation is not None:
+        _operation_note(operation, cause, now=now, response_code=response_code[:2])
     return attempt
 
 
@@ -851,7 +893,7 @@ def reversal_done(*, reversal_id: int, response_code: str, now: dt.datetime | No
     return row
 
 
-# --- Operations after the payment: refunds (flow.refund sends them) -----------------------------------------
+# --- Operations: authorization, capture, void, refund (flow sends them) ------------------------------------------
 
 # A refund still PENDING this long after it was recorded never got its answer recorded (the process died between
 # the send and the answer, or is stuck): the sweeper reverses it (flow.sweep_operations). Longer than any wait for
@@ -860,13 +902,33 @@ def operation_answer_grace() -> dt.timedelta:
     return dt.timedelta(seconds=2 * settings.RAILS_TIMEOUT + 60)
 
 
-class RefundRefused(Exception):
+class OperationRefused(Exception):
+    """An operation the gateway refuses before anything is recorded or sent. ``code`` is stable (for the
+    merchant API and the tests): ``invalid_amount``, ``not_authorized``, ``awaiting_callback``,
+    ``already_captured``, ``voided``, ``amount_above_capturable``, ``not_captured``, ``amount_above_refundable``;
+    the message says it in the staff's language."""
+
+    def __init__(self, code: str, message: str, *, capturable: Decimal | None = None,
+                 refundable: Decimal | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.capturable = capturable
+        self.refundable = refundable
+
+
+class RefundRefused(OperationRefused):
     """A refund the gateway refuses before anything is sent: the payment is not captured, or the amount is not a
     positive amount in centimes within what is left to refund (``refundable``)."""
 
-    def __init__(self, message: str, *, refundable: Decimal):
-        super().__init__(message)
-        self.refundable = refundable
+
+@dataclass(frozen=True)
+class Opened:
+    """An operation recorded by a merchant's request, or the same one found already recorded (``created``
+    False: a request repeated, or asked twice at once)."""
+
+    operation: Operation
+    created: bool
 
 
 def _move_operation(operation: Operation, to: str, cause: str, *, now: dt.datetime, **changes) -> None:
@@ -882,42 +944,180 @@ def _move_operation(operation: Operation, to: str, cause: str, *, now: dt.dateti
     operation.save(update_fields=["state", "updated_at", *changes])
 
 
+def _operation_note(operation: Operation, cause: str, *, now: dt.datetime, **changes) -> None:
+    """Record something that happened to an operation without moving its state (a try refused, a late answer)."""
+    Event.objects.create(subject=Event.Subject.OPERATION, session_id=operation.attempt.session_id,
+                         attempt_id=operation.attempt_id, operation=operation, from_state=operation.state,
+                         to_state=operation.state, cause=cause[:255], at=now)
+    for name, value in changes.items():
+        setattr(operation, name, value)
+    operation.updated_at = now
+    operation.save(update_fields=["updated_at", *changes])
+
+
+def _open_operation(attempt: Attempt, kind: str, amount: Decimal, *, requested_by: str, now: dt.datetime,
+                    cause: str, stan: str = "") -> Operation:
+    """Record a new PENDING operation of the attempt (the caller holds the attempt's lock), with its first event.
+    A capture or a void takes its STAN and DE7 before each send (``operation_begin_send``); an authorization
+    or a refund has its own already."""
+    operation = Operation.objects.create(
+        attempt=attempt, kind=kind, state=OperationState.PENDING, amount=amount, currency=attempt.session.currency,
+        stan=stan, transmitted_at=now.replace(microsecond=0), requested_by=requested_by[:150], created_at=now,
+        updated_at=now)
+    operation.attempt = attempt
+    Event.objects.create(subject=Event.Subject.OPERATION, session_id=attempt.session_id, attempt=attempt,
+                         operation=operation, from_state="", to_state=OperationState.PENDING, cause=cause[:255],
+                         at=now)
+    return operation
+
+
+def _operation_of(attempt: Attempt, kind: str) -> Operation | None:
+    """The attempt's latest operation of ``kind``, locked (the caller holds the attempt's lock)."""
+    operation = (Operation.objects.select_for_update(of=("self",)).filter(attempt=attempt, kind=kind)
+                 .order_by("-created_at", "-pk").first())
+    if operation is not None:
+        operation.attempt = attempt
+    return operation
+
+
+def _pending_settlement(attempt: Attempt) -> Operation | None:
+    """The capture or the void the attempt waits for (CAPTURING or VOIDING), locked."""
+    kind = OperationKind.CAPTURE if attempt.state == AttemptState.CAPTURING else OperationKind.VOID
+    operation = _operation_of(attempt, kind)
+    return operation if operation is not None and operation.state == OperationState.PENDING else None
+
+
 def _lock_operation(operation_id: int) -> Operation:
     return Operation.objects.select_for_update(of=("self",)).select_related("attempt").get(pk=operation_id)
 
 
+def _checked_amount(amount) -> Decimal | None:
+    """A positive amount in whole centimes, or None."""
+    try:
+        amount = Decimal(amount)
+        valid = amount.is_finite() and amount > 0 and amount == amount.quantize(Decimal("0.01"))
+    except (InvalidOperation, TypeError, ValueError):
+        valid = False
+    return amount if valid else None
+
+
+def _refuse(code: str, message: str, **amounts) -> OperationRefused:
+    logger.info("gateway: operation refused (%s): %s", code, message)
+    return OperationRefused(code, message, **amounts)
+
+
+@with_locked_attempt
+def capture_open(attempt: Attempt, *, amount: Decimal | None, requested_by: str,
+                 now: dt.datetime | None = None) -> Opened:
+    """Record the capture a merchant asks of an authorization it kept (its callback answered APPROVED), before
+    anything is sent: the whole authorized amount (``amount`` None) or part of it. One capture per authorization,
+    as CMI's PostAuth: a partial capture releases the rest (the issuer frees it), nothing more can be captured
+    after it. The same capture asked again, for the same amount (or twice at once: the attempt's lock takes them
+    one after the other), finds the first one (``created`` False), sent once. OperationRefused otherwise, nothing
+    recorded."""
+    now = now or timezone.now()
+    capturable = selectors.capturable_amount(attempt)
+    existing = _operation_of(attempt, OperationKind.CAPTURE)
+    if existing is not None:
+        wanted = selectors.authorized_amount(attempt) if amount is None else _checked_amount(amount)
+        if wanted == existing.amount:
+            return Opened(existing, created=False)
+        raise _refuse("already_captured", _("Le paiement %(trans_id)s a déjà été remis (%(amount)s DH) : le reste "
+                                            "de l'autorisation est libéré.")
+                      % {"trans_id": attempt.trans_id, "amount": existing.amount}, capturable=capturable)
+    if attempt.state in (AttemptState.VOIDING, AttemptState.VOIDED):
+        raise _refuse("voided", _("L'autorisation du paiement %(trans_id)s est annulée : rien à remettre.")
+                      % {"trans_id": attempt.trans_id}, capturable=capturable)
+    if attempt.state != AttemptState.AUTHORIZED or selectors.authorized_amount(attempt) <= 0:
+        raise _refuse("not_authorized", _("Le paiement %(trans_id)s n'a pas d'autorisation en cours : rien à "
+                                          "remettre.") % {"trans_id": attempt.trans_id}, capturable=capturable)
+    if attempt.callback_answer != CallbackAnswer.APPROVED:
+        raise _refuse("awaiting_callback", _("Le marchand n'a pas encore répondu au rappel du paiement "
+                                             "%(trans_id)s : la remise attend sa réponse.")
+                      % {"trans_id": attempt.trans_id}, capturable=capturable)
+    checked = capturable if amount is None else _checked_amount(amount)
+    if checked is None:
+        raise _refuse("invalid_amount", _("Montant invalide : %(amount)s (un montant positif, en centimes "
+                                          "entiers).") % {"amount": str(amount)[:40]}, capturable=capturable)
+    if checked > capturable:
+        raise _refuse("amount_above_capturable", _("Remise de %(amount)s DH refusée : l'autorisation est de "
+                                                   "%(capturable)s DH.")
+                      % {"amount": checked, "capturable": capturable}, capturable=capturable)
+    partial = " partielle (le reste est libéré)" if checked < capturable else ""
+    cause = f"remise{partial} de {checked} DH demandée par {requested_by or '?'}"
+    _move_attempt(attempt, AttemptState.CAPTURING, cause, now=now, deadline=now + SETTLE_SAFETY)
+    return Opened(_open_operation(attempt, OperationKind.CAPTURE, checked, requested_by=requested_by, now=now,
+                                  cause=cause), created=True)
+
+
+@with_locked_attempt
+def void_open(attempt: Attempt, *, requested_by: str, now: dt.datetime | None = None) -> Opened:
+    """Record the void a merchant asks of an authorization it kept and did not capture, before anything is sent.
+    Asked again (or twice at once), the void already recorded is found (``created`` False). A void after a
+    capture is refused (``already_captured``: a refund gives the money back), as any void of an attempt without
+    an authorization standing; OperationRefused, nothing recorded."""
+    now = now or timezone.now()
+    if attempt.state in (AttemptState.VOIDING, AttemptState.VOIDED):
+        existing = _operation_of(attempt, OperationKind.VOID)
+        if existing is not None:
+            return Opened(existing, created=False)
+    if attempt.state in (AttemptState.CAPTURING, AttemptState.CAPTURED) \
+            or _operation_of(attempt, OperationKind.CAPTURE) is not None:
+        raise _refuse("already_captured", _("Le paiement %(trans_id)s est remis : il ne peut plus être annulé, "
+                                            "seulement remboursé.") % {"trans_id": attempt.trans_id})
+    if attempt.state != AttemptState.AUTHORIZED or selectors.authorized_amount(attempt) <= 0:
+        raise _refuse("not_authorized", _("Le paiement %(trans_id)s n'a pas d'autorisation en cours : rien à "
+                                          "annuler.") % {"trans_id": attempt.trans_id})
+    if attempt.callback_answer != CallbackAnswer.APPROVED:
+        raise _refuse("awaiting_callback", _("Le marchand n'a pas encore répondu au rappel du paiement "
+                                             "%(trans_id)s : l'annulation attend sa réponse.")
+                      % {"trans_id": attempt.trans_id})
+    cause = f"annulation de l'autorisation demandée par {requested_by or '?'}"
+    _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, deadline=now + SETTLE_SAFETY)
+    return Opened(_open_operation(attempt, OperationKind.VOID, attempt.amount, requested_by=requested_by, now=now,
+                                  cause=cause), created=True)
+
+
 @transaction.atomic
-def refund_open(*, attempt_id: int, amount: Decimal, requested_by: str, now: dt.datetime | None = None) -> Operation:
+def operation_begin_send(*, operation_id: int, now: dt.datetime | None = None) -> Operation | None:
+    """A capture's or a void's STAN and DE7 for its next send, committed before it leaves (a new pair for each
+    send: the switch answers a repeat of the same message with its first answer, which may be a fault). None
+    when the operation is no longer PENDING."""
+    now = now or timezone.now()
+    operation = _lock_operation(operation_id)
+    if operation.state != OperationState.PENDING:
+        return None
+    operation.stan = next_stan(now=now)
+    operation.transmitted_at = now.replace(microsecond=0)
+    operation.tries += 1
+    operation.updated_at = now
+    operation.save(update_fields=["stan", "transmitted_at", "tries", "updated_at"])
+    return operation
+
+
+@with_locked_attempt
+def refund_open(attempt: Attempt, *, amount: Decimal, requested_by: str, now: dt.datetime | None = None) -> Operation:
     """Record a refund of a captured attempt, before anything is sent: the attempt locked (two refunds at once
     are taken one after the other), the amount checked against what is left to refund (captured less the
     refunds done or pending), the refund's own STAN and DE7 taken. Committed on return, PENDING: whatever
     happens to the process next, the sweeper finds it (flow.sweep_operations). RefundRefused otherwise, and
     nothing is recorded."""
     now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
     left = selectors.refundable_amount(attempt)
-    try:
-        amount = Decimal(amount)
-        valid = amount.is_finite() and amount > 0 and amount == amount.quantize(Decimal("0.01"))
-    except (InvalidOperation, TypeError, ValueError):
-        valid = False
-    if attempt.state != AttemptState.CAPTURED or not attempt.rrn or attempt.transmitted_at is None:
-        raise RefundRefused(f"tentative {attempt.trans_id} non remise : rien à rembourser", refundable=left)
-    if not valid:
-        raise RefundRefused(f"montant de remboursement invalide : {amount!s}"[:200], refundable=left)
-    if amount > left:
-        raise RefundRefused(f"remboursement de {amount} DH refusé : il reste {left} DH à rembourser sur "
-                            f"{attempt.trans_id}", refundable=left)
-    operation = Operation.objects.create(
-        attempt=attempt, kind=OperationKind.REFUND, state=OperationState.PENDING, amount=amount,
-        currency=attempt.session.currency, stan=next_stan(now=now), transmitted_at=now.replace(microsecond=0),
-        requested_by=requested_by[:150], created_at=now, updated_at=now)
-    Event.objects.create(subject=Event.Subject.OPERATION, session_id=attempt.session_id, attempt=attempt,
-                         operation=operation, from_state="", to_state=OperationState.PENDING,
-                         cause=f"remboursement de {amount} DH demandé par {requested_by or '?'} "
-                               f"(STAN {operation.stan})"[:255],
-                         at=now)
-    return operation
+    checked = _checked_amount(amount)
+    if selectors.captured_amount(attempt) <= 0 or not attempt.rrn or attempt.transmitted_at is None:
+        raise RefundRefused("not_captured", _("Le paiement %(trans_id)s n'est pas remis : rien à rembourser.")
+                            % {"trans_id": attempt.trans_id}, refundable=left)
+    if checked is None:
+        raise RefundRefused("invalid_amount", _("Montant invalide : %(amount)s (un montant positif, en centimes "
+                                                "entiers).") % {"amount": str(amount)[:40]}, refundable=left)
+    if checked > left:
+        raise RefundRefused("amount_above_refundable", _("Remboursement de %(amount)s DH refusé : il reste "
+                                                         "%(left)s DH à rembourser sur %(trans_id)s.")
+                            % {"amount": checked, "left": left, "trans_id": attempt.trans_id}, refundable=left)
+    return _open_operation(attempt, OperationKind.REFUND, checked, requested_by=requested_by, now=now,
+                           stan=next_stan(now=now), cause=f"remboursement de {checked} DH demandé par "
+                                                          f"{requested_by or '?'}")
 
 
 @transaction.atomic
@@ -929,9 +1129,7 @@ def operation_record_answer(*, operation_id: int, response_code: str, rrn: str =
     operation = _lock_operation(operation_id)
     code = (response_code or "")[:2]
     if operation.state != OperationState.PENDING:
-        Event.objects.create(subject=Event.Subject.OPERATION, session_id=operation.attempt.session_id,
-                             attempt_id=operation.attempt_id, operation=operation, from_state=operation.state,
-                             to_state=operation.state, cause=f"réponse tardive {code} ignorée", at=now)
+        _operation_note(operation, f"réponse tardive {code} ignorée", now=now)
         return operation
     to = OperationState.APPROVED if rc.is_approved(code) else OperationState.REFUSED
     _move_operation(operation, to, f"réponse {code} ({rc.lookup(code).meaning})", now=now, response_code=code,
@@ -1131,54 +1329,3 @@ def api_request_answered(*, record_id: int, answer: str, keep: bool, now: dt.dat
                                                             answered_at=now)
     else:
         ApiRequestRecord.objects.filter(pk=record_id, state=ApiRequestRecord.State.IN_FLIGHT).delete()
-
-
-# --- Capture and void asked by the merchant (flow.capture, flow.void): minimal versions -------------------------
-# The capture and the void of an authorization the merchant kept (its callback answered APPROVED), whole amount
-# only. OperationRefused says why an operation is not done (nothing moved).
-
-
-class OperationRefused(Exception):
-    """An operation the gateway refuses before anything is sent: ``code`` for programs, the French message."""
-
-    def __init__(self, message: str, *, code: str = "refused"):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@transaction.atomic
-def attempt_capture_request(*, attempt_id: int, amount: Decimal | None, requested_by: str,
-                            now: dt.datetime | None = None) -> Attempt:
-    """An authorization the merchant kept moves to CAPTURING (flow.settle sends it); its whole amount only."""
-    now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
-    if attempt.state in (AttemptState.CAPTURING, AttemptState.CAPTURED):
-        raise OperationRefused(protocol.errmsg("Paiement déjà remis (capturé)."), code="already_captured")
-    if attempt.state != AttemptState.AUTHORIZED or attempt.callback_answer != CallbackAnswer.APPROVED:
-        raise OperationRefused(protocol.errmsg("Aucune autorisation conservée à remettre pour cette commande."),
-                               code="not_authorized")
-    if amount is not None and amount != attempt.amount:
-        raise OperationRefused(protocol.errmsg(f"La remise porte sur le montant autorisé entier : "
-                                               f"{attempt.amount} DH."), code="partial_capture")
-    _move_attempt(attempt, AttemptState.CAPTURING, f"remise demandée par {requested_by}", now=now,
-                  deadline=now + SETTLE_SAFETY)
-    return attempt
-
-
-@transaction.atomic
-def attempt_void_request(*, attempt_id: int, requested_by: str, now: dt.datetime | None = None) -> Attempt:
-    """An authorization the merchant kept, not captured, moves to VOIDING (flow.settle sends the void)."""
-    now = now or timezone.now()
-    attempt = _lock_attempt(attempt_id)
-    if attempt.state in (AttemptState.CAPTURING, AttemptState.CAPTURED):
-        raise OperationRefused(protocol.errmsg("Paiement déjà remis : l'annulation n'est plus possible, demandez un "
-                                               "remboursement (Credit)."), code="captured")
-    if attempt.state in (AttemptState.VOIDING, AttemptState.VOIDED):
-        raise OperationRefused(protocol.errmsg("Autorisation déjà annulée."), code="already_voided")
-    if attempt.state != AttemptState.AUTHORIZED or attempt.callback_answer != CallbackAnswer.APPROVED:
-        raise OperationRefused(protocol.errmsg("Aucune autorisation conservée à annuler pour cette commande."),
-                               code="not_authorized")
-    _move_attempt(attempt, AttemptState.VOIDING, f"annulation demandée par {requested_by}", now=now,
-                  deadline=now + SETTLE_SAFETY)
-    return attempt
