@@ -87,7 +87,7 @@ def test_a_bill_paid_by_card_is_refunded_one_invoice_then_the_rest_from_the_bill
     refund = Refund.objects.get()
     assert (refund.state, refund.amount, refund.invoice_id, refund.invoice_references, refund.requested_by.username,
             refund.sends) == (Refund.State.APPROVED, journey.AMOUNT_MAY, may.pk, journey.REF_MAY, "caissiere", 1)
-    assert refund.trans_id == f"RF{Operation.objects.get().pk:010d}"
+    assert refund.trans_id == f"RF{Operation.objects.get(kind=OperationKind.REFUND).pk:010d}"
     assert Payment.objects.get().refunded_amount == journey.AMOUNT_MAY
     email = journey.wait_for(_refund_emails, "the refund's email")[0]
     text = mailbox_parts(email)["text"]

@@ -92,7 +92,8 @@ def new_order(model: Model, rng: random.Random, n: int) -> Order:
         created_at=now, expires_at=now, updated_at=now)
     attempt = Attempt.objects.create(
         session=session, amount=amount, brand="VISA", masked_pan="400011******0017", pan_fingerprint="f",
-        threeds_server_trans_id=f"fz-{oid}"[:36], trans_id=f"T{n:012d}", stan=f"{n % 999999:06d}",
+        threeds_server_trans_id=f"fz-{oid}"[:36], trans_id=f"T{n:012d}",
+        stan=f"{500000 + n % 400000:06d}",  # above the STANs the gateway gives its own messages
         transmitted_at=now.replace(microsecond=0), authorized_at=now, created_at=now, updated_at=now, deadline=now,
         state={"kept": AttemptState.AUTHORIZED, "captured": AttemptState.CAPTURED}.get(state, AttemptState.DECLINED),
         response_code="05" if state == "declined" else "00", proc_return_code="05" if state == "declined" else "00",
@@ -419,7 +420,8 @@ def check_money(model: Model) -> list[str]:
               AttemptState.DECLINED: "declined"}
     for attempt in Attempt.objects.select_related("session").filter(session__merchant__client_id=CLIENT_ID):
         order = model.orders[attempt.session.oid]
-        refunded = sum((op.amount for op in Operation.objects.filter(attempt=attempt, state=OperationState.APPROVED)),
+        refunded = sum((op.amount for op in Operation.objects.filter(attempt=attempt, kind="refund",
+                                                                         state=OperationState.APPROVED)),
                        Decimal("0.00"))
         if (states.get(attempt.state), refunded) != (order.state, order.refunded):
             problems.append(f"{order.oid}: gateway {attempt.state} refunded {refunded}, model {order.state} "

@@ -18,12 +18,14 @@ from tasdid.bank.models import Card, Hold, LedgerEntry
 from tasdid.core.acquiring import AuthorizationRequest, CardData
 from tasdid.core.cards import fingerprint
 from tasdid.gateway import rails, services, xmlapi
+from tasdid.gateway.backfill import attempt_operations
 from tasdid.gateway.models import (
     ApiRequestRecord,
     Attempt,
     AttemptState,
     CallbackAnswer,
     Operation,
+    OperationKind,
     PaymentSession,
 )
 from tests.support.card_rails import CardRails
@@ -75,12 +77,15 @@ def kept_authorization(amount_minor: int, oid: str) -> Attempt:
         token=oid, merchant=Merchant.objects.get(client_id=MERCHANT), oid=oid, amount=Decimal(amount_minor) / 100,
         request_fields={"TranType": "PreAuth"}, browser_digest="x", state="succeeded", created_at=now,
         expires_at=now, updated_at=now)
-    return Attempt.objects.create(
+    attempt = Attempt.objects.create(
         session=session, state=AttemptState.AUTHORIZED, amount=Decimal(amount_minor) / 100, brand="VISA",
         masked_pan="400011******0017", pan_fingerprint="f", threeds_server_trans_id=oid, trans_id=f"T-{oid}"[:20],
         stan=auth.stan, transmitted_at=auth.transmitted_at, response_code="00", proc_return_code="00",
         auth_code=result.auth_code, rrn=result.rrn, authorized_at=now, callback_answer=CallbackAnswer.APPROVED,
         deadline=now + services.AUTHORIZATION_HOLD, created_at=now, updated_at=now)
+    for operation in attempt_operations(attempt, Operation):  # its authorization row, as the flow records it
+        operation.save()
+    return attempt
 
 
 def post(body: bytes, content_type: str = "text/xml"):
@@ -95,6 +100,9 @@ def call(oid: str, type_: str = "", total: str | None = None, query: str = "", k
                                 total=total, query=query, idempotency_key=key)
     content = post(body).content
     return xmlapi.read_response(content), content
+
+
+REFUNDS = Operation.objects.filter(kind=OperationKind.REFUND)  # beside each payment's authorization and capture
 
 
 def hold_of(attempt: Attempt) -> Hold:
@@ -113,16 +121,19 @@ def test_postauth_captures_a_kept_authorization_once(api_user):
     assert attempt.state == AttemptState.CAPTURED
     assert hold_of(attempt).state == Hold.State.CAPTURED and balance(VISA) == opening - Decimal("285.00")
     entries = LedgerEntry.objects.count()
-    assert attempt.events.filter(cause="remise demandée par api:boutique-api").count() == 1
+    assert attempt.events.filter(cause__endswith="demandée par api:boutique-api", to_state="capturing").count() == 1
 
     # The same request again (a timeout on the merchant's side): the same bytes, nothing moves.
     _again, raw_again = call("API-CAPTURE-1", "PostAuth")
     assert raw_again == raw
     assert LedgerEntry.objects.count() == entries and balance(VISA) == opening - Decimal("285.00")
-    # Another capture of it (another request): refused, nothing moves.
-    other, _raw = call("API-CAPTURE-1", "PostAuth", total="285.00")
+    # Another request for the amount it took finds that capture: approved, nothing moves; for another amount,
+    # refused.
+    same, _raw = call("API-CAPTURE-1", "PostAuth", total="285.00")
+    assert (same.response, same.proc_return_code, same.trans_id) == ("Approved", "00", attempt.trans_id)
+    other, _raw = call("API-CAPTURE-1", "PostAuth", total="200.00")
     assert (other.response, other.proc_return_code, other.extra["ERRORCODE"]) == ("Error", "99", "ALREADY_CAPTURED")
-    assert LedgerEntry.objects.count() == entries
+    assert LedgerEntry.objects.count() == entries and balance(VISA) == opening - Decimal("285.00")
 
 
 def test_postauth_for_part_of_the_amount_captures_that_part_once_and_releases_the_rest(api_user):
@@ -177,7 +188,7 @@ def test_partial_refunds_up_to_the_capture_then_one_refused(api_user):
     assert first.extra["REFUNDABLE_AMT"] == "185.00" and balance(VISA) == opening + Decimal("100.00")
     # The same refund again (10.5 and 10.50 are the same amount): the same answer, no money.
     assert call("API-REFUND-1", "Credit", total="100")[1] == raw
-    assert balance(VISA) == opening + Decimal("100.00") and Operation.objects.count() == 1
+    assert balance(VISA) == opening + Decimal("100.00") and REFUNDS.count() == 1
     # A second refund of the same amount: its own IDEMPOTENCY_KEY.
     second, _raw = call("API-REFUND-1", "Credit", total="100.00", key="refund-2")
     assert second.response == "Approved" and second.trans_id != first.trans_id
@@ -189,8 +200,8 @@ def test_partial_refunds_up_to_the_capture_then_one_refused(api_user):
     last, _raw = call("API-REFUND-1", "Credit", total="85.00")
     assert last.response == "Approved" and last.extra["REFUNDABLE_AMT"] == "0.00"
     assert call("API-REFUND-1", "Credit", total="0.01")[0].extra["ERRORCODE"] == "REFUND_REFUSED"
-    assert balance(VISA) == opening + Decimal("285.00") and Operation.objects.count() == 3
-    assert set(Operation.objects.values_list("requested_by", flat=True)) == {"api:boutique-api"}
+    assert balance(VISA) == opening + Decimal("285.00") and REFUNDS.count() == 3
+    assert set(REFUNDS.values_list("requested_by", flat=True)) == {"api:boutique-api"}
 
     # The order as the queries tell it.
     status, _raw = call("API-REFUND-1", query="ORDERSTATUS")
@@ -216,7 +227,7 @@ def test_a_refund_the_issuer_declines_is_answered_declined(api_user):
     assert (answer.response, answer.proc_return_code) == ("Declined", "12")
     assert balance(VISA) == opening
     assert call("API-REFUND-2", "Credit", total="10.00")[1] == raw  # the bank's answer is kept too
-    assert Operation.objects.count() == 1
+    assert REFUNDS.count() == 1
 
 
 def test_concurrent_duplicates_move_the_money_once(api_user):
@@ -239,7 +250,7 @@ def test_concurrent_duplicates_move_the_money_once(api_user):
         thread.join()
     assert len(answers) == 3 and len(set(answers)) == 1
     assert xmlapi.read_response(answers[0]).response == "Approved"
-    assert Operation.objects.count() == 1 and balance(VISA) == opening + Decimal("40.00")
+    assert REFUNDS.count() == 1 and balance(VISA) == opening + Decimal("40.00")
 
 
 def test_queries_of_unknown_and_open_orders(api_user):

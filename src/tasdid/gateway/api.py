@@ -122,8 +122,10 @@ def _refund_refusal(exc: services.RefundRefused) -> str:
                f"à rembourser sur cette commande.")
 
 
-def _settled(attempt: Attempt, request: ApiRequest) -> ApiResponse:
-    """A capture or a void moved: approved (the gateway retries it with the acquirer until done)."""
+def _settled(operation: Operation, request: ApiRequest) -> ApiResponse:
+    """A capture or a void recorded (flow.capture, flow.void): approved (the gateway sends it to the acquirer until
+    it is accepted)."""
+    attempt = Attempt.objects.get(pk=operation.attempt_id)
     return ApiResponse(response=APPROVED, proc_return_code="00", order_id=request.order_id,
                        group_id=request.order_id, auth_code=attempt.auth_code, host_ref_num=attempt.rrn,
                        trans_id=attempt.trans_id, extra={"TRXDATE": _date(attempt.settled_at or attempt.updated_at),
