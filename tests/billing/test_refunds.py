@@ -2,6 +2,7 @@
 checked under the payment's lock (two staff at once), the gateway's answer recorded once, the receipt and the
 customer's email. The journeys over the real gateway and card rails are in tests/flows/test_refunds.py."""
 
+import datetime as dt
 import threading
 from decimal import Decimal
 
@@ -9,14 +10,14 @@ import pytest
 from defusedxml.ElementTree import fromstring
 from django.db import connection
 from django.test.utils import override_settings
-from django.utils import translation
+from django.utils import timezone, translation
 
 from tasdid.billing import gateway_api
 from tasdid.billing.emails import refund_email
 from tasdid.billing.models import Invoice, Payment, Refund
 from tasdid.billing.selectors.payments import receipt_for
 from tasdid.billing.services.payments import payment_callback
-from tasdid.billing.services.refunds import RefundError, refund_open, refund_record_answer
+from tasdid.billing.services.refunds import RefundError, refund_open, refund_record_answer, refund_send
 from tasdid.portal.receipt_pdf import render_receipt_pdf
 from tests.billing.payments_fixtures import gateway_message, line_with_two_invoices, new_order
 from tests.billing.test_receipts import pdf_text
@@ -220,3 +221,28 @@ def test_refund_send_refuses_to_run_inside_a_transaction():
                          requested_by_id=staff_account().pk)
     with transaction.atomic(), pytest.raises(RuntimeError):
         refund_send(refund_id=refund.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refusal_on_a_second_send_is_not_believed_and_an_old_refund_is_not_sent_again(monkeypatch):
+    """A send whose answer was lost may have been refunded: the gateway then refuses the same refund sent again
+    (nothing left, or its key forgotten after its replay window). The biller keeps it UNKNOWN for staff, and does
+    not send a refund asked longer ago than that window at all."""
+    payment, june, _july = _paid_payment()
+    refund = refund_open(payment_id=payment.pk, invoice_id=june.pk, afterwards="reopen",
+                         requested_by_id=staff_account().pk)
+    refused = _answer("Error", order_id=payment.order.oid, trans_id="", code="99", err="Rien à rembourser",
+                      extra="<ERRORCODE>REFUND_REFUSED</ERRORCODE>")
+    Refund.objects.filter(pk=refund.pk).update(sends=2, state=Refund.State.UNKNOWN)
+    refund = refund_record_answer(refund_id=refund.pk, answer=gateway_api.read_credit_answer(
+        refused, order_id=payment.order.oid))
+    assert refund.state == Refund.State.UNKNOWN and "un envoi précédent a pu être remboursé" in refund.message
+    june.refresh_from_db()
+    assert june.status == Invoice.Status.PAID
+
+    # Asked 21 hours ago: not sent again (the gateway would take it for a new refund).
+    Refund.objects.filter(pk=refund.pk).update(created_at=timezone.now() - dt.timedelta(hours=21))
+    monkeypatch.setattr(gateway_api, "credit", lambda **kwargs: pytest.fail("sent again"))
+    refund = refund_send(refund_id=refund.pk)
+    assert (refund.state, refund.sends) == (Refund.State.UNKNOWN, 2)
+    assert "Vérifiez-le à la passerelle" in refund.message

@@ -17,7 +17,7 @@ from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import Card, Hold, LedgerEntry
 from tasdid.core.acquiring import AuthorizationRequest, CardData
 from tasdid.core.cards import fingerprint
-from tasdid.gateway import rails, services, xmlapi
+from tasdid.gateway import api, rails, services, xmlapi
 from tasdid.gateway.backfill import attempt_operations
 from tasdid.gateway.models import (
     ApiRequestRecord,
@@ -264,3 +264,30 @@ def test_queries_of_unknown_and_open_orders(api_user):
     assert history.extra["TRXCOUNT"] == "1" and history.extra["TRX1"].startswith("PreAuth\tA\t15.00\t")
     # A query is answered afresh each time: never kept.
     assert not ApiRequestRecord.objects.exists()
+
+
+def test_an_error_after_a_refund_was_approved_never_lets_its_repeat_refund_again(api_user, monkeypatch):
+    """The refund approved, then the answer's own reads fail (a 500 to the merchant): the request's claim stays, so
+    the merchant's retry with the same request is answered BUSY and moves nothing; the order's history tells."""
+    kept_authorization(10000, "API-REFUND-9")
+    assert call("API-REFUND-9", "PostAuth")[0].response == "Approved"
+    opening = balance(VISA)
+    real = api._refunded
+
+    def failing(operation, request):
+        monkeypatch.setattr(api, "_refunded", real)
+        raise RuntimeError("the database went away after the refund")
+
+    monkeypatch.setattr(api, "_refunded", failing)
+    monkeypatch.setattr(api, "BUSY_WAIT_SECONDS", 0.2)
+    with pytest.raises(RuntimeError):
+        gateway_client().post("/fim/api", data=xmlapi.build_request(
+            name=NAME, password=PASSWORD, client_id=MERCHANT, order_id="API-REFUND-9", type_="Credit",
+            total="40.00", query="", idempotency_key=""), content_type="text/xml")
+    assert balance(VISA) == opening + Decimal("40.00") and REFUNDS.count() == 1
+
+    again, _raw = call("API-REFUND-9", "Credit", total="40.00")
+    assert (again.response, again.extra["ERRORCODE"]) == ("Error", "BUSY")
+    assert balance(VISA) == opening + Decimal("40.00") and REFUNDS.count() == 1
+    history = call("API-REFUND-9", query="ORDERHISTORY")[0]
+    assert any(row.startswith("Credit\tC\t40.00") for name, row in history.extra.items() if name.startswith("TRX"))

@@ -270,7 +270,7 @@ ALL = "all"
 
 def _id(text: str) -> int:
     """An invoice's id as posted; 0 (no invoice) for junk: the service then says it is not refundable."""
-    return int(text) if text.isdigit() and len(text) < 19 else 0
+    return int(text) if text.isascii() and text.isdecimal() and len(text) < 19 else 0
 
 
 class RefundForm(forms.Form):

@@ -41,12 +41,20 @@ _KEY_VALUE = re.compile(
     r"""(?P<q>['"]?)(?P<key>[A-Za-z][A-Za-z0-9_.\-]*)(?P=q)(?P<sep>\s*[:=]\s*)"""
     r"""(?P<value>'[^']*'|"[^"]*"|\[[^\]]*\]|[^\s,;&)}\]]+)"""
 )
+# An element whose name is sensitive, in XML as a value may hold it (the merchant API's <Password>).
+_XML_ELEMENT = re.compile(r"<(?P<key>[A-Za-z][A-Za-z0-9_.\-]*)>(?P<value>[^<]*)</(?P=key)>")
 _MAX_DEPTH = 6
 _MAX_TEXT = 65536  # the report shows 4096 characters of a value; no need to scan megabytes
 
 
 def is_sensitive_name(name: object) -> bool:
     return isinstance(name, str) and re.sub(r"[_\-.]", "", name).lower() in SENSITIVE_NAMES
+
+
+def _hide_element(match: re.Match) -> str:
+    if not is_sensitive_name(match.group("key")):
+        return match.group(0)
+    return f"<{match.group('key')}>{CLEANSED}</{match.group('key')}>"
 
 
 def _hide_value(match: re.Match) -> str:
@@ -57,7 +65,7 @@ def _hide_value(match: re.Match) -> str:
 
 def cleanse_text(text: str) -> str:
     """A text as an error report may show it: no card number, no value after a sensitive key."""
-    return _KEY_VALUE.sub(_hide_value, mask_card_numbers(text))
+    return _XML_ELEMENT.sub(_hide_element, _KEY_VALUE.sub(_hide_value, mask_card_numbers(text)))
 
 
 class Cleansed:

@@ -69,11 +69,10 @@ def operate(user: MerchantApiUser, request: ApiRequest) -> bytes:
         return xmlapi.serialize(xmlapi.error("BUSY", _fr(
             "La même demande est en cours de traitement : interrogez l'état de la commande (ORDERSTATUS) avant de "
             "la renvoyer."), order_id=request.order_id))
-    try:
-        response, keep = _dispatch(user, request)
-    except BaseException:
-        services.api_request_answered(record_id=claim.record.pk, answer="", keep=False)
-        raise
+    # An unexpected error leaves the claim in flight: the operation may have been recorded, even approved, before
+    # it (a refund approved, then a read failing): a repeat is answered BUSY, never processed again; the merchant
+    # asks ORDERSTATUS / ORDERHISTORY (docs/merchant-protocol.md §9).
+    response, keep = _dispatch(user, request)
     text = xmlapi.serialize(response)
     services.api_request_answered(record_id=claim.record.pk, answer=text.decode("utf-8"), keep=keep)
     return text

@@ -38,7 +38,8 @@ SEND_AGAIN_AFTER = dt.timedelta(minutes=5)
 SEND_AGAIN_WITHIN = dt.timedelta(hours=20)
 # Error codes of the gateway's answer that leave the refund's fate open: the same request is being processed, or
 # the bank did not answer (the gateway undoes it and says it may be asked again).
-_OPEN_ERRORS = frozenset({"BUSY", "NO_ANSWER"})
+# LOCKED: the gateway locked the biller's API user (wrong passwords from anywhere): sent again once it is lifted.
+_OPEN_ERRORS = frozenset({"BUSY", "NO_ANSWER", "LOCKED"})
 
 
 class RefundError(Exception):
@@ -99,7 +100,15 @@ def refund_send(*, refund_id: int) -> Refund:
     came back. Never inside a database transaction: the gateway's answer waits for the card rails."""
     if connection.in_atomic_block:
         raise RuntimeError("refund_send is called outside any transaction")
-    refund = _mark_sent(refund_id=refund_id, now=timezone.now())
+    now = timezone.now()
+    stale = Refund.objects.filter(pk=refund_id, sends__gt=0, created_at__lt=now - SEND_AGAIN_WITHIN)
+    if stale.update(message=_("Demandé il y a plus de %(hours)s heures sans réponse : la passerelle ne le "
+                              "reconnaîtrait plus comme le même (un second remboursement). Vérifiez-le à la "
+                              "passerelle avant toute nouvelle demande.") % {
+                                  "hours": int(SEND_AGAIN_WITHIN.total_seconds() // 3600)}):
+        logger.warning("refund %s: not sent again, asked over %s ago", refund_id, SEND_AGAIN_WITHIN)
+        return Refund.objects.get(pk=refund_id)
+    refund = _mark_sent(refund_id=refund_id, now=now)
     if refund is None:
         return Refund.objects.get(pk=refund_id)
     try:
@@ -151,6 +160,14 @@ def refund_record_answer(*, refund_id: int, answer: gateway_api.ApiAnswer, now: 
                            "nouveau.") % {"message": answer.err_msg or answer.error_code}
         fields.remove("answered_at")
         send_refund_again.using(run_after=now + SEND_AGAIN_AFTER).enqueue(refund_id=refund.pk)
+    elif answer.response == gateway_api.ERROR and refund.sends > 1:
+        # Refused on a second send: an earlier send may have been refunded, its answer lost (the gateway then
+        # counts it): not a refusal to believe. Staff check the order at the gateway.
+        refund.state = Refund.State.UNKNOWN
+        refund.message = _("Refusé à un nouvel envoi (%(code)s : %(message)s) : un envoi précédent a pu être "
+                           "remboursé. Vérifiez la commande à la passerelle.") % {
+                               "code": answer.error_code or "-", "message": answer.err_msg or "-"}
+        fields.remove("answered_at")
     else:
         refund.state = Refund.State.REFUSED
         if answer.response == gateway_api.DECLINED:
