@@ -34,7 +34,8 @@ class Merchant(models.Model):
     store_key_changed_at = models.DateTimeField(_("clé du magasin changée le"), null=True, blank=True)
     # When the previous key had become the current one (its store_key_changed_at): a session names the key
     # that signed its request by this date (PaymentSession.request_key_since), never by the key.
-    previous_store_key_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    previous_store_key_changed_at = models.DateTimeField(_("clé précédente en usage depuis le"), null=True, blank=True,
+                                                         editable=False)
     mode = models.CharField(_("mode"), max_length=10, choices=MerchantMode.choices, default=MerchantMode.TEST)
     # "host:port" entries, lower-case, a port always written (80/443 when the URL has none).
     return_hosts = models.JSONField(_("hôtes de retour autorisés"), default=list)
@@ -117,7 +118,8 @@ class PaymentSession(models.Model):
     lang = models.CharField(max_length=2, default="fr", verbose_name="langue")
     # Which of the merchant's store keys signed its request, named by the date it became current
     # (Merchant.store_keys_held): the session's callbacks and returns are signed with it while it is held.
-    request_key_since = models.DateTimeField(null=True, blank=True, editable=False)
+    request_key_since = models.DateTimeField(_("clé de la demande en usage depuis le"), null=True, blank=True,
+                                             editable=False)
     # SHA-256 of a random key kept in the gateway's browser session: only that browser sees the page.
     browser_digest = models.CharField(max_length=64, verbose_name="empreinte du navigateur")
     state = models.CharField(max_length=12, choices=SessionState.choices, default=SessionState.OPEN,

@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='merchant',
             name='previous_store_key_changed_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True),
+            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='clé précédente en usage depuis le'),
         ),
         migrations.AddField(
             model_name='paymentsession',
             name='request_key_since',
-            field=models.DateTimeField(blank=True, editable=False, null=True),
+            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='clé de la demande en usage depuis le'),
         ),
     ]
