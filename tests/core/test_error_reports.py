@@ -140,7 +140,8 @@ def test_a_debug_page_of_a_failing_identification_shows_no_code(settings, monkey
 def test_a_password_element_of_an_xml_body_is_hidden():
     body = repr(b"<CC5Request><Name>api</Name><Password>S3cret-pw</Password><ClientId>600000001</ClientId>")
     cleansed = cleanse_text(body)
-    assert "S3cret-pw" not in cleansed and "<Name>api</Name>" in cleansed and "<ClientId>600000001</ClientId>" in cleansed
+    assert "S3cret-pw" not in cleansed
+    assert "<Name>api</Name>" in cleansed and "<ClientId>600000001</ClientId>" in cleansed
 
 
 @pytest.mark.parametrize(("text", "expected"), [
