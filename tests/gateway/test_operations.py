@@ -299,9 +299,16 @@ def test_staff_capture_refund_and_void_from_the_admin_with_a_confirmation_page(c
     assert balance() == opening - Decimal("120.00")
 
     refund = {"action": "refund", "_selected_action": [str(attempt.pk)]}
-    assert "Reste à rembourser" in staff.post(changelist, refund).content.decode()
-    staff.post(changelist, {**refund, "confirm": "yes", "amount": "20.00"})
+    confirmation = staff.post(changelist, refund).content.decode()
+    assert "Reste à rembourser" in confirmation and 'name="left" value="120.00"' in confirmation
+    staff.post(changelist, {**refund, "confirm": "yes", "amount": "20.00", "left": "120.00"})
     assert balance() == opening - Decimal("100.00")
+    # The same confirmation posted again (a double click, a reload): what is left changed, nothing is sent.
+    twice = staff.post(changelist, {**refund, "confirm": "yes", "amount": "20.00", "left": "120.00"},
+                       follow=True).content.decode()
+    assert "n&#x27;est plus 120.00 DH mais 100.00 DH" in twice or "n'est plus 120.00 DH mais 100.00 DH" in twice
+    assert balance() == opening - Decimal("100.00")
+    assert Operation.objects.filter(attempt=attempt, kind=OperationKind.REFUND).count() == 1
 
     void = {"action": "void", "_selected_action": [str(attempt.pk)], "confirm": "yes"}
     answer = staff.post(changelist, void, follow=True).content.decode()

@@ -3,6 +3,7 @@ void, refunds), the capture, void and refund of an attempt (actions with a confi
 the switch."""
 
 import datetime as dt
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -485,6 +486,15 @@ class OperationInline(ReadOnly, admin.TabularInline):
     show_change_link = True
 
 
+def _posted_amount(text: str | None) -> Decimal:
+    """The amount left to refund that the confirmation page showed; -1 (never what is left) when absent or junk."""
+    try:
+        value = Decimal((text or "").strip())
+    except ArithmeticError:
+        return Decimal("-1")
+    return value if value.is_finite() else Decimal("-1")
+
+
 class OperationAmountForm(forms.Form):
     """The confirmation of a capture or a refund asked by staff: the amount (a capture's defaults to the whole
     authorization, a refund's to what is left)."""
@@ -566,8 +576,9 @@ class AttemptAdmin(ReadOnly, admin.ModelAdmin):
                     operation = flow.capture(attempt_id=attempt.pk, amount=amount, requested_by=who)
                 elif kind == "void":
                     operation = flow.void(attempt_id=attempt.pk, requested_by=who)
-                else:
-                    operation = flow.refund(attempt_id=attempt.pk, amount=amount, requested_by=who)
+                else:  # refused if what is left changed since the page was shown (a confirmation posted twice)
+                    operation = flow.refund(attempt_id=attempt.pk, amount=amount, requested_by=who,
+                                            expected_left=_posted_amount(request.POST.get("left")))
             except services.OperationRefused as refused:
                 self.message_user(request, refused.message, messages.ERROR)
                 return None

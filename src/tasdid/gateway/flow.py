@@ -453,13 +453,14 @@ def void(*, attempt_id: int, requested_by: str) -> Operation:
     return Operation.objects.get(pk=opened.operation.pk)
 
 
-def refund(*, attempt_id: int, amount: Decimal, requested_by: str) -> Operation:
+def refund(*, attempt_id: int, amount: Decimal, requested_by: str, expected_left: Decimal | None = None) -> Operation:
     """Refund ``amount`` of a captured attempt to the card (whole or part; several refunds up to what was
     captured): the refund is recorded first (services.refund_open, committed; services.RefundRefused when it is
     not allowed, nothing sent), then sent to the acquirer outside any transaction, then its answer recorded.
     No answer: its reversal is owed and the refund ends REVERSED once acknowledged; a crash after the send
     leaves it PENDING, and the sweeper reverses it (sweep_operations). Never a refund the gateway does not know."""
-    operation = services.refund_open(attempt_id=attempt_id, amount=amount, requested_by=requested_by)
+    operation = services.refund_open(attempt_id=attempt_id, amount=amount, requested_by=requested_by,
+                                     expected_left=expected_left)
     return send_operation(operation_id=operation.pk)
 
 

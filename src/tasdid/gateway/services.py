@@ -1096,12 +1096,14 @@ def operation_begin_send(*, operation_id: int, now: dt.datetime | None = None) -
 
 
 @with_locked_attempt
-def refund_open(attempt: Attempt, *, amount: Decimal, requested_by: str, now: dt.datetime | None = None) -> Operation:
+def refund_open(attempt: Attempt, *, amount: Decimal, requested_by: str, expected_left: Decimal | None = None,
+                now: dt.datetime | None = None) -> Operation:
     """Record a refund of a captured attempt, before anything is sent: the attempt locked (two refunds at once
     are taken one after the other), the amount checked against what is left to refund (captured less the
     refunds done or pending), the refund's own STAN and DE7 taken. Committed on return, PENDING: whatever
     happens to the process next, the sweeper finds it (flow.sweep_operations). RefundRefused otherwise, and
-    nothing is recorded."""
+    nothing is recorded; ``expected_left``: what staff saw left to refund when they confirmed (refused if it
+    changed)."""
     now = now or timezone.now()
     left = selectors.refundable_amount(attempt)
     checked = _checked_amount(amount)
@@ -1111,6 +1113,11 @@ def refund_open(attempt: Attempt, *, amount: Decimal, requested_by: str, now: dt
     if checked is None:
         raise RefundRefused("invalid_amount", _("Montant invalide : %(amount)s (un montant positif, en centimes "
                                                 "entiers).") % {"amount": str(amount)[:40]}, refundable=left)
+    if expected_left is not None and expected_left != left:  # a confirmation posted twice, or another refund since
+        raise RefundRefused("changed", _("Le reste à rembourser sur %(trans_id)s n'est plus %(expected)s DH mais "
+                                         "%(left)s DH (un remboursement a eu lieu depuis la confirmation) : rien "
+                                         "n'est envoyé, vérifiez ses opérations.")
+                            % {"trans_id": attempt.trans_id, "expected": expected_left, "left": left}, refundable=left)
     if checked > left:
         raise RefundRefused("amount_above_refundable", _("Remboursement de %(amount)s DH refusé : il reste "
                                                          "%(left)s DH à rembourser sur %(trans_id)s.")
