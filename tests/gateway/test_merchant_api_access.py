@@ -82,7 +82,10 @@ def test_wrong_passwords_in_a_row_lock_the_user_then_the_lock_ends(user):
     assert ask(status_query(password="guess-guess-guess")).extra["ERRORCODE"] == "AUTH"
     user.refresh_from_db()
     assert user.locked_until is not None and user.locked_until > timezone.now() + dt.timedelta(minutes=29)
-    # Locked: even the right password is refused, and says so.
+    # Locked: a wrong password gets what an unknown name gets (the lock does not tell the name exists) ...
+    assert ask(status_query(password="guess-guess-guess")).extra["ERRORCODE"] == "AUTH"
+    assert ask(status_query(name="nobody-here", password="guess-guess-guess")).extra["ERRORCODE"] == "AUTH"
+    # ... and even the right password is refused, and says so.
     locked = ask(status_query())
     assert (locked.response, locked.extra["ERRORCODE"]) == ("Error", "LOCKED")
     assert "bloqué" in locked.err_msg

@@ -1265,6 +1265,10 @@ def api_authenticate(*, name: str, password: str, client_id: str, now: dt.dateti
         make_password(password)  # the time a wrong password takes: an unknown name does not show
         raise unknown
     if is_locked(user.locked_until, now):
+        # Said only to whoever knows the password: to anyone else a locked user answers as an unknown name does, so
+        # that the lock does not tell which names exist.
+        if not _password_matches(user, password):
+            raise unknown
         raise ApiAuthRefused("LOCKED", protocol.errmsg(
             "Utilisateur API bloqué après trop de mots de passe erronés : réessayez plus tard."),
             locked_until=user.locked_until)
