@@ -291,3 +291,17 @@ def test_an_error_after_a_refund_was_approved_never_lets_its_repeat_refund_again
     assert balance(VISA) == opening + Decimal("40.00") and REFUNDS.count() == 1
     history = call("API-REFUND-9", query="ORDERHISTORY")[0]
     assert any(row.startswith("Credit\tC\t40.00") for name, row in history.extra.items() if name.startswith("TRX"))
+
+
+def test_a_repeat_sent_by_another_api_user_of_the_same_merchant_is_the_same_request(api_user):
+    """While a merchant rotates its API credentials, a timed-out refund sent again under its new user refunds once."""
+    services.api_user_create(merchant=api_user.merchant, name="boutique-api-2", password=PASSWORD)
+    kept_authorization(10000, "API-REFUND-8")
+    assert call("API-REFUND-8", "PostAuth")[0].response == "Approved"
+    opening = balance(VISA)
+    first, raw = call("API-REFUND-8", "Credit", total="30.00")
+    assert first.response == "Approved"
+    body = xmlapi.build_request(name="boutique-api-2", password=PASSWORD, client_id=MERCHANT,
+                                order_id="API-REFUND-8", type_="Credit", total="30.00", query="", idempotency_key="")
+    assert post(body).content == raw
+    assert balance(VISA) == opening + Decimal("30.00") and REFUNDS.count() == 1

@@ -478,7 +478,9 @@ class ApiRequestRecord(models.Model):
         verbose_name = _("demande de l'API marchand")
         verbose_name_plural = _("demandes de l'API marchand")
         ordering = ["-created_at", "-pk"]
-        constraints = [models.UniqueConstraint(fields=["api_user", "key"], name="gateway_api_request_once")]
+        # Once per merchant: the key hashes the ClientId, so that a repeat sent by another API user of the same
+        # merchant (credentials being rotated) is still the same request.
+        constraints = [models.UniqueConstraint(fields=["key"], name="gateway_api_request_once")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.order_id} ({self.get_state_display()})"

@@ -1310,7 +1310,7 @@ def api_request_claim(*, user: MerchantApiUser, key: str, kind: str, order_id: s
     now = now or timezone.now()
     for _try in range(3):
         with transaction.atomic():
-            record = ApiRequestRecord.objects.select_for_update().filter(api_user=user, key=key).first()
+            record = ApiRequestRecord.objects.select_for_update().filter(key=key).first()
             if record is not None:
                 if record.created_at > now - API_REPLAY_WINDOW:
                     if record.state == ApiRequestRecord.State.DONE:

@@ -47,7 +47,7 @@ class Migration(migrations.Migration):
                 'verbose_name': "demande de l'API marchand",
                 'verbose_name_plural': "demandes de l'API marchand",
                 'ordering': ['-created_at', '-pk'],
-                'constraints': [models.UniqueConstraint(fields=('api_user', 'key'), name='gateway_api_request_once')],
+                'constraints': [models.UniqueConstraint(fields=('key',), name='gateway_api_request_once')],
             },
         ),
     ]
