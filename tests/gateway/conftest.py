@@ -130,3 +130,19 @@ def counterparty(settings):
 
 def later(**kwargs) -> dt.datetime:
     return timezone.now() + dt.timedelta(**kwargs)
+
+
+@pytest.fixture
+def demo_card_rails(transactional_db, settings):
+    """The demo's banks and cards, and real card rails (switch and issuer host on loopback) that the gateway's
+    acquirer uses, with an issuer timeout long enough for a loaded machine."""
+    from tasdid.bank.demo import seed_demo
+    from tasdid.gateway import rails
+    from tests.support.card_rails import CardRails
+
+    seed_demo()
+    running = CardRails(issuer_timeout=20.0).start()
+    running.acquirer_settings(settings)
+    assert rails.connection().wait_up(30)
+    yield running
+    running.stop()

@@ -13,7 +13,6 @@ pytest.importorskip("tasdid.switch.server")
 pytest.importorskip("tasdid.bank.issuer")
 
 from tasdid.bank import sandbox
-from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import Card, Hold, LedgerEntry
 from tasdid.core.acquiring import AuthorizationRequest, CardData
 from tasdid.core.cards import fingerprint
@@ -28,7 +27,6 @@ from tasdid.gateway.models import (
     OperationKind,
     PaymentSession,
 )
-from tests.support.card_rails import CardRails
 
 from .conftest import gateway_client, make_merchant
 
@@ -40,13 +38,8 @@ NAME, PASSWORD = "boutique-api", "mot-de-passe-api-0001"
 
 
 @pytest.fixture
-def card_rails(transactional_db, settings):
-    seed_demo()
-    card_rails = CardRails(issuer_timeout=20.0).start()
-    card_rails.acquirer_settings(settings)
-    assert rails.connection().wait_up(30)
-    yield card_rails
-    card_rails.stop()
+def card_rails(demo_card_rails):
+    return demo_card_rails
 
 
 @pytest.fixture

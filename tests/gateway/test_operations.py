@@ -18,7 +18,6 @@ pytest.importorskip("tasdid.switch.server")
 pytest.importorskip("tasdid.bank.issuer")
 
 from tasdid.bank import sandbox
-from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import Card, Hold, LedgerEntry
 from tasdid.core.acquiring import AuthorizationRequest, AuthorizationResult, CardData
 from tasdid.core.cards import fingerprint, mask
@@ -34,7 +33,6 @@ from tasdid.gateway.models import (
     OperationState,
     PaymentSession,
 )
-from tests.support.card_rails import CardRails
 
 from .conftest import gateway_client, make_merchant
 
@@ -45,13 +43,8 @@ MERCHANT = "600000001"
 
 
 @pytest.fixture
-def card_rails(transactional_db, settings):
-    seed_demo()
-    card_rails = CardRails(issuer_timeout=20.0).start()
-    card_rails.acquirer_settings(settings)
-    assert rails.connection().wait_up(30)
-    yield card_rails
-    card_rails.stop()
+def card_rails(demo_card_rails):
+    return demo_card_rails
 
 
 def balance() -> Decimal:

@@ -15,7 +15,6 @@ pytest.importorskip("tasdid.switch.server")
 pytest.importorskip("tasdid.bank.issuer")
 
 from tasdid.bank import sandbox
-from tasdid.bank.demo import seed_demo
 from tasdid.bank.models import Card, LedgerEntry
 from tasdid.core.acquiring import AuthorizationRequest, CardData, SettlementRequest
 from tasdid.core.cards import fingerprint
@@ -32,7 +31,6 @@ from tasdid.gateway.models import (
     PendingReversal,
 )
 from tasdid.switch.models import JournalEntry
-from tests.support.card_rails import CardRails
 from tests.switch.fakes import wait_until
 
 from .conftest import make_merchant
@@ -44,13 +42,8 @@ MERCHANT = "600000001"
 
 
 @pytest.fixture
-def card_rails(transactional_db, settings):
-    seed_demo()
-    card_rails = CardRails(issuer_timeout=20.0).start()
-    card_rails.acquirer_settings(settings)
-    assert rails.connection().wait_up(30)
-    yield card_rails
-    card_rails.stop()
+def card_rails(demo_card_rails):
+    return demo_card_rails
 
 
 def create_attempt(**fields) -> Attempt:
