@@ -31,6 +31,14 @@ class ComposedEmail:
     attachments: tuple[Attachment, ...] = ()
 
 
+def _context(language: str, **values) -> dict:
+    """What every email template of the biller needs beside its own values (billing/email/base.html): the
+    language, its direction and the sides text starts and ends on."""
+    rtl = is_rtl(language)
+    return {"language": language, "rtl": rtl, "start": "right" if rtl else "left", "end": "left" if rtl else "right",
+            **values}
+
+
 def receipt_email(*, receipt_number: str, language: str) -> ComposedEmail | None:
     """The receipt email in ``language`` (the customer's, from the order): subject, text, HTML (right to left in
     Arabic) and the receipt's PDF in the same language (unless settings.RECEIPT_EMAIL_PDF is off); the card
@@ -39,10 +47,8 @@ def receipt_email(*, receipt_number: str, language: str) -> ComposedEmail | None
         receipt = receipt_for(receipt_number=receipt_number)  # month names in this language
         if receipt is None:
             return None
-        rtl = is_rtl(language)
-        context = {"receipt": receipt, "merchant": receipt.merchant_name, "language": language, "rtl": rtl,
-                   "start": "right" if rtl else "left", "end": "left" if rtl else "right",
-                   "with_pdf": settings.RECEIPT_EMAIL_PDF}
+        context = _context(language, receipt=receipt, lines=receipt.lines, merchant=receipt.merchant_name,
+                           with_pdf=settings.RECEIPT_EMAIL_PDF)
         attachments = ()
         if settings.RECEIPT_EMAIL_PDF:
             attachments = (Attachment(filename=receipt_pdf_filename(receipt),
@@ -87,10 +93,8 @@ def refund_email(*, refund: Refund, language: str) -> ComposedEmail | None:
             return None
         references = [ref for ref in refund.invoice_references.split(",") if ref]
         lines = [line for line in receipt.lines if line.reference in references]
-        rtl = is_rtl(language)
-        context = {"receipt": receipt, "refund": refund, "lines": lines, "language": language, "rtl": rtl,
-                   "reopened": refund.invoices_afterwards == Refund.Afterwards.REOPEN,
-                   "start": "right" if rtl else "left", "end": "left" if rtl else "right"}
+        context = _context(language, receipt=receipt, refund=refund, lines=lines,
+                           reopened=refund.invoices_afterwards == Refund.Afterwards.REOPEN)
         return ComposedEmail(
             subject=_("Remboursement de votre paiement %(number)s") % {"number": receipt.number},
             body_text=render_to_string("billing/email/refund.txt", context),
