@@ -155,6 +155,11 @@ def test_demo_serves_every_party_restarts_a_killed_one_and_stops_on_ctrl_c(tmp_p
                  b"<OrderId>TSDNOSUCHORDER0000</OrderId><Extra><ORDERSTATUS>QUERY</ORDERSTATUS></Extra></CC5Request>")
         answer = httpx.post(env["TASDID_GATEWAY_URL"] + "/fim/api", content=query, timeout=30).text
         assert "<ERRORCODE>ORDER_UNKNOWN</ERRORCODE>" in answer, answer
+        # So is the example shop's (examples/cmi_shop), with the credentials its README gives.
+        query = query.replace(b"tasdid-biller", b"boutique-exemple-api").replace(
+            b"TASDID-DEMO-API-PASSWORD", b"EXAMPLE-SHOP-API-PASSWORD").replace(b"600000001", b"600000002")
+        answer = httpx.post(env["TASDID_GATEWAY_URL"] + "/fim/api", content=query, timeout=30).text
+        assert "<ERRORCODE>ORDER_UNKNOWN</ERRORCODE>" in answer, answer
 
         # SIGKILL the worker's and the gateway's process groups (each child leads its own).
         children = _children(demo.pid)
