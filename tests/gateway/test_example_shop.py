@@ -22,8 +22,11 @@ pytest.importorskip("tasdid.bank.issuer")
 
 from tasdid.bank.models import Card, Hold, LedgerEntry, Refund
 from tasdid.core.cards import fingerprint
+from tasdid.core.signing import ver3_hash
 from tasdid.gateway.models import Attempt, AttemptState, CallbackAnswer, Operation, OperationKind, OperationState
 from tests.support.ports import free_port
+
+from .test_merchant_protocol_doc import block, vector
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -149,11 +152,27 @@ def test_the_shop_refuses_a_callback_whose_hash_does_not_match(monkeypatch):
              ("ProcReturnCode", "00"), ("Response", "Approved")]
     signed = [*pairs, ("HASH", posted_hash(pairs, STORE_KEY))]
     assert shop.on_callback([*pairs[:-1], ("Response", "Declined"), signed[-1]]) == "FAILURE"
+    other_amount = [("amount", "9.50"), *pairs[1:]]  # signed right, but not the order's amount
+    assert shop.on_callback([*other_amount, ("HASH", posted_hash(other_amount, STORE_KEY))]) == "FAILURE"
     assert shop.on_callback([*reversed(pairs), signed[-1]]) == "FAILURE"
     assert shop.book.get(oid)["callback"] is None
     assert shop.on_callback(signed) == "APPROVED" and shop.book.get(oid)["state"] == "authorized"
     assert shop.on_callback(signed) == "APPROVED"  # sent again: the same answer, recorded once
     assert shop.book.get(oid)["callback"]["calls"] == 2
+
+
+def test_the_shop_signs_its_request_as_the_protocol_says(monkeypatch):
+    """The documented test vector (docs/merchant-protocol.md §3), and the shop's own request as the gateway's
+    hash computes it."""
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    from shop import OrderBook, Shop, request_hash
+
+    assert request_hash(vector(), "TEST1234") == block("text vector-hash").strip()
+    shop = Shop(gateway="http://gateway.invalid", client_id=CLIENT_ID, store_key=STORE_KEY,
+                base_url="http://127.0.0.1:1", orders=OrderBook())
+    fields = shop.new_order("1234.5", customer="Mme A|B \\ C")["fields"]
+    assert fields["amount"] == "1234.50" and fields["TranType"] == "PreAuth"
+    assert fields["hash"] == ver3_hash({k: v for k, v in fields.items() if k != "hash"}, STORE_KEY)
 
 
 @pytest.mark.parametrize("body", [
