@@ -142,7 +142,8 @@ def test_demo_serves_every_party_restarts_a_killed_one_and_stops_on_ctrl_c(tmp_p
         assert all(_listening(port) for port in ports.values())
         banner = "".join(output)
         for address in (f"127.0.0.1:{ports['switch-iso']}", f"127.0.0.1:{ports['issuer']}",
-                        f"{env['TASDID_SWITCH_URL']}/admin/"):
+                        f"{env['TASDID_SWITCH_URL']}/admin/",
+                        f"examples/cmi_shop/walkthrough.py --gateway {env['TASDID_GATEWAY_URL']}"):
             assert address in banner, banner
         _check_demo_data(env)
         # A card payment through every process: the gateway's ISO 8583 client → `tasdid switch` → `tasdid issuer`.

@@ -153,7 +153,7 @@ def customer_pays(server: ShopServer, amount: str, card: str, say: Transcript) -
     card_form = hosted.form(id="card-form")
     expect(hosted.status == 200 and card_form is not None,
            f"the gateway's hosted page (HTTP {hosted.status} at {hosted.url}): {hosted.heading}")
-    say.line("browser", f"POST /fim/est3Dgate → 303 → hosted page {urlsplit(hosted.url).path}")
+    say.line("browser", f"POST /fim/est3Dgate, redirected to the hosted page {urlsplit(hosted.url).path}")
     page = browser.submit(card_form, card_type=brand, card_number=number, expiry_month=str(int(month)),
                           expiry_year=f"20{year}", cvv=cvv, terms="on")
     say.line("browser", f"card {brand} {number[:6]}******{number[-4:]} submitted ({expiry}, CVV not shown)")

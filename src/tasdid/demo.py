@@ -300,6 +300,7 @@ Tasdid tourne (mode bac à sable). Ctrl-C arrête tout.
   Administration                : {biller}/admin/  {gateway}/admin/  {bank}/admin/  {switch}/admin/
                                   (utilisateur « {user} », mot de passe « {password} »)
   Serveur SMTP local            : 127.0.0.1:{smtp}
+  Boutique exemple (marchand)   : python3 examples/cmi_shop/walkthrough.py --gateway {gateway}
   Journaux                      : {logs}
 
 Cartes de test : tasdid sandbox cards
