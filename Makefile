@@ -16,7 +16,7 @@ test-postgres: install
 	scripts/with-postgres scripts/test
 
 lint: install
-	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff check src tests bench examples
 	.venv/bin/lint-imports --no-cache
 
 bench: install

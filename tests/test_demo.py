@@ -142,7 +142,8 @@ def test_demo_serves_every_party_restarts_a_killed_one_and_stops_on_ctrl_c(tmp_p
         assert all(_listening(port) for port in ports.values())
         banner = "".join(output)
         for address in (f"127.0.0.1:{ports['switch-iso']}", f"127.0.0.1:{ports['issuer']}",
-                        f"{env['TASDID_SWITCH_URL']}/admin/"):
+                        f"{env['TASDID_SWITCH_URL']}/admin/",
+                        f"examples/cmi_shop/walkthrough.py --gateway {env['TASDID_GATEWAY_URL']}"):
             assert address in banner, banner
         _check_demo_data(env)
         # A card payment through every process: the gateway's ISO 8583 client → `tasdid switch` → `tasdid issuer`.
@@ -153,6 +154,11 @@ def test_demo_serves_every_party_restarts_a_killed_one_and_stops_on_ctrl_c(tmp_p
         query = (b'<?xml version="1.0" encoding="UTF-8"?><CC5Request><Name>tasdid-biller</Name>'
                  b"<Password>TASDID-DEMO-API-PASSWORD</Password><ClientId>600000001</ClientId>"
                  b"<OrderId>TSDNOSUCHORDER0000</OrderId><Extra><ORDERSTATUS>QUERY</ORDERSTATUS></Extra></CC5Request>")
+        answer = httpx.post(env["TASDID_GATEWAY_URL"] + "/fim/api", content=query, timeout=30).text
+        assert "<ERRORCODE>ORDER_UNKNOWN</ERRORCODE>" in answer, answer
+        # So is the example shop's (examples/cmi_shop), with the credentials its README gives.
+        query = query.replace(b"tasdid-biller", b"boutique-exemple-api").replace(
+            b"TASDID-DEMO-API-PASSWORD", b"EXAMPLE-SHOP-API-PASSWORD").replace(b"600000001", b"600000002")
         answer = httpx.post(env["TASDID_GATEWAY_URL"] + "/fim/api", content=query, timeout=30).text
         assert "<ERRORCODE>ORDER_UNKNOWN</ERRORCODE>" in answer, answer
 

@@ -19,6 +19,7 @@ SEEDERS = (
     "tasdid.bank.demo.seed_demo",
     "tasdid.gateway.demo.seed_demo",
     "tasdid.demo.seed_biller_api_user",
+    "tasdid.demo.seed_example_shop",
     # Not data: the biller's periodic reconciliation with the gateway, carried out by the worker.
     "tasdid.billing.services.reconciliation.reconciliation_schedule_start",
 )
@@ -40,6 +41,29 @@ def seed_biller_api_user() -> None:
                                  name=settings.BILLER_GATEWAY_API_USER, password=settings.BILLER_GATEWAY_API_PASSWORD)
     else:
         services.api_user_set_password(user_id=user.pk, password=settings.BILLER_GATEWAY_API_PASSWORD)
+
+
+# The example shop of examples/cmi_shop (a merchant written as CMI's plugins are, on 127.0.0.1:8010): registered at
+# the demo's gateway with public sandbox credentials, the same as the example's defaults.
+EXAMPLE_SHOP = {"client_id": "600000002", "name": "Boutique exemple", "store_key": "EXAMPLE-SHOP-STORE-KEY",
+                "return_host": "127.0.0.1:8010", "api_user": "boutique-exemple-api",
+                "api_password": "EXAMPLE-SHOP-API-PASSWORD"}
+
+
+def seed_example_shop() -> None:
+    """At the gateway, the example shop (examples/cmi_shop) and its user of the merchant XML API, as
+    ``tasdid merchant add`` and ``tasdid merchant api-user`` would register them. Idempotent."""
+    from tasdid.gateway import services
+    from tasdid.gateway.models import MerchantApiUser
+
+    shop = EXAMPLE_SHOP
+    merchant = services.merchant_register(client_id=shop["client_id"], name=shop["name"],
+                                          store_key=shop["store_key"], return_hosts=[shop["return_host"]]).merchant
+    user = MerchantApiUser.objects.filter(name=shop["api_user"]).first()
+    if user is None:
+        services.api_user_create(merchant=merchant, name=shop["api_user"], password=shop["api_password"])
+    else:
+        services.api_user_set_password(user_id=user.pk, password=shop["api_password"])
 
 
 def _listening(port: int) -> bool:
@@ -276,6 +300,7 @@ Tasdid tourne (mode bac à sable). Ctrl-C arrête tout.
   Administration                : {biller}/admin/  {gateway}/admin/  {bank}/admin/  {switch}/admin/
                                   (utilisateur « {user} », mot de passe « {password} »)
   Serveur SMTP local            : 127.0.0.1:{smtp}
+  Boutique exemple (marchand)   : python3 examples/cmi_shop/walkthrough.py --gateway {gateway}
   Journaux                      : {logs}
 
 Cartes de test : tasdid sandbox cards
