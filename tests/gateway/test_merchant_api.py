@@ -134,6 +134,7 @@ def test_postauth_for_part_of_the_amount_captures_that_part_once_and_releases_th
     opening = balance(VISA)
     answer, _raw = call("API-CAPTURE-2", "PostAuth", total="60.00")
     assert (answer.response, answer.proc_return_code) == ("Approved", "00")
+    assert (answer.extra["TRANS_STAT"], answer.extra["REFUNDABLE_AMT"]) == ("C", "60.00")
     attempt.refresh_from_db()
     assert attempt.state == AttemptState.CAPTURED and hold_of(attempt).state == Hold.State.CAPTURED
     assert balance(VISA) == opening - Decimal("60.00")  # the other 40.00 released

@@ -128,7 +128,9 @@ def _settled(operation: Operation, request: ApiRequest) -> ApiResponse:
     return ApiResponse(response=APPROVED, proc_return_code="00", order_id=request.order_id,
                        group_id=request.order_id, auth_code=attempt.auth_code, host_ref_num=attempt.rrn,
                        trans_id=attempt.trans_id, extra={"TRXDATE": _date(attempt.settled_at or attempt.updated_at),
-                                                         "TRANS_STAT": _TRANS_STAT[attempt.state]})
+                                                         "TRANS_STAT": _TRANS_STAT[attempt.state],
+                                                         "REFUNDABLE_AMT": xmlapi.amount_text(
+                                                             selectors.refundable_amount(attempt))})
 
 
 def refund_trans_id(operation: Operation) -> str:
