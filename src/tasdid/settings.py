@@ -282,7 +282,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
-# Sessions: each party has its own cookie name (see PartyMiddleware); the CSRF token lives in the session.
+# Sessions: each party has its own cookie name (see PartyMiddleware); the CSRF token lives in the session. In the
+# database, through tasdid.core.sessions (Django's engine with fewer statements).
+SESSION_ENGINE = "tasdid.core.sessions"
 SESSION_COOKIE_AGE = env_number("TASDID_SESSION_SECONDS", "1800")
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_SECURE = env_bool("TASDID_SECURE_COOKIES", True)

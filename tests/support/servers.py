@@ -5,10 +5,15 @@ from django.test.testcases import LiveServerThread
 
 from tasdid.wsgi import PartyApplication
 
+from .query_counts import CountingApplication
+
 
 class PartyServerThread(LiveServerThread):
     def __init__(self, party: str, port: int):
-        super().__init__("127.0.0.1", lambda app: PartyApplication(StaticFilesHandler(app), party), port=port)
+        # Each request's SQL statements are counted while a test records them (tests.support.query_counts).
+        super().__init__("127.0.0.1",
+                         lambda app: CountingApplication(PartyApplication(StaticFilesHandler(app), party), party),
+                         port=port)
         self.party = party
         self.daemon = True
 

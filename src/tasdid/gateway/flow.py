@@ -219,7 +219,7 @@ def authorize(*, attempt_id: int, card: CardData, authentication: Authentication
         services.attempt_authorization_lost(attempt_id=attempt.pk,
                                             cause=f"erreur de l'acquéreur ({type(exc).__name__}) : annulation")
     else:
-        services.attempt_record_authorization(attempt_id=attempt.pk, result=result)
+        return _conclude(services.attempt_record_authorization(attempt_id=attempt.pk, result=result))
     return conclude(attempt_id=attempt.pk)
 
 
@@ -268,11 +268,18 @@ def send_callback(url: str, fields: dict[str, str], *, timeout: float | None = N
 
 def deliver_callback(*, attempt_id: int, tries: int = 1) -> Attempt:
     """Send the callback, up to ``tries`` times in a row (short pauses, CALLBACK_INLINE_BUDGET in all), until
-    the merchant answers or it is certain nothing reached it (services.attempt_record_callback decides).
-    Each try is recorded as begun before it is sent (services.attempt_begin_callback). Every try sends the
+    the merchant answers or it is certain nothing reached it (services.attempt_record_callback decides); nothing
+    when the merchant has answered already. The attempt as last recorded is returned. Each try is recorded as begun
+    before it is sent (services.attempt_begin_callback). Every try sends the
     same fields and the same HASH: the merchant answers a callback sent again as it answered it the first time.
     Without an answer the authorization stands and the task worker tries again."""
-    attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
+    return _deliver_callback(Attempt.objects.select_related("session__merchant").get(pk=attempt_id), tries=tries)
+
+
+def _deliver_callback(attempt: Attempt, *, tries: int) -> Attempt:
+    """deliver_callback, on the attempt as just read or recorded (its session and merchant loaded along)."""
+    if attempt.callback_answer:  # the merchant has answered: nothing more to send
+        return attempt
     session = attempt.session
     fields = protocol.result_fields(session.request_fields, outcome_of(attempt),
                                     store_key=selectors.session_store_key(session), callback=True)
@@ -282,7 +289,8 @@ def deliver_callback(*, attempt_id: int, tries: int = 1) -> Attempt:
         left = ends - time.monotonic()
         last = n == tries - 1 or left < 1 + CALLBACK_INLINE_PAUSES[min(n, len(CALLBACK_INLINE_PAUSES) - 1)]
         if services.attempt_begin_callback(attempt_id=attempt.pk) is None:
-            return Attempt.objects.get(pk=attempt.pk)  # answered meanwhile (another sender): nothing to send
+            # answered meanwhile (another sender): nothing to send
+            return Attempt.objects.select_related("session__merchant").get(pk=attempt.pk)
         answer = send_callback(url, fields, timeout=min(settings.PARTY_HTTP_TIMEOUT, max(left, 1.0)))
         attempt = services.attempt_record_callback(attempt_id=attempt.pk, answer=answer, schedule_retry=last)
         if attempt.callback_answer or last:
@@ -327,11 +335,13 @@ def order_status(*, merchant: Merchant, query: protocol.StatusQuery, store_key: 
 
 def conclude(*, attempt_id: int) -> BrowserStep:
     """Tell the merchant (once), settle as it answered, and send the browser back to it."""
-    attempt = Attempt.objects.get(pk=attempt_id)
-    if not attempt.callback_answer:
-        deliver_callback(attempt_id=attempt.pk, tries=services.CALLBACK_INLINE_TRIES)
-    settle(attempt_id=attempt.pk)
-    return merchant_return(attempt_id=attempt.pk)
+    return _conclude(Attempt.objects.select_related("session__merchant").get(pk=attempt_id))
+
+
+def _conclude(attempt: Attempt) -> BrowserStep:
+    """conclude, on the attempt as just read or recorded (its session and merchant loaded along)."""
+    attempt = _deliver_callback(attempt, tries=services.CALLBACK_INLINE_TRIES)
+    return _merchant_return(_settle(attempt))
 
 
 def _settlement_request(attempt: Attempt, operation: Operation) -> SettlementRequest:
@@ -347,7 +357,13 @@ def _settlement_request(attempt: Attempt, operation: Operation) -> SettlementReq
 def settle(*, attempt_id: int) -> Attempt:
     """Send the capture or the void an attempt waits for (its PENDING operation row), under a new STAN and DE7
     recorded first (services.operation_begin_send); a refusal or a fault is retried by a task later."""
-    attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
+    return _settle(Attempt.objects.select_related("session__merchant").get(pk=attempt_id))
+
+
+def _settle(attempt: Attempt) -> Attempt:
+    """settle, on the attempt as just read or recorded (its session and merchant loaded along): the attempt as
+    the settlement left it."""
+    attempt_id = attempt.pk
     if attempt.state not in (AttemptState.CAPTURING, AttemptState.VOIDING):
         return attempt
     capture = attempt.state == AttemptState.CAPTURING
@@ -357,7 +373,7 @@ def settle(*, attempt_id: int) -> Attempt:
         return attempt
     operation = services.operation_begin_send(operation_id=pending.pk)
     if operation is None:
-        return Attempt.objects.get(pk=attempt_id)
+        return Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
     _outside_transaction()
     acquirer = get_acquirer()
     request = _settlement_request(attempt, operation)
@@ -386,7 +402,11 @@ def is_success(attempt: Attempt) -> bool:
 
 
 def merchant_return(*, attempt_id: int) -> BrowserStep:
-    attempt = Attempt.objects.select_related("session__merchant").get(pk=attempt_id)
+    return _merchant_return(Attempt.objects.select_related("session__merchant").get(pk=attempt_id))
+
+
+def _merchant_return(attempt: Attempt) -> BrowserStep:
+    """merchant_return, on the attempt as just read or recorded (its session and merchant loaded along)."""
     session = attempt.session
     ok = is_success(attempt)
     fields = protocol.result_fields(session.request_fields, outcome_of(attempt),

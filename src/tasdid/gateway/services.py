@@ -164,8 +164,8 @@ def _watch(attempt: Attempt) -> None:
 
 
 def _lock_attempt(attempt_id: int) -> Attempt:
-    """The attempt's row locked; its session is read along, not locked (``of``)."""
-    return Attempt.objects.select_for_update(of=("self",)).select_related("session").get(pk=attempt_id)
+    """The attempt's row locked; its session and the session's merchant are read along, not locked (``of``)."""
+    return Attempt.objects.select_for_update(of=("self",)).select_related("session__merchant").get(pk=attempt_id)
 
 
 def with_locked_attempt(service: Callable[..., T]) -> Callable[..., T]:
@@ -737,9 +737,9 @@ def _settle_on_answer(attempt: Attempt, answer: str, *, tries: int, now: dt.date
     # The answer ends the session too: its row is locked here, after the attempt's (``_lock_attempt`` only read
     # it along, unlocked), and this fresh copy is the one that moves.
     session = PaymentSession.objects.select_for_update().get(pk=attempt.session_id)
-    attempt.callback_answer, attempt.callback_at, attempt.callback_tries = answer, now, tries
-    attempt.callback_tries_begun = max(attempt.callback_tries_begun, tries)
-    attempt.save(update_fields=["callback_answer", "callback_at", "callback_tries", "callback_tries_begun"])
+    # The answer is saved with the move it decides (one UPDATE of the attempt's row).
+    answered = {"callback_answer": answer, "callback_at": now, "callback_tries": tries,
+                "callback_tries_begun": max(attempt.callback_tries_begun, tries)}
     if not cause:
         cause = f"réponse du marchand : {answer}" + (" (rapprochée)" if attempt.unresolved_at is not None else "")
     succeeded = False
@@ -747,21 +747,25 @@ def _settle_on_answer(attempt: Attempt, answer: str, *, tries: int, now: dt.date
         capture = answer == CallbackAnswer.POSTAUTH or (answer == CallbackAnswer.APPROVED
                                                         and protocol.tran_type(session.request_fields) == "Auth")
         if capture:
-            _move_attempt(attempt, AttemptState.CAPTURING, cause, now=now, deadline=now + SETTLE_SAFETY)
+            _move_attempt(attempt, AttemptState.CAPTURING, cause, now=now, deadline=now + SETTLE_SAFETY, **answered)
             _open_operation(attempt, OperationKind.CAPTURE, attempt.amount, now=now, cause=cause,
                             requested_by=f"marchand ({answer})")
             succeeded = True
         elif answer == CallbackAnswer.APPROVED:
             _note(attempt, cause + " : autorisation conservée sans remise", now=now,
-                  deadline=now + AUTHORIZATION_HOLD)
+                  deadline=now + AUTHORIZATION_HOLD, **answered)
             succeeded = True
         else:
             _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, proc_return_code=protocol.ERROR_CODE,
                           err_msg=protocol.errmsg("Le commerçant n'a pas validé le paiement : il a été annulé et "
-                                            "votre carte n'est pas débitée"), deadline=now + SETTLE_SAFETY)
+                                            "votre carte n'est pas débitée"), deadline=now + SETTLE_SAFETY,
+                          **answered)
             _open_operation(attempt, OperationKind.VOID, attempt.amount, requested_by="passerelle", now=now,
                             cause=cause)
     else:
+        for name, value in answered.items():
+            setattr(attempt, name, value)
+        attempt.save(update_fields=list(answered))
         _note(attempt, cause, now=now)
     if session.state == SessionState.PROCESSING:
         _move_session(session, SessionState.SUCCEEDED if succeeded else SessionState.FAILED,

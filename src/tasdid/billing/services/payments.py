@@ -306,9 +306,9 @@ def _settle(message: GatewayMessage) -> CallbackResult:
         trans_id=trans_id, auth_code=auth_code, host_ref=host_ref, masked_pan=masked_pan, card_brand=card_brand,
         merchant_name=settings.BILLER_NAME,
     )
-    for invoice in invoices:
-        invoice.status, invoice.payment, invoice.paid_at = Invoice.Status.PAID, payment, now
-        invoice.save(update_fields=["status", "payment", "paid_at"])
+    # The invoices locked and checked above, paid in one statement.
+    Invoice.objects.filter(pk__in=[invoice.pk for invoice in invoices]).update(
+        status=Invoice.Status.PAID, payment=payment, paid_at=now)
     order.failure_code, order.failure_message = "", ""
     _move(order, State.PAID, at=now, cause=f"paiement accepté, transaction {trans_id}, reçu {payment.receipt_number}")
     # Composed (its PDF too) and queued by a task after this commits: the settlement holds the year's receipt
