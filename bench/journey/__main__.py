@@ -39,6 +39,13 @@ def ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {text}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.journey", description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=4, help="virtual customers at once")
@@ -46,10 +53,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None, help="journeys before measuring (default: --customers)")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--durable", action="store_true", help="PostgreSQL with fsync and synchronous commits")
-    parser.add_argument("--web-processes", type=int, default=None,
+    parser.add_argument("--web-processes", type=positive, default=None,
                         help="gunicorn worker processes per party's web server (default: tasdid serve's, "
                              "TASDID_WEB_WORKERS or 2)")
-    parser.add_argument("--web-threads", type=int, default=None,
+    parser.add_argument("--web-threads", type=positive, default=None,
                         help="threads per gunicorn worker (default: tasdid serve's, TASDID_WEB_THREADS or 4)")
     parser.add_argument("--attach", action="store_true",
                         help="measure the Tasdid running with this environment (DATABASE_URL, TASDID_VAR_DIR, "

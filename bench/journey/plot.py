@@ -137,6 +137,43 @@ def plot_cpu(runs: list[tuple[str, dict]], path: Path, title: str) -> None:
     plt.close(figure)
 
 
+def markdown(series: dict) -> str:
+    """The series' levels as a Markdown table (docs/benchmarks.md)."""
+    runs = series["runs"]
+    head = ["", *(f"{r['web']['processes']} web × {r['customers']} cust." for r in runs)]
+    rows = [
+        ("payments/s", [f"{r['payments_per_second']:.2f}" for r in runs]),
+        ("completed / errors", [f"{r['completed']} / {r['errors']['count']}" for r in runs]),
+        ("journey's server time p50 / p99 (ms)",
+         [f"{r['journey_server_ms']['p50']:.0f} / {r['journey_server_ms']['p99']:.0f}" for r in runs]),
+        ("card step p50 / p99 (ms)", [f"{r['steps']['card']['p50_ms']:.0f} / {r['steps']['card']['p99_ms']:.0f}"
+                                      for r in runs]),
+        ("SMS wait p50 (ms, the worker's lag)",
+         [f"{r['steps']['sms-wait']['p50_ms']:.0f}" if "sms-wait" in r["steps"] else "–" for r in runs]),
+        *((f"CPU ms per payment: {part}", [f"{r['cpu_ms_per_payment'].get(part, 0):.1f}" for r in runs])
+          for part in (*PARTS, "total")),
+        ("cores busy: Tasdid's processes", [f"{r['cores_busy']['total']:.2f}" for r in runs]),
+        ("cores busy: the load generator", [f"{r['cores_busy']['load-generator']:.2f}" for r in runs]),
+        ("cores busy: the whole machine", [f"{r['cores_busy']['machine']:.2f}" for r in runs]),
+        ("busiest part (cores)", [max(((p, v) for p, v in r["cores_busy"].items() if p in PARTS),
+                                      key=lambda item: item[1]) for r in runs]),
+        ("gunicorn processes (4 parties), PostgreSQL processes",
+         [f"{sum(r['web']['processes_by_part'].get(p, 0) for p in ('biller', 'gateway', 'bank', 'switch'))}, "
+          f"{r['web']['processes_by_part'].get('postgres', 0)}" for r in runs]),
+        ("SQL statements, HTTP requests per payment", [f"{r['sql_statements_per_payment']:.0f}, "
+                                                       f"{r['http']['server_per_payment']:.1f}" for r in runs]),
+        ("ceiling: ping req/s", [f"{r['ceiling']['requests_per_second']:.0f}" if r.get("ceiling") else "–"
+                                 for r in runs]),
+        ("load average before → after", [f"{r['load_average_before'][0]:.1f} → {r['load_average_after'][0]:.1f}"
+                                         for r in runs]),
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, values in rows:
+        cells = [f"{v[0]} {v[1]:.2f}" if isinstance(v, tuple) else v for v in values]
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    return "\n".join(lines)
+
+
 def run_name(path: Path, report: dict) -> str:
     database = "SQLite" if report["database"] == "sqlite" else "PostgreSQL"
     label = path.stem.rsplit("-", 1)[-1]
@@ -150,8 +187,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="single runs' JSON for the CPU bars (default: the before/after in bench/results)")
     parser.add_argument("--prefix", default=str(ROOT / "docs" / "benchmarks-journey"),
                         help="the PNGs' path without -load.png, -scaleout.png, -cpu.png")
+    parser.add_argument("--markdown", action="store_true", help="print the series as a Markdown table, draw nothing")
     args = parser.parse_args(argv)
     series = json.loads(args.series.read_text())
+    if args.markdown:
+        print(markdown(series))
+        return 0
     run_paths = [p for p in DEFAULT_RUNS if p.exists()] if args.runs is None else args.runs
     drawn = [Path(f"{args.prefix}-load.png"), Path(f"{args.prefix}-scaleout.png"), Path(f"{args.prefix}-cpu.png")]
     plot_load(series, drawn[0])
