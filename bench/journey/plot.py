@@ -198,10 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     plot_load(series, drawn[0])
     plot_scaleout(series, drawn[1])
     bars = [(run_name(p, r), r) for p in run_paths for r in [json.loads(p.read_text())]]
+    singles = sorted({f"{r['customers']} customers, {r['journeys']} journeys" for _n, r in bars})
     database = "PostgreSQL" if series["database"] == "postgres" else "SQLite"
     bars += [(f"{database}\n{r['web']['processes']} web ×\n{r['customers']} cust.", r) for r in series["runs"]]
-    plot_cpu(bars, drawn[2], "Server CPU per payment by part: the before/after runs (4 customers, 90 journeys each), "
-                             f"then the series' levels\n(series: {caption(series)})")
+    plot_cpu(bars, drawn[2], "Server CPU per payment by part: "
+                             + (f"the single runs ({'; '.join(singles)}), then " if singles else "")
+                             + f"the series' levels\n(series: {caption(series)})")
     for path in drawn:
         print(path)
     return 0
