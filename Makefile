@@ -1,5 +1,5 @@
 # make demo — run every party locally with demo data (SQLite);  make test — the whole test suite.
-.PHONY: demo test test-postgres install lint bench bench-smpp bench-documents bench-auth bench-journey
+.PHONY: demo test test-postgres install lint bench bench-smpp bench-documents bench-auth bench-journey bench-journey-scaleout
 export UV_PYTHON_DOWNLOADS := never
 
 install:
@@ -35,3 +35,12 @@ bench-auth: install
 # (SQLite; ARGS="--database postgres" for PostgreSQL). Table on stdout, JSON in bench/results/.
 bench-journey: install
 	nice -n 10 .venv/bin/python -m bench.journey $(ARGS)
+
+# The same at 1, 2 and 4 web processes per party on PostgreSQL, then load steps of 1, 2 and 8 customers at 2; one
+# JSON (bench/results/journey-scaleout-postgres.json) and the plots in docs/ (bench/journey/plot.py).
+bench-journey-scaleout: install
+	nice -n 10 .venv/bin/python -m bench.journey.scaleout --web-processes 1,2,4 --customers 4 --journeys 40 \
+		--json bench/results/journey-scaleout-postgres.json
+	nice -n 10 .venv/bin/python -m bench.journey.scaleout --web-processes 2 --customers 1,2,8 --journeys 40 \
+		--json bench/results/journey-scaleout-postgres.json --append
+	.venv/bin/python -m bench.journey.plot

@@ -39,6 +39,13 @@ def ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {text}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.journey", description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=4, help="virtual customers at once")
@@ -46,6 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None, help="journeys before measuring (default: --customers)")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--durable", action="store_true", help="PostgreSQL with fsync and synchronous commits")
+    parser.add_argument("--web-processes", type=positive, default=None,
+                        help="gunicorn worker processes per party's web server (default: tasdid serve's, "
+                             "TASDID_WEB_WORKERS or 2)")
+    parser.add_argument("--web-threads", type=positive, default=None,
+                        help="threads per gunicorn worker (default: tasdid serve's, TASDID_WEB_THREADS or 4)")
     parser.add_argument("--attach", action="store_true",
                         help="measure the Tasdid running with this environment (DATABASE_URL, TASDID_VAR_DIR, "
                              "TASDID_*_URL; TASDID_SQL_COUNT_DIR if its servers count statements)")
@@ -78,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         target.sql_count_dir = Path(count_dir) if count_dir else None
     else:
         started = sysmod.Started(database=args.database, durable=args.durable, keep=args.keep,
-                                  source=args.source)
+                                  source=args.source, web_processes=args.web_processes,
+                                  web_threads=args.web_threads)
         target = started.prepare()
         import django
 
@@ -115,10 +128,17 @@ def machine() -> dict:
 
 
 def table(report: dict) -> str:
+    web = report.get("web") or {}
     lines = [f"Journey benchmark {report['label']} — {report['database']}, {report['customers']} customers at "
              f"once, {report['completed']}/{report['journeys']} payments completed, {report['errors']['count']} "
-             f"errors, {report['wall_seconds']:.1f} s"]
+             f"errors, {report['wall_seconds']:.1f} s"
+             + (f", {web['processes']} × {web['threads']} web processes × threads per party"
+                if web.get("processes") else "")]
     lines.append(f"  payments/s: {report['payments_per_second']:.2f}")
+    latency = report.get("journey_server_ms")
+    if latency:
+        lines.append(f"  a journey's server time (its steps but the SMS waits): p50 {latency['p50']:.0f} ms, "
+                     f"p95 {latency['p95']:.0f} ms, p99 {latency['p99']:.0f} ms")
     lines.append(f"  HTTP requests per payment: {report['http']['customer_per_payment']:.1f} by the customer"
                  + (f", {report['http']['server_per_payment']:.1f} served in all "
                     f"({report['http']['server_to_server_per_payment']:.1f} server to server)"
@@ -134,6 +154,10 @@ def table(report: dict) -> str:
     for part, value in report["cpu_ms_per_payment"].items():
         idle = report["idle_cpu_ms_per_second"].get(part)
         lines.append(f"    {part:<12} {value:>8.1f}" + (f"   idle {idle:6.1f}" if idle is not None else ""))
+    busy = report.get("cores_busy")
+    if busy:
+        lines.append("  cores busy during the load, by part (CPU s per wall s), and the machine's:")
+        lines.append("    " + ", ".join(f"{part} {value:.2f}" for part, value in busy.items()))
     ceiling = report.get("ceiling")
     if ceiling:
         lines.append(f"  ceiling (GET {ceiling['path']} on the biller's server): {ceiling['requests_per_second']:.0f}"

@@ -13,7 +13,7 @@ import httpx
 
 from .customer import SERVER_STEPS, WAIT_STEPS, Plan, journey
 from .seed import bench_cards, bench_customers, seed_parties
-from .system import System
+from .system import System, machine_busy_seconds
 
 PING_PATH = "/_bench/ping"
 IDLE_SECONDS = 3.0  # the system at rest, before the load: what its processes spend doing nothing
@@ -52,9 +52,12 @@ def run(target: System, args, started) -> dict:
     idle = {part: round((before["cpu"].get(part, 0.0) - idle_started["cpu"].get(part, 0.0)) * 1000 / idle_wall, 1)
             for part in before["cpu"]}
     idle["total"] = round(sum(idle.values()), 1)
+    cpu_started, machine_started, own_started = target.cpu(), machine_busy_seconds(), _own_cpu()
     wall_started = time.perf_counter()
     outcomes = drive(target, plans_measured, cards, args.customers)
     wall = time.perf_counter() - wall_started
+    cpu_ended, machine_ended, own_ended = target.cpu(), machine_busy_seconds(), _own_cpu()
+    processes = target.process_counts()
     settled = settle()
     after = snapshot(target, started)
 
@@ -81,6 +84,15 @@ def run(target: System, args, started) -> dict:
                      for part in after["sql"]}
         sql = sum(sql_parts.values())
     errors = [o for o in outcomes if o.error]
+    # What each part kept busy while the customers paid (CPU seconds per wall second: 1.0 is a whole core), the
+    # system's in all, the load generator's (this process: the customers' threads) and the machine's (this system,
+    # the load generator and any other work on it).
+    busy = {part: round((cpu_ended.get(part, 0.0) - cpu_started.get(part, 0.0)) / wall, 2) for part in cli.PARTS
+            if part in cpu_ended} if wall else {}
+    busy["total"] = round(sum(busy.values()), 2)
+    busy["load-generator"] = round((own_ended - own_started) / wall, 2) if wall else 0.0
+    busy["machine"] = round((machine_ended - machine_started) / wall, 2) if wall else 0.0
+    server_times = [sum(s for n, s in o.steps if n not in WAIT_STEPS) for o in outcomes if not o.error]
     report = {
         "label": args.label, "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": cli.machine(), "database": target.database, "durable": bool(args.durable),
@@ -92,7 +104,12 @@ def run(target: System, args, started) -> dict:
                          "server": name not in WAIT_STEPS}
                   for name in (*SERVER_STEPS, *WAIT_STEPS) if (v := steps.get(name))},
         "journey_p50_ms": cli.ms(cli.percentile([sum(s for _n, s in o.steps) for o in outcomes if not o.error], 0.5)),
-        "cpu_ms_per_payment": cpu_ms, "idle_cpu_ms_per_second": idle,
+        "journey_server_ms": {f"p{round(q * 100)}": cli.ms(cli.percentile(server_times, q))
+                              for q in (0.50, 0.95, 0.99)} if server_times else None,
+        "web": {"processes": None if started is None else args.web_processes or _web_default("TASDID_WEB_WORKERS", 2),
+                "threads": None if started is None else args.web_threads or _web_default("TASDID_WEB_THREADS", 4),
+                "processes_by_part": processes},
+        "cpu_ms_per_payment": cpu_ms, "idle_cpu_ms_per_second": idle, "cores_busy": busy,
         "http": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in http.items()},
         "sql_statements_per_payment": None if sql is None else round(sql, 1),
         "sql_statements_per_payment_by_part": sql_parts,
@@ -103,6 +120,20 @@ def run(target: System, args, started) -> dict:
         report["ceiling"] = ceiling(target, args.customers, args.ceiling_seconds)
         report["ratio_to_ceiling"] = round(cpu_ms["total"] / report["ceiling"]["cpu_ms_per_request"], 1)
     return report
+
+
+def _own_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _web_default(name: str, default: int) -> int | None:
+    """What ``tasdid serve`` takes when not told."""
+    import os
+
+    return int(os.environ.get(name, default))
 
 
 def _count(values) -> dict[str, int]:

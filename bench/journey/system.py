@@ -57,6 +57,13 @@ def _stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), sum(int(v) for v in fields[11:15])
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent not idle (every process, this system's or not), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS  # user nice system idle iowait irq softirq steal
+
+
 def _all_processes() -> dict[int, tuple[int, int]]:
     found = {}
     for entry in os.listdir("/proc"):
@@ -180,6 +187,14 @@ class System:
     def cpu(self) -> dict[str, float]:
         return cpu_by_tree(self.roots if self.attached_to is None else attached_roots(*self.attached_to))
 
+    def process_counts(self) -> dict[str, int]:
+        """How many live processes each part has (a gunicorn master and its workers; PostgreSQL's backends)."""
+        part_of = parts_by_tree(self.roots if self.attached_to is None else attached_roots(*self.attached_to))[0]
+        counts: dict[str, int] = {}
+        for name in part_of.values():
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def sql_statements(self) -> dict[str, int] | None:
         """Statements counted so far by the processes (tasdid.core.bench) by part ("other": a process no longer
         there, or not started here), None when not counted."""
@@ -238,7 +253,10 @@ class Started:
     """Start every part of Tasdid in a work directory of its own; ``stop()`` ends them (and the cluster)."""
 
     def __init__(self, *, database: str = "sqlite", durable: bool = False, keep: bool = False,
-                 extra_env: dict[str, str] | None = None, source: Path | None = None):
+                 extra_env: dict[str, str] | None = None, source: Path | None = None,
+                 web_processes: int | None = None, web_threads: int | None = None):
+        self.web_processes = web_processes
+        self.web_threads = web_threads
         self.work = Path(tempfile.mkdtemp(prefix="journey-bench-"))
         self.keep = keep
         self.database = database
@@ -279,7 +297,9 @@ class Started:
 
     def start(self, system: System) -> None:
         """Every process, each waited for on its port."""
-        commands = {party: ["serve", party, "--port", str(self.ports[party])] for party in WEB_PARTIES}
+        sizing = ([*(["--workers", str(self.web_processes)] if self.web_processes else []),
+                   *(["--threads", str(self.web_threads)] if self.web_threads else [])])
+        commands = {party: ["serve", party, "--port", str(self.ports[party]), *sizing] for party in WEB_PARTIES}
         commands.update({"issuer": ["issuer", "--port", str(self.ports["issuer"])],
                          "switch-iso": ["switch", "--port", str(self.ports["switch-iso"])],
                          "worker": ["worker"], "smtp": ["smtp-sink", "--port", str(self.ports["smtp"])]})
