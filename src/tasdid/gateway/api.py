@@ -28,18 +28,20 @@ BUSY_POLL_SECONDS = 0.05
 
 
 @sensitive_variables()  # the body and the request hold the API user's password
-def answer(body: bytes, content_type: str = "text/xml") -> bytes:
-    """The ``CC5Response`` to a posted body (raw XML, or form-encoded with the XML in ``DATA``)."""
+def answer(body: bytes, content_type: str = "text/xml", *, address: str = "") -> bytes:
+    """The ``CC5Response`` to a posted body (raw XML, or form-encoded with the XML in ``DATA``) from the client at
+    ``address`` (core.http.client_ip: its wrong passwords are counted under it)."""
     try:
         request = xmlapi.parse(xmlapi.xml_of_body(body, content_type))
     except xmlapi.ApiError as exc:
         logger.info("gateway: XML API request refused: %s", exc.code)
         return xmlapi.serialize(xmlapi.error(exc.code, exc.message))
     try:
-        user = services.api_authenticate(name=request.name, password=request.password, client_id=request.client_id)
+        user = services.api_authenticate(name=request.name, password=request.password, client_id=request.client_id,
+                                         address=address)
     except services.ApiAuthRefused as exc:
-        logger.warning("gateway: XML API authentication refused for %r (ClientId %r): %s", request.name[:64],
-                       request.client_id, exc.code)
+        logger.warning("gateway: XML API authentication refused for %r (ClientId %r) from %s: %s", request.name[:64],
+                       request.client_id, address, exc.code)
         return xmlapi.serialize(xmlapi.error(exc.code, exc.message, order_id=request.order_id))
     if request.query:
         return xmlapi.serialize(query(user.merchant, request))

@@ -564,7 +564,7 @@ def sweep_attempt(*, attempt_id: int, now: dt.datetime | None = None) -> str:
 
 def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Everything past its deadline: expired sessions closed, attempts taken over (see sweep_attempt), refunds
-    without an answer reversed (sweep_operations)."""
+    without an answer reversed (sweep_operations), the XML API's stale address counts forgotten."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
     for session_id in selectors.sessions_past_expiry(now=now):
@@ -575,4 +575,6 @@ def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
         counts[done] = counts.get(done, 0) + 1
     for done, n in sweep_operations(now=now).items():
         counts[done] = counts.get(done, 0) + n
+    if forgotten := services.api_locks_forget(now=now):
+        counts["API address counts forgotten"] = forgotten
     return counts

@@ -9,6 +9,7 @@ transactions, never inside one.
 import datetime as dt
 import functools
 import hmac
+import ipaddress
 import logging
 import re
 import secrets
@@ -39,6 +40,7 @@ from .models import (
     ATTEMPT_TRANSITIONS,
     OPERATION_TRANSITIONS,
     SESSION_TRANSITIONS,
+    ApiAddressLock,
     ApiRequestRecord,
     Attempt,
     AttemptState,
@@ -1175,8 +1177,11 @@ def operation_reversed(*, operation_id: int, response_code: str, now: dt.datetim
 
 # --- The merchant XML API (``/fim/api``): its users, their lockout, and the requests answered once -------------
 
-API_LOCK_AFTER_FAILURES = 5  # wrong passwords in a row lock an API user
+API_LOCK_AFTER_FAILURES = 5  # wrong passwords in a row from one client address lock that address for the user
 API_LOCK_FOR = dt.timedelta(minutes=30)
+# Wrong passwords for one user from all addresses within API_LOCK_FOR that lock the user itself (guesses spread over
+# many addresses); an address already locked counts no more, so that one address cannot lock the user out.
+API_USER_LOCK_AFTER_FAILURES = 50
 API_PASSWORD_LENGTH = 24  # characters of a generated password (token_urlsafe: about 144 bits)
 API_MIN_PASSWORD = 12
 # A request the same as one answered this recently gets that answer again and moves nothing (docs §9).
@@ -1233,9 +1238,35 @@ def api_user_set_password(*, user_id: int, password: str) -> MerchantApiUser:
     """Set an API user's password (kept hashed); its lockout ends."""
     _check_api_password(password)
     user = MerchantApiUser.objects.select_for_update().get(pk=user_id)
-    user.password, user.failed_attempts, user.locked_until = make_password(password), 0, None
-    user.save(update_fields=["password", "failed_attempts", "locked_until"])
+    user.password, user.failed_attempts, user.failures_since, user.locked_until = make_password(password), 0, None, None
+    user.save(update_fields=["password", "failed_attempts", "failures_since", "locked_until"])
+    ApiAddressLock.objects.filter(api_user=user).delete()
     return user
+
+
+@transaction.atomic
+def api_user_unlock(*, user_id: int) -> int:
+    """Lift an API user's locks, its own and those of its client addresses, and forget their wrong passwords (staff,
+    once the cause is known). The number of address locks lifted."""
+    user = MerchantApiUser.objects.select_for_update().get(pk=user_id)
+    user.failed_attempts, user.failures_since, user.locked_until = 0, None, None
+    user.save(update_fields=["failed_attempts", "failures_since", "locked_until"])
+    lifted, _kinds = ApiAddressLock.objects.filter(api_user=user).delete()
+    return lifted
+
+
+def api_address_key(address: str) -> str:
+    """The client address wrong passwords are counted under: an IPv4 address as is (an IPv4-mapped IPv6 one as its
+    IPv4), an IPv6 address by its /64 (one customer's network: its addresses are many), anything else as given."""
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return (address or "").strip()[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _password_matches(user: MerchantApiUser, password: str) -> bool:
@@ -1254,41 +1285,86 @@ def _password_matches(user: MerchantApiUser, password: str) -> bool:
     return True
 
 
-def api_authenticate(*, name: str, password: str, client_id: str, now: dt.datetime | None = None) -> MerchantApiUser:
+def _hash_once(password: str) -> None:
+    """The password hasher's work once, for a name that has no password to check: an unknown name then costs what
+    a wrong password costs (as Django's ModelBackend does), so the time of the answer does not tell which names
+    exist."""
+    make_password(password)
+
+
+def api_authenticate(*, name: str, password: str, client_id: str, address: str = "",
+                     now: dt.datetime | None = None) -> MerchantApiUser:
     """The active API user ``name`` of the active merchant ``client_id`` whose password is ``password``, or
-    ApiAuthRefused. API_LOCK_AFTER_FAILURES wrong passwords in a row lock the user for API_LOCK_FOR (refused, right
-    password or not, until then); a right one resets the count. Nothing is written for an unknown name."""
+    ApiAuthRefused. ``address``: the client's (core.http.client_ip). API_LOCK_AFTER_FAILURES wrong passwords in a
+    row from one address lock that address for this user for API_LOCK_FOR (refused there, right password or not,
+    until then), while the right password from another address still opens; a right one from the address ends its
+    count. API_USER_LOCK_AFTER_FAILURES wrong ones within API_LOCK_FOR from all addresses lock the user everywhere.
+    The password hasher runs once whatever the case; nothing is written for an unknown name."""
     now = now or timezone.now()
     unknown = ApiAuthRefused("AUTH", protocol.errmsg("Identifiants API invalides : Name ou Password incorrect."))
     user = MerchantApiUser.objects.select_related("merchant").filter(name=name[:64]).first()
     if user is None:
-        make_password(password)  # the time a wrong password takes: an unknown name does not show
+        _hash_once(password)
         raise unknown
-    if is_locked(user.locked_until, now):
+    key = api_address_key(address)
+    here = ApiAddressLock.objects.filter(api_user=user, address=key).first()
+    locked_until = max((t for t in (user.locked_until, here and here.locked_until) if is_locked(t, now)),
+                       default=None)
+    if locked_until is not None:
         # Said only to whoever knows the password: to anyone else a locked user answers as an unknown name does, so
-        # that the lock does not tell which names exist.
+        # that the lock does not tell which names exist. A locked address's wrong passwords count no more.
         if not _password_matches(user, password):
             raise unknown
         raise ApiAuthRefused("LOCKED", protocol.errmsg(
             "Utilisateur API bloqué après trop de mots de passe erronés : réessayez plus tard."),
-            locked_until=user.locked_until)
+            locked_until=locked_until)
     if not _password_matches(user, password):
-        with transaction.atomic():
-            locked = MerchantApiUser.objects.select_for_update().get(pk=user.pk)
-            lockout = after_failure(failures=locked.failed_attempts, now=now, limit=API_LOCK_AFTER_FAILURES,
-                                    lock_for=API_LOCK_FOR)
-            locked.failed_attempts, locked.locked_until = lockout.failures, lockout.locked_until
-            locked.save(update_fields=["failed_attempts", "locked_until"])
-        if lockout.locked_until is not None:
-            logger.warning("gateway: API user %s locked after %s wrong passwords", user.name, API_LOCK_AFTER_FAILURES)
+        _api_wrong_password(user_id=user.pk, address=key, now=now)
         raise unknown
     if not user.active or not user.merchant.active:
         raise ApiAuthRefused("INACTIVE", protocol.errmsg("Utilisateur API ou marchand désactivé."))
     if user.merchant.client_id != client_id:
         raise ApiAuthRefused("CLIENTID", protocol.errmsg(
             "Cet utilisateur API n'appartient pas au marchand indiqué par ClientId."))
-    MerchantApiUser.objects.filter(pk=user.pk).update(failed_attempts=0, locked_until=None, last_used_at=now)
+    if here is not None:
+        ApiAddressLock.objects.filter(pk=here.pk).delete()
+    MerchantApiUser.objects.filter(pk=user.pk).update(last_used_at=now)
     return user
+
+
+@transaction.atomic
+def _api_wrong_password(*, user_id: int, address: str, now: dt.datetime) -> None:
+    """Count a wrong password for the user from ``address`` (its key), the user's row locked: one more in a row for
+    the address (a count left untouched for API_LOCK_FOR starts over), one more within API_LOCK_FOR for the user."""
+    user = MerchantApiUser.objects.select_for_update().get(pk=user_id)
+    here, _created = ApiAddressLock.objects.get_or_create(api_user=user, address=address,
+                                                          defaults={"last_failure_at": now})
+    if is_locked(here.locked_until, now) or is_locked(user.locked_until, now):
+        return  # a wrong password racing the one that locked: nothing more to count
+    failures = here.failures if here.last_failure_at > now - API_LOCK_FOR else 0
+    lockout = after_failure(failures=failures, now=now, limit=API_LOCK_AFTER_FAILURES, lock_for=API_LOCK_FOR)
+    here.failures, here.locked_until, here.last_failure_at = lockout.failures, lockout.locked_until, now
+    here.save(update_fields=["failures", "locked_until", "last_failure_at"])
+    if lockout.locked_until is not None:
+        logger.warning("gateway: API user %s locked from %s after %s wrong passwords", user.name, address,
+                       API_LOCK_AFTER_FAILURES)
+    if user.failures_since is None or user.failures_since <= now - API_LOCK_FOR:
+        user.failed_attempts, user.failures_since = 0, now
+    user.failed_attempts += 1
+    if user.failed_attempts >= API_USER_LOCK_AFTER_FAILURES:
+        user.failed_attempts, user.failures_since, user.locked_until = 0, None, now + API_LOCK_FOR
+        logger.warning("gateway: API user %s locked after %s wrong passwords from all addresses", user.name,
+                       API_USER_LOCK_AFTER_FAILURES)
+    user.save(update_fields=["failed_attempts", "failures_since", "locked_until"])
+
+
+def api_locks_forget(*, now: dt.datetime | None = None) -> int:
+    """Forget the address counts that no longer matter (no wrong password for API_LOCK_FOR and no lock standing):
+    what an attacker's many addresses leave behind does not pile up. The number of rows deleted."""
+    now = now or timezone.now()
+    deleted, _kinds = (ApiAddressLock.objects.filter(last_failure_at__lte=now - API_LOCK_FOR)
+                       .exclude(locked_until__gt=now).delete())
+    return deleted
 
 
 @dataclass(frozen=True)
