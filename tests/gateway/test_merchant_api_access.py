@@ -339,9 +339,10 @@ def test_the_admin_shows_the_address_locks_and_staff_lift_them(admin_client_for_
     assert ask(status_query(), address="203.0.113.9").extra["ERRORCODE"] == "ORDER_UNKNOWN"
 
 
-def test_a_repeat_of_a_request_whose_processing_stopped_is_answered_busy_and_moves_nothing(user):
-    """The first request claimed its key and its process stopped before answering: a repeat cannot know what moved,
-    so it says so at once (and the merchant asks ORDERSTATUS), rather than acting a second time."""
+def test_a_repeat_of_a_request_whose_process_died_before_recording_anything_takes_it_over(user):
+    """The first request claimed its key and its process died before recording anything: past twice
+    BUSY_WAIT_SECONDS, a repeat takes the claim over and is processed (here, an unknown order: refused, the claim
+    released); a claim younger than that is waited for, never taken."""
     from tasdid.gateway import api
 
     body = xmlapi.build_request(name=NAME, password=PASSWORD, client_id=CLIENT, order_id="ORDER-1", type_="Credit",
@@ -351,6 +352,21 @@ def test_a_repeat_of_a_request_whose_processing_stopped_is_answered_busy_and_mov
                                        now=timezone.now() - dt.timedelta(minutes=5))
     assert claim.record is not None and not claim.busy and not claim.answer
     answer = ask(body)
-    assert (answer.response, answer.extra["ERRORCODE"]) == ("Error", "BUSY")
-    assert "ORDERSTATUS" in answer.err_msg
+    assert (answer.response, answer.extra["ERRORCODE"]) == ("Error", "ORDER_UNKNOWN")
+    assert not ApiRequestRecord.objects.exists()
+
+
+def test_of_repeats_taking_over_a_claim_together_one_only_wins(user):
+    now = timezone.now()
+    stale = services.api_request_claim(user=user, key="k" * 64, kind="Credit", order_id="ORDER-1",
+                                       now=now - dt.timedelta(minutes=5)).record
+    cutoff = now - dt.timedelta(minutes=1)
+    taken = services.api_request_take_over(record=stale, stale_before=cutoff, now=now)
+    assert taken is not None and taken.created_at == now
+    assert services.api_request_take_over(record=stale, stale_before=cutoff, now=now) is None  # the other repeat
+    assert services.api_request_take_over(record=taken, stale_before=cutoff, now=now) is None  # not stale
+    # The loser's (or the stalled first holder's) answer is not stored over the winner's claim.
+    assert not services.api_request_answered(record=stale, answer="<CC5Response/>", keep=True)
+    assert not services.api_request_answered(record=stale, answer="", keep=False)
     assert ApiRequestRecord.objects.get().state == ApiRequestRecord.State.IN_FLIGHT
+    assert services.api_request_answered(record=taken, answer="<CC5Response/>", keep=True)

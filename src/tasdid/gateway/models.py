@@ -483,7 +483,8 @@ class ApiRequestRecord(models.Model):
     """One operation asked through the XML API, kept to answer the same request again with the same answer
     (docs/merchant-protocol.md §9): the request's idempotency key (a hash of what identifies it), claimed before
     anything moves, then the answer sent. A request being processed is IN_FLIGHT: a duplicate arriving meanwhile
-    waits for its answer and moves nothing."""
+    waits for its answer and moves nothing; one arriving long after a claim whose process died answers from the
+    operation it recorded, or takes the claim over when it recorded none."""
 
     class State(models.TextChoices):
         IN_FLIGHT = "in_flight", _("en cours")
@@ -496,6 +497,13 @@ class ApiRequestRecord(models.Model):
     order_id = models.CharField(_("commande"), max_length=64)
     state = models.CharField(_("état"), max_length=9, choices=State.choices, default=State.IN_FLIGHT)
     answer = models.TextField(_("réponse envoyée"), blank=True, default="")
+    # The operation it recorded (a capture, a void, a refund, or the one it found already recorded), set in the
+    # transaction that records it, before anything is sent: a repeat finding the claim left in flight by a process
+    # that died answers from that operation instead of acting again.
+    operation = models.ForeignKey("Operation", on_delete=models.PROTECT, related_name="api_requests", null=True,
+                                  blank=True, verbose_name=_("opération"))
+    # When it was claimed (again, after the replay window or taken over from a process that died): what a claim
+    # holder compares to know the claim is still its own.
     created_at = models.DateTimeField(_("reçue le"))
     answered_at = models.DateTimeField(_("répondue le"), null=True, blank=True)
 

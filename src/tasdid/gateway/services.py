@@ -1008,22 +1008,42 @@ def _refuse(code: str, message: str, **amounts) -> OperationRefused:
     return OperationRefused(code, message, **amounts)
 
 
+class ApiClaimLost(Exception):
+    """The XML API request's claim is no longer its holder's (taken over by a repeat after the holder seemed dead,
+    api_request_take_over): the holder records nothing, its transaction rolled back."""
+
+
+def _api_request_link(record: ApiRequestRecord | None, operation: Operation) -> Operation:
+    """Link the claim of the XML API request that asked for ``operation`` to it, in the transaction that records it
+    (before anything is sent); only while the claim is still the holder's (in flight, claimed when the holder
+    claimed it), else ApiClaimLost and the transaction rolls back."""
+    if record is not None and not _api_claim_held(record).update(operation=operation):
+        raise ApiClaimLost(f"API request {record.pk}: its claim was taken over")
+    return operation
+
+
+def _api_claim_held(record: ApiRequestRecord):
+    return ApiRequestRecord.objects.filter(pk=record.pk, state=ApiRequestRecord.State.IN_FLIGHT,
+                                           created_at=record.created_at)
+
+
 @with_locked_attempt
 def capture_open(attempt: Attempt, *, amount: Decimal | None, requested_by: str,
-                 now: dt.datetime | None = None) -> Opened:
+                 api_request: ApiRequestRecord | None = None, now: dt.datetime | None = None) -> Opened:
     """Record the capture a merchant asks of an authorization it kept (its callback answered APPROVED), before
     anything is sent: the whole authorized amount (``amount`` None) or part of it. One capture per authorization,
     as CMI's PostAuth: a partial capture releases the rest (the issuer frees it), nothing more can be captured
     after it. The same capture asked again, for the same amount (or twice at once: the attempt's lock takes them
     one after the other), finds the first one (``created`` False), sent once. OperationRefused otherwise, nothing
-    recorded."""
+    recorded. ``api_request``: the XML API request's claim, linked to the operation in the same transaction
+    (ApiClaimLost, nothing recorded, when that claim is no longer its holder's)."""
     now = now or timezone.now()
     capturable = selectors.capturable_amount(attempt)
     existing = _operation_of(attempt, OperationKind.CAPTURE)
     if existing is not None:
         wanted = selectors.authorized_amount(attempt) if amount is None else _checked_amount(amount)
         if wanted == existing.amount:
-            return Opened(existing, created=False)
+            return Opened(_api_request_link(api_request, existing), created=False)
         raise _refuse("already_captured", _("Le paiement %(trans_id)s a déjà été remis (%(amount)s DH) : le reste "
                                             "de l'autorisation est libéré.")
                       % {"trans_id": attempt.trans_id, "amount": existing.amount}, capturable=capturable)
@@ -1048,21 +1068,22 @@ def capture_open(attempt: Attempt, *, amount: Decimal | None, requested_by: str,
     partial = " partielle (le reste est libéré)" if checked < capturable else ""
     cause = f"remise{partial} de {checked} DH demandée par {requested_by or '?'}"
     _move_attempt(attempt, AttemptState.CAPTURING, cause, now=now, deadline=now + SETTLE_SAFETY)
-    return Opened(_open_operation(attempt, OperationKind.CAPTURE, checked, requested_by=requested_by, now=now,
-                                  cause=cause), created=True)
+    return Opened(_api_request_link(api_request, _open_operation(
+        attempt, OperationKind.CAPTURE, checked, requested_by=requested_by, now=now, cause=cause)), created=True)
 
 
 @with_locked_attempt
-def void_open(attempt: Attempt, *, requested_by: str, now: dt.datetime | None = None) -> Opened:
+def void_open(attempt: Attempt, *, requested_by: str, api_request: ApiRequestRecord | None = None,
+              now: dt.datetime | None = None) -> Opened:
     """Record the void a merchant asks of an authorization it kept and did not capture, before anything is sent.
     Asked again (or twice at once), the void already recorded is found (``created`` False). A void after a
     capture is refused (``already_captured``: a refund gives the money back), as any void of an attempt without
-    an authorization standing; OperationRefused, nothing recorded."""
+    an authorization standing; OperationRefused, nothing recorded. ``api_request``: as for capture_open."""
     now = now or timezone.now()
     if attempt.state in (AttemptState.VOIDING, AttemptState.VOIDED):
         existing = _operation_of(attempt, OperationKind.VOID)
         if existing is not None:
-            return Opened(existing, created=False)
+            return Opened(_api_request_link(api_request, existing), created=False)
     if attempt.state in (AttemptState.CAPTURING, AttemptState.CAPTURED) \
             or _operation_of(attempt, OperationKind.CAPTURE) is not None:
         raise _refuse("already_captured", _("Le paiement %(trans_id)s est remis : il ne peut plus être annulé, "
@@ -1076,8 +1097,8 @@ def void_open(attempt: Attempt, *, requested_by: str, now: dt.datetime | None = 
                       % {"trans_id": attempt.trans_id})
     cause = f"annulation de l'autorisation demandée par {requested_by or '?'}"
     _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, deadline=now + SETTLE_SAFETY)
-    return Opened(_open_operation(attempt, OperationKind.VOID, attempt.amount, requested_by=requested_by, now=now,
-                                  cause=cause), created=True)
+    return Opened(_api_request_link(api_request, _open_operation(
+        attempt, OperationKind.VOID, attempt.amount, requested_by=requested_by, now=now, cause=cause)), created=True)
 
 
 @transaction.atomic
@@ -1099,13 +1120,13 @@ def operation_begin_send(*, operation_id: int, now: dt.datetime | None = None) -
 
 @with_locked_attempt
 def refund_open(attempt: Attempt, *, amount: Decimal, requested_by: str, expected_left: Decimal | None = None,
-                now: dt.datetime | None = None) -> Operation:
+                api_request: ApiRequestRecord | None = None, now: dt.datetime | None = None) -> Operation:
     """Record a refund of a captured attempt, before anything is sent: the attempt locked (two refunds at once
     are taken one after the other), the amount checked against what is left to refund (captured less the
     refunds done or pending), the refund's own STAN and DE7 taken. Committed on return, PENDING: whatever
     happens to the process next, the sweeper finds it (flow.sweep_operations). RefundRefused otherwise, and
     nothing is recorded; ``expected_left``: what staff saw left to refund when they confirmed (refused if it
-    changed)."""
+    changed). ``api_request``: as for capture_open."""
     now = now or timezone.now()
     left = selectors.refundable_amount(attempt)
     checked = _checked_amount(amount)
@@ -1124,9 +1145,9 @@ def refund_open(attempt: Attempt, *, amount: Decimal, requested_by: str, expecte
         raise RefundRefused("amount_above_refundable", _("Remboursement de %(amount)s DH refusé : il reste "
                                                          "%(left)s DH à rembourser sur %(trans_id)s.")
                             % {"amount": checked, "left": left, "trans_id": attempt.trans_id}, refundable=left)
-    return _open_operation(attempt, OperationKind.REFUND, checked, requested_by=requested_by, now=now,
-                           stan=next_stan(now=now), cause=f"remboursement de {checked} DH demandé par "
-                                                          f"{requested_by or '?'}")
+    return _api_request_link(api_request, _open_operation(
+        attempt, OperationKind.REFUND, checked, requested_by=requested_by, now=now, stan=next_stan(now=now),
+        cause=f"remboursement de {checked} DH demandé par {requested_by or '?'}"))
 
 
 @transaction.atomic
@@ -1392,10 +1413,11 @@ def api_request_claim(*, user: MerchantApiUser, key: str, kind: str, order_id: s
                     if record.state == ApiRequestRecord.State.DONE:
                         return ApiClaim(record=record, answer=record.answer)
                     return ApiClaim(record=record, busy=True)
-                record.state, record.answer, record.created_at, record.answered_at = (
-                    ApiRequestRecord.State.IN_FLIGHT, "", now, None)
+                record.state, record.answer, record.created_at, record.answered_at, record.operation = (
+                    ApiRequestRecord.State.IN_FLIGHT, "", now, None, None)
                 record.kind, record.order_id = kind, order_id[:64]
-                record.save(update_fields=["state", "answer", "created_at", "answered_at", "kind", "order_id"])
+                record.save(update_fields=["state", "answer", "created_at", "answered_at", "kind", "order_id",
+                                           "operation"])
                 return ApiClaim(record=record)
         try:
             with transaction.atomic():
@@ -1407,12 +1429,31 @@ def api_request_claim(*, user: MerchantApiUser, key: str, kind: str, order_id: s
     return ApiClaim(record=None, busy=True)  # pragma: no cover
 
 
-def api_request_answered(*, record_id: int, answer: str, keep: bool, now: dt.datetime | None = None) -> None:
-    """The answer sent for a claimed request: kept for its repeats (``keep``: the operation reached the bank, or
-    moved a state), or the claim released (a refusal before anything moved: the same request may be tried again)."""
+def api_request_take_over(*, record: ApiRequestRecord, stale_before: dt.datetime,
+                          now: dt.datetime | None = None) -> ApiRequestRecord | None:
+    """Take over the claim of a request left in flight since before ``stale_before`` by a process that recorded no
+    operation for it (it died before, or stopped on something else): one conditional UPDATE, so that of repeats
+    arriving together one only wins; the winner acts (the record, claimed anew), the others get None. A holder
+    still alive that records its operation later is refused it (ApiClaimLost): the money moves once."""
     now = now or timezone.now()
+    taken = ApiRequestRecord.objects.filter(pk=record.pk, state=ApiRequestRecord.State.IN_FLIGHT,
+                                            operation__isnull=True, created_at=record.created_at,
+                                            created_at__lt=stale_before).update(created_at=now)
+    if not taken:
+        return None
+    logger.warning("gateway: XML API request %s (%s %s) taken over: its claim of %s was left in flight", record.pk,
+                   record.kind, record.order_id, record.created_at.isoformat())
+    return ApiRequestRecord.objects.get(pk=record.pk)
+
+
+def api_request_answered(*, record: ApiRequestRecord, answer: str, keep: bool, now: dt.datetime | None = None) -> bool:
+    """The answer sent for a claimed request: kept for its repeats (``keep``: the operation reached the bank, or
+    moved a state), or the claim released (a refusal before anything moved: the same request may be tried again).
+    Only while the claim is still ``record``'s holder's; False when it is not (taken over, or answered by another
+    repeat meanwhile): nothing written."""
+    now = now or timezone.now()
+    held = _api_claim_held(record)
     if keep:
-        ApiRequestRecord.objects.filter(pk=record_id).update(state=ApiRequestRecord.State.DONE, answer=answer,
-                                                            answered_at=now)
-    else:
-        ApiRequestRecord.objects.filter(pk=record_id, state=ApiRequestRecord.State.IN_FLIGHT).delete()
+        return bool(held.update(state=ApiRequestRecord.State.DONE, answer=answer, answered_at=now))
+    deleted, _kinds = held.delete()
+    return bool(deleted)
