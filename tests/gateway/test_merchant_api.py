@@ -335,6 +335,30 @@ def test_a_claim_left_before_anything_was_recorded_is_taken_over_and_the_money_m
     assert REFUNDS.count() == 1 and balance(VISA) == opening + Decimal("25.00")
 
 
+def test_repeats_of_a_claim_left_before_anything_was_recorded_arriving_together_refund_once(api_user):
+    """Three repeats at once of a request whose process died right after its claim: one takes the claim over and
+    refunds; the others wait for its answer and get the same bytes."""
+    kept_authorization(10000, "API-DEAD-5")
+    assert call("API-DEAD-5", "PostAuth")[0].response == "Approved"
+    opening = balance(VISA)
+    body, _stale = dead_claim("API-DEAD-5", "Credit", "15.00")
+    answers: list[bytes] = []
+    start = threading.Barrier(3)
+
+    def send():
+        start.wait()
+        answers.append(post(body).content)
+
+    threads = [threading.Thread(target=send) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 3 and len(set(answers)) == 1
+    assert xmlapi.read_response(answers[0]).response == "Approved"
+    assert REFUNDS.count() == 1 and balance(VISA) == opening + Decimal("15.00")
+
+
 def test_a_claim_left_after_its_refund_was_recorded_is_answered_from_that_refund(api_user):
     attempt = kept_authorization(10000, "API-DEAD-2")
     assert call("API-DEAD-2", "PostAuth")[0].response == "Approved"
