@@ -476,7 +476,7 @@ class ApiAddressLock(models.Model):
         constraints = [models.UniqueConstraint(fields=["api_user", "address"], name="gateway_api_address_once")]
 
     def __str__(self) -> str:
-        return f"{self.api_user.name} @ {self.address}"
+        return self.address
 
 
 class ApiRequestRecord(models.Model):
