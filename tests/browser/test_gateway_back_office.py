@@ -2,6 +2,7 @@
 merchant's daily settlement report and sees its chart (server-rendered SVG, under the strict CSP: nothing
 blocked), the figures beside it, the CSV it exports, and the day's transactions a link away."""
 
+import contextlib
 import csv
 import io
 
@@ -64,3 +65,36 @@ def test_the_daily_report_shows_its_chart(parties, page):
     expect(page.get_by_role("cell", name="400011******0017")).to_be_visible()
     expect(page.get_by_text("3 transactions")).to_be_visible()
     assert blocked == []
+
+
+def test_staff_see_an_api_users_address_locks_and_lift_them(parties, page):
+    from tasdid.gateway import services
+
+    merchant = make_merchant()
+    user = services.api_user_create(merchant=merchant, name="boutique-api", password="boutique-api-password").user
+    for _n in range(services.API_LOCK_AFTER_FAILURES):
+        with contextlib.suppress(services.ApiAuthRefused):
+            services.api_authenticate(name="boutique-api", password="a-guess-a-guess", client_id=merchant.client_id,
+                                      address="203.0.113.9")
+    staff_account("amina", parties=["gateway"], superuser=False)
+
+    gateway = parties["gateway"]
+    page.goto(f"{gateway}/admin/login/")
+    page.get_by_label("Nom d’utilisateur").fill("amina")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Connexion").click()
+    page.wait_for_url("**/admin/")
+
+    page.goto(f"{gateway}/admin/gateway/merchantapiuser/")
+    page.get_by_role("link", name="boutique-api").click()
+    expect(page.get_by_role("heading", name="Blocages par adresse")).to_be_visible()
+    expect(page.locator("td.field-address").get_by_text("203.0.113.9", exact=True)).to_be_visible()
+
+    page.goto(f"{gateway}/admin/gateway/merchantapiuser/")
+    page.locator(f'input[name="_selected_action"][value="{user.pk}"]').check()
+    page.locator('select[name="action"]').select_option("unlock")
+    page.locator('button[name="index"]').click()
+    expect(page.get_by_text("Blocages levés : 1 utilisateur(s), 1 adresse(s).")).to_be_visible()
+    page.get_by_role("link", name="boutique-api").click()
+    expect(page.get_by_text("203.0.113.9")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Blocages par adresse")).to_be_visible()

@@ -3,6 +3,7 @@ client → the switch → the issuer host → the bank's ledger, on 127.0.0.1. E
 answer, the money moved once, checked at the bank), partial refunds up to what was captured then one refused, a
 void after a capture refused, concurrent duplicates, the status and history queries."""
 
+import datetime as dt
 import threading
 from decimal import Decimal
 
@@ -16,15 +17,17 @@ from tasdid.bank import sandbox
 from tasdid.bank.models import Card, Hold, LedgerEntry
 from tasdid.core.acquiring import AuthorizationRequest, CardData
 from tasdid.core.cards import fingerprint
-from tasdid.gateway import api, rails, services, xmlapi
+from tasdid.gateway import api, flow, rails, services, xmlapi
 from tasdid.gateway.backfill import attempt_operations
 from tasdid.gateway.models import (
     ApiRequestRecord,
     Attempt,
     AttemptState,
     CallbackAnswer,
+    MerchantApiUser,
     Operation,
     OperationKind,
+    OperationState,
     PaymentSession,
 )
 
@@ -261,8 +264,9 @@ def test_queries_of_unknown_and_open_orders(api_user):
 
 
 def test_an_error_after_a_refund_was_approved_never_lets_its_repeat_refund_again(api_user, monkeypatch):
-    """The refund approved, then the answer's own reads fail (a 500 to the merchant): the request's claim stays, so
-    the merchant's retry with the same request is answered BUSY and moves nothing; the order's history tells."""
+    """The refund approved, then the answer's own reads fail (a 500 to the merchant): the request's claim stays,
+    linked to the refund it recorded, so the merchant's retry with the same request, once the claim is old, is
+    answered from that refund (approved) and moves nothing; the order's history tells the same."""
     kept_authorization(10000, "API-REFUND-9")
     assert call("API-REFUND-9", "PostAuth")[0].response == "Approved"
     opening = balance(VISA)
@@ -273,18 +277,168 @@ def test_an_error_after_a_refund_was_approved_never_lets_its_repeat_refund_again
         raise RuntimeError("the database went away after the refund")
 
     monkeypatch.setattr(api, "_refunded", failing)
-    monkeypatch.setattr(api, "BUSY_WAIT_SECONDS", 0.2)
     with pytest.raises(RuntimeError):
         gateway_client().post("/fim/api", data=xmlapi.build_request(
             name=NAME, password=PASSWORD, client_id=MERCHANT, order_id="API-REFUND-9", type_="Credit",
             total="40.00", query="", idempotency_key=""), content_type="text/xml")
     assert balance(VISA) == opening + Decimal("40.00") and REFUNDS.count() == 1
+    record = ApiRequestRecord.objects.get(kind="Credit")
+    assert (record.state, record.operation) == (ApiRequestRecord.State.IN_FLIGHT, REFUNDS.get())
+    left_at(record, minutes=5)
 
-    again, _raw = call("API-REFUND-9", "Credit", total="40.00")
-    assert (again.response, again.extra["ERRORCODE"]) == ("Error", "BUSY")
+    again, raw = call("API-REFUND-9", "Credit", total="40.00")
+    assert (again.response, again.proc_return_code, again.trans_id) == (
+        "Approved", "00", api.refund_trans_id(REFUNDS.get()))
     assert balance(VISA) == opening + Decimal("40.00") and REFUNDS.count() == 1
+    assert call("API-REFUND-9", "Credit", total="40.00")[1] == raw  # stored: the same bytes from now on
     history = call("API-REFUND-9", query="ORDERHISTORY")[0]
     assert any(row.startswith("Credit\tC\t40.00") for name, row in history.extra.items() if name.startswith("TRX"))
+
+
+def left_at(record: ApiRequestRecord, **ago) -> ApiRequestRecord:
+    """A claim as a process that died left it, ``ago`` before now (past twice api.BUSY_WAIT_SECONDS)."""
+    ApiRequestRecord.objects.filter(pk=record.pk).update(created_at=timezone.now() - dt.timedelta(**ago))
+    return ApiRequestRecord.objects.get(pk=record.pk)
+
+
+def dead_claim(oid: str, type_: str, total: str | None = None) -> tuple[bytes, ApiRequestRecord]:
+    """A request's claim left in flight five minutes ago by a process that died before anything else."""
+    body = xmlapi.build_request(name=NAME, password=PASSWORD, client_id=MERCHANT, order_id=oid, type_=type_,
+                                total=total, query="", idempotency_key="")
+    claim = services.api_request_claim(user=MerchantApiUser.objects.get(name=NAME),
+                                       key=api.idempotency_key(xmlapi.parse(body)), kind=type_, order_id=oid,
+                                       now=timezone.now() - dt.timedelta(minutes=5))
+    assert claim.record is not None and not claim.busy
+    return body, claim.record
+
+
+def test_a_claim_left_before_anything_was_recorded_is_taken_over_and_the_money_moves_once(api_user):
+    attempt = kept_authorization(10000, "API-DEAD-1")
+    assert call("API-DEAD-1", "PostAuth")[0].response == "Approved"
+    opening = balance(VISA)
+    body, stale = dead_claim("API-DEAD-1", "Credit", "25.00")
+
+    # Within twice BUSY_WAIT_SECONDS of a claim, a repeat waits for it; past that, and nothing recorded, the repeat
+    # takes the claim over and acts.
+    raw = post(body).content
+    answer = xmlapi.read_response(raw)
+    assert (answer.response, answer.proc_return_code) == ("Approved", "00")
+    assert REFUNDS.count() == 1 and balance(VISA) == opening + Decimal("25.00")
+    record = ApiRequestRecord.objects.get(pk=stale.pk)
+    assert (record.state, record.operation, record.answer) == (
+        ApiRequestRecord.State.DONE, REFUNDS.get(), raw.decode())
+    assert post(body).content == raw and REFUNDS.count() == 1
+
+    # The process thought dead was only stalled: waking, it records nothing under the claim it lost (nothing sent).
+    with pytest.raises(services.ApiClaimLost):
+        flow.refund(attempt_id=attempt.pk, amount=Decimal("25.00"), requested_by="api:boutique-api",
+                    api_request=stale)
+    assert REFUNDS.count() == 1 and balance(VISA) == opening + Decimal("25.00")
+
+
+def test_repeats_of_a_claim_left_before_anything_was_recorded_arriving_together_refund_once(api_user):
+    """Three repeats at once of a request whose process died right after its claim: one takes the claim over and
+    refunds; the others wait for its answer and get the same bytes."""
+    kept_authorization(10000, "API-DEAD-5")
+    assert call("API-DEAD-5", "PostAuth")[0].response == "Approved"
+    opening = balance(VISA)
+    body, _stale = dead_claim("API-DEAD-5", "Credit", "15.00")
+    answers: list[bytes] = []
+    start = threading.Barrier(3)
+
+    def send():
+        start.wait()
+        answers.append(post(body).content)
+
+    threads = [threading.Thread(target=send) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 3 and len(set(answers)) == 1
+    assert xmlapi.read_response(answers[0]).response == "Approved"
+    assert REFUNDS.count() == 1 and balance(VISA) == opening + Decimal("15.00")
+
+
+def test_a_claim_left_after_its_refund_was_recorded_is_answered_from_that_refund(api_user):
+    attempt = kept_authorization(10000, "API-DEAD-2")
+    assert call("API-DEAD-2", "PostAuth")[0].response == "Approved"
+    opening = balance(VISA)
+    body, stale = dead_claim("API-DEAD-2", "Credit", "30.00")
+    # The process recorded the refund (linked to the claim in the same transaction), then died before sending it.
+    refund = flow_refund_recorded(attempt, "30.00", stale)
+    assert ApiRequestRecord.objects.get(pk=stale.pk).operation == refund
+
+    # Unsettled: BUSY, nothing sent, the claim kept.
+    busy = xmlapi.read_response(post(body).content)
+    assert (busy.response, busy.extra["ERRORCODE"]) == ("Error", "BUSY")
+    assert REFUNDS.count() == 1 and balance(VISA) == opening
+    assert ApiRequestRecord.objects.get(pk=stale.pk).state == ApiRequestRecord.State.IN_FLIGHT
+
+    # The sweeper reverses the refund left without an answer; reversed, the repeat is told NO_ANSWER and the claim
+    # released ...
+    later = timezone.now() + services.operation_answer_grace() + dt.timedelta(seconds=1)
+    assert flow.sweep_operations(now=later) == {"refunds reversed": 1}
+    busy_again = xmlapi.read_response(post(body).content)  # REVERSING: still unsettled
+    assert busy_again.extra["ERRORCODE"] == "BUSY"
+    assert rails.sweep_reversals(now=later) == {"reversals acknowledged": 1}
+    assert flow.sweep_operations(now=later) == {"refund reversals acknowledged": 1}
+    refund.refresh_from_db()
+    assert refund.state == OperationState.REVERSED
+    reversed_ = xmlapi.read_response(post(body).content)
+    assert (reversed_.response, reversed_.extra["ERRORCODE"]) == ("Error", "NO_ANSWER")
+    assert not ApiRequestRecord.objects.filter(pk=stale.pk).exists()
+    assert balance(VISA) == opening
+    # ... so the same request sent again refunds, once.
+    again = xmlapi.read_response(post(body).content)
+    assert again.response == "Approved"
+    assert REFUNDS.filter(state=OperationState.APPROVED).count() == 1 and balance(VISA) == opening + Decimal("30.00")
+
+
+def flow_refund_recorded(attempt: Attempt, amount: str, record: ApiRequestRecord) -> Operation:
+    return services.refund_open(attempt_id=attempt.pk, amount=Decimal(amount), requested_by="api:boutique-api",
+                                api_request=record)
+
+
+def test_a_claim_left_after_its_refund_was_answered_is_answered_from_that_refund_once(api_user):
+    attempt = kept_authorization(10000, "API-DEAD-3")
+    assert call("API-DEAD-3", "PostAuth")[0].response == "Approved"
+    opening = balance(VISA)
+    body, stale = dead_claim("API-DEAD-3", "Credit", "20.00")
+    # Recorded, sent, approved by the bank: the process died before storing its answer.
+    refund = flow.send_operation(operation_id=flow_refund_recorded(attempt, "20.00", stale).pk)
+    assert refund.state == OperationState.APPROVED and balance(VISA) == opening + Decimal("20.00")
+
+    raw = post(body).content
+    answer = xmlapi.read_response(raw)
+    assert (answer.response, answer.proc_return_code, answer.trans_id, answer.host_ref_num) == (
+        "Approved", "00", api.refund_trans_id(refund), refund.rrn)
+    assert answer.extra["REFUNDABLE_AMT"] == "80.00"
+    assert ApiRequestRecord.objects.get(pk=stale.pk).state == ApiRequestRecord.State.DONE
+    assert post(body).content == raw
+    assert REFUNDS.count() == 1 and balance(VISA) == opening + Decimal("20.00")
+
+
+def test_a_claim_left_after_its_capture_was_recorded_is_answered_approved_and_captured_once(api_user):
+    attempt = kept_authorization(10000, "API-DEAD-4")
+    opening = balance(VISA)
+    body, stale = dead_claim("API-DEAD-4", "PostAuth")
+    # The capture recorded (linked to the claim), the process died before sending it.
+    opened = services.capture_open(attempt_id=attempt.pk, amount=None, requested_by="api:boutique-api",
+                                   api_request=stale)
+    assert opened.created and ApiRequestRecord.objects.get(pk=stale.pk).operation == opened.operation
+
+    # Recorded, a capture is approved as it would have been (the gateway sends it until accepted) ...
+    raw = post(body).content
+    answer = xmlapi.read_response(raw)
+    assert (answer.response, answer.proc_return_code, answer.trans_id) == ("Approved", "00", attempt.trans_id)
+    assert ApiRequestRecord.objects.get(pk=stale.pk).state == ApiRequestRecord.State.DONE
+    # ... and the task worker sends it, once.
+    flow.settle(attempt_id=attempt.pk)
+    assert post(body).content == raw
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.CAPTURED and balance(VISA) == opening - Decimal("100.00")
+    assert Operation.objects.filter(attempt=attempt, kind=OperationKind.CAPTURE).count() == 1
 
 
 def test_a_repeat_sent_by_another_api_user_of_the_same_merchant_is_the_same_request(api_user):

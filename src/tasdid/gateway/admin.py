@@ -27,6 +27,7 @@ from tasdid.core.http import no_store, see_other
 
 from . import flow, protocol, selectors, services
 from .models import (
+    ApiAddressLock,
     Attempt,
     AttemptState,
     CallbackAnswer,
@@ -396,6 +397,16 @@ class MerchantApiUserForm(forms.ModelForm):
         return name
 
 
+class ApiAddressLockInline(ReadOnly, admin.TabularInline):
+    """The client addresses that gave the user wrong passwords lately, and those locked (lifted by the action
+    « Lever les blocages »)."""
+
+    model = ApiAddressLock
+    fields = ["address", "failures", "last_failure_at", "locked_until"]
+    readonly_fields = fields
+    extra = 0
+
+
 @admin.register(MerchantApiUser, site=gateway_admin)
 class MerchantApiUserAdmin(admin.ModelAdmin):
     """The logins of merchants' programs to the XML API (/fim/api)."""
@@ -404,7 +415,18 @@ class MerchantApiUserAdmin(admin.ModelAdmin):
     list_display = ["name", "merchant", "active", "locked_until", "last_used_at", "created_at"]
     list_filter = ["active", "merchant"]
     search_fields = ["name", "merchant__client_id"]
-    readonly_fields = ["failed_attempts", "locked_until", "last_used_at", "created_at"]
+    readonly_fields = ["failed_attempts", "failures_since", "locked_until", "last_used_at", "created_at"]
+    inlines = [ApiAddressLockInline]
+    actions = ["unlock"]
+
+    def get_inlines(self, request, obj=None):
+        return self.inlines if obj else []
+
+    @admin.action(description=_("Lever les blocages (l'utilisateur et ses adresses)"), permissions=["change"])
+    def unlock(self, request, queryset):
+        lifted = sum(services.api_user_unlock(user_id=pk) for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, _("Blocages levés : %(users)s utilisateur(s), %(addresses)s adresse(s).")
+                          % {"users": queryset.count(), "addresses": lifted}, messages.SUCCESS)
 
     def get_fields(self, request, obj=None):
         if obj:

@@ -3,10 +3,13 @@ authenticated (``services.api_authenticate``), then the capture (PostAuth), the 
 or the status and history queries (Extra ORDERSTATUS / ORDERHISTORY) of one of the merchant's orders, answered by
 a ``CC5Response``. Every answer is an XML document; nothing here raises for a merchant's mistake.
 
-An operation is claimed by its idempotency key before it moves anything, and its answer kept: the same request
-again within services.API_REPLAY_WINDOW gets the same answer and moves nothing (docs/merchant-protocol.md §9).
+An operation is claimed by its idempotency key before it moves anything, linked to the operation it records, and
+its answer kept: the same request again within services.API_REPLAY_WINDOW gets the same answer and moves nothing;
+a claim left in flight by a process that died is answered from its operation, or taken over when it recorded none
+(docs/merchant-protocol.md §9).
 Called outside any transaction: the operations call the acquirer."""
 
+import datetime as dt
 import hashlib
 import logging
 import time
@@ -16,7 +19,16 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import flow, protocol, selectors, services, xmlapi
-from .models import Attempt, AttemptState, Merchant, MerchantApiUser, Operation, OperationState
+from .models import (
+    ApiRequestRecord,
+    Attempt,
+    AttemptState,
+    Merchant,
+    MerchantApiUser,
+    Operation,
+    OperationKind,
+    OperationState,
+)
 from .xmlapi import APPROVED, DECLINED, ApiRequest, ApiResponse
 
 logger = logging.getLogger(__name__)
@@ -28,18 +40,20 @@ BUSY_POLL_SECONDS = 0.05
 
 
 @sensitive_variables()  # the body and the request hold the API user's password
-def answer(body: bytes, content_type: str = "text/xml") -> bytes:
-    """The ``CC5Response`` to a posted body (raw XML, or form-encoded with the XML in ``DATA``)."""
+def answer(body: bytes, content_type: str = "text/xml", *, address: str = "") -> bytes:
+    """The ``CC5Response`` to a posted body (raw XML, or form-encoded with the XML in ``DATA``) from the client at
+    ``address`` (core.http.client_ip: its wrong passwords are counted under it)."""
     try:
         request = xmlapi.parse(xmlapi.xml_of_body(body, content_type))
     except xmlapi.ApiError as exc:
         logger.info("gateway: XML API request refused: %s", exc.code)
         return xmlapi.serialize(xmlapi.error(exc.code, exc.message))
     try:
-        user = services.api_authenticate(name=request.name, password=request.password, client_id=request.client_id)
+        user = services.api_authenticate(name=request.name, password=request.password, client_id=request.client_id,
+                                         address=address)
     except services.ApiAuthRefused as exc:
-        logger.warning("gateway: XML API authentication refused for %r (ClientId %r): %s", request.name[:64],
-                       request.client_id, exc.code)
+        logger.warning("gateway: XML API authentication refused for %r (ClientId %r) from %s: %s", request.name[:64],
+                       request.client_id, address, exc.code)
         return xmlapi.serialize(xmlapi.error(exc.code, exc.message, order_id=request.order_id))
     if request.query:
         return xmlapi.serialize(query(user.merchant, request))
@@ -55,27 +69,73 @@ def idempotency_key(request: ApiRequest) -> str:
 
 
 def operate(user: MerchantApiUser, request: ApiRequest) -> bytes:
-    claim = services.api_request_claim(user=user, key=idempotency_key(request), kind=request.type,
-                                       order_id=request.order_id)
-    if claim.answer:
-        return claim.answer.encode("utf-8")
-    if claim.busy:
-        # Wait for the first one's answer, unless it began long ago (its process died): then say so at once.
-        recent = claim.record is not None and (
-            timezone.now() - claim.record.created_at).total_seconds() < 2 * BUSY_WAIT_SECONDS
-        stored = _wait_for(claim.record.pk) if recent else None
-        if stored is not None:
-            return stored.encode("utf-8")
-        return xmlapi.serialize(xmlapi.error("BUSY", _fr(
-            "La même demande est en cours de traitement : interrogez l'état de la commande (ORDERSTATUS) avant de "
-            "la renvoyer."), order_id=request.order_id))
-    # An unexpected error leaves the claim in flight: the operation may have been recorded, even approved, before
-    # it (a refund approved, then a read failing): a repeat is answered BUSY, never processed again; the merchant
-    # asks ORDERSTATUS / ORDERHISTORY (docs/merchant-protocol.md §9).
-    response, keep = _dispatch(user, request)
+    """Claim the request's key, then act (_act); a repeat gets the stored answer, or waits for the first one's.
+    A claim left in flight more than twice BUSY_WAIT_SECONDS (its process died, or stopped on an unexpected error)
+    is answered from the operation it recorded (_recovered), or taken over when it recorded none: never an
+    operation asked twice."""
+    key = idempotency_key(request)
+    for _try in range(2):
+        claim = services.api_request_claim(user=user, key=key, kind=request.type, order_id=request.order_id)
+        if claim.answer:
+            return claim.answer.encode("utf-8")
+        record = claim.record
+        if not claim.busy:
+            return _act(user, request, record)
+        if record is None:
+            break
+        stale_before = timezone.now() - dt.timedelta(seconds=2 * BUSY_WAIT_SECONDS)
+        if record.created_at >= stale_before:  # the first one is being processed: wait for its answer
+            stored = _wait_for(record.pk)
+            if stored is not None:
+                return stored.encode("utf-8")
+            break
+        if record.operation_id is not None:
+            return _recovered(record, request)
+        taken = services.api_request_take_over(record=record, stale_before=stale_before)
+        if taken is not None:
+            return _act(user, request, taken)
+        # Another repeat took it over (or it moved on) meanwhile: claim again, and wait for that one's answer.
+    return _busy(request)
+
+
+def _busy(request: ApiRequest) -> bytes:
+    return xmlapi.serialize(xmlapi.error("BUSY", _fr(
+        "La même demande est en cours de traitement : interrogez l'état de la commande (ORDERSTATUS) avant de "
+        "la renvoyer."), order_id=request.order_id))
+
+
+def _act(user: MerchantApiUser, request: ApiRequest, record: ApiRequestRecord) -> bytes:
+    """Process a claimed request and store its answer. The operation it records is linked to the claim as it is
+    recorded (flow.capture / void / refund ``api_request``), so that an unexpected error after it (a refund
+    approved, then a read failing) leaves a claim a repeat answers from that operation, never processed again
+    (docs/merchant-protocol.md §9)."""
+    try:
+        response, keep = _dispatch(user, request, record)
+    except services.ApiClaimLost:  # this process stalled past the cutoff and a repeat took the request over
+        return _busy(request)
     text = xmlapi.serialize(response)
-    services.api_request_answered(record_id=claim.record.pk, answer=text.decode("utf-8"), keep=keep)
+    services.api_request_answered(record=record, answer=text.decode("utf-8"), keep=keep)
     return text
+
+
+def _recovered(record: ApiRequestRecord, request: ApiRequest) -> bytes:
+    """The answer to a request whose claim was left in flight after recording its operation: what the process
+    would have answered, from the operation as it stands. A capture or a void recorded is approved (the gateway
+    sends it until accepted, as when answered at once); a refund by its outcome, BUSY while it awaits its answer or
+    its reversal, NO_ANSWER once reversed (the claim then released: the same request may be sent again). Stored as
+    the request's answer; when another repeat stored one first, that one."""
+    operation = Operation.objects.get(pk=record.operation_id)
+    if operation.kind == OperationKind.REFUND:
+        if operation.state in (OperationState.PENDING, OperationState.REVERSING):
+            return _busy(request)
+        response, keep = _refunded(operation, request)
+    else:
+        response, keep = _settled(operation, request), True
+    text = xmlapi.serialize(response)
+    if services.api_request_answered(record=record, answer=text.decode("utf-8"), keep=keep) or not keep:
+        return text
+    stored = selectors.api_request_answer(record.pk)
+    return stored.encode("utf-8") if stored is not None else _busy(request)
 
 
 def _wait_for(record_id: int) -> str | None:
@@ -92,20 +152,22 @@ def _unknown_order(request: ApiRequest) -> ApiResponse:
     return xmlapi.error("ORDER_UNKNOWN", _fr("Commande introuvable pour ce marchand."), order_id=request.order_id)
 
 
-def _dispatch(user: MerchantApiUser, request: ApiRequest) -> tuple[ApiResponse, bool]:
+def _dispatch(user: MerchantApiUser, request: ApiRequest, record: ApiRequestRecord) -> tuple[ApiResponse, bool]:
     """The operation's answer, and whether to keep it for the request's repeats (the state moved, or the bank
-    answered); a refusal before anything moved is not kept."""
+    answered); a refusal before anything moved is not kept. The operation recorded is linked to ``record``."""
     _session, attempt = selectors.order_of(user.merchant, request.order_id)
     if attempt is None:
         return _unknown_order(request), False
     requested_by = f"api:{user.name}"
     try:
         if request.type == xmlapi.POSTAUTH:
-            return _settled(flow.capture(attempt_id=attempt.pk, amount=request.total, requested_by=requested_by),
-                            request), True
+            return _settled(flow.capture(attempt_id=attempt.pk, amount=request.total, requested_by=requested_by,
+                                         api_request=record), request), True
         if request.type == xmlapi.VOID:
-            return _settled(flow.void(attempt_id=attempt.pk, requested_by=requested_by), request), True
-        operation = flow.refund(attempt_id=attempt.pk, amount=request.total, requested_by=requested_by)
+            return _settled(flow.void(attempt_id=attempt.pk, requested_by=requested_by, api_request=record),
+                            request), True
+        operation = flow.refund(attempt_id=attempt.pk, amount=request.total, requested_by=requested_by,
+                                api_request=record)
     except services.RefundRefused as exc:
         return xmlapi.error("REFUND_REFUSED", _refund_refusal(exc), order_id=request.order_id), False
     except services.OperationRefused as exc:

@@ -35,6 +35,7 @@ from tasdid.core.money import MAD_NUMERIC, to_minor
 
 from . import protocol, selectors, services, threeds_server, vault
 from .models import (
+    ApiRequestRecord,
     Attempt,
     AttemptState,
     CallbackAnswer,
@@ -451,36 +452,43 @@ def cancel(*, session_id: int) -> BrowserStep:
 # --- operations a merchant asks for: capture, void, refund ------------------------------------------------
 
 
-def capture(*, attempt_id: int, amount: Decimal | None, requested_by: str) -> Operation:
+def capture(*, attempt_id: int, amount: Decimal | None, requested_by: str,
+            api_request: ApiRequestRecord | None = None) -> Operation:
     """Capture an authorization the merchant kept (its callback answered APPROVED): the whole authorized amount
     (``amount`` None) or part of it, once (a partial capture releases the rest, as CMI's PostAuth). Recorded
     first (services.capture_open, committed; services.OperationRefused when not allowed, nothing sent), then sent
     as a 0220 outside any transaction; not accepted, it is sent again by the task worker until it is. Asked
-    twice (at once or not), the capture is recorded and sent once: the second call gets the same row."""
-    opened = services.capture_open(attempt_id=attempt_id, amount=amount, requested_by=requested_by)
+    twice (at once or not), the capture is recorded and sent once: the second call gets the same row.
+    ``api_request``: the XML API request's claim, linked to the row as it is recorded (services.ApiClaimLost when
+    that claim was taken over meanwhile: nothing recorded, nothing sent)."""
+    opened = services.capture_open(attempt_id=attempt_id, amount=amount, requested_by=requested_by,
+                                   api_request=api_request)
     if opened.created:
         settle(attempt_id=attempt_id)
     return Operation.objects.get(pk=opened.operation.pk)
 
 
-def void(*, attempt_id: int, requested_by: str) -> Operation:
+def void(*, attempt_id: int, requested_by: str, api_request: ApiRequestRecord | None = None) -> Operation:
     """Void an authorization the merchant kept and did not capture (a 0400 of the 0100, the hold released).
     Recorded first (services.void_open; OperationRefused after a capture: ``already_captured``), then sent,
-    again by the task worker until acknowledged. Asked twice, the void is recorded and sent once."""
-    opened = services.void_open(attempt_id=attempt_id, requested_by=requested_by)
+    again by the task worker until acknowledged. Asked twice, the void is recorded and sent once. ``api_request``:
+    as for capture."""
+    opened = services.void_open(attempt_id=attempt_id, requested_by=requested_by, api_request=api_request)
     if opened.created:
         settle(attempt_id=attempt_id)
     return Operation.objects.get(pk=opened.operation.pk)
 
 
-def refund(*, attempt_id: int, amount: Decimal, requested_by: str, expected_left: Decimal | None = None) -> Operation:
+def refund(*, attempt_id: int, amount: Decimal, requested_by: str, expected_left: Decimal | None = None,
+           api_request: ApiRequestRecord | None = None) -> Operation:
     """Refund ``amount`` of a captured attempt to the card (whole or part; several refunds up to what was
     captured): the refund is recorded first (services.refund_open, committed; services.RefundRefused when it is
     not allowed, nothing sent), then sent to the acquirer outside any transaction, then its answer recorded.
     No answer: its reversal is owed and the refund ends REVERSED once acknowledged; a crash after the send
-    leaves it PENDING, and the sweeper reverses it (sweep_operations). Never a refund the gateway does not know."""
+    leaves it PENDING, and the sweeper reverses it (sweep_operations). Never a refund the gateway does not know.
+    ``api_request``: as for capture."""
     operation = services.refund_open(attempt_id=attempt_id, amount=amount, requested_by=requested_by,
-                                     expected_left=expected_left)
+                                     expected_left=expected_left, api_request=api_request)
     return send_operation(operation_id=operation.pk)
 
 
@@ -584,7 +592,7 @@ def sweep_attempt(*, attempt_id: int, now: dt.datetime | None = None) -> str:
 
 def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Everything past its deadline: expired sessions closed, attempts taken over (see sweep_attempt), refunds
-    without an answer reversed (sweep_operations)."""
+    without an answer reversed (sweep_operations), the XML API's stale address counts forgotten."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
     for session_id in selectors.sessions_past_expiry(now=now):
@@ -595,4 +603,6 @@ def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
         counts[done] = counts.get(done, 0) + 1
     for done, n in sweep_operations(now=now).items():
         counts[done] = counts.get(done, 0) + n
+    if forgotten := services.api_locks_forget(now=now):
+        counts["API address counts forgotten"] = forgotten
     return counts

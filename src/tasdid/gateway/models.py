@@ -433,14 +433,17 @@ class PendingReversal(models.Model):
 class MerchantApiUser(models.Model):
     """A login of a merchant's programs to the XML API (``/fim/api``): the ``Name`` and ``Password`` of its
     ``CC5Request``, for that merchant's ``ClientId`` only. The password is kept as a Django password hash, never in
-    clear; wrong passwords in a row lock the user for a while (``failed_attempts``, ``locked_until``)."""
+    clear. Wrong passwords are counted per client address (``ApiAddressLock``): a few in a row lock that address
+    for this user only; many from all addresses within a while lock the user itself (``failed_attempts`` since
+    ``failures_since``, ``locked_until``)."""
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="api_users",
                                  verbose_name=_("marchand"))
     name = models.CharField(_("nom d'utilisateur API (Name)"), max_length=64, unique=True)
     password = models.CharField(_("mot de passe (empreinte)"), max_length=200)
     active = models.BooleanField(_("actif"), default=True)
-    failed_attempts = models.PositiveSmallIntegerField(_("mots de passe erronés de suite"), default=0)
+    failed_attempts = models.PositiveSmallIntegerField(_("mots de passe erronés, toutes adresses"), default=0)
+    failures_since = models.DateTimeField(_("mots de passe erronés comptés depuis"), null=True, blank=True)
     locked_until = models.DateTimeField(_("bloqué jusqu'au"), null=True, blank=True)
     created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
     last_used_at = models.DateTimeField(_("dernière utilisation"), null=True, blank=True)
@@ -454,11 +457,34 @@ class MerchantApiUser(models.Model):
         return f"{self.name} ({self.merchant.client_id})"
 
 
+class ApiAddressLock(models.Model):
+    """The wrong passwords given for an API user from one client address (an IPv4 address, or an IPv6 /64), in a
+    row: at services.API_LOCK_AFTER_FAILURES that address is refused for this user until ``locked_until``, while
+    the user's programs elsewhere go on. A right password from the address ends its row."""
+
+    api_user = models.ForeignKey(MerchantApiUser, on_delete=models.CASCADE, related_name="address_locks",
+                                 verbose_name=_("utilisateur de l'API marchand"))
+    address = models.CharField(_("adresse du client"), max_length=64)
+    failures = models.PositiveSmallIntegerField(_("mots de passe erronés de suite"), default=0)
+    last_failure_at = models.DateTimeField(_("dernier mot de passe erroné le"))
+    locked_until = models.DateTimeField(_("bloquée jusqu'au"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("blocage par adresse")
+        verbose_name_plural = _("blocages par adresse")
+        ordering = ["api_user", "-last_failure_at"]
+        constraints = [models.UniqueConstraint(fields=["api_user", "address"], name="gateway_api_address_once")]
+
+    def __str__(self) -> str:
+        return self.address
+
+
 class ApiRequestRecord(models.Model):
     """One operation asked through the XML API, kept to answer the same request again with the same answer
     (docs/merchant-protocol.md §9): the request's idempotency key (a hash of what identifies it), claimed before
     anything moves, then the answer sent. A request being processed is IN_FLIGHT: a duplicate arriving meanwhile
-    waits for its answer and moves nothing."""
+    waits for its answer and moves nothing; one arriving long after a claim whose process died answers from the
+    operation it recorded, or takes the claim over when it recorded none."""
 
     class State(models.TextChoices):
         IN_FLIGHT = "in_flight", _("en cours")
@@ -471,6 +497,13 @@ class ApiRequestRecord(models.Model):
     order_id = models.CharField(_("commande"), max_length=64)
     state = models.CharField(_("état"), max_length=9, choices=State.choices, default=State.IN_FLIGHT)
     answer = models.TextField(_("réponse envoyée"), blank=True, default="")
+    # The operation it recorded (a capture, a void, a refund, or the one it found already recorded), set in the
+    # transaction that records it, before anything is sent: a repeat finding the claim left in flight by a process
+    # that died answers from that operation instead of acting again.
+    operation = models.ForeignKey("Operation", on_delete=models.PROTECT, related_name="api_requests", null=True,
+                                  blank=True, verbose_name=_("opération"))
+    # When it was claimed (again, after the replay window or taken over from a process that died): what a claim
+    # holder compares to know the claim is still its own.
     created_at = models.DateTimeField(_("reçue le"))
     answered_at = models.DateTimeField(_("répondue le"), null=True, blank=True)
 

@@ -9,6 +9,7 @@ transactions, never inside one.
 import datetime as dt
 import functools
 import hmac
+import ipaddress
 import logging
 import re
 import secrets
@@ -39,6 +40,7 @@ from .models import (
     ATTEMPT_TRANSITIONS,
     OPERATION_TRANSITIONS,
     SESSION_TRANSITIONS,
+    ApiAddressLock,
     ApiRequestRecord,
     Attempt,
     AttemptState,
@@ -1010,22 +1012,42 @@ def _refuse(code: str, message: str, **amounts) -> OperationRefused:
     return OperationRefused(code, message, **amounts)
 
 
+class ApiClaimLost(Exception):
+    """The XML API request's claim is no longer its holder's (taken over by a repeat after the holder seemed dead,
+    api_request_take_over): the holder records nothing, its transaction rolled back."""
+
+
+def _api_request_link(record: ApiRequestRecord | None, operation: Operation) -> Operation:
+    """Link the claim of the XML API request that asked for ``operation`` to it, in the transaction that records it
+    (before anything is sent); only while the claim is still the holder's (in flight, claimed when the holder
+    claimed it), else ApiClaimLost and the transaction rolls back."""
+    if record is not None and not _api_claim_held(record).update(operation=operation):
+        raise ApiClaimLost(f"API request {record.pk}: its claim was taken over")
+    return operation
+
+
+def _api_claim_held(record: ApiRequestRecord):
+    return ApiRequestRecord.objects.filter(pk=record.pk, state=ApiRequestRecord.State.IN_FLIGHT,
+                                           created_at=record.created_at)
+
+
 @with_locked_attempt
 def capture_open(attempt: Attempt, *, amount: Decimal | None, requested_by: str,
-                 now: dt.datetime | None = None) -> Opened:
+                 api_request: ApiRequestRecord | None = None, now: dt.datetime | None = None) -> Opened:
     """Record the capture a merchant asks of an authorization it kept (its callback answered APPROVED), before
     anything is sent: the whole authorized amount (``amount`` None) or part of it. One capture per authorization,
     as CMI's PostAuth: a partial capture releases the rest (the issuer frees it), nothing more can be captured
     after it. The same capture asked again, for the same amount (or twice at once: the attempt's lock takes them
     one after the other), finds the first one (``created`` False), sent once. OperationRefused otherwise, nothing
-    recorded."""
+    recorded. ``api_request``: the XML API request's claim, linked to the operation in the same transaction
+    (ApiClaimLost, nothing recorded, when that claim is no longer its holder's)."""
     now = now or timezone.now()
     capturable = selectors.capturable_amount(attempt)
     existing = _operation_of(attempt, OperationKind.CAPTURE)
     if existing is not None:
         wanted = selectors.authorized_amount(attempt) if amount is None else _checked_amount(amount)
         if wanted == existing.amount:
-            return Opened(existing, created=False)
+            return Opened(_api_request_link(api_request, existing), created=False)
         raise _refuse("already_captured", _("Le paiement %(trans_id)s a déjà été remis (%(amount)s DH) : le reste "
                                             "de l'autorisation est libéré.")
                       % {"trans_id": attempt.trans_id, "amount": existing.amount}, capturable=capturable)
@@ -1050,21 +1072,22 @@ def capture_open(attempt: Attempt, *, amount: Decimal | None, requested_by: str,
     partial = " partielle (le reste est libéré)" if checked < capturable else ""
     cause = f"remise{partial} de {checked} DH demandée par {requested_by or '?'}"
     _move_attempt(attempt, AttemptState.CAPTURING, cause, now=now, deadline=now + SETTLE_SAFETY)
-    return Opened(_open_operation(attempt, OperationKind.CAPTURE, checked, requested_by=requested_by, now=now,
-                                  cause=cause), created=True)
+    return Opened(_api_request_link(api_request, _open_operation(
+        attempt, OperationKind.CAPTURE, checked, requested_by=requested_by, now=now, cause=cause)), created=True)
 
 
 @with_locked_attempt
-def void_open(attempt: Attempt, *, requested_by: str, now: dt.datetime | None = None) -> Opened:
+def void_open(attempt: Attempt, *, requested_by: str, api_request: ApiRequestRecord | None = None,
+              now: dt.datetime | None = None) -> Opened:
     """Record the void a merchant asks of an authorization it kept and did not capture, before anything is sent.
     Asked again (or twice at once), the void already recorded is found (``created`` False). A void after a
     capture is refused (``already_captured``: a refund gives the money back), as any void of an attempt without
-    an authorization standing; OperationRefused, nothing recorded."""
+    an authorization standing; OperationRefused, nothing recorded. ``api_request``: as for capture_open."""
     now = now or timezone.now()
     if attempt.state in (AttemptState.VOIDING, AttemptState.VOIDED):
         existing = _operation_of(attempt, OperationKind.VOID)
         if existing is not None:
-            return Opened(existing, created=False)
+            return Opened(_api_request_link(api_request, existing), created=False)
     if attempt.state in (AttemptState.CAPTURING, AttemptState.CAPTURED) \
             or _operation_of(attempt, OperationKind.CAPTURE) is not None:
         raise _refuse("already_captured", _("Le paiement %(trans_id)s est remis : il ne peut plus être annulé, "
@@ -1078,8 +1101,8 @@ def void_open(attempt: Attempt, *, requested_by: str, now: dt.datetime | None = 
                       % {"trans_id": attempt.trans_id})
     cause = f"annulation de l'autorisation demandée par {requested_by or '?'}"
     _move_attempt(attempt, AttemptState.VOIDING, cause, now=now, deadline=now + SETTLE_SAFETY)
-    return Opened(_open_operation(attempt, OperationKind.VOID, attempt.amount, requested_by=requested_by, now=now,
-                                  cause=cause), created=True)
+    return Opened(_api_request_link(api_request, _open_operation(
+        attempt, OperationKind.VOID, attempt.amount, requested_by=requested_by, now=now, cause=cause)), created=True)
 
 
 @transaction.atomic
@@ -1101,13 +1124,13 @@ def operation_begin_send(*, operation_id: int, now: dt.datetime | None = None) -
 
 @with_locked_attempt
 def refund_open(attempt: Attempt, *, amount: Decimal, requested_by: str, expected_left: Decimal | None = None,
-                now: dt.datetime | None = None) -> Operation:
+                api_request: ApiRequestRecord | None = None, now: dt.datetime | None = None) -> Operation:
     """Record a refund of a captured attempt, before anything is sent: the attempt locked (two refunds at once
     are taken one after the other), the amount checked against what is left to refund (captured less the
     refunds done or pending), the refund's own STAN and DE7 taken. Committed on return, PENDING: whatever
     happens to the process next, the sweeper finds it (flow.sweep_operations). RefundRefused otherwise, and
     nothing is recorded; ``expected_left``: what staff saw left to refund when they confirmed (refused if it
-    changed)."""
+    changed). ``api_request``: as for capture_open."""
     now = now or timezone.now()
     left = selectors.refundable_amount(attempt)
     checked = _checked_amount(amount)
@@ -1126,9 +1149,9 @@ def refund_open(attempt: Attempt, *, amount: Decimal, requested_by: str, expecte
         raise RefundRefused("amount_above_refundable", _("Remboursement de %(amount)s DH refusé : il reste "
                                                          "%(left)s DH à rembourser sur %(trans_id)s.")
                             % {"amount": checked, "left": left, "trans_id": attempt.trans_id}, refundable=left)
-    return _open_operation(attempt, OperationKind.REFUND, checked, requested_by=requested_by, now=now,
-                           stan=next_stan(now=now), cause=f"remboursement de {checked} DH demandé par "
-                                                          f"{requested_by or '?'}")
+    return _api_request_link(api_request, _open_operation(
+        attempt, OperationKind.REFUND, checked, requested_by=requested_by, now=now, stan=next_stan(now=now),
+        cause=f"remboursement de {checked} DH demandé par {requested_by or '?'}"))
 
 
 @transaction.atomic
@@ -1179,8 +1202,11 @@ def operation_reversed(*, operation_id: int, response_code: str, now: dt.datetim
 
 # --- The merchant XML API (``/fim/api``): its users, their lockout, and the requests answered once -------------
 
-API_LOCK_AFTER_FAILURES = 5  # wrong passwords in a row lock an API user
+API_LOCK_AFTER_FAILURES = 5  # wrong passwords in a row from one client address lock that address for the user
 API_LOCK_FOR = dt.timedelta(minutes=30)
+# Wrong passwords for one user from all addresses within API_LOCK_FOR that lock the user itself (guesses spread over
+# many addresses); an address already locked counts no more, so that one address cannot lock the user out.
+API_USER_LOCK_AFTER_FAILURES = 50
 API_PASSWORD_LENGTH = 24  # characters of a generated password (token_urlsafe: about 144 bits)
 API_MIN_PASSWORD = 12
 # A request the same as one answered this recently gets that answer again and moves nothing (docs §9).
@@ -1237,9 +1263,35 @@ def api_user_set_password(*, user_id: int, password: str) -> MerchantApiUser:
     """Set an API user's password (kept hashed); its lockout ends."""
     _check_api_password(password)
     user = MerchantApiUser.objects.select_for_update().get(pk=user_id)
-    user.password, user.failed_attempts, user.locked_until = make_password(password), 0, None
-    user.save(update_fields=["password", "failed_attempts", "locked_until"])
+    user.password, user.failed_attempts, user.failures_since, user.locked_until = make_password(password), 0, None, None
+    user.save(update_fields=["password", "failed_attempts", "failures_since", "locked_until"])
+    ApiAddressLock.objects.filter(api_user=user).delete()
     return user
+
+
+@transaction.atomic
+def api_user_unlock(*, user_id: int) -> int:
+    """Lift an API user's locks, its own and those of its client addresses, and forget their wrong passwords (staff,
+    once the cause is known). The number of address locks lifted."""
+    user = MerchantApiUser.objects.select_for_update().get(pk=user_id)
+    user.failed_attempts, user.failures_since, user.locked_until = 0, None, None
+    user.save(update_fields=["failed_attempts", "failures_since", "locked_until"])
+    lifted, _kinds = ApiAddressLock.objects.filter(api_user=user).delete()
+    return lifted
+
+
+def api_address_key(address: str) -> str:
+    """The client address wrong passwords are counted under: an IPv4 address as is (an IPv4-mapped IPv6 one as its
+    IPv4), an IPv6 address by its /64 (one customer's network: its addresses are many), anything else as given."""
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return (address or "").strip()[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _password_matches(user: MerchantApiUser, password: str) -> bool:
@@ -1258,41 +1310,86 @@ def _password_matches(user: MerchantApiUser, password: str) -> bool:
     return True
 
 
-def api_authenticate(*, name: str, password: str, client_id: str, now: dt.datetime | None = None) -> MerchantApiUser:
+def _hash_once(password: str) -> None:
+    """The password hasher's work once, for a name that has no password to check: an unknown name then costs what
+    a wrong password costs (as Django's ModelBackend does), so the time of the answer does not tell which names
+    exist."""
+    make_password(password)
+
+
+def api_authenticate(*, name: str, password: str, client_id: str, address: str = "",
+                     now: dt.datetime | None = None) -> MerchantApiUser:
     """The active API user ``name`` of the active merchant ``client_id`` whose password is ``password``, or
-    ApiAuthRefused. API_LOCK_AFTER_FAILURES wrong passwords in a row lock the user for API_LOCK_FOR (refused, right
-    password or not, until then); a right one resets the count. Nothing is written for an unknown name."""
+    ApiAuthRefused. ``address``: the client's (core.http.client_ip). API_LOCK_AFTER_FAILURES wrong passwords in a
+    row from one address lock that address for this user for API_LOCK_FOR (refused there, right password or not,
+    until then), while the right password from another address still opens; a right one from the address ends its
+    count. API_USER_LOCK_AFTER_FAILURES wrong ones within API_LOCK_FOR from all addresses lock the user everywhere.
+    The password hasher runs once whatever the case; nothing is written for an unknown name."""
     now = now or timezone.now()
     unknown = ApiAuthRefused("AUTH", protocol.errmsg("Identifiants API invalides : Name ou Password incorrect."))
     user = MerchantApiUser.objects.select_related("merchant").filter(name=name[:64]).first()
     if user is None:
-        make_password(password)  # the time a wrong password takes: an unknown name does not show
+        _hash_once(password)
         raise unknown
-    if is_locked(user.locked_until, now):
+    key = api_address_key(address)
+    here = ApiAddressLock.objects.filter(api_user=user, address=key).first()
+    locked_until = max((t for t in (user.locked_until, here and here.locked_until) if is_locked(t, now)),
+                       default=None)
+    if locked_until is not None:
         # Said only to whoever knows the password: to anyone else a locked user answers as an unknown name does, so
-        # that the lock does not tell which names exist.
+        # that the lock does not tell which names exist. A locked address's wrong passwords count no more.
         if not _password_matches(user, password):
             raise unknown
         raise ApiAuthRefused("LOCKED", protocol.errmsg(
             "Utilisateur API bloqué après trop de mots de passe erronés : réessayez plus tard."),
-            locked_until=user.locked_until)
+            locked_until=locked_until)
     if not _password_matches(user, password):
-        with transaction.atomic():
-            locked = MerchantApiUser.objects.select_for_update().get(pk=user.pk)
-            lockout = after_failure(failures=locked.failed_attempts, now=now, limit=API_LOCK_AFTER_FAILURES,
-                                    lock_for=API_LOCK_FOR)
-            locked.failed_attempts, locked.locked_until = lockout.failures, lockout.locked_until
-            locked.save(update_fields=["failed_attempts", "locked_until"])
-        if lockout.locked_until is not None:
-            logger.warning("gateway: API user %s locked after %s wrong passwords", user.name, API_LOCK_AFTER_FAILURES)
+        _api_wrong_password(user_id=user.pk, address=key, now=now)
         raise unknown
     if not user.active or not user.merchant.active:
         raise ApiAuthRefused("INACTIVE", protocol.errmsg("Utilisateur API ou marchand désactivé."))
     if user.merchant.client_id != client_id:
         raise ApiAuthRefused("CLIENTID", protocol.errmsg(
             "Cet utilisateur API n'appartient pas au marchand indiqué par ClientId."))
-    MerchantApiUser.objects.filter(pk=user.pk).update(failed_attempts=0, locked_until=None, last_used_at=now)
+    if here is not None:
+        ApiAddressLock.objects.filter(pk=here.pk).delete()
+    MerchantApiUser.objects.filter(pk=user.pk).update(last_used_at=now)
     return user
+
+
+@transaction.atomic
+def _api_wrong_password(*, user_id: int, address: str, now: dt.datetime) -> None:
+    """Count a wrong password for the user from ``address`` (its key), the user's row locked: one more in a row for
+    the address (a count left untouched for API_LOCK_FOR starts over), one more within API_LOCK_FOR for the user."""
+    user = MerchantApiUser.objects.select_for_update().get(pk=user_id)
+    here, _created = ApiAddressLock.objects.get_or_create(api_user=user, address=address,
+                                                          defaults={"last_failure_at": now})
+    if is_locked(here.locked_until, now) or is_locked(user.locked_until, now):
+        return  # a wrong password racing the one that locked: nothing more to count
+    failures = here.failures if here.last_failure_at > now - API_LOCK_FOR else 0
+    lockout = after_failure(failures=failures, now=now, limit=API_LOCK_AFTER_FAILURES, lock_for=API_LOCK_FOR)
+    here.failures, here.locked_until, here.last_failure_at = lockout.failures, lockout.locked_until, now
+    here.save(update_fields=["failures", "locked_until", "last_failure_at"])
+    if lockout.locked_until is not None:
+        logger.warning("gateway: API user %s locked from %s after %s wrong passwords", user.name, address,
+                       API_LOCK_AFTER_FAILURES)
+    if user.failures_since is None or user.failures_since <= now - API_LOCK_FOR:
+        user.failed_attempts, user.failures_since = 0, now
+    user.failed_attempts += 1
+    if user.failed_attempts >= API_USER_LOCK_AFTER_FAILURES:
+        user.failed_attempts, user.failures_since, user.locked_until = 0, None, now + API_LOCK_FOR
+        logger.warning("gateway: API user %s locked after %s wrong passwords from all addresses", user.name,
+                       API_USER_LOCK_AFTER_FAILURES)
+    user.save(update_fields=["failed_attempts", "failures_since", "locked_until"])
+
+
+def api_locks_forget(*, now: dt.datetime | None = None) -> int:
+    """Forget the address counts that no longer matter (no wrong password for API_LOCK_FOR and no lock standing):
+    what an attacker's many addresses leave behind does not pile up. The number of rows deleted."""
+    now = now or timezone.now()
+    deleted, _kinds = (ApiAddressLock.objects.filter(last_failure_at__lte=now - API_LOCK_FOR)
+                       .exclude(locked_until__gt=now).delete())
+    return deleted
 
 
 @dataclass(frozen=True)
@@ -1320,10 +1417,11 @@ def api_request_claim(*, user: MerchantApiUser, key: str, kind: str, order_id: s
                     if record.state == ApiRequestRecord.State.DONE:
                         return ApiClaim(record=record, answer=record.answer)
                     return ApiClaim(record=record, busy=True)
-                record.state, record.answer, record.created_at, record.answered_at = (
-                    ApiRequestRecord.State.IN_FLIGHT, "", now, None)
+                record.state, record.answer, record.created_at, record.answered_at, record.operation = (
+                    ApiRequestRecord.State.IN_FLIGHT, "", now, None, None)
                 record.kind, record.order_id = kind, order_id[:64]
-                record.save(update_fields=["state", "answer", "created_at", "answered_at", "kind", "order_id"])
+                record.save(update_fields=["state", "answer", "created_at", "answered_at", "kind", "order_id",
+                                           "operation"])
                 return ApiClaim(record=record)
         try:
             with transaction.atomic():
@@ -1335,12 +1433,31 @@ def api_request_claim(*, user: MerchantApiUser, key: str, kind: str, order_id: s
     return ApiClaim(record=None, busy=True)  # pragma: no cover
 
 
-def api_request_answered(*, record_id: int, answer: str, keep: bool, now: dt.datetime | None = None) -> None:
-    """The answer sent for a claimed request: kept for its repeats (``keep``: the operation reached the bank, or
-    moved a state), or the claim released (a refusal before anything moved: the same request may be tried again)."""
+def api_request_take_over(*, record: ApiRequestRecord, stale_before: dt.datetime,
+                          now: dt.datetime | None = None) -> ApiRequestRecord | None:
+    """Take over the claim of a request left in flight since before ``stale_before`` by a process that recorded no
+    operation for it (it died before, or stopped on something else): one conditional UPDATE, so that of repeats
+    arriving together one only wins; the winner acts (the record, claimed anew), the others get None. A holder
+    still alive that records its operation later is refused it (ApiClaimLost): the money moves once."""
     now = now or timezone.now()
+    taken = ApiRequestRecord.objects.filter(pk=record.pk, state=ApiRequestRecord.State.IN_FLIGHT,
+                                            operation__isnull=True, created_at=record.created_at,
+                                            created_at__lt=stale_before).update(created_at=now)
+    if not taken:
+        return None
+    logger.warning("gateway: XML API request %s (%s %s) taken over: its claim of %s was left in flight", record.pk,
+                   record.kind, record.order_id, record.created_at.isoformat())
+    return ApiRequestRecord.objects.get(pk=record.pk)
+
+
+def api_request_answered(*, record: ApiRequestRecord, answer: str, keep: bool, now: dt.datetime | None = None) -> bool:
+    """The answer sent for a claimed request: kept for its repeats (``keep``: the operation reached the bank, or
+    moved a state), or the claim released (a refusal before anything moved: the same request may be tried again).
+    Only while the claim is still ``record``'s holder's; False when it is not (taken over, or answered by another
+    repeat meanwhile): nothing written."""
+    now = now or timezone.now()
+    held = _api_claim_held(record)
     if keep:
-        ApiRequestRecord.objects.filter(pk=record_id).update(state=ApiRequestRecord.State.DONE, answer=answer,
-                                                            answered_at=now)
-    else:
-        ApiRequestRecord.objects.filter(pk=record_id, state=ApiRequestRecord.State.IN_FLIGHT).delete()
+        return bool(held.update(state=ApiRequestRecord.State.DONE, answer=answer, answered_at=now))
+    deleted, _kinds = held.delete()
+    return bool(deleted)

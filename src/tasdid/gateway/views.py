@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tasdid.core import i18n, threeds
-from tasdid.core.http import allow_form_action, autosubmit, no_store, see_other, signed_json
+from tasdid.core.http import allow_form_action, autosubmit, client_ip, no_store, see_other, signed_json
 from tasdid.core.signing import ver3_verify
 
 from . import api, flow, protocol, selectors, services, threeds_server, xmlapi
@@ -221,7 +221,7 @@ def merchant_api(request: HttpRequest) -> HttpResponse:
         body = xmlapi.serialize(xmlapi.error("TOO_LARGE", protocol.errmsg(
             f"Demande trop volumineuse : au plus {xmlapi.MAX_BODY} octets.")))
     else:
-        body = api.answer(request.read(xmlapi.MAX_BODY + 1), request.content_type or "")
+        body = api.answer(request.read(xmlapi.MAX_BODY + 1), request.content_type or "", address=client_ip(request))
     return HttpResponse(body, content_type="text/xml; charset=utf-8")
 
 
