@@ -21,8 +21,8 @@ CEILINGS: dict[str, int] = {
     "callback again: gateway POST gateway_order_status": 3,
     "payment page again: gateway GET gateway_pay": 4,
     "challenge code: gateway POST gateway_rreq": 4,
-    "refund: gateway POST gateway_merchant_api": 28,
-    "order history: gateway POST gateway_merchant_api": 5,
+    "refund: gateway POST gateway_merchant_api": 30,  # the address lock read, the claim linked to its operation
+    "order history: gateway POST gateway_merchant_api": 6,  # the address lock read
     "merchant request refused: gateway POST gateway_est3dgate": 5,
     "defer: gateway POST gateway_pay": 6,
     "restore: gateway POST gateway_pay": 6,
