@@ -226,3 +226,28 @@ def test_receipt_pdf_has_the_same_content(tmp_path):
     assert july.reference not in text
     assert "Imprimer" not in text  # the buttons are for the screen
     assert not find_card_numbers(text)
+
+
+@pytest.mark.django_db
+def test_receipt_pdf_reads_the_same_from_a_fresh_renderer_and_the_threads_kept_one_after_language_switches(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.utils import translation
+
+    from tasdid.portal.receipt_pdf import render_receipt_pdf
+
+    payment, _ = paid()
+    receipt = receipt_for(receipt_number=payment.receipt_number)
+
+    def rendered(language: str) -> str:
+        with translation.override(language):
+            return pdf_text(render_receipt_pdf(receipt=receipt), tmp_path)
+
+    def fresh(language: str) -> str:  # a new thread: its own font configuration and stylesheets, parsed anew
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(rendered, language).result()
+
+    first = {language: fresh(language) for language in ("fr", "ar", "en")}
+    assert "Reçu de paiement" in first["fr"] and "Payment receipt" in first["en"] and "إيصال" in first["ar"]
+    for language in ("fr", "ar", "en", "ar", "fr", "en", "fr"):  # one renderer kept across the switches
+        assert rendered(language) == first[language], language

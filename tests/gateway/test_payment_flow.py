@@ -466,9 +466,8 @@ def test_a_callback_without_a_usable_answer_keeps_the_authorization_and_is_sent_
     assert "le site marchand ne l'a pas encore confirmé" in html.unescape(page.content.decode())
     assert f'action="{counterparty.url}/shop/ok"' in page.content.decode()
     # The task worker tries again at the deadline; the merchant answers at last: captured.
-    watch = DBTaskResult.objects.filter(task_path="tasdid.gateway.tasks.watch_attempt", status="READY",
-                                        run_after=a.deadline)
-    assert watch.count() == 1
+    watches = pending_watches(a)  # at or before the deadline: it watches again at the deadline if need be
+    assert watches and watches[0].run_after <= a.deadline
     counterparty.state.callback_answer = "ACTION=POSTAUTH"
     make_due(a)
     run_tasks()
@@ -714,6 +713,13 @@ def test_an_authorization_without_answer_is_reversed(shop, counterparty, rails):
 # --- capture retries and the sweeper -------------------------------------------------------------------
 
 
+def pending_watches(a: Attempt) -> list[DBTaskResult]:
+    """The attempt's watch tasks not run yet."""
+    return [task for task in DBTaskResult.objects.filter(task_path="tasdid.gateway.tasks.watch_attempt",
+                                                         status="READY").order_by("run_after")
+            if task.args_kwargs["kwargs"]["attempt_id"] == a.pk]
+
+
 def make_due(a: Attempt) -> None:
     """Pretend the attempt's deadline has come (the watch task's too)."""
     past = timezone.now() - timezone.timedelta(seconds=1)
@@ -728,9 +734,8 @@ def test_a_failed_capture_is_retried_by_the_task_until_done(shop, counterparty, 
     assert action.endswith("/shop/ok")  # the merchant asked for the capture: the customer has paid
     a = attempt()
     assert a.state == AttemptState.CAPTURING and a.settle_tries == 1
-    watch = DBTaskResult.objects.filter(task_path="tasdid.gateway.tasks.watch_attempt", status="READY",
-                                        run_after=a.deadline)
-    assert watch.count() == 1 and watch.get().args_kwargs["kwargs"] == {"attempt_id": a.pk}
+    watches = pending_watches(a)
+    assert watches and watches[0].run_after <= a.deadline
 
     make_due(a)
     run_tasks()
@@ -1013,3 +1018,42 @@ def test_the_workers_recovery_pass_finishes_an_attempt_whose_watch_task_failed_f
     assert attempt().state == AttemptState.CAPTURED
     assert [c["AuthCode"] for c in counterparty.state.callbacks] == ["XYZ123"]
     assert [c.original_stan for c in rails.captures] == ["000042"]
+
+
+def test_an_attempt_whose_deadline_moves_three_times_has_one_watch_and_is_swept_after_its_last_deadline(
+        shop, counterparty, rails, run_tasks):
+    """The watch set when the attempt starts stays its only one while the deadline moves later; run before the
+    last deadline, it sets itself again at that deadline, and there it takes the attempt over."""
+    import time_machine
+
+    start = timezone.now()
+    session = PaymentSession.objects.get()
+    with time_machine.travel(start, tick=False):
+        a = services.attempt_start(session_id=session.pk, brand="VISA", masked_pan="411111******1111",
+                                   pan_fingerprint="x")
+    first_deadline = attempt().deadline
+    with time_machine.travel(start + dt.timedelta(seconds=10), tick=False):
+        services.attempt_begin_authorization(attempt_id=a.pk, from_state=AttemptState.AUTHENTICATING,
+                                             trans_status="U", eci="07", md_status="2", stan="000042")
+    with time_machine.travel(start + dt.timedelta(seconds=20), tick=False):
+        services.attempt_record_authorization(attempt_id=a.pk, result=AuthorizationResult("00", "XYZ123", "999"))
+    with time_machine.travel(start + dt.timedelta(seconds=30), tick=False):
+        services.attempt_begin_callback(attempt_id=a.pk)  # the process dies before the merchant is told
+    a = attempt()
+    assert a.deadline == first_deadline + dt.timedelta(seconds=30)  # moved three times, later each time
+    watches = pending_watches(a)
+    assert [w.run_after for w in watches] == [first_deadline]
+
+    with time_machine.travel(first_deadline + dt.timedelta(seconds=1), tick=False):
+        assert run_tasks() == 1  # not due yet: the watch sets itself again at the deadline, nothing moves
+    assert (attempt().state, counterparty.state.callbacks) == (AttemptState.AUTHORIZED, [])
+    assert [w.run_after for w in pending_watches(a)] == [a.deadline]
+
+    with time_machine.travel(a.deadline + dt.timedelta(seconds=1), tick=False):
+        run_tasks()
+    assert attempt().state == AttemptState.CAPTURED  # swept: the callback sent again, the payment captured
+    assert [c["AuthCode"] for c in counterparty.state.callbacks] == ["XYZ123"]
+    assert [c.original_stan for c in rails.captures] == ["000042"]
+    with time_machine.travel(attempt().deadline + dt.timedelta(seconds=1), tick=False):
+        run_tasks()  # the capture's watch finds the attempt finished and sets no other
+    assert pending_watches(a) == []

@@ -590,6 +590,17 @@ def sweep_attempt(*, attempt_id: int, now: dt.datetime | None = None) -> str:
     return "nothing to do"
 
 
+def watch_attempt(*, attempt_id: int, at: str | None = None, now: dt.datetime | None = None) -> str:
+    """The watch task of an attempt, run at ``at`` (its deadline when the watch was set): the attempt taken over
+    if due (sweep_attempt), then watched again at its deadline if that moved later and no other pending watch
+    sees it in time. One watch per attempt at a time, whatever the number of moves of its deadline."""
+    if at is not None:
+        services.attempt_watch_begins(attempt_id=attempt_id, at=at)
+    done = sweep_attempt(attempt_id=attempt_id, now=now)
+    services.attempt_watch_again(attempt_id=attempt_id, now=now)
+    return done
+
+
 def sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Everything past its deadline: expired sessions closed, attempts taken over (see sweep_attempt), refunds
     without an answer reversed (sweep_operations), the XML API's stale address counts forgotten."""

@@ -246,6 +246,9 @@ class Attempt(models.Model):
     settled_at = models.DateTimeField(null=True, blank=True, verbose_name="réglé le")
     # When the sweeper takes over if nothing else moved the attempt.
     deadline = models.DateTimeField(db_index=True, verbose_name="échéance")
+    # When the pending watch task looks at the attempt (at or before its deadline; it watches again at the
+    # deadline if that moved later): one watch per attempt, not one per move. None while none is pending.
+    watch_at = models.DateTimeField(null=True, blank=True, verbose_name="surveillance prévue le")
     created_at = models.DateTimeField(verbose_name="créé le")
     updated_at = models.DateTimeField(verbose_name="modifié le")
 

@@ -37,6 +37,7 @@ from tasdid.core.threeds import ATTEMPTED, AUTHENTICATED
 
 from . import protocol, selectors, store_keys
 from .models import (
+    ATTEMPT_TERMINAL,
     ATTEMPT_TRANSITIONS,
     OPERATION_TRANSITIONS,
     SESSION_TRANSITIONS,
@@ -148,21 +149,57 @@ def _note(attempt: Attempt, cause: str, *, now: dt.datetime, **changes) -> None:
 
 
 def _save_attempt(attempt: Attempt, *, now: dt.datetime, **changes) -> None:
-    """Set the changes on the attempt and save them with ``updated_at``; a new deadline is watched."""
+    """Set the changes on the attempt and save them with ``updated_at``; a new deadline is watched (_watch)."""
     for name, value in changes.items():
         setattr(attempt, name, value)
     attempt.updated_at = now
-    attempt.save(update_fields=["updated_at", *changes])
-    if "deadline" in changes:
+    fields = ["updated_at", *changes]
+    if "deadline" in changes and not _watched_in_time(attempt):
         _watch(attempt)
+        fields.append("watch_at")
+    attempt.save(update_fields=fields)
+
+
+def _watched_in_time(attempt: Attempt) -> bool:
+    """Whether a pending watch looks at the attempt at or before its deadline: that one sees a later deadline
+    when it runs and watches again then (flow.watch_attempt), so a deadline moved later needs no new watch."""
+    return attempt.watch_at is not None and attempt.watch_at <= attempt.deadline
 
 
 def _watch(attempt: Attempt) -> None:
     """Have the task worker look at the attempt at its deadline (a durable row written in this
-    transaction): whatever happens to this process, no attempt is left hanging."""
+    transaction): whatever happens to this process, no attempt is left hanging. The caller saves
+    ``watch_at``."""
     from .tasks import watch_attempt
 
-    watch_attempt.using(run_after=attempt.deadline).enqueue(attempt_id=attempt.pk)
+    attempt.watch_at = attempt.deadline
+    watch_attempt.using(run_after=attempt.deadline).enqueue(attempt_id=attempt.pk,
+                                                            at=attempt.deadline.isoformat())
+
+
+@transaction.atomic
+def attempt_watch_begins(*, attempt_id: int, at: str) -> None:
+    """A watch task starts: if it is the attempt's pending watch (run at ``at``), none is pending any more, so
+    that a deadline moved from now on is watched anew (_save_attempt)."""
+    attempt = _lock_attempt(attempt_id)
+    if attempt.watch_at is not None and attempt.watch_at == dt.datetime.fromisoformat(at):
+        attempt.watch_at = None
+        attempt.save(update_fields=["watch_at"])
+
+
+@transaction.atomic
+def attempt_watch_again(*, attempt_id: int, now: dt.datetime | None = None) -> bool:
+    """After a watch looked at the attempt: watched again at its deadline if that is still to come, the attempt
+    not finished (not final, or the merchant not told: selectors.attempts_due) and no pending watch sees it in
+    time. Whether a watch was enqueued."""
+    now = now or timezone.now()
+    attempt = _lock_attempt(attempt_id)
+    finished = attempt.state in ATTEMPT_TERMINAL and attempt.callback_answer
+    if finished or attempt.deadline <= now or _watched_in_time(attempt):
+        return False
+    _watch(attempt)
+    attempt.save(update_fields=["watch_at"])
+    return True
 
 
 def _lock_attempt(attempt_id: int) -> Attempt:
@@ -477,14 +514,14 @@ def attempt_start(*, session_id: int, brand: str, masked_pan: str, pan_fingerpri
         session=session, state=AttemptState.AUTHENTICATING, amount=amount, paid_refs=paid,
         deferred_refs=list(session.deferred_refs), brand=brand, masked_pan=masked_pan,
         pan_fingerprint=pan_fingerprint, threeds_server_trans_id=str(uuid.uuid4()), trans_id=_new_trans_id(now),
-        deadline=now + _exchange_grace(), created_at=now, updated_at=now,
+        deadline=now + _exchange_grace(), watch_at=now + _exchange_grace(), created_at=now, updated_at=now,
     )
     Event.objects.create(subject=Event.Subject.ATTEMPT, session=session, attempt=attempt, from_state="",
                          to_state=AttemptState.AUTHENTICATING,
                          cause=f"carte {masked_pan} soumise pour {protocol.wire(amount)} DH", at=now)
     _move_session(session, SessionState.PROCESSING, f"tentative {attempt.trans_id} en cours", now=now,
                   attempt=attempt)
-    _watch(attempt)
+    _watch(attempt)  # watch_at saved with the row
     return attempt
 
 
