@@ -194,7 +194,8 @@ def profile(args, pids: dict[str, int], phase: str) -> list[subprocess.Popen]:
     Path(args.profile).mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
     return [subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(int(args.duration)), "-r", "250",
-                              "--nonblocking", "--gil", "-f", "raw", "-o", str(Path(args.profile) / f"{phase}-{name}.txt")],
+                              "--nonblocking", "--gil", "-f", "raw",
+                              "-o", str(Path(args.profile) / f"{phase}-{name}.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for name, pid in pids.items()]
 
