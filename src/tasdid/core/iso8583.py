@@ -227,6 +227,7 @@ class _Timestamp(_Format):
         return _parse_de7(text, now)
 
 
+@functools.lru_cache(maxsize=4096)  # many messages share a second; strftime is among the hot path's dearest calls
 def de7(value: dt.datetime) -> str:
     """DE7 as sent: ``MMDDhhmmss`` in UTC (microseconds dropped)."""
     return value.astimezone(dt.UTC).strftime("%m%d%H%M%S")
