@@ -15,7 +15,8 @@ answer and send the next, for ``--duration`` seconds after ``--warmup`` seconds 
 
 The cluster is what DATABASE_URL names; scripts/with-postgres makes one that trades durability for speed (fsync,
 synchronous_commit and full_page_writes off) unless TASDID_PG_DURABLE=1. The run prints and records which.
-``--profile DIR`` samples the switch and the issuer host with py-spy during the last level of each phase
+``--profile DIR`` samples the switch and the issuer host with py-spy during the last level of each phase (the thread
+holding the interpreter only, so waits on the database or the network are not counted)
 (raw py-spy stacks in DIR; py-spy is no dependency of the project: `uv pip install --python .venv/bin/python py-spy`).
 
 Per level: authorizations/s, p50/p99 latency, the CPU each process spent per authorization (from /proc), and the
@@ -193,7 +194,8 @@ def profile(args, pids: dict[str, int], phase: str) -> list[subprocess.Popen]:
     Path(args.profile).mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
     return [subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(int(args.duration)), "-r", "250",
-                              "--nonblocking", "-f", "raw", "-o", str(Path(args.profile) / f"{phase}-{name}.txt")],
+                              "--nonblocking", "--gil", "-f", "raw",
+                              "-o", str(Path(args.profile) / f"{phase}-{name}.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for name, pid in pids.items()]
 

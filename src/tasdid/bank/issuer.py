@@ -39,7 +39,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from tasdid.core import iso8583 as iso
 from tasdid.core import response_codes as rc
-from tasdid.core.aio import within
+from tasdid.core.aio import BatchedWriter, within
 
 from .services import authorization
 
@@ -245,14 +245,13 @@ class IssuerHost:
             writer.close()
             return
         self.connections += 1
-        write_lock = asyncio.Lock()
+        out = BatchedWriter(writer)  # the answers of one batch leave together
         in_flight = asyncio.Semaphore(self.max_in_flight)
         pending: set[asyncio.Task] = set()
 
         async def send(message: iso.Message) -> None:
-            async with write_lock:
-                writer.write(iso.encode_frame(message))
-                await writer.drain()
+            out.write(iso.encode_frame(message))
+            await out.drain()
 
         async def work(message: iso.Message) -> None:
             try:

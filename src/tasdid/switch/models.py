@@ -57,11 +57,14 @@ class JournalEntry(models.Model):
     transmitted_at = models.DateTimeField("date de transmission (DE7)", null=True, blank=True)
     # The same exchange seen from the other side: for an issuer leg, the acquirer's STAN and DE7; for an acquirer
     # leg, the switch's own, when the request was forwarded.
-    related_stan = models.CharField("STAN de l'autre côté", max_length=6, blank=True, db_index=True)
+    # Indexed only where the switch looks a row up by it (the composite index below for related_stan): the
+    # admin's search takes a part of the value (LIKE '%…%'), which no B-tree index serves, and each index costs
+    # every row of the hot path a write.
+    related_stan = models.CharField("STAN de l'autre côté", max_length=6, blank=True)
     related_transmitted_at = models.DateTimeField("DE7 de l'autre côté", null=True, blank=True)
-    rrn = models.CharField("référence (RRN, DE37)", max_length=12, blank=True, db_index=True)
+    rrn = models.CharField("référence (RRN, DE37)", max_length=12, blank=True)
     response_code = models.CharField("code réponse (DE39)", max_length=2, blank=True)
-    masked_pan = models.CharField("carte (masquée)", max_length=19, blank=True, db_index=True)
+    masked_pan = models.CharField("carte (masquée)", max_length=19, blank=True)
     merchant_id = models.CharField("commerçant (DE42)", max_length=15, blank=True)
     processing_code = models.CharField("code de traitement (DE3)", max_length=6, blank=True)
     amount_minor = models.BigIntegerField("montant (centimes)", null=True, blank=True)

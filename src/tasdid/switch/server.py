@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 from django.db import close_old_connections, connections
 
-from tasdid.core.aio import within
+from tasdid.core.aio import BatchedWriter, within
 from tasdid.core.cards import mask
 
 from . import iso8583 as iso
@@ -247,6 +247,7 @@ class IssuerLink:
         self.up = asyncio.Event()
         self.pending: dict[tuple[str, str], asyncio.Future] = {}
         self.writer: asyncio.StreamWriter | None = None
+        self.out: BatchedWriter | None = None  # self.writer's frames, one write per turn of the loop
         self._stans = itertools.cycle(range(1, 1_000_000))
         self._stans_in_flight: set[str] = set()  # the STANs of ``pending`` (each in flight once)
         self.sign_ons = 0  # successful sign-ons (counts reconnections)
@@ -295,8 +296,8 @@ class IssuerLink:
                 if self.writer is None or self.writer.is_closing():
                     raise LinkDown(f"{self.name}: link lost")
             try:
-                self.writer.write(iso.encode_frame(message))
-                await self.writer.drain()
+                self.out.write(iso.encode_frame(message))
+                await self.out.drain()
             except (ConnectionError, OSError) as exc:
                 raise LinkDown(f"{self.name}: {exc}") from None
             if message.MTI not in REVERSIBLE:
@@ -325,7 +326,7 @@ class IssuerLink:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.reconnect_max)
                 continue
-            self.writer = writer
+            self.writer, self.out = writer, BatchedWriter(writer)
             reading = asyncio.create_task(self._read(reader, writer), name=f"issuer-read {self.name}")
             try:
                 if await self._network(iso.SIGN_ON, require_up=False):
@@ -498,7 +499,7 @@ class Switch:
         this = asyncio.current_task()
         self._connections.add(this)
         slots = asyncio.Semaphore(self.config.max_in_flight)
-        sending = asyncio.Lock()
+        out = BatchedWriter(writer)  # the answers ready in one turn of the loop leave together
 
         async def send(message: iso.Message, *, request: iso.Message | None, started: float | None,
                        note: str = "", bank_name: str = "", forward: Forward | None = None) -> None:
@@ -511,12 +512,9 @@ class Switch:
                 latency=None if started is None else time.monotonic() - started))
             if writer.is_closing():
                 return
-            async with sending:
-                try:
-                    writer.write(iso.encode_frame(message))
-                    await writer.drain()
-                except (ConnectionError, OSError):
-                    pass
+            out.write(iso.encode_frame(message))
+            with contextlib.suppress(ConnectionError, OSError):
+                await out.drain()
 
         try:
             while True:

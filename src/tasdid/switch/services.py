@@ -1,6 +1,7 @@
 """Writes of the switch: the journal (in batches), the reversals it owes, the seed routes."""
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 
 from django.db import IntegrityError, connections, router, transaction
@@ -19,30 +20,45 @@ SANDBOX_ROUTES = (
 
 def journal_append(*, entries: Iterable[dict]) -> int:
     """Write a batch of journal rows (each a dict of JournalEntry fields; the others take their defaults) in one
-    short transaction. One INSERT executed for many rows, without building model instances: the journal is
-    written beside the switch's event loop, and the ORM's per-row work would hold the interpreter from it."""
-    fields = [f for f in JournalEntry._meta.concrete_fields if not f.primary_key]
-    names = [f.attname for f in fields]
-    unknown = {name for entry in entries for name in entry} - {f.attname for f in fields}
+    short transaction, without building model instances: the journal is written beside the switch's event loop,
+    and the ORM's per-row work would hold the interpreter from it. On PostgreSQL the rows go by one ``COPY`` (no
+    statement per row, no client-side rendering of each value); elsewhere by one INSERT executed for many rows."""
+    fields, names, defaults, times = _journal_columns()
+    entries = list(entries)
+    unknown = {name for entry in entries for name in entry} - set(names)
     if unknown:
         raise ValueError(f"not journal fields: {', '.join(sorted(unknown))}")
+    if not entries:
+        return 0
     connection = connections[router.db_for_write(JournalEntry)]
     quote = connection.ops.quote_name
-    # Table and column names come from the model, the values go as parameters.
-    sql = (f"INSERT INTO {quote(JournalEntry._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-           f"VALUES ({', '.join(['%s'] * len(fields))})")
-    defaults = {f.attname: f.get_default() for f in fields}
+    table = quote(JournalEntry._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    if connection.vendor == "postgresql":
+        # psycopg adapts each value itself (aware datetimes included) in its C loader.
+        with (transaction.atomic(using=connection.alias), connection.cursor() as cursor,
+              cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy):  # names from the model
+            for entry in entries:
+                copy.write_row([entry.get(name, defaults[name]) for name in names])
+        return len(entries)
     # What get_db_prep_save would do, field by field, without its per-value calls: the times adapted by the
     # backend, the other columns (text and integers) as they are.
     adapt = connection.ops.adapt_datetimefield_value
-    times = {f.attname for f in fields if f.get_internal_type() == "DateTimeField"}
     rows = [[adapt(value) if name in times and value is not None else value
              for name in names for value in (entry.get(name, defaults[name]),)]
             for entry in entries]
-    if rows:
-        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
     return len(rows)
+
+
+@functools.cache
+def _journal_columns() -> tuple[list, list[str], dict, frozenset[str]]:
+    """The journal's columns (all but the key), their attribute names, defaults, and which hold times."""
+    fields = [f for f in JournalEntry._meta.concrete_fields if not f.primary_key]
+    return (fields, [f.attname for f in fields], {f.attname: f.get_default() for f in fields},
+            frozenset(f.attname for f in fields if f.get_internal_type() == "DateTimeField"))
 
 
 def reversal_open(*, host: str, port: int, bank_name: str, original_mti: str, original_stan: str,

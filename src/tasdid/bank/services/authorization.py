@@ -203,8 +203,17 @@ def _insert(model, objects: list) -> None:
     sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
            f"VALUES {', '.join([row] * len(objects))} RETURNING {quote(model._meta.pk.column)}")
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        keys = [key for (key,) in cursor.fetchall()]
+        if connection.vendor == "postgresql":
+            # The values bound by the server (psycopg's own cursor) rather than written into the query's text by
+            # the client as Django's cursor does: that rendering, value by value, cost a fifth of a batch's CPU.
+            import psycopg
+
+            with psycopg.Cursor(cursor.cursor.connection) as bound:
+                bound.execute(sql, params)
+                keys = [key for (key,) in bound.fetchall()]
+        else:
+            cursor.execute(sql, params)
+            keys = [key for (key,) in cursor.fetchall()]
     for obj, key in zip(objects, keys, strict=True):
         obj.pk = key
         obj._state.adding, obj._state.db = False, connection.alias

@@ -6,6 +6,7 @@ import signal
 from django.core.management.base import BaseCommand, CommandError
 
 from tasdid.bank import issuer
+from tasdid.core import aio
 
 
 class Command(BaseCommand):
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         if not 0 <= port <= 65535:
             raise CommandError(f"not a port number: {port}")
         try:
-            asyncio.run(self._run(host, port, options["idle_timeout"]))
+            aio.run(self._run(host, port, options["idle_timeout"]))
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 

@@ -5,6 +5,7 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
+from tasdid.core import aio
 from tasdid.switch.server import Switch, SwitchConfig
 
 
@@ -22,7 +23,7 @@ class Command(BaseCommand):
         if not 0 <= config.port < 65536:
             raise CommandError(f"port invalide : {config.port}")
         try:
-            asyncio.run(self._serve(config))
+            aio.run(self._serve(config))
         except OSError as exc:
             raise CommandError(f"le switch ne peut pas écouter sur {config.host}:{config.port} : {exc}") from None
 
