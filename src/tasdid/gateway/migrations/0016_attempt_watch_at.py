@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gateway', '0013_operations_backfill'),
+        ('gateway', '0015_api_request_operation'),
     ]
 
     operations = [
