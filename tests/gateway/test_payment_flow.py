@@ -1057,3 +1057,17 @@ def test_an_attempt_whose_deadline_moves_three_times_has_one_watch_and_is_swept_
     with time_machine.travel(attempt().deadline + dt.timedelta(seconds=1), tick=False):
         run_tasks()  # the capture's watch finds the attempt finished and sets no other
     assert pending_watches(a) == []
+
+
+def test_a_trans_id_never_reads_as_a_card_number(monkeypatch):
+    """The day's prefix (26342…) is a MasterCard BIN: a random part drawn all in digits would make the TransId a
+    Luhn-valid card number one time in ten, flagged by every card-data scan; such a draw is made again."""
+    from tasdid.core.cards import find_card_numbers
+
+    draws = iter(["727834350001", "12345678ABCD", "0F0F0F0F0F0F", "1234567ABCDE"])
+    monkeypatch.setattr(services.secrets, "token_hex", lambda _n: next(draws))
+    day = dt.datetime(2026, 12, 8, tzinfo=dt.UTC)
+    assert find_card_numbers("26342" + "727834350001")  # the first draw would be a card number
+    # Drawn again, and again for 13 digits in a row (2634212345678…), a card number's length.
+    assert services._new_trans_id(day) == "263420F0F0F0F0F0F"
+    assert services._new_trans_id(day) == "263421234567ABCDE"  # 12 digits in a row: kept
