@@ -2,7 +2,7 @@
 over HTTP (tests/flows/page_queries.py), each under a ceiling: the count measured, the same on SQLite and PostgreSQL
 unless said. A page over its ceiling, or served without one, fails with its id and its statements."""
 
-from tests.flows import journey, page_queries
+from tests.flows import page_queries
 from tests.flows.conftest import customer, person, world  # noqa: F401 - fixtures
 from tests.support.query_counts import over_ceilings, recording
 
@@ -21,10 +21,6 @@ CEILINGS: dict[str, int] = {
 def test_every_bank_page_and_endpoint_stays_under_its_ceiling(world, customer, person):  # noqa: F811
     biller = world["biller"]
     with recording() as log:
-        pay_page = page_queries.to_hosted_page(log, person, biller)
-        with log.step("card, frictionless"):
-            journey.submit_card(person, pay_page, page_queries.VISA)
-        page_queries.second_customer()
-        page_queries.pay_with_challenge(log, person, biller)
+        page_queries.card_up_to_the_bank(log, person, biller)
     problems = over_ceilings(log, CEILINGS, parties=("bank",))
     assert not problems, "\n".join(problems)

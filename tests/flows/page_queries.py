@@ -85,6 +85,16 @@ def pay_with_challenge(log: QueryLog, person: Browser, biller: str, *, identifie
     return receipt
 
 
+def card_up_to_the_bank(log: QueryLog, person: Browser, biller: str) -> None:
+    """Two cards as far as the bank and the 3-D Secure directory see them: one frictionless (not yet concluded),
+    then another customer's challenged to the receipt."""
+    pay_page = to_hosted_page(log, person, biller)
+    with log.step("card, frictionless"):
+        journey.submit_card(person, pay_page, VISA)
+    second_customer()
+    pay_with_challenge(log, person, biller)
+
+
 def pay_refused(log: QueryLog, person: Browser, biller: str) -> Page:
     """A card without funds: the gateway's answer, the biller's failure page."""
     pay_page = to_hosted_page(log, person, biller)
