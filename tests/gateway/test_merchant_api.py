@@ -227,12 +227,8 @@ def test_a_refund_the_issuer_declines_is_answered_declined(api_user):
     assert REFUNDS.count() == 1
 
 
-def test_concurrent_duplicates_move_the_money_once(api_user):
-    kept_authorization(30000, "API-RACE-1")
-    assert call("API-RACE-1", "PostAuth")[0].response == "Approved"
-    opening = balance(VISA)
-    body = xmlapi.build_request(name=NAME, password=PASSWORD, client_id=MERCHANT, order_id="API-RACE-1",
-                                type_="Credit", total="40.00")
+def three_at_once(body: bytes) -> list[bytes]:
+    """The same body posted by three threads released together; their answers."""
     answers: list[bytes] = []
     start = threading.Barrier(3)
 
@@ -245,6 +241,16 @@ def test_concurrent_duplicates_move_the_money_once(api_user):
         thread.start()
     for thread in threads:
         thread.join()
+    return answers
+
+
+def test_concurrent_duplicates_move_the_money_once(api_user):
+    kept_authorization(30000, "API-RACE-1")
+    assert call("API-RACE-1", "PostAuth")[0].response == "Approved"
+    opening = balance(VISA)
+    body = xmlapi.build_request(name=NAME, password=PASSWORD, client_id=MERCHANT, order_id="API-RACE-1",
+                                type_="Credit", total="40.00")
+    answers = three_at_once(body)
     assert len(answers) == 3 and len(set(answers)) == 1
     assert xmlapi.read_response(answers[0]).response == "Approved"
     assert REFUNDS.count() == 1 and balance(VISA) == opening + Decimal("40.00")
@@ -343,18 +349,7 @@ def test_repeats_of_a_claim_left_before_anything_was_recorded_arriving_together_
     assert call("API-DEAD-5", "PostAuth")[0].response == "Approved"
     opening = balance(VISA)
     body, _stale = dead_claim("API-DEAD-5", "Credit", "15.00")
-    answers: list[bytes] = []
-    start = threading.Barrier(3)
-
-    def send():
-        start.wait()
-        answers.append(post(body).content)
-
-    threads = [threading.Thread(target=send) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = three_at_once(body)
     assert len(answers) == 3 and len(set(answers)) == 1
     assert xmlapi.read_response(answers[0]).response == "Approved"
     assert REFUNDS.count() == 1 and balance(VISA) == opening + Decimal("15.00")
