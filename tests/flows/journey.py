@@ -149,8 +149,12 @@ def wait_for(predicate, what: str):
 
 
 def delivered_email(to: str = EMAIL) -> MailboxMessage:
-    """The email as the SMTP sink received it (the task worker sends it once the settlement commits)."""
-    return wait_for(lambda: MailboxMessage.objects.filter(rcpt_to__icontains=to).first(), f"an email to {to}")
+    """The email as the SMTP sink received it (the task worker sends it once the settlement commits), and its
+    outbox row marked sent: the sink has it a moment before the worker records that the SMTP server took it."""
+    message = wait_for(lambda: MailboxMessage.objects.filter(rcpt_to__icontains=to).first(), f"an email to {to}")
+    wait_for(lambda: not Email.objects.filter(to__iexact=to, status=Email.Status.SENDING).exists(),
+             f"the email to {to} marked sent")
+    return message
 
 
 def attempt_moves(attempt: Attempt) -> list[str]:
