@@ -16,6 +16,14 @@ from tests.support.staff import PASSWORD, staff_account
 from .a11y import check_page
 
 
+def sign_in(page, site: str, username: str) -> None:
+    """Through the admin's login form, as staff do."""
+    page.goto(f"{site}/admin/login/")
+    page.get_by_label("Nom d’utilisateur").fill(username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Connexion").click()
+    page.wait_for_url("**/admin/")
+
 def test_the_daily_report_shows_its_chart(parties, page):
     merchant = make_merchant()
     captured = attempt(merchant, 1, AttemptState.CAPTURED, "285.00")
@@ -28,11 +36,7 @@ def test_the_daily_report_shows_its_chart(parties, page):
             if "Content Security Policy" in message.text else None)
 
     gateway = parties["gateway"]
-    page.goto(f"{gateway}/admin/login/")
-    page.get_by_label("Nom d’utilisateur").fill("amina")
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Connexion").click()
-    page.wait_for_url("**/admin/")
+    sign_in(page, gateway, "amina")
 
     page.goto(f"{gateway}/admin/gateway/merchant/")
     page.get_by_role("link", name="rapport du jour").click()
@@ -79,11 +83,7 @@ def test_staff_see_an_api_users_address_locks_and_lift_them(parties, page):
     staff_account("amina", parties=["gateway"], superuser=False)
 
     gateway = parties["gateway"]
-    page.goto(f"{gateway}/admin/login/")
-    page.get_by_label("Nom d’utilisateur").fill("amina")
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Connexion").click()
-    page.wait_for_url("**/admin/")
+    sign_in(page, gateway, "amina")
 
     page.goto(f"{gateway}/admin/gateway/merchantapiuser/")
     page.get_by_role("link", name="boutique-api").click()
